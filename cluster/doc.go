@@ -1,0 +1,2 @@
+// Package cluster starts and controls a cluster of store members on a backend: the deterministic simulator, OS processes or Docker containers.
+package cluster

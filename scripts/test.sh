@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The project's test command: formatting, vet, staticcheck, unit tests, and a seed sweep.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then echo "gofmt needed: $unformatted" >&2; exit 1; fi
+go vet ./...
+go run honnef.co/go/tools/cmd/staticcheck@v0.7.0 ./...
+go test -short -count=1 ./...
