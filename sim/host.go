@@ -185,6 +185,7 @@ func (h *Host) Cancel(id TimerID) bool {
 		return false
 	}
 	h.freeTimer(idx)
+	h.w.timerDied()
 	return true
 }
 
@@ -263,6 +264,7 @@ func (h *Host) crash(torn bool) {
 	for i := range h.timers {
 		if h.timers[i].live {
 			h.freeTimer(uint32(i))
+			h.w.timerDied()
 		}
 	}
 	if h.disk != nil {

@@ -206,3 +206,26 @@ func TestHostRandIndependent(t *testing.T) {
 	w2 := NewWorld(Config{Seed: 10})
 	assert.NotEqual(t, NewWorld(Config{Seed: 9}).AddHost("a", &proc{}).Rand().Uint64(), w2.AddHost("a", &proc{}).Rand().Uint64())
 }
+
+func TestCancelledTimersCompacted(t *testing.T) {
+	w := NewWorld(Config{})
+	a := w.AddHost("a", &proc{})
+	require.NoError(t, w.RunFor(0))
+	var fired []int
+	var keep []int
+	for i := 0; i < 20000; i++ {
+		id := a.After(time.Duration(20000-i)*time.Millisecond, func() { fired = append(fired, i) })
+		if i%7 == 0 {
+			keep = append(keep, i)
+		} else {
+			require.True(t, a.Cancel(id))
+		}
+	}
+	assert.Less(t, w.Pending(), 20000/2+10, "dead timers are compacted away")
+	require.NoError(t, w.RunFor(time.Hour))
+	// Later i: shorter delay, so they fire in reverse order.
+	for l, r := 0, len(keep)-1; l < r; l, r = l+1, r-1 {
+		keep[l], keep[r] = keep[r], keep[l]
+	}
+	assert.Equal(t, keep, fired)
+}

@@ -116,3 +116,45 @@ func (q *queue) pop() (int64, event) {
 	q.free = append(q.free, top.slot)
 	return top.at, ev
 }
+
+// compact removes every queued event for which dead returns true and
+// restores the heap. Removing entries never changes the (at, seq) order of
+// the others, so compaction is invisible to the run: it only bounds memory
+// and heap depth when many timers are cancelled long before they fall due.
+func (q *queue) compact(dead func(*event) bool) {
+	h := q.heap[:0]
+	for _, e := range q.heap {
+		if dead(&q.slab[e.slot]) {
+			q.slab[e.slot] = event{}
+			q.free = append(q.free, e.slot)
+			continue
+		}
+		h = append(h, e)
+	}
+	q.heap = h
+	for i := len(h)/2 - 1; i >= 0; i-- {
+		q.down(i)
+	}
+}
+
+// down sifts the entry at i down to its place.
+func (q *queue) down(i int) {
+	h := q.heap
+	n := len(h)
+	e := h[i]
+	for {
+		c := 2*i + 1
+		if c >= n {
+			break
+		}
+		if r := c + 1; r < n && h[r].before(h[c]) {
+			c = r
+		}
+		if !h[c].before(e) {
+			break
+		}
+		h[i] = h[c]
+		i = c
+	}
+	h[i] = e
+}

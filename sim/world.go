@@ -73,6 +73,8 @@ type World struct {
 
 	tracing bool
 	tbuf    []byte
+
+	deadTimers int // cancelled or crashed timers still queued (an upper bound)
 }
 
 // NewWorld returns an empty world at virtual time cfg.Start. It panics if
@@ -285,6 +287,24 @@ func (w *World) dispatch(ev event) {
 	default:
 		panic(fmt.Sprintf("sim: unknown event kind %d", ev.kind))
 	}
+}
+
+// timerDied notes a timer that was cancelled or dropped while its event is
+// still queued, and compacts the queue when such dead events are the
+// majority (e.g. request timeouts cancelled on every reply).
+func (w *World) timerDied() {
+	w.deadTimers++
+	if w.deadTimers < 4096 || w.deadTimers < w.q.len()/2 {
+		return
+	}
+	w.q.compact(func(ev *event) bool {
+		if ev.kind != evTimer {
+			return false
+		}
+		s := &ev.host.timers[uint32(ev.id)]
+		return !s.live || s.gen != uint32(ev.id>>32)
+	})
+	w.deadTimers = 0
 }
 
 // Tracef writes one trace line "<virtual seconds> <host> <event>" if tracing
