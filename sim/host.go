@@ -33,6 +33,11 @@ type Disk interface {
 // issued.
 type TimerID uint64
 
+// String renders the ID as "t<slot>.<generation>" for traces.
+func (id TimerID) String() string {
+	return fmt.Sprintf("t%d.%d", uint32(id), uint32(id>>32))
+}
+
 // timerSlot is one entry of a host's timer table. A TimerID is the slot
 // index and the slot's generation; freeing a slot bumps the generation, so
 // stale queued events and stale IDs are recognized without a map.
@@ -214,7 +219,7 @@ func (h *Host) fire(ev event) {
 	fn := s.fn
 	h.freeTimer(idx)
 	if h.w.tracing {
-		h.w.Tracef(h.name, "timer %d", ev.id)
+		h.w.Tracef(h.name, "timer %v", TimerID(ev.id))
 	}
 	fn()
 }

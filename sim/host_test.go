@@ -25,6 +25,7 @@ func TestTimers(t *testing.T) {
 	// The cancelled slot is reused; the stale ID must not cancel the new timer.
 	h.After(25*time.Millisecond, func() { fired = append(fired, "25") })
 	assert.False(t, h.Cancel(id))
+	assert.Equal(t, "t1.1", id.String())
 	require.NoError(t, w.RunFor(time.Second))
 	assert.Equal(t, []string{"10", "10b", "25", "30"}, fired)
 }

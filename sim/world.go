@@ -169,6 +169,13 @@ func (w *World) Schedule(d time.Duration, name string, fn func()) {
 	w.q.push(w.after(d), event{kind: evWorld, fn: fn, payload: name})
 }
 
+// ScheduleAt is Schedule at an absolute virtual time, measured from the epoch
+// (as World.Elapsed is); a time already past runs now. A fault schedule whose
+// offsets are relative to the start of the run maps onto it directly.
+func (w *World) ScheduleAt(at time.Duration, name string, fn func()) {
+	w.Schedule(at-time.Duration(w.now), name, fn)
+}
+
 // after returns the virtual time d from now, saturating.
 func (w *World) after(d time.Duration) int64 {
 	if d <= 0 {

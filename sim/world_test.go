@@ -112,6 +112,17 @@ func TestScheduleOrder(t *testing.T) {
 	assert.Equal(t, []string{"z", "y", "a", "b", "c", "d"}, got, "ties run in schedule order")
 }
 
+func TestScheduleAt(t *testing.T) {
+	w := NewWorld(Config{})
+	require.NoError(t, w.RunFor(time.Second))
+	var at []time.Duration
+	rec := func() { at = append(at, w.Elapsed()) }
+	w.ScheduleAt(1500*time.Millisecond, "abs", rec)
+	w.ScheduleAt(500*time.Millisecond, "past", rec)
+	require.NoError(t, w.RunFor(time.Second))
+	assert.Equal(t, []time.Duration{time.Second, 1500 * time.Millisecond}, at)
+}
+
 func TestRunUntil(t *testing.T) {
 	w := NewWorld(Config{})
 	fired := false
