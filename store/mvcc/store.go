@@ -91,6 +91,8 @@ type Store struct {
 	hooks      LeaseHooks
 
 	watch watchState
+	// watchChunk is watchChunkEntries, lowered by tests to exercise chunked catch-up.
+	watchChunk int
 }
 
 // Open opens (creating if needed) the store at path, creates every etcd bucket, and
@@ -102,7 +104,7 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.BatchLimit == 0 {
 		opts.BatchLimit = defaultBatchLimit
 	}
-	s := &Store{path: path, opts: opts}
+	s := &Store{path: path, opts: opts, watchChunk: watchChunkEntries}
 	s.watch.init()
 	if err := s.openDB(); err != nil {
 		return nil, err

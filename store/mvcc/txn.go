@@ -78,7 +78,11 @@ func (tw *writeTxn) executeTxn(r *pb.TxnRequest, path []bool, resp *pb.TxnRespon
 		case *pb.RequestOp_RequestPut:
 			prev := tw.getPrevKV(tv.RequestPut)
 			if (tv.RequestPut.GetIgnoreValue() || tv.RequestPut.GetIgnoreLease()) && prev == nil {
-				return 0, ErrKeyNotFound
+				// The key was live when checked but an earlier op of this txn deleted
+				// it: a from-key ("\x00") delete slips through etcd's duplicate check,
+				// and etcd then crashes on prevKV.KVs[0]. havoc puts an empty value
+				// and no lease instead, so such a txn cannot take the cluster down.
+				prev = &mvccpb.KeyValue{}
 			}
 			out.(*pb.ResponseOp_ResponsePut).ResponsePut = tw.applyPut(tv.RequestPut, prev)
 		case *pb.RequestOp_RequestDeleteRange:

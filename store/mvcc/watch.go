@@ -239,9 +239,9 @@ func (s *Store) catchUp(w *watcher) (WatchEvent, bool) {
 	var evs []*mvccpb.Event
 	last, read, stopped := int64(0), 0, false
 	c := s.bucket(BucketKey).Cursor()
-	for k, v := c.Seek(revKey(revision{main: w.nextRev}, false)); k != nil; k, v = c.Next() {
+	for k, v := c.Seek(revKey(revision{main: max(w.nextRev, 0)}, false)); k != nil; k, v = c.Next() {
 		r, tomb := parseRevKey(k)
-		if read >= watchChunkEntries && r.main != last {
+		if read >= s.watchChunk && r.main != last {
 			stopped = true
 			break
 		}
