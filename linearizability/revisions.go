@@ -1,0 +1,324 @@
+package linearizability
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// violation is one broken rule, with the operations and keys it involves.
+type violation struct {
+	reason string
+	ops    []int64
+	keys   []string
+}
+
+func (v *violation) String() string { return v.reason }
+
+// revWrite is a write whose revision is known: acknowledged, or observed
+// through a read's mod_revision.
+type revWrite struct {
+	rev    int64
+	op     int // index into ops
+	delete bool
+}
+
+// observation is what one read saw of one key at header revision h.
+type observation struct {
+	op    int
+	key   string
+	found bool
+	kv    KV
+	h     int64
+}
+
+// checkRevisions runs the cheap global checks that Porcupine's per-key
+// partitions cannot see, in O(n log n) (plus the keys each range covers):
+//  1. acknowledged writes have distinct revisions;
+//  2. revisions agree with real time: if A returned before B was called,
+//     a write B has a revision above A's, a linearizable read B a header
+//     revision at least A's;
+//  3. every value a read (serializable or not) returns was written to that
+//     key by a write that may have happened, at the mod_revision the read
+//     reports, and no known write of that key (nor a revoke of its lease)
+//     falls between that mod_revision and the read's header revision;
+//  4. a read that finds a key absent is not preceded (by revision) by a
+//     known put of it, unless a delete or lease of unknown revision could
+//     explain the absence.
+//
+// It returns nil when it finds nothing wrong.
+func checkRevisions(ops []Operation) *violation {
+	writer := make(map[string]int) // value -> op index
+	for i := range ops {
+		if ops[i].Kind.writesValue() {
+			writer[ops[i].Value] = i
+		}
+	}
+	known := make([]int64, len(ops)) // known revision of each write, 0 if none
+	revOwner := make(map[int64]int)
+	for i := range ops {
+		op := &ops[i]
+		if op.Outcome != OutcomeOK || op.Resp.Revision == 0 {
+			continue
+		}
+		switch {
+		case op.Kind == KindPut || op.Kind == KindPutLease,
+			op.Kind == KindCAS && op.Resp.Succeeded,
+			op.Kind == KindDelete && op.Resp.Deleted > 0:
+			r := op.Resp.Revision
+			known[i] = r
+			if j, dup := revOwner[r]; dup {
+				return &violation{
+					reason: fmt.Sprintf("duplicate revision %d: acknowledged writes #%d (%s) and #%d (%s)", r, ops[j].ID, Describe(&ops[j]), op.ID, Describe(op)),
+					ops:    []int64{ops[j].ID, op.ID}, keys: []string{ops[j].Key, op.Key},
+				}
+			}
+			revOwner[r] = i
+		}
+	}
+
+	// Gather what reads saw.
+	writtenKeys := map[string]struct{}{}
+	unknownDelete := map[string]bool{} // keys a delete or lease may have removed at an unknown revision
+	for i := range ops {
+		op := &ops[i]
+		if op.Outcome == OutcomeFail {
+			continue
+		}
+		switch op.Kind {
+		case KindPut, KindCAS:
+			writtenKeys[op.Key] = struct{}{}
+		case KindPutLease:
+			writtenKeys[op.Key] = struct{}{}
+			unknownDelete[op.Key] = true
+		case KindDelete:
+			if known[i] == 0 {
+				unknownDelete[op.Key] = true
+			}
+		}
+	}
+	sortedKeys := make([]string, 0, len(writtenKeys))
+	for k := range writtenKeys {
+		sortedKeys = append(sortedKeys, k)
+	}
+	sort.Strings(sortedKeys)
+
+	var obs []observation
+	for i := range ops {
+		op := &ops[i]
+		if op.Outcome != OutcomeOK {
+			continue
+		}
+		h := op.Resp.Revision
+		switch {
+		case op.Kind == KindGet, op.Kind == KindCAS && !op.Resp.Succeeded:
+			obs = append(obs, observation{op: i, key: op.Key, found: op.Resp.Found, kv: respKV(op), h: h})
+		case op.Kind == KindDelete && op.Resp.Deleted == 0:
+			obs = append(obs, observation{op: i, key: op.Key, h: h})
+		case op.Kind == KindRange:
+			seen := map[string]bool{}
+			for j, kv := range op.Resp.KVs {
+				if !strings.HasPrefix(kv.Key, op.Prefix) || j > 0 && kv.Key <= op.Resp.KVs[j-1].Key {
+					return &violation{
+						reason: fmt.Sprintf("range #%d over prefix %q returned key %q out of order or outside the prefix", op.ID, op.Prefix, kv.Key),
+						ops:    []int64{op.ID}, keys: []string{kv.Key},
+					}
+				}
+				seen[kv.Key] = true
+				obs = append(obs, observation{op: i, key: kv.Key, found: true, kv: kv, h: h})
+			}
+			k, _ := slices.BinarySearch(sortedKeys, op.Prefix)
+			for ; k < len(sortedKeys) && strings.HasPrefix(sortedKeys[k], op.Prefix); k++ {
+				if !seen[sortedKeys[k]] {
+					obs = append(obs, observation{op: i, key: sortedKeys[k], h: h})
+				}
+			}
+		}
+	}
+
+	// Pass A: every value seen was written, to that key, at that revision.
+	observedRev := make(map[int]int64) // unknown write -> revision a read saw
+	for _, o := range obs {
+		if !o.found {
+			continue
+		}
+		op := &ops[o.op]
+		w, ok := writer[o.kv.Value]
+		bad := func(why string, more ...int) *violation {
+			v := &violation{reason: fmt.Sprintf("#%d %s saw key %q = %s: %s", op.ID, Describe(op), o.key, describeKV(true, o.kv), why), ops: []int64{op.ID}, keys: []string{o.key}}
+			for _, m := range more {
+				v.ops = append(v.ops, ops[m].ID)
+			}
+			return v
+		}
+		if !ok {
+			return bad("no operation wrote that value")
+		}
+		wop := &ops[w]
+		switch {
+		case wop.Key != o.key:
+			return bad(fmt.Sprintf("the value was written to key %q by #%d", wop.Key, wop.ID), w)
+		case wop.Outcome == OutcomeFail:
+			return bad(fmt.Sprintf("the value was written by #%d, which failed", wop.ID), w)
+		case wop.Kind == KindCAS && wop.Outcome == OutcomeOK && !wop.Resp.Succeeded:
+			return bad(fmt.Sprintf("the value was written by #%d, a cas that did not succeed", wop.ID), w)
+		case o.h != 0 && o.kv.ModRevision > o.h:
+			return bad(fmt.Sprintf("mod_revision %d is above the header revision %d", o.kv.ModRevision, o.h))
+		}
+		if known[w] != 0 {
+			if o.kv.ModRevision != known[w] {
+				return bad(fmt.Sprintf("the write #%d has revision %d", wop.ID, known[w]), w)
+			}
+			continue
+		}
+		if r, ok := observedRev[w]; ok {
+			if r != o.kv.ModRevision {
+				return bad(fmt.Sprintf("another read saw the write #%d at revision %d", wop.ID, r), w)
+			}
+			continue
+		}
+		if j, taken := revOwner[o.kv.ModRevision]; taken {
+			return bad(fmt.Sprintf("revision %d belongs to #%d %s", o.kv.ModRevision, ops[j].ID, Describe(&ops[j])), j)
+		}
+		observedRev[w] = o.kv.ModRevision
+		revOwner[o.kv.ModRevision] = w
+	}
+
+	if v := checkRealTime(ops, known, observedRev); v != nil {
+		return v
+	}
+
+	// Per key, the writes of known revision, sorted by revision.
+	byKey := map[string][]revWrite{}
+	for i := range ops {
+		r := known[i]
+		if r == 0 {
+			r = observedRev[i]
+		}
+		if r != 0 {
+			byKey[ops[i].Key] = append(byKey[ops[i].Key], revWrite{rev: r, op: i, delete: ops[i].Kind == KindDelete})
+		}
+	}
+	for _, ws := range byKey {
+		slices.SortFunc(ws, func(a, b revWrite) int { return cmpInt64(a.rev, b.rev) })
+	}
+	revokes := map[int64][]revWrite{} // lease -> acknowledged revokes
+	for i := range ops {
+		if op := &ops[i]; op.Kind == KindLeaseRevoke && op.Outcome == OutcomeOK && op.Resp.Revision != 0 {
+			revokes[op.Lease] = append(revokes[op.Lease], revWrite{rev: op.Resp.Revision, op: i, delete: true})
+		}
+	}
+	for _, rs := range revokes {
+		slices.SortFunc(rs, func(a, b revWrite) int { return cmpInt64(a.rev, b.rev) })
+	}
+	// firstAfter returns the first entry of ws with revision above r.
+	firstAfter := func(ws []revWrite, r int64) (revWrite, bool) {
+		i := sort.Search(len(ws), func(i int) bool { return ws[i].rev > r })
+		if i == len(ws) {
+			return revWrite{}, false
+		}
+		return ws[i], true
+	}
+
+	// Pass B: nothing known happened to the key between what the read saw
+	// and its header revision.
+	for _, o := range obs {
+		if o.h == 0 {
+			continue
+		}
+		op := &ops[o.op]
+		ws := byKey[o.key]
+		if o.found {
+			m := o.kv.ModRevision
+			if w, ok := firstAfter(ws, m); ok && w.rev <= o.h {
+				return &violation{
+					reason: fmt.Sprintf("stale read: #%d %s saw key %q = %s at revision %d, but #%d %s wrote it at revision %d", op.ID, Describe(op), o.key, describeKV(true, o.kv), o.h, ops[w.op].ID, Describe(&ops[w.op]), w.rev),
+					ops:    []int64{op.ID, ops[w.op].ID}, keys: []string{o.key},
+				}
+			}
+			if wop := &ops[writer[o.kv.Value]]; wop.Kind == KindPutLease {
+				if rv, ok := firstAfter(revokes[wop.Lease], m); ok && rv.rev <= o.h {
+					return &violation{
+						reason: fmt.Sprintf("stale read: #%d %s saw key %q = %s at revision %d, but #%d revoked its lease %d at revision %d", op.ID, Describe(op), o.key, describeKV(true, o.kv), o.h, ops[rv.op].ID, wop.Lease, rv.rev),
+						ops:    []int64{op.ID, ops[rv.op].ID, wop.ID}, keys: []string{o.key},
+					}
+				}
+			}
+			continue
+		}
+		if unknownDelete[o.key] {
+			continue
+		}
+		i := sort.Search(len(ws), func(i int) bool { return ws[i].rev > o.h }) - 1
+		if i >= 0 && !ws[i].delete {
+			w := ws[i]
+			return &violation{
+				reason: fmt.Sprintf("#%d %s found key %q absent at revision %d, but #%d %s wrote it at revision %d and nothing deleted it", op.ID, Describe(op), o.key, o.h, ops[w.op].ID, Describe(&ops[w.op]), w.rev),
+				ops:    []int64{op.ID, ops[w.op].ID}, keys: []string{o.key},
+			}
+		}
+	}
+	return nil
+}
+
+// point is an operation placed on the real-time line by its revision.
+type point struct {
+	op     int
+	rev    int64
+	write  bool
+	call   int64
+	ret    int64
+}
+
+// checkRealTime checks rule 2 of checkRevisions with one sweep: walking
+// operations by call time, it keeps the highest revision of the operations
+// that returned strictly before the current call.
+func checkRealTime(ops []Operation, known []int64, observedRev map[int]int64) *violation {
+	var pts []point
+	for i := range ops {
+		op := &ops[i]
+		switch {
+		case known[i] != 0:
+			pts = append(pts, point{op: i, rev: known[i], write: true, call: op.Call, ret: op.Return})
+		case observedRev[i] != 0:
+			// An unknown write seen by a read: it happened after its call,
+			// but its return is unknown, so it follows others and precedes none.
+			pts = append(pts, point{op: i, rev: observedRev[i], write: true, call: op.Call, ret: math.MaxInt64})
+		case op.Outcome == OutcomeOK && !op.Serializable && op.Resp.Revision != 0:
+			pts = append(pts, point{op: i, rev: op.Resp.Revision, call: op.Call, ret: op.Return})
+		}
+	}
+	byCall := slices.Clone(pts)
+	slices.SortStableFunc(byCall, func(a, b point) int { return cmpInt64(a.call, b.call) })
+	byRet := pts
+	slices.SortStableFunc(byRet, func(a, b point) int { return cmpInt64(a.ret, b.ret) })
+	best := -1 // index into byRet of the highest revision returned so far
+	j := 0
+	for _, b := range byCall {
+		for ; j < len(byRet) && byRet[j].ret < b.call; j++ {
+			if best < 0 || byRet[j].rev > byRet[best].rev {
+				best = j
+			}
+		}
+		if best < 0 {
+			continue
+		}
+		a := byRet[best]
+		if b.rev > a.rev || !b.write && b.rev == a.rev {
+			continue
+		}
+		what := "header revision"
+		if b.write {
+			what = "write revision"
+		}
+		return &violation{
+			reason: fmt.Sprintf("revision went backwards: #%d %s returned at %d with revision %d, then #%d %s was called at %d and got %s %d",
+				ops[a.op].ID, Describe(&ops[a.op]), a.ret, a.rev, ops[b.op].ID, Describe(&ops[b.op]), b.call, what, b.rev),
+			ops:  []int64{ops[a.op].ID, ops[b.op].ID},
+			keys: []string{ops[a.op].Key, ops[b.op].Key},
+		}
+	}
+	return nil
+}
