@@ -1,0 +1,284 @@
+package store
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+
+	"github.com/havoclab/havoc/store/mvcc"
+)
+
+func TestElectionDecidedBySeed(t *testing.T) {
+	type outcome struct {
+		leader uint64
+		ticks  int
+	}
+	elect := func(seed uint64) outcome {
+		l := newLoop(t, 3, seed, 0)
+		defer l.close()
+		for i := 1; i <= 200; i++ {
+			l.tick(1)
+			if id := l.leader(); id != 0 {
+				return outcome{id, i}
+			}
+		}
+		t.Fatalf("seed %d: no leader", seed)
+		return outcome{}
+	}
+	seen := map[outcome]bool{}
+	for seed := uint64(1); seed <= 8; seed++ {
+		a, b := elect(seed), elect(seed)
+		require.Equal(t, a, b, "seed %d must decide the election", seed)
+		seen[a] = true
+	}
+	require.Greater(t, len(seen), 1, "different seeds must give different elections")
+}
+
+func TestReplicationAndReads(t *testing.T) {
+	for _, size := range []int{3, 5} {
+		t.Run(fmt.Sprintf("%d-members", size), func(t *testing.T) {
+			l := newLoop(t, size, 7, 0)
+			lead := l.waitLeader()
+			ids := l.ids()
+			follower := ids[0]
+			if follower == lead {
+				follower = ids[1]
+			}
+			p1 := l.put(lead, "a", "1")
+			p2 := l.put(follower, "b", "2") // forwarded by raft
+			require.Equal(t, p1.Header.Revision+1, p2.Header.Revision)
+			for _, id := range ids {
+				r := l.get(id, "b", false)
+				require.Len(t, r.Kvs, 1)
+				require.Equal(t, "2", string(r.Kvs[0].Value))
+				require.Equal(t, p2.Header.Revision, r.Kvs[0].ModRevision)
+			}
+			l.requireConverged()
+		})
+	}
+}
+
+func TestLeaderLossAndRestartFromDisk(t *testing.T) {
+	l := newLoop(t, 3, 11, 0)
+	lead := l.waitLeader()
+	for i := range 20 {
+		l.put(lead, fmt.Sprintf("k%02d", i), fmt.Sprintf("v%d", i))
+	}
+	l.crash(lead)
+	next := l.waitLeader()
+	require.NotEqual(t, lead, next)
+	l.put(next, "after", "crash")
+	l.restart(lead)
+	l.tick(20)
+	r := l.get(lead, "after", false)
+	require.Len(t, r.Kvs, 1)
+	// Every member crashes at once: acknowledged writes survive.
+	for _, id := range l.ids() {
+		l.crash(id)
+	}
+	for _, id := range sortedKeys(l.names) {
+		l.restart(id)
+	}
+	lead = l.waitLeader()
+	r = l.do(lead, Request{Range: &pb.RangeRequest{Key: []byte("k"), RangeEnd: []byte("l")}}).Range
+	require.Len(t, r.Kvs, 20)
+	l.requireConverged()
+}
+
+func TestSnapshotCatchUp(t *testing.T) {
+	l := newLoop(t, 3, 5, 20)
+	lead := l.waitLeader()
+	var lag uint64
+	for _, id := range l.ids() {
+		if id != lead {
+			lag = id
+			break
+		}
+	}
+	l.isolate(lag, true)
+	for i := range 100 {
+		l.put(lead, fmt.Sprintf("k%03d", i), "v")
+	}
+	require.Greater(t, l.nodes[lead].Status().SnapshotIndex, uint64(0))
+	l.isolate(lag, false)
+	l.tick(30)
+	st := l.nodes[lag].Status()
+	require.Greater(t, st.SnapshotIndex, uint64(50), "the follower must have caught up from a snapshot")
+	l.requireConverged()
+	// And it restarts from that snapshot.
+	l.crash(lag)
+	l.restart(lag)
+	l.tick(10)
+	r := l.get(lag, "k099", true)
+	require.Len(t, r.Kvs, 1)
+	l.requireConverged()
+}
+
+func TestMembershipAddPromoteRemove(t *testing.T) {
+	l := newLoop(t, 3, 3, 0)
+	lead := l.waitLeader()
+	l.put(lead, "x", "1")
+	r := l.do(lead, Request{MemberAdd: &pb.MemberAddRequest{PeerURLs: []string{"http://127.0.0.1:2399"}, IsLearner: true}})
+	require.NoError(t, r.Err)
+	newID := r.MemberAdd.Member.ID
+	require.Len(t, r.MemberAdd.Members, 4)
+	l.names[newID] = "m4"
+	l.disks[newID] = newMemDisk()
+	l.initial = append(l.initial, memberOf(newID, "m4", "http://127.0.0.1:2399"))
+	l.open(newID, true)
+	l.tick(30)
+	require.Equal(t, "1", string(l.get(newID, "x", true).Kvs[0].Value))
+	r = l.do(lead, Request{MemberPromote: &pb.MemberPromoteRequest{ID: newID}})
+	require.NoError(t, r.Err)
+	require.Contains(t, l.nodes[lead].Status().Voters, newID)
+	r = l.do(lead, Request{MemberPromote: &pb.MemberPromoteRequest{ID: newID}})
+	require.ErrorIs(t, r.Err, ErrMemberNotLearner)
+	// Remove a follower; the cluster goes on with 3 voters.
+	var victim uint64
+	for _, id := range l.ids() {
+		if id != lead && id != newID {
+			victim = id
+		}
+	}
+	r = l.do(lead, Request{MemberRemove: &pb.MemberRemoveRequest{ID: victim}})
+	require.NoError(t, r.Err)
+	require.Len(t, r.MemberRemove.Members, 3)
+	l.tick(5)
+	require.True(t, l.nodes[victim].Removed())
+	_ = l.nodes[victim].Close()
+	delete(l.nodes, victim)
+	l.put(l.waitLeader(), "y", "2")
+	l.requireConverged()
+	r = l.do(l.waitLeader(), Request{MemberRemove: &pb.MemberRemoveRequest{ID: victim}})
+	require.ErrorIs(t, r.Err, ErrMemberNotFound)
+}
+
+func TestLeaseExpiryDeletesKeysEverywhere(t *testing.T) {
+	l := newLoop(t, 3, 9, 0)
+	lead := l.waitLeader()
+	g := l.do(lead, Request{LeaseGrant: &pb.LeaseGrantRequest{TTL: 5}})
+	require.NoError(t, g.Err)
+	require.EqualValues(t, 5, g.LeaseGrant.TTL)
+	id := g.LeaseGrant.ID
+	require.NoError(t, l.do(lead, Request{Put: &pb.PutRequest{Key: []byte("eph"), Value: []byte("v"), Lease: id}}).Err)
+	r := l.do(lead, Request{Put: &pb.PutRequest{Key: []byte("bad"), Lease: id + 1}})
+	require.Error(t, r.Err)
+	ttl := l.do(lead, Request{LeaseTimeToLive: &pb.LeaseTimeToLiveRequest{ID: id, Keys: true}})
+	require.NoError(t, ttl.Err)
+	require.Equal(t, [][]byte{[]byte("eph")}, ttl.LeaseTimeToLive.Keys)
+	l.tick(30) // 3 s: still alive
+	for _, m := range l.ids() {
+		require.Len(t, l.get(m, "eph", true).Kvs, 1)
+	}
+	l.tick(30) // past 5 s
+	for _, m := range l.ids() {
+		require.Empty(t, l.get(m, "eph", true).Kvs, "member %x", m)
+	}
+	require.Empty(t, l.do(lead, Request{LeaseLeases: &pb.LeaseLeasesRequest{}}).LeaseLeases.Leases)
+	l.requireConverged()
+}
+
+func TestWatchEventsInRevisionOrder(t *testing.T) {
+	l := newLoop(t, 3, 13, 0)
+	lead := l.waitLeader()
+	require.NoError(t, l.nodes[lead].Watch(1, mvcc.WatchRequest{Key: []byte("w/"), End: []byte("w0")}))
+	l.put(lead, "w/a", "1")
+	l.put(lead, "other", "x")
+	l.put(lead, "w/b", "2")
+	require.NoError(t, l.do(lead, Request{DeleteRange: &pb.DeleteRangeRequest{Key: []byte("w/a")}}).Err)
+	l.tick(1)
+	require.Len(t, l.events[1], 3)
+	require.Contains(t, l.events[1][0], "w/a=1")
+	require.Contains(t, l.events[1][2], "DELETE w/a")
+}
+
+func TestValidationAndErrors(t *testing.T) {
+	l := newLoop(t, 3, 17, 0)
+	lead := l.waitLeader()
+	r := l.do(lead, Request{Put: &pb.PutRequest{Key: nil, Value: []byte("v")}})
+	require.Error(t, r.Err)
+	require.True(t, r.Definite)
+	big := make([]byte, 2<<20)
+	r = l.do(lead, Request{Put: &pb.PutRequest{Key: []byte("big"), Value: big}})
+	require.ErrorIs(t, r.Err, ErrRequestTooLarge)
+	l.put(lead, "a", "1")
+	l.put(lead, "a", "2")
+	l.put(lead, "a", "3")
+	require.NoError(t, l.do(lead, Request{Compaction: &pb.CompactionRequest{Revision: 3}}).Err)
+	r = l.do(lead, Request{Range: &pb.RangeRequest{Key: []byte("a"), Revision: 2}})
+	require.ErrorIs(t, r.Err, mvcc.ErrCompacted)
+	r = l.do(lead, Request{Range: &pb.RangeRequest{Key: []byte("a"), Revision: 100}})
+	require.ErrorIs(t, r.Err, mvcc.ErrFutureRev)
+	// A minority member cannot serve linearizable reads, only serializable ones.
+	var f uint64
+	for _, id := range l.ids() {
+		if id != lead {
+			f = id
+		}
+	}
+	l.isolate(f, true)
+	l.tick(40)
+	l.token++
+	l.nodes[f].Submit(l.token, Request{Range: &pb.RangeRequest{Key: []byte("a")}})
+	l.tick(3)
+	resp, answered := l.resps[l.token]
+	if answered {
+		require.Error(t, resp.Err, "an isolated member must not answer a linearizable read")
+	}
+	require.Equal(t, "3", string(l.get(f, "a", true).Kvs[0].Value))
+}
+
+func TestNodeRefusesForeignLog(t *testing.T) {
+	l := newLoop(t, 3, 19, 0)
+	l.waitLeader()
+	ids := l.ids()
+	a, b := ids[0], ids[1]
+	l.crash(a)
+	cfg := l.config(a, false)
+	cfg.FS = l.disks[b]
+	cfg.ID = 0
+	cfg.Name = l.names[a]
+	_ = l.nodes[b].Close()
+	delete(l.nodes, b)
+	_, err := Open(cfg)
+	require.ErrorIs(t, err, ErrForeignDataDir)
+}
+
+func FuzzDecodeEntry(f *testing.F) {
+	req := Request{Put: &pb.PutRequest{Key: []byte("k"), Value: []byte("v")}}
+	good, _ := protoMarshal(req.internal(7))
+	f.Add(good)
+	f.Add([]byte{})
+	f.Add([]byte{0xff, 0x01})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ir, err := DecodeEntry(data)
+		if err != nil {
+			require.ErrorIs(t, err, ErrBadEntry)
+			return
+		}
+		require.NotNil(t, ir)
+	})
+}
+
+// BenchmarkCommittedPuts3 measures puts committed through 3 members of the minimal
+// loop (network and disks in memory, bbolt on a temporary file without fsync).
+func BenchmarkCommittedPuts3(b *testing.B) {
+	l := newLoop(b, 3, 1, 0)
+	lead := l.waitLeader()
+	val := make([]byte, 128)
+	b.ResetTimer()
+	start := time.Now()
+	const batch = 64
+	for i := 0; i < b.N; i += batch {
+		for j := 0; j < batch && i+j < b.N; j++ {
+			l.token++
+			l.nodes[lead].Submit(l.token, Request{Put: &pb.PutRequest{Key: fmt.Appendf(nil, "k%d", (i+j)%10000), Value: val}})
+		}
+		l.deliver()
+	}
+	l.tick(1)
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "puts/s")
+}

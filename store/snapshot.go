@@ -1,0 +1,115 @@
+package store
+
+import (
+	"bytes"
+	"fmt"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"go.etcd.io/raft/v3/tracker"
+
+	"github.com/havoclab/havoc/store/wal"
+)
+
+// Raft snapshots, as in etcd: the snapshot kept in raft's storage is only a marker
+// (index, term, configuration). When the leader sends one to a follower, the
+// marker's Data is filled with an image of the whole backend at that moment. The
+// image's consistent index may be past the marker's index: the follower then skips
+// the entries its new backend already holds.
+
+// attachSnapshot fills an outgoing MsgSnap with the current backend image.
+func (n *Node) attachSnapshot(m *raftpb.Message) {
+	var buf bytes.Buffer
+	if _, err := n.kv.WriteSnapshot(&buf); err != nil {
+		n.halt(fmt.Errorf("store: snapshot backend for %x: %w", m.GetTo(), err))
+		return
+	}
+	snap := &raftpb.Snapshot{Metadata: m.GetSnapshot().GetMetadata(), Data: buf.Bytes()}
+	m.Snapshot = snap
+	n.snapSent[m.GetTo()] = n.ticks
+}
+
+// retrySnapshots reports a snapshot as failed when its follower is still waiting
+// for it after two election timeouts (the message was lost), so that raft sends
+// another.
+func (n *Node) retrySnapshots() {
+	if len(n.snapSent) == 0 {
+		return
+	}
+	st := n.rn.Status()
+	for _, id := range sortedKeys(n.snapSent) {
+		pr, ok := st.Progress[id]
+		if !ok || pr.State != tracker.StateSnapshot {
+			delete(n.snapSent, id)
+			continue
+		}
+		if n.ticks-n.snapSent[id] >= 2*int64(n.cfg.ElectionTicks) {
+			n.rn.ReportSnapshot(id, raft.SnapshotFailure)
+			delete(n.snapSent, id)
+		}
+	}
+}
+
+// installSnapshot replaces the backend with the leader's image, then records the
+// marker in the log. The order matters for crash safety: a crash after the backend
+// is replaced but before the marker is durable is recovered from the backend's
+// consistent index at restart.
+func (n *Node) installSnapshot(s *raftpb.Snapshot) error {
+	if len(s.GetData()) == 0 {
+		return fmt.Errorf("store: snapshot at index %d carries no backend image", s.GetMetadata().GetIndex())
+	}
+	if err := n.kv.ReplaceWith(bytes.NewReader(s.GetData())); err != nil {
+		return fmt.Errorf("store: install snapshot at index %d: %w", s.GetMetadata().GetIndex(), err)
+	}
+	if err := n.loadBackendState(); err != nil {
+		return err
+	}
+	md := s.GetMetadata()
+	marker := wal.Snapshot{Index: md.GetIndex(), Term: md.GetTerm(), ConfState: md.GetConfState()}
+	if err := n.wal.SaveSnapshot(marker); err != nil {
+		return fmt.Errorf("store: log snapshot marker: %w", err)
+	}
+	if err := n.storage.ApplySnapshot(&raftpb.Snapshot{Metadata: md}); err != nil {
+		return fmt.Errorf("store: raft storage snapshot: %w", err)
+	}
+	n.confState = md.GetConfState()
+	n.snapIndex = md.GetIndex()
+	ci, _ := n.kv.ConsistentIndex()
+	n.applied = max(md.GetIndex(), ci)
+	return nil
+}
+
+// maybeSnapshot takes a raft snapshot every SnapshotCount applied entries and
+// compacts the in-memory log and the WAL behind it.
+func (n *Node) maybeSnapshot() {
+	if n.halted != nil || n.applied-n.snapIndex < n.cfg.SnapshotCount {
+		return
+	}
+	if err := n.kv.Commit(); err != nil {
+		n.halt(fmt.Errorf("store: commit before snapshot: %w", err))
+		return
+	}
+	snap, err := n.storage.CreateSnapshot(n.applied, n.confState, nil)
+	if err != nil {
+		n.halt(fmt.Errorf("store: create snapshot at %d: %w", n.applied, err))
+		return
+	}
+	md := snap.GetMetadata()
+	if err := n.wal.SaveSnapshot(wal.Snapshot{Index: md.GetIndex(), Term: md.GetTerm(), ConfState: md.GetConfState()}); err != nil {
+		n.halt(fmt.Errorf("store: log snapshot marker: %w", err))
+		return
+	}
+	n.snapIndex = n.applied
+	if n.applied > n.cfg.CatchUpEntries {
+		compactTo := n.applied - n.cfg.CatchUpEntries
+		if first, _ := n.storage.FirstIndex(); compactTo > first {
+			if err := n.storage.Compact(compactTo); err != nil && err != raft.ErrCompacted {
+				n.halt(fmt.Errorf("store: compact raft log to %d: %w", compactTo, err))
+				return
+			}
+		}
+	}
+	if err := n.wal.ReleaseTo(n.snapIndex); err != nil {
+		n.log.Warn("releasing old log segments failed", "err", err)
+	}
+}

@@ -1,0 +1,384 @@
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/havoclab/havoc/store/lease"
+	"github.com/havoclab/havoc/store/membership"
+	"github.com/havoclab/havoc/store/mvcc"
+)
+
+// Submit hands the member a client request. Its answer appears in a later Output
+// with the same token (possibly in the very next Drain). Tokens are chosen by the
+// runtime and must be unique among pending requests.
+func (n *Node) Submit(token uint64, req Request) {
+	if n.halted != nil {
+		n.respond(Response{Token: token, Err: ErrStopped, Definite: true})
+		return
+	}
+	n.pending[token] = &pendingReq{deadline: n.ticks + int64(n.cfg.RequestTimeoutTicks)}
+	n.timeouts = append(n.timeouts, timeoutEntry{token: token, deadline: n.ticks + int64(n.cfg.RequestTimeoutTicks)})
+	if err := n.validate(&req); err != nil {
+		n.fail(token, err)
+		return
+	}
+	switch {
+	case req.Range != nil && req.Range.Serializable:
+		n.respond(n.serveRead(token, &req))
+	case req.Range != nil || (req.Txn != nil && !req.isWrite()):
+		n.reads.add(token, req)
+	case req.isWrite():
+		n.proposeWrite(token, &req)
+	case req.LeaseKeepAlive != nil:
+		n.leaseKeepAlive(token, req.LeaseKeepAlive)
+	case req.LeaseTimeToLive != nil:
+		n.leaseTimeToLive(token, req.LeaseTimeToLive)
+	case req.LeaseLeases != nil:
+		resp := &pb.LeaseLeasesResponse{Header: n.header()}
+		for _, l := range n.lessor.Leases() {
+			resp.Leases = append(resp.Leases, &pb.LeaseStatus{ID: l.ID})
+		}
+		n.respond(Response{Token: token, LeaseLeases: resp})
+	case req.MemberList != nil:
+		n.respond(Response{Token: token, MemberList: &pb.MemberListResponse{Header: n.clusterHeader(), Members: n.memberList()}})
+	case req.MemberAdd != nil, req.MemberRemove != nil, req.MemberPromote != nil:
+		n.proposeMemberChange(token, &req)
+	case req.HashKV != nil:
+		h, hashRev, compactRev, err := n.kv.HashKV(req.HashKV.Revision)
+		if err != nil {
+			n.fail(token, err)
+			return
+		}
+		n.respond(Response{Token: token, HashKV: &pb.HashKVResponse{Header: n.header(), Hash: h, HashRevision: hashRev, CompactRevision: compactRev}})
+	default:
+		n.fail(token, fmt.Errorf("%w: empty request", ErrUnsupported))
+	}
+}
+
+// validate applies etcd's request checks before anything is proposed.
+func (n *Node) validate(req *Request) error {
+	switch {
+	case req.Range != nil:
+		return mvcc.ValidateRange(req.Range)
+	case req.Put != nil:
+		return mvcc.ValidatePut(req.Put)
+	case req.DeleteRange != nil:
+		return mvcc.ValidateDeleteRange(req.DeleteRange)
+	case req.Txn != nil:
+		return mvcc.ValidateTxn(req.Txn, n.cfg.MaxTxnOps)
+	}
+	return nil
+}
+
+func (n *Node) fail(token uint64, err error) {
+	n.respond(Response{Token: token, Err: err, Definite: true})
+}
+
+// respond emits a response if its request is still pending (it may have timed out).
+func (n *Node) respond(r Response) {
+	if _, ok := n.pending[r.Token]; !ok {
+		return
+	}
+	delete(n.pending, r.Token)
+	n.out.Responses = append(n.out.Responses, r)
+}
+
+func (n *Node) expireRequests() {
+	i := 0
+	for ; i < len(n.timeouts) && n.timeouts[i].deadline <= n.ticks; i++ {
+		t := n.timeouts[i].token
+		if _, ok := n.pending[t]; ok {
+			n.respond(Response{Token: t, Err: ErrTimeout})
+		}
+	}
+	n.timeouts = n.timeouts[i:]
+	if len(n.timeouts) == 0 && cap(n.timeouts) > 4096 {
+		n.timeouts = nil
+	}
+}
+
+// header is the response header etcd puts on KV, lease and maintenance answers.
+func (n *Node) header() *pb.ResponseHeader {
+	return &pb.ResponseHeader{ClusterId: n.clusterID, MemberId: n.id, Revision: n.kv.Rev(), RaftTerm: n.rn.BasicStatus().GetTerm()}
+}
+
+// clusterHeader is the header of Cluster RPCs, which carry no revision.
+func (n *Node) clusterHeader() *pb.ResponseHeader {
+	return &pb.ResponseHeader{ClusterId: n.clusterID, MemberId: n.id, RaftTerm: n.rn.BasicStatus().GetTerm()}
+}
+
+func (n *Node) proposeWrite(token uint64, req *Request) {
+	if req.LeaseGrant != nil && req.LeaseGrant.ID == 0 {
+		g := proto.Clone(req.LeaseGrant).(*pb.LeaseGrantRequest)
+		g.ID = int64(n.ids.id() & (1<<63 - 1))
+		req = &Request{LeaseGrant: g}
+	}
+	if n.cfg.QuotaBackendBytes > 0 && (req.Put != nil || req.Txn != nil || req.LeaseGrant != nil) {
+		if n.hasAlarm(pb.AlarmType_NOSPACE) || n.kv.Size() >= n.cfg.QuotaBackendBytes {
+			n.raiseNoSpace()
+			n.fail(token, ErrNoSpace)
+			return
+		}
+	}
+	id := n.ids.id()
+	data, err := proto.Marshal(req.internal(id))
+	if err != nil {
+		n.fail(token, fmt.Errorf("store: encode request: %w", err))
+		return
+	}
+	if len(data) > n.cfg.MaxRequestBytes {
+		n.fail(token, ErrRequestTooLarge)
+		return
+	}
+	if err := n.propose(data); err != nil {
+		n.fail(token, err)
+		return
+	}
+	n.waiters[id] = waiter{token: token}
+}
+
+// propose appends data to the raft log (forwarded to the leader by raft on a
+// follower). ErrProposalDropped means the entry went nowhere: a definite failure.
+func (n *Node) propose(data []byte) error {
+	if n.rn.BasicStatus().Lead == raft.None {
+		return ErrNoLeader
+	}
+	if err := n.rn.Propose(data); err != nil {
+		if errors.Is(err, raft.ErrProposalDropped) {
+			return ErrNoLeader
+		}
+		return err
+	}
+	return nil
+}
+
+func (n *Node) raiseNoSpace() {
+	if n.hasAlarm(pb.AlarmType_NOSPACE) {
+		return
+	}
+	req := &Request{Alarm: &pb.AlarmRequest{Action: pb.AlarmRequest_ACTIVATE, MemberID: n.id, Alarm: pb.AlarmType_NOSPACE}}
+	if data, err := proto.Marshal(req.internal(n.ids.id())); err == nil {
+		_ = n.propose(data)
+	}
+}
+
+func (n *Node) hasAlarm(t pb.AlarmType) bool {
+	for _, a := range n.alarms {
+		if a.Alarm == t {
+			return true
+		}
+	}
+	return false
+}
+
+func (n *Node) leaseKeepAlive(token uint64, r *pb.LeaseKeepAliveRequest) {
+	ttl, err := n.lessor.Renew(r.ID, n.cfg.Clock.Now())
+	switch {
+	case errors.Is(err, lease.ErrNotPrimary):
+		n.fail(token, ErrNotLeader)
+	case errors.Is(err, lease.ErrNotFound):
+		n.respond(Response{Token: token, LeaseKeepAlive: &pb.LeaseKeepAliveResponse{Header: n.header(), ID: r.ID, TTL: 0}})
+	case err != nil:
+		n.fail(token, err)
+	default:
+		n.respond(Response{Token: token, LeaseKeepAlive: &pb.LeaseKeepAliveResponse{Header: n.header(), ID: r.ID, TTL: ttl}})
+	}
+}
+
+func (n *Node) leaseTimeToLive(token uint64, r *pb.LeaseTimeToLiveRequest) {
+	if !n.lessor.Primary() {
+		n.fail(token, ErrNotLeader)
+		return
+	}
+	l := n.lessor.Lookup(r.ID)
+	if l == nil {
+		n.respond(Response{Token: token, LeaseTimeToLive: &pb.LeaseTimeToLiveResponse{Header: n.header(), ID: r.ID, TTL: -1}})
+		return
+	}
+	rem, _ := n.lessor.Remaining(r.ID, n.cfg.Clock.Now())
+	resp := &pb.LeaseTimeToLiveResponse{Header: n.header(), ID: r.ID, TTL: rem, GrantedTTL: l.TTL}
+	if r.Keys {
+		resp.Keys = l.Keys()
+	}
+	n.respond(Response{Token: token, LeaseTimeToLive: resp})
+}
+
+// expireLeases proposes a revoke for every lease the leader's clock says expired;
+// a revoke is re-proposed only if it has not applied within an election timeout.
+func (n *Node) expireLeases() {
+	if !n.lessor.Primary() {
+		return
+	}
+	for _, id := range n.lessor.Expired(n.cfg.Clock.Now(), 16) {
+		if at, ok := n.revoking[id]; ok && n.ticks-at < int64(n.cfg.ElectionTicks) {
+			continue
+		}
+		req := &Request{LeaseRevoke: &pb.LeaseRevokeRequest{ID: id}}
+		data, err := proto.Marshal(req.internal(n.ids.id()))
+		if err != nil {
+			continue
+		}
+		if n.propose(data) == nil {
+			n.revoking[id] = n.ticks
+		}
+	}
+}
+
+func (n *Node) memberList() []*pb.Member {
+	ids := make([]uint64, 0, len(n.members))
+	for id := range n.members {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	out := make([]*pb.Member, 0, len(ids))
+	for _, id := range ids {
+		m := n.members[id]
+		out = append(out, &pb.Member{ID: m.ID, Name: m.Name, PeerURLs: slices.Clone(m.PeerURLs), ClientURLs: slices.Clone(m.ClientURLs), IsLearner: m.IsLearner})
+	}
+	return out
+}
+
+// proposeMemberChange validates a membership request against the current members
+// and proposes a ConfChangeV2 whose context names the member and the request.
+func (n *Node) proposeMemberChange(token uint64, req *Request) {
+	id := n.ids.id()
+	var cc raftpb.ConfChangeSingle
+	var m membership.Member
+	switch {
+	case req.MemberAdd != nil:
+		for _, u := range req.MemberAdd.PeerURLs {
+			if membership.ValidateURL(u) != nil {
+				n.fail(token, ErrBadMemberURLs)
+				return
+			}
+		}
+		if len(req.MemberAdd.PeerURLs) == 0 {
+			n.fail(token, ErrBadMemberURLs)
+			return
+		}
+		for _, other := range n.members {
+			for _, u := range other.PeerURLs {
+				if slices.Contains(req.MemberAdd.PeerURLs, u) {
+					n.fail(token, ErrPeerURLExists)
+					return
+				}
+			}
+		}
+		peers := slices.Clone(req.MemberAdd.PeerURLs)
+		slices.Sort(peers)
+		m = membership.Member{ID: membership.ComputeID(peers, strconv.FormatInt(n.cfg.Clock.Now().Unix(), 10)), PeerURLs: peers, IsLearner: req.MemberAdd.IsLearner}
+		if _, dup := n.members[m.ID]; dup {
+			n.fail(token, ErrIDExists)
+			return
+		}
+		typ := raftpb.ConfChangeAddNode
+		if m.IsLearner {
+			typ = raftpb.ConfChangeAddLearnerNode
+			if n.countLearners() >= 1 {
+				n.fail(token, ErrTooManyLearners)
+				return
+			}
+		}
+		cc = raftpb.ConfChangeSingle{Type: typ.Enum(), NodeId: new(m.ID)}
+	case req.MemberRemove != nil:
+		old, ok := n.members[req.MemberRemove.ID]
+		if !ok {
+			n.fail(token, ErrMemberNotFound)
+			return
+		}
+		if !old.IsLearner && !n.mayRemoveVoter(old.ID) {
+			n.fail(token, ErrNotEnoughStarted)
+			return
+		}
+		m = old
+		cc = raftpb.ConfChangeSingle{Type: raftpb.ConfChangeRemoveNode.Enum(), NodeId: new(m.ID)}
+	case req.MemberPromote != nil:
+		old, ok := n.members[req.MemberPromote.ID]
+		if !ok {
+			n.fail(token, ErrMemberNotFound)
+			return
+		}
+		if !old.IsLearner {
+			n.fail(token, ErrMemberNotLearner)
+			return
+		}
+		if n.lead == n.id && !n.learnerInSync(old.ID) {
+			n.fail(token, ErrLearnerNotReady)
+			return
+		}
+		m = old
+		m.IsLearner = false
+		cc = raftpb.ConfChangeSingle{Type: raftpb.ConfChangeAddNode.Enum(), NodeId: new(m.ID)}
+	}
+	kind := kindMemberAdd
+	switch {
+	case req.MemberRemove != nil:
+		kind = kindMemberRemove
+	case req.MemberPromote != nil:
+		kind = kindMemberPromote
+	}
+	ctx, _ := json.Marshal(confContext{RequestID: id, Member: m})
+	if n.rn.BasicStatus().Lead == raft.None {
+		n.fail(token, ErrNoLeader)
+		return
+	}
+	if err := n.rn.ProposeConfChange(&raftpb.ConfChangeV2{Changes: []*raftpb.ConfChangeSingle{&cc}, Context: ctx}); err != nil {
+		if errors.Is(err, raft.ErrProposalDropped) {
+			err = ErrNoLeader
+		}
+		n.fail(token, err)
+		return
+	}
+	n.waiters[id] = waiter{token: token, kind: kind}
+}
+
+func (n *Node) countLearners() int {
+	c := 0
+	for _, m := range n.members {
+		if m.IsLearner {
+			c++
+		}
+	}
+	return c
+}
+
+// mayRemoveVoter is etcd's strict reconfiguration check: after removing id, the
+// voters the leader sees as active must still form a quorum.
+func (n *Node) mayRemoveVoter(id uint64) bool {
+	st := n.rn.Status()
+	if st.RaftState != raft.StateLeader {
+		return true
+	}
+	voters, active := 0, 0
+	for vid, pr := range st.Progress {
+		if vid == id || pr.IsLearner {
+			continue
+		}
+		voters++
+		if vid == n.id || pr.RecentActive {
+			active++
+		}
+	}
+	return active >= voters/2+1
+}
+
+// learnerInSync is etcd's promotion check: the learner's match index is at least
+// 90% of the leader's.
+func (n *Node) learnerInSync(id uint64) bool {
+	st := n.rn.Status()
+	pr, ok := st.Progress[id]
+	if !ok {
+		return false
+	}
+	leader := st.Progress[n.id].Match
+	return leader == 0 || float64(pr.Match) >= 0.9*float64(leader)
+}
