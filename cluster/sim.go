@@ -1,0 +1,359 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/havoclab/havoc/chaos"
+	"github.com/havoclab/havoc/sim"
+	"github.com/havoclab/havoc/store"
+	"github.com/havoclab/havoc/store/membership"
+	"github.com/havoclab/havoc/vfs"
+)
+
+// ClientRequest is the simulated wire message from a client host to a member.
+type ClientRequest struct {
+	ID  uint64
+	Req store.Request
+}
+
+// ClientResponse is a member's answer to a ClientRequest.
+type ClientResponse struct {
+	ID   uint64
+	Resp store.Response
+}
+
+// SimConfig configures a cluster inside a simulated world.
+type SimConfig struct {
+	// Members is the cluster size (3 when zero).
+	Members int
+	// Dir holds the members' bbolt files; use tmpfs (/dev/shm) for speed. The
+	// write-ahead logs live on each host's strict in-memory disk.
+	Dir string
+	// SnapshotCount is store.Config.SnapshotCount (etcd's default when zero).
+	SnapshotCount uint64
+	// TickInterval is the raft heartbeat (100 ms when zero).
+	TickInterval time.Duration
+	// ElectionTicks is store.Config.ElectionTicks (10 when zero).
+	ElectionTicks int
+}
+
+// Sim is a cluster of store members running as hosts of a sim.World. It
+// implements chaos.Injector with the world's verbs.
+type Sim struct {
+	w       *sim.World
+	cfg     SimConfig
+	names   []string
+	byID    map[uint64]string
+	members map[string]*simMember
+	errs    []error
+}
+
+// NewSim adds cfg.Members member hosts named m1, m2, ... to w.
+func NewSim(w *sim.World, cfg SimConfig) (*Sim, error) {
+	if cfg.Members == 0 {
+		cfg.Members = 3
+	}
+	if cfg.TickInterval == 0 {
+		cfg.TickInterval = 100 * time.Millisecond
+	}
+	if cfg.Dir == "" {
+		return nil, errors.New("cluster: SimConfig.Dir is required")
+	}
+	spec := ""
+	for i := 1; i <= cfg.Members; i++ {
+		if i > 1 {
+			spec += ","
+		}
+		spec += fmt.Sprintf("m%d=http://m%d:2380", i, i)
+	}
+	initial, err := membership.ParseInitialCluster(spec, "havoc-sim")
+	if err != nil {
+		return nil, err
+	}
+	c := &Sim{w: w, cfg: cfg, byID: map[uint64]string{}, members: map[string]*simMember{}}
+	for i := 1; i <= cfg.Members; i++ {
+		c.names = append(c.names, fmt.Sprintf("m%d", i))
+	}
+	for _, m := range initial {
+		c.byID[m.ID] = m.Name
+	}
+	for _, name := range c.names {
+		disk := vfs.NewMem()
+		m := &simMember{c: c, name: name, disk: disk}
+		m.cfg = store.Config{
+			Name: name, InitialCluster: initial, ClientURLs: []string{"http://" + name + ":2379"},
+			FS: disk, WALDir: "member/wal", DBPath: filepath.Join(cfg.Dir, name+".db"), DBNoSync: true,
+			SnapshotCount: cfg.SnapshotCount, TickInterval: cfg.TickInterval, ElectionTicks: cfg.ElectionTicks,
+		}
+		c.members[name] = m
+		h := w.AddHost(name, m)
+		h.SetDisk(disk)
+	}
+	return c, nil
+}
+
+// Members returns the member host names in order (chaos.Injector).
+func (c *Sim) Members() []string { return slices.Clone(c.names) }
+
+// Node returns a member's store core, or nil while it is down.
+func (c *Sim) Node(name string) *store.Node {
+	m := c.members[name]
+	if m == nil || !c.w.Host(name).Up() {
+		return nil
+	}
+	return m.node
+}
+
+// Err returns the first member failure (a restart that could not recover, a
+// halted member).
+func (c *Sim) Err() error { return errors.Join(c.errs...) }
+
+// Leader returns the name of a member that is up, not paused and believes it
+// leads, preferring the highest term (chaos.Injector).
+func (c *Sim) Leader() string {
+	best, term := "", uint64(0)
+	for _, name := range c.names {
+		n := c.Node(name)
+		if n == nil || c.w.Host(name).Paused() {
+			continue
+		}
+		st := n.Status()
+		if st.IsLeader && st.Term >= term {
+			best, term = name, st.Term
+		}
+	}
+	return best
+}
+
+// Partition cuts both directions between a and b.
+func (c *Sim) Partition(a, b []string) error { c.w.Net().Partition(a, b); return nil }
+
+// PartitionOneWay drops messages from every member of from to every member of to.
+func (c *Sim) PartitionOneWay(from, to []string) error {
+	c.w.Net().PartitionOneWay(from, to)
+	return nil
+}
+
+// DegradeLinks applies loss, duplication, reordering and latency to every link
+// between members.
+func (c *Sim) DegradeLinks(l chaos.Links) error {
+	def := c.w.Net().Default()
+	cfg := def
+	cfg.Loss, cfg.Duplicate, cfg.Reorder = l.Loss, l.Duplicate, l.Reorder
+	if l.LatencyMax > 0 {
+		cfg.LatencyMin, cfg.LatencyMax = max(def.LatencyMin, l.LatencyMin), max(def.LatencyMax, l.LatencyMax)
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	for _, a := range c.names {
+		for _, b := range c.names {
+			if a != b {
+				c.w.Net().SetLink(a, b, cfg)
+			}
+		}
+	}
+	return nil
+}
+
+// HealNetwork removes every partition and link degradation.
+func (c *Sim) HealNetwork() error { c.w.Net().Heal(); return nil }
+
+// Crash powers a member off, losing unsynced log writes (torn if asked).
+func (c *Sim) Crash(name string, torn bool) error {
+	h := c.w.Host(name)
+	if torn {
+		h.CrashTorn()
+	} else {
+		h.Crash()
+	}
+	return nil
+}
+
+// Restart boots a crashed member from its disk.
+func (c *Sim) Restart(name string) error {
+	if h := c.w.Host(name); !h.Up() {
+		h.Restart()
+	}
+	return nil
+}
+
+// Pause freezes a member.
+func (c *Sim) Pause(name string) error { c.w.Host(name).Pause(); return nil }
+
+// Resume unfreezes a member.
+func (c *Sim) Resume(name string) error { c.w.Host(name).Resume(); return nil }
+
+// SetClock sets a member's clock offset and drift.
+func (c *Sim) SetClock(name string, offset time.Duration, driftPPM int64) error {
+	c.w.Host(name).SetClock(offset, driftPPM)
+	return nil
+}
+
+// HealAll ends every fault: network healed, paused members resumed, crashed
+// members restarted, clocks reset.
+func (c *Sim) HealAll() {
+	_ = c.HealNetwork()
+	for _, name := range c.names {
+		h := c.w.Host(name)
+		h.SetClock(0, 0)
+		if h.Paused() {
+			h.Resume()
+		}
+		if !h.Up() {
+			h.Restart()
+		}
+	}
+}
+
+// Converged reports whether every member is up, has applied the same index and
+// holds the same keyspace (HashKV at the same revision); otherwise it says why not.
+func (c *Sim) Converged() (bool, string) {
+	var ref store.Status
+	var refHash uint32
+	for i, name := range c.names {
+		n := c.Node(name)
+		if n == nil {
+			return false, name + " is down"
+		}
+		st := n.Status()
+		if st.Halted != nil {
+			return false, fmt.Sprintf("%s halted: %v", name, st.Halted)
+		}
+		h, _, _, err := n.HashKV(0)
+		if err != nil {
+			return false, fmt.Sprintf("%s HashKV: %v", name, err)
+		}
+		if i == 0 {
+			ref, refHash = st, h
+			if st.Leader == 0 {
+				return false, name + " has no leader"
+			}
+			continue
+		}
+		switch {
+		case st.Applied != ref.Applied:
+			return false, fmt.Sprintf("applied index %s=%d %s=%d", c.names[0], ref.Applied, name, st.Applied)
+		case st.Revision != ref.Revision:
+			return false, fmt.Sprintf("revision %s=%d %s=%d", c.names[0], ref.Revision, name, st.Revision)
+		case h != refHash:
+			return false, fmt.Sprintf("HashKV differs at revision %d: %s=%08x %s=%08x", st.Revision, c.names[0], refHash, name, h)
+		}
+	}
+	return true, ""
+}
+
+// Close closes every member's backend.
+func (c *Sim) Close() {
+	for _, name := range c.names {
+		if m := c.members[name]; m.node != nil {
+			_ = m.node.Close()
+			m.node = nil
+		}
+	}
+}
+
+// simMember runs a store.Node on a simulated host.
+type simMember struct {
+	c       *Sim
+	name    string
+	disk    *vfs.Mem
+	cfg     store.Config
+	node    *store.Node
+	host    *sim.Host
+	clients map[uint64]clientRef
+	token   uint64
+	leader  uint64
+	halted  bool
+}
+
+type clientRef struct {
+	host string
+	id   uint64
+}
+
+// Start boots (or, after a crash, recovers) the member from its disk.
+func (m *simMember) Start(h *sim.Host) {
+	m.host = h
+	if m.node != nil {
+		m.node.Crash() // the previous incarnation died with the host
+		m.node = nil
+	}
+	m.clients = map[uint64]clientRef{}
+	m.leader, m.halted = 0, false
+	cfg := m.cfg
+	cfg.Clock = h
+	n, err := store.Open(cfg)
+	if err != nil {
+		m.c.errs = append(m.c.errs, fmt.Errorf("member %s failed to start at %s: %w", m.name, m.c.w.Elapsed(), err))
+		h.Tracef("start failed: %v", err)
+		return
+	}
+	m.node = n
+	m.tick()
+}
+
+func (m *simMember) tick() {
+	if m.node == nil || m.halted {
+		return
+	}
+	m.node.Tick()
+	m.flush()
+	m.host.After(m.cfg.TickInterval, m.tick)
+}
+
+// Receive handles raft messages from peers and requests from clients.
+func (m *simMember) Receive(from string, payload any) {
+	if m.node == nil || m.halted {
+		return
+	}
+	switch p := payload.(type) {
+	case *raftpb.Message:
+		// raft mutates proposals and read-index requests it forwards; a
+		// duplicated delivery must not share them.
+		if t := p.GetType(); t == raftpb.MsgProp || t == raftpb.MsgReadIndex {
+			p = proto.Clone(p).(*raftpb.Message)
+		}
+		_ = m.node.Step(p)
+	case *ClientRequest:
+		m.token++
+		m.clients[m.token] = clientRef{host: from, id: p.ID}
+		m.node.Submit(m.token, p.Req)
+	}
+	m.flush()
+}
+
+func (m *simMember) flush() {
+	out := m.node.Drain()
+	for _, msg := range out.Messages {
+		if to, ok := m.c.byID[msg.GetTo()]; ok {
+			m.host.Send(to, msg)
+		}
+	}
+	for _, r := range out.Responses {
+		ref, ok := m.clients[r.Token]
+		if !ok {
+			continue
+		}
+		delete(m.clients, r.Token)
+		m.host.Send(ref.host, &ClientResponse{ID: ref.id, Resp: r})
+	}
+	if out.Err != nil && !m.halted {
+		m.halted = true
+		m.c.errs = append(m.c.errs, fmt.Errorf("member %s halted at %s: %w", m.name, m.c.w.Elapsed(), out.Err))
+		m.host.Tracef("halted: %v", out.Err)
+	}
+	if lead := m.node.Leader(); lead != m.leader {
+		m.leader = lead
+		if m.host.Tracing() {
+			m.host.Tracef("leader is %s", m.c.byID[lead])
+		}
+	}
+}

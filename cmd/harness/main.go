@@ -1,0 +1,40 @@
+// Command harness is havoc's one binary: run a scenario in the simulator, sweep
+// seeds, check a history file, and (with later subcommands) serve a store member.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// exitError carries a process exit code through cobra.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return e.msg }
+
+func main() {
+	root := &cobra.Command{
+		Use:           "harness",
+		Short:         "havoc: a test harness and simulator for the high availability of an etcd-style store",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newRunCmd(), newSweepCmd(), newSweepWorkerCmd(), newCheckCmd())
+	if err := root.Execute(); err != nil {
+		var ee *exitError
+		if errors.As(err, &ee) {
+			if ee.msg != "" {
+				fmt.Fprintln(os.Stderr, ee.msg)
+			}
+			os.Exit(ee.code)
+		}
+		fmt.Fprintln(os.Stderr, "harness:", err)
+		os.Exit(2)
+	}
+}

@@ -1,0 +1,326 @@
+package scenarios
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/havoclab/havoc/chaos"
+	"github.com/havoclab/havoc/cluster"
+	"github.com/havoclab/havoc/internal/detrand"
+	"github.com/havoclab/havoc/linearizability"
+	"github.com/havoclab/havoc/sim"
+)
+
+// Config is a simulated run. Everything it does follows from these values, so the
+// same Config replays the same run byte for byte.
+type Config struct {
+	Seed     uint64        `json:"seed"`
+	Members  int           `json:"members"`  // 3 when zero
+	Duration time.Duration `json:"duration"` // safety phase, 60 s when zero
+	// Faults are the kinds drawn into the schedule (none when empty).
+	Faults []chaos.Kind `json:"faults"`
+	// Schedule, when set, replaces the drawn schedule (replaying a run).
+	Schedule chaos.Schedule `json:"schedule,omitempty"`
+	Workload Workload       `json:"workload"`
+	// LivenessTimeout bounds the healed phase (30 s when zero).
+	LivenessTimeout time.Duration `json:"liveness_timeout"`
+	// SnapshotCount is the members' raft snapshot interval (1000 when zero, so
+	// that snapshots and log compaction happen within a minute of load).
+	SnapshotCount uint64 `json:"snapshot_count"`
+	// CheckTimeout is the checker's budget (10 s when zero).
+	CheckTimeout time.Duration `json:"check_timeout"`
+	// Trace records the one-line-per-event trace in Result.Trace.
+	Trace bool `json:"-"`
+	// Out is the directory that receives a failing run's artifacts ("" = none).
+	Out string `json:"-"`
+}
+
+// Validate fills defaults and checks the configuration.
+func (c *Config) Validate() error {
+	if c.Members == 0 {
+		c.Members = 3
+	}
+	if c.Duration == 0 {
+		c.Duration = 60 * time.Second
+	}
+	if c.LivenessTimeout == 0 {
+		c.LivenessTimeout = 30 * time.Second
+	}
+	if c.SnapshotCount == 0 {
+		c.SnapshotCount = 1000
+	}
+	if c.CheckTimeout == 0 {
+		c.CheckTimeout = 10 * time.Second
+	}
+	if c.Members < 1 || c.Members > 9 {
+		return fmt.Errorf("scenarios: %d members (want 1 to 9)", c.Members)
+	}
+	if c.Duration < time.Second {
+		return fmt.Errorf("scenarios: duration %s is shorter than a second", c.Duration)
+	}
+	return c.Workload.Validate()
+}
+
+// Verdicts of a run.
+const (
+	VerdictOK         = "ok"
+	VerdictIllegal    = "not-linearizable"
+	VerdictNoLiveness = "no-liveness"
+	VerdictUnknown    = "unknown"
+	VerdictFailed     = "member-failure"
+)
+
+// Result is the outcome of one run.
+type Result struct {
+	Seed                uint64                      `json:"seed"`
+	Verdict             string                      `json:"verdict"`
+	Reason              string                      `json:"reason,omitempty"`
+	Operations          int                         `json:"operations"`
+	OK, Failed, Unknown int                         `json:"-"`
+	Schedule            chaos.Schedule              `json:"schedule"`
+	Virtual             time.Duration               `json:"virtual"`
+	Wall, CheckWall     time.Duration               `json:"-"`
+	Events              int64                       `json:"events"`
+	Dir                 string                      `json:"dir,omitempty"`
+	History             []linearizability.Operation `json:"-"`
+	Trace               []byte                      `json:"-"`
+	FaultLog            []string                    `json:"-"`
+}
+
+// Passed reports whether the run found nothing wrong.
+func (r *Result) Passed() bool { return r.Verdict == VerdictOK }
+
+// Repro is the one command line that replays the run.
+func Repro(c Config) string {
+	kinds := make([]string, len(c.Faults))
+	for i, k := range c.Faults {
+		kinds[i] = string(k)
+	}
+	f := strings.Join(kinds, ",")
+	if f == "" {
+		f = "none"
+	}
+	return fmt.Sprintf("go run ./cmd/harness run --seed %d --nodes %d --clients %d --duration %s --faults %s",
+		c.Seed, c.Members, c.Workload.Clients, c.Duration, f)
+}
+
+// scheduleRand is the stream the fault schedule is drawn from: separate from the
+// world's, so that the schedule does not depend on what the run does.
+func scheduleRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 0x5eed5c4ed)) }
+
+// Plan returns the fault schedule a configuration will run.
+func Plan(c Config) chaos.Schedule {
+	if c.Schedule != nil {
+		return c.Schedule
+	}
+	return chaos.Generate(scheduleRand(c.Seed), chaos.GenerateOptions{Members: c.Members, Duration: c.Duration, Kinds: c.Faults})
+}
+
+// RunSim runs one seed in the deterministic simulator: a safety phase with
+// faults, then a liveness phase that heals everything and requires the members to
+// converge; then checks the history. A failing run writes its artifacts to
+// c.Out (re-running the seed with tracing on, which determinism makes exact).
+func RunSim(c Config) (*Result, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	res, err := runSim(c, c.Trace)
+	if err != nil {
+		return nil, err
+	}
+	if !res.Passed() && c.Out != "" {
+		traced := res
+		if !c.Trace {
+			if traced, err = runSim(c, true); err != nil {
+				return nil, err
+			}
+		}
+		dir, werr := writeArtifacts(c, traced)
+		if werr != nil {
+			return res, werr
+		}
+		res.Dir = dir
+	}
+	return res, nil
+}
+
+func runSim(c Config, trace bool) (*Result, error) {
+	start := time.Now()
+	release := detrand.Acquire(c.Seed)
+	defer release()
+	dbDir, err := os.MkdirTemp(tmpfsDir(), "havoc-sim-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dbDir)
+
+	var traceBuf bytes.Buffer
+	wcfg := sim.Config{Seed: c.Seed, MaxEvents: 500_000_000}
+	if trace {
+		wcfg.Trace = &traceBuf
+	}
+	w := sim.NewWorld(wcfg)
+	cl, err := cluster.NewSim(w, cluster.SimConfig{Members: c.Members, Dir: dbDir, SnapshotCount: c.SnapshotCount})
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	rec := &linearizability.Recorder{}
+	clients := make([]*simClient, c.Workload.Clients)
+	for i := range clients {
+		clients[i] = newSimClient(i+1, &c.Workload, rec, cl.Members())
+		w.AddHost(fmt.Sprintf("c%02d", i+1), clients[i])
+	}
+	res := &Result{Seed: c.Seed, Schedule: Plan(c)}
+	for _, f := range res.Schedule {
+		w.Schedule(f.At, "fault", func() {
+			heal, desc, err := chaos.Apply(cl, f)
+			if err != nil {
+				desc = fmt.Sprintf("%s failed: %v", f.Kind, err)
+			}
+			res.FaultLog = append(res.FaultLog, fmt.Sprintf("%s start %s", w.Elapsed(), desc))
+			w.Tracef("chaos", "start %s", desc)
+			if heal == nil {
+				return
+			}
+			w.Schedule(f.Duration, "heal", func() {
+				_ = heal()
+				res.FaultLog = append(res.FaultLog, fmt.Sprintf("%s end %s", w.Elapsed(), desc))
+				w.Tracef("chaos", "end %s", desc)
+			})
+		})
+	}
+
+	// Safety phase.
+	runErr := w.RunFor(c.Duration)
+	// Liveness phase: heal everything; the cluster must converge and serve.
+	if runErr == nil {
+		w.Tracef("chaos", "heal all; liveness phase")
+		cl.HealAll()
+		okBefore := 0
+		for _, cc := range clients {
+			okBefore += cc.okCount
+		}
+		served := func() bool {
+			n := 0
+			for _, cc := range clients {
+				n += cc.okCount
+			}
+			return n > okBefore
+		}
+		runErr = w.RunUntil(func() bool {
+			conv, _ := cl.Converged()
+			return conv && served()
+		}, c.LivenessTimeout)
+		for _, cc := range clients {
+			cc.stopped = true
+		}
+		if runErr == nil {
+			runErr = w.RunUntil(func() bool {
+				for _, cc := range clients {
+					if !cc.idle() {
+						return false
+					}
+				}
+				conv, _ := cl.Converged()
+				return conv
+			}, c.LivenessTimeout)
+		}
+	}
+	res.Virtual = w.Elapsed()
+	res.Events = w.Events()
+	res.History = rec.Operations()
+	res.Trace = traceBuf.Bytes()
+	for _, op := range res.History {
+		switch op.Outcome {
+		case linearizability.OutcomeOK:
+			res.OK++
+		case linearizability.OutcomeFail:
+			res.Failed++
+		default:
+			res.Unknown++
+		}
+	}
+	res.Operations = len(res.History)
+	switch {
+	case cl.Err() != nil:
+		res.Verdict, res.Reason = VerdictFailed, cl.Err().Error()
+	case runErr != nil:
+		_, why := cl.Converged()
+		res.Verdict = VerdictNoLiveness
+		res.Reason = fmt.Sprintf("%v (seed %d): %s", runErr, c.Seed, why)
+		if errors.Is(runErr, sim.ErrNoProgress) {
+			res.Reason = fmt.Sprintf("event budget exhausted at %s (seed %d)", w.Elapsed(), c.Seed)
+		}
+	}
+	if res.Verdict == "" {
+		checkStart := time.Now()
+		opt := linearizability.Options{Timeout: c.CheckTimeout}
+		if trace && c.Out != "" {
+			opt.VisualizePath = filepath.Join(artifactDir(c), "visualization.html")
+			_ = os.MkdirAll(filepath.Dir(opt.VisualizePath), 0o755)
+		}
+		cr, err := linearizability.Check(res.History, opt)
+		res.CheckWall = time.Since(checkStart)
+		switch {
+		case err != nil:
+			res.Verdict, res.Reason = VerdictUnknown, err.Error()
+		case cr.Verdict == linearizability.VerdictOK:
+			res.Verdict = VerdictOK
+		case cr.Verdict == linearizability.VerdictIllegal:
+			res.Verdict, res.Reason = VerdictIllegal, cr.Reason
+		default:
+			res.Verdict, res.Reason = VerdictUnknown, cr.Reason
+		}
+	}
+	res.Wall = time.Since(start)
+	return res, nil
+}
+
+// tmpfsDir is where the members' bbolt files go: tmpfs when the machine has it.
+func tmpfsDir() string {
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		return "/dev/shm"
+	}
+	return os.TempDir()
+}
+
+func artifactDir(c Config) string { return filepath.Join(c.Out, fmt.Sprintf("seed-%d", c.Seed)) }
+
+// writeArtifacts leaves everything needed to understand and replay a failing
+// run: seed, config, schedule, history, trace and the checker's visualization.
+func writeArtifacts(c Config, r *Result) (string, error) {
+	dir := artifactDir(c)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	cfg, _ := json.MarshalIndent(c, "", "  ")
+	var hist bytes.Buffer
+	if err := linearizability.WriteHistory(&hist, r.History); err != nil {
+		return "", err
+	}
+	summary := fmt.Sprintf("seed: %d\nverdict: %s\nreason: %s\nrepro: %s\n\nfaults:\n%s", c.Seed, r.Verdict, r.Reason, Repro(c), strings.Join(r.FaultLog, "\n"))
+	files := map[string][]byte{
+		"seed": fmt.Appendf(nil, "%d\n", c.Seed), "config.json": cfg, "schedule.txt": []byte(r.Schedule.String()),
+		"history.json": hist.Bytes(), "trace.log": r.Trace, "summary.txt": []byte(summary),
+	}
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		if err := os.WriteFile(filepath.Join(dir, n), files[n], 0o644); err != nil {
+			return "", err
+		}
+	}
+	return dir, nil
+}
