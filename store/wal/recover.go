@@ -211,8 +211,8 @@ func readFile(fsys vfs.FS, name string) ([]byte, error) {
 // only); any other damage is an ErrCorrupt error.
 func replaySegment(r *replay, seg *segment, b []byte, isLast bool, hs **raftpb.HardState) (int, bool, error) {
 	name := seg.name()
-	off := 0
-	for nrec := 0; off < len(b); nrec++ {
+	off, nrec := 0, 0
+	for ; off < len(b); nrec++ {
 		typ, payload, next, problem := readRecord(b, off)
 		if problem != "" {
 			// A torn write loses a suffix of the last segment, never its
@@ -252,6 +252,9 @@ func replaySegment(r *replay, seg *segment, b []byte, isLast bool, hs **raftpb.H
 			}
 		}
 		off = next
+	}
+	if nrec < 2 {
+		return 0, false, corrupt(name, off, "segment ends before its header and metadata records")
 	}
 	return off, false, nil
 }

@@ -51,14 +51,14 @@ func open(t *testing.T, fsys vfs.FS, opts Options) (*WAL, *State) {
 	return w, st
 }
 
-func segments(t *testing.T, fsys vfs.FS) []string {
+func segments(t testing.TB, fsys vfs.FS) []string {
 	t.Helper()
 	names, err := fsys.List(dir)
 	require.NoError(t, err)
 	return names
 }
 
-func readAll(t *testing.T, fsys vfs.FS, name string) []byte {
+func readAll(t testing.TB, fsys vfs.FS, name string) []byte {
 	t.Helper()
 	f, err := fsys.Open(name)
 	require.NoError(t, err)
@@ -251,7 +251,7 @@ func TestReleaseToKeepsEntriesAfterMarker(t *testing.T) {
 
 // build returns the bytes of a single-segment WAL with 5 entries, and the
 // offset where its last record starts.
-func build(t *testing.T) (seg string, b []byte, lastRecord int) {
+func build(t testing.TB) (seg string, b []byte, lastRecord int) {
 	m := vfs.NewMem()
 	w, err := Create(m, dir, []byte("meta"), Options{})
 	require.NoError(t, err)
