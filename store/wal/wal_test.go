@@ -401,3 +401,16 @@ func TestCorruptLayout(t *testing.T) {
 		}
 	})
 }
+
+func TestOSRoundTrip(t *testing.T) {
+	fsys := vfs.Sub(vfs.OS(), t.TempDir())
+	w, err := Create(fsys, dir, []byte("os"), Options{SegmentBytes: 150})
+	require.NoError(t, err)
+	require.NoError(t, w.Save(hardState(1, 1, 2), ents(1, 6, 1), true))
+	require.NoError(t, w.SaveSnapshot(Snapshot{Index: 2, Term: 1}))
+	require.NoError(t, w.Save(nil, ents(7, 8, 1), false))
+	require.NoError(t, w.ReleaseTo(2))
+	require.NoError(t, w.Close())
+	_, st := open(t, fsys, Options{})
+	assert.Equal(t, "snap=2/1 hs=1/1/2 ents=3/1:e3.1 4/1:e4.1 5/1:e5.1 6/1:e6.1 7/1:e7.1 8/1:e8.1 ", summary(st))
+}
