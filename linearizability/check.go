@@ -99,15 +99,16 @@ func Check(ops []Operation, opt Options) (Result, error) {
 		return res, nil
 	}
 
-	hist := porcupineHistory(ops)
+	rc := checkRevisions(ops)
+	hist := porcupineHistory(ops, rc)
 	res.Linearized = len(hist)
 	inputs := make([]*Operation, len(hist))
 	for i := range hist {
-		inputs[i] = hist[i].Input.(*Operation)
+		inputs[i] = hist[i].Input.(*input).op
 	}
 	groups := partition(inputs)
 	res.Partitions = len(groups)
-	model := Model()
+	model := kvModel()
 	model.Partition = nil
 	sub := func(g []int) []porcupine.Operation {
 		p := make([]porcupine.Operation, len(g))
@@ -140,7 +141,7 @@ func Check(ops []Operation, opt Options) (Result, error) {
 		return -1
 	}
 
-	if v := checkRevisions(ops); v != nil {
+	if v := rc.violation; v != nil {
 		res.Verdict, res.Reason, res.OpIDs, res.Keys = VerdictIllegal, v.reason, v.ops, dedupKeys(v.keys)
 		if opt.VisualizePath != "" && len(v.ops) > 0 {
 			if gi := groupOf(v.ops[0]); gi >= 0 {
@@ -189,7 +190,7 @@ func Check(ops []Operation, opt Options) (Result, error) {
 // take effect at any time after its call, or never: "never" is the same as
 // "after everything else"), clamped to the earliest return of a read that
 // saw its value, since it must have happened by then.
-func porcupineHistory(ops []Operation) []porcupine.Operation {
+func porcupineHistory(ops []Operation, rc revisionFacts) []porcupine.Operation {
 	seenBy := map[string]int64{} // value -> earliest return of a read that saw it
 	see := func(v string, ret int64) {
 		if r, ok := seenBy[v]; !ok || ret < r {
@@ -227,8 +228,9 @@ func porcupineHistory(ops []Operation) []porcupine.Operation {
 				ret = max(r, op.Call)
 			}
 		}
+		in := &input{op: op, rev: rc.observedRev[i]}
 		hist = append(hist, porcupine.Operation{
-			ClientId: op.Client, Input: op, Output: op, Call: op.Call, Return: ret,
+			ClientId: op.Client, Input: in, Output: in, Call: op.Call, Return: ret,
 			Metadata: fmt.Sprintf("op %d on member %s", op.ID, op.Member),
 		})
 	}
@@ -238,7 +240,7 @@ func porcupineHistory(ops []Operation) []porcupine.Operation {
 func partitionKeys(p []porcupine.Operation) []string {
 	var keys []string
 	for _, o := range p {
-		op := o.Input.(*Operation)
+		op := o.Input.(*input).op
 		switch op.Kind {
 		case KindRange:
 			keys = append(keys, op.Prefix+"*")
@@ -301,27 +303,27 @@ func (res *Result) explain(model porcupine.Model, p []porcupine.Operation, opt O
 			longest = l
 		}
 	}
-	done := map[*Operation]bool{}
+	done := map[*input]bool{}
 	var st any = model.Init()
 	for _, o := range longest {
-		done[o.Input.(*Operation)] = true
+		done[o.Input.(*input)] = true
 		_, st = model.Step(st, o.Input, o.Output)
 	}
 	// The operation that blocks is the pending one that must return first.
 	var stuck *porcupine.Operation
 	for k := range p {
-		if !done[p[k].Input.(*Operation)] && (stuck == nil || p[k].Return < stuck.Return) {
+		if !done[p[k].Input.(*input)] && (stuck == nil || p[k].Return < stuck.Return) {
 			stuck = &p[k]
 		}
 	}
 	if stuck == nil {
 		return
 	}
-	op := stuck.Input.(*Operation)
+	op := stuck.Input.(*input).op
 	res.OpIDs = append(res.OpIDs, op.ID)
 	res.Reason += fmt.Sprintf("; after the longest partial linearization (%d of %d operations", len(longest), len(p))
 	if n := len(longest); n > 0 {
-		last := longest[n-1].Input.(*Operation)
+		last := longest[n-1].Input.(*input).op
 		res.OpIDs = append(res.OpIDs, last.ID)
 		res.Reason += fmt.Sprintf(", last #%d %s", last.ID, Describe(last))
 	}

@@ -271,10 +271,10 @@ func TestCheckHandMade(t *testing.T) {
 
 func TestCheckMalformed(t *testing.T) {
 	for name, ops := range map[string][]Operation{
-		"bad kind":          {{ID: 1, Kind: "frob", Outcome: OutcomeOK}},
-		"bad outcome":       {{ID: 1, Kind: KindGet, Outcome: "maybe"}},
+		"bad kind":           {{ID: 1, Kind: "frob", Outcome: OutcomeOK}},
+		"bad outcome":        {{ID: 1, Kind: KindGet, Outcome: "maybe"}},
 		"return before call": {{ID: 1, Kind: KindGet, Outcome: OutcomeOK, Call: 5, Return: 4}},
-		"duplicate id":      {{ID: 1, Kind: KindGet, Outcome: OutcomeOK}, {ID: 1, Kind: KindGet, Outcome: OutcomeOK, Client: 1}},
+		"duplicate id":       {{ID: 1, Kind: KindGet, Outcome: OutcomeOK}, {ID: 1, Kind: KindGet, Outcome: OutcomeOK, Client: 1}},
 		"duplicate value": {
 			{ID: 1, Kind: KindPut, Key: "a", Value: "v", Outcome: OutcomeOK},
 			{ID: 2, Kind: KindPut, Key: "a", Value: "v", Outcome: OutcomeOK, Client: 1},

@@ -46,22 +46,22 @@ const (
 // Operation is one client request in a history. See the package comment for
 // the meaning of every field.
 type Operation struct {
-	ID           int64  `json:"id"`
-	Client       int    `json:"client"`
-	Member       string `json:"member"`
-	Kind         Kind   `json:"kind"`
-	Serializable bool   `json:"serializable,omitempty"`
-	Key          string `json:"key,omitempty"`
-	Prefix       string `json:"prefix,omitempty"`
-	Value        string `json:"value,omitempty"`
-	Expect       string `json:"expect,omitempty"`
-	ExpectAbsent bool   `json:"expect_absent,omitempty"`
-	Lease        int64  `json:"lease,omitempty"`
-	TTL          int64  `json:"ttl,omitempty"`
-	Call         int64  `json:"call"`
-	Return       int64  `json:"return"`
-	Outcome      Outcome `json:"outcome"`
-	Error        string  `json:"error,omitempty"`
+	ID           int64    `json:"id"`
+	Client       int      `json:"client"`
+	Member       string   `json:"member"`
+	Kind         Kind     `json:"kind"`
+	Serializable bool     `json:"serializable,omitempty"`
+	Key          string   `json:"key,omitempty"`
+	Prefix       string   `json:"prefix,omitempty"`
+	Value        string   `json:"value,omitempty"`
+	Expect       string   `json:"expect,omitempty"`
+	ExpectAbsent bool     `json:"expect_absent,omitempty"`
+	Lease        int64    `json:"lease,omitempty"`
+	TTL          int64    `json:"ttl,omitempty"`
+	Call         int64    `json:"call"`
+	Return       int64    `json:"return"`
+	Outcome      Outcome  `json:"outcome"`
+	Error        string   `json:"error,omitempty"`
 	Resp         Response `json:"resp"`
 }
 

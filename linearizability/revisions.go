@@ -48,8 +48,22 @@ type observation struct {
 //     known put of it, unless a delete or lease of unknown revision could
 //     explain the absence.
 //
-// It returns nil when it finds nothing wrong.
-func checkRevisions(ops []Operation) *violation {
+// revisionFacts is what checkRevisions learned: the first violation (nil if
+// none) and the revision reads saw each unknown write at (by op index).
+type revisionFacts struct {
+	violation   *violation
+	observedRev map[int]int64
+}
+
+// checkRevisions returns the facts it learned, with the first violation.
+func checkRevisions(ops []Operation) revisionFacts {
+	var rf revisionFacts
+	rf.violation = checkRevisionRules(ops, &rf)
+	return rf
+}
+
+// checkRevisionRules returns the first violation, or nil.
+func checkRevisionRules(ops []Operation, rf *revisionFacts) *violation {
 	writer := make(map[string]int) // value -> op index
 	for i := range ops {
 		if ops[i].Kind.writesValue() {
@@ -140,6 +154,7 @@ func checkRevisions(ops []Operation) *violation {
 
 	// Pass A: every value seen was written, to that key, at that revision.
 	observedRev := make(map[int]int64) // unknown write -> revision a read saw
+	rf.observedRev = observedRev
 	for _, o := range obs {
 		if !o.found {
 			continue
@@ -265,11 +280,11 @@ func checkRevisions(ops []Operation) *violation {
 
 // point is an operation placed on the real-time line by its revision.
 type point struct {
-	op     int
-	rev    int64
-	write  bool
-	call   int64
-	ret    int64
+	op    int
+	rev   int64
+	write bool
+	call  int64
+	ret   int64
 }
 
 // checkRealTime checks rule 2 of checkRevisions with one sweep: walking
