@@ -212,7 +212,12 @@ func porcupineHistory(ops []Operation, rc revisionFacts) []porcupine.Operation {
 	var hist []porcupine.Operation
 	for i := range ops {
 		op := &ops[i]
-		if op.Outcome == OutcomeFail || op.Serializable {
+		// Failed operations did nothing. Serializable reads may be stale and
+		// ranges span every key: both are checked by the revision
+		// reconstruction alone (checkRevisions: each result must equal the
+		// keyspace at its header revision, and header revisions must follow
+		// real time), which keeps the Porcupine partitions per key.
+		if op.Outcome == OutcomeFail || op.Serializable || op.Kind == KindRange {
 			continue
 		}
 		ret := op.Return

@@ -95,21 +95,33 @@ func checkRevisionRules(ops []Operation, rf *revisionFacts) *violation {
 
 	// Gather what reads saw.
 	writtenKeys := map[string]struct{}{}
-	unknownDelete := map[string]bool{} // keys a delete or lease may have removed at an unknown revision
+	// Deletes whose revision is unknown (outcome unknown) and revokes whose
+	// revision is unknown may remove a key at any time after their call: keep
+	// the earliest such call per key and per lease.
+	unknownDeleteCall := map[string]int64{}
+	unknownRevokeCall := map[int64]int64{}
+	earliest := func(m map[string]int64, k string, t int64) {
+		if old, ok := m[k]; !ok || t < old {
+			m[k] = t
+		}
+	}
 	for i := range ops {
 		op := &ops[i]
 		if op.Outcome == OutcomeFail {
 			continue
 		}
 		switch op.Kind {
-		case KindPut, KindCAS:
+		case KindPut, KindCAS, KindPutLease:
 			writtenKeys[op.Key] = struct{}{}
-		case KindPutLease:
-			writtenKeys[op.Key] = struct{}{}
-			unknownDelete[op.Key] = true
 		case KindDelete:
-			if known[i] == 0 {
-				unknownDelete[op.Key] = true
+			if op.Outcome == OutcomeUnknown {
+				earliest(unknownDeleteCall, op.Key, op.Call)
+			}
+		case KindLeaseRevoke:
+			if op.Outcome == OutcomeUnknown || op.Resp.Revision == 0 {
+				if old, ok := unknownRevokeCall[op.Lease]; !ok || op.Call < old {
+					unknownRevokeCall[op.Lease] = op.Call
+				}
 			}
 		}
 	}
@@ -263,12 +275,24 @@ func checkRevisionRules(ops []Operation, rf *revisionFacts) *violation {
 			}
 			continue
 		}
-		if unknownDelete[o.key] {
-			continue
-		}
 		i := sort.Search(len(ws), func(i int) bool { return ws[i].rev > o.h }) - 1
 		if i >= 0 && !ws[i].delete {
 			w := ws[i]
+			// A delete of unknown revision called before the read returned
+			// may have removed the key after w.
+			if t, ok := unknownDeleteCall[o.key]; ok && t < op.Return {
+				continue
+			}
+			// So may the revoke of w's lease: acknowledged at a revision in
+			// (w, h], or of unknown revision and called before the read returned.
+			if wop := &ops[w.op]; wop.Kind == KindPutLease {
+				if rv, ok := firstAfter(revokes[wop.Lease], w.rev); ok && rv.rev <= o.h {
+					continue
+				}
+				if t, ok := unknownRevokeCall[wop.Lease]; ok && t < op.Return {
+					continue
+				}
+			}
 			return &violation{
 				reason: fmt.Sprintf("#%d %s found key %q absent at revision %d, but #%d %s wrote it at revision %d and nothing deleted it", op.ID, Describe(op), o.key, o.h, ops[w.op].ID, Describe(&ops[w.op]), w.rev),
 				ops:    []int64{op.ID, ops[w.op].ID}, keys: []string{o.key},
