@@ -485,3 +485,9 @@ func checkImage(path string) error {
 		return nil
 	})
 }
+
+// ForEachRawKey calls fn on every key of the key bucket, in order (for tests and
+// diagnostics; k is valid only during the call).
+func (s *Store) ForEachRawKey(fn func(k []byte)) error {
+	return s.bucket(BucketKey).ForEach(func(k, _ []byte) error { fn(k); return nil })
+}
