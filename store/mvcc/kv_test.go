@@ -5,8 +5,8 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -531,4 +531,19 @@ func TestHashKV(t *testing.T) {
 	require.ErrorIs(t, err, ErrCompacted)
 	_, _, _, err = a2.HashKV(10)
 	require.ErrorIs(t, err, ErrFutureRev)
+}
+
+func TestHashKVSkipsTombstoneAtCompactRev(t *testing.T) {
+	s, _ := openTest(t, Options{NoSync: true})
+	mustPut(t, s, "a", "1")
+	_, err := s.DeleteRange(&pb.DeleteRangeRequest{Key: []byte("a")})
+	require.NoError(t, err)
+	_, err = s.Compact(3)
+	require.NoError(t, err)
+	h, _, _, err := s.HashKV(3)
+	require.NoError(t, err)
+	empty := crc32.New(crc32.MakeTable(crc32.Castagnoli))
+	empty.Write([]byte("key"))
+	require.Equal(t, empty.Sum32(), h, "no live key: only the bucket name is hashed")
+	require.Equal(t, refHash(t, s, 3, 3), h)
 }

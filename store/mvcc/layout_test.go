@@ -1,0 +1,169 @@
+package mvcc
+
+import (
+	"bytes"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
+)
+
+// TestBucketLayout reads the file with bbolt directly and checks etcd's bytes.
+func TestBucketLayout(t *testing.T) {
+	s, path := openTest(t, Options{NoSync: true})
+	s.SetLeaseHooks(newTestLeases(0x77))
+	_, err := s.Put(&pb.PutRequest{Key: []byte("foo"), Value: []byte("bar"), Lease: 0x77})
+	require.NoError(t, err)
+	_, err = s.Txn(&pb.TxnRequest{Success: []*pb.RequestOp{put("x", "1"), del("foo", "")}})
+	require.NoError(t, err)
+	_, err = s.Compact(2)
+	require.NoError(t, err)
+	s.SetConsistentIndex(42, 7)
+	require.NoError(t, s.Close())
+
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	require.NoError(t, err)
+	defer db.Close()
+	require.NoError(t, db.View(func(tx *bolt.Tx) error {
+		var names []string
+		require.NoError(t, tx.ForEach(func(name []byte, _ *bolt.Bucket) error { names = append(names, string(name)); return nil }))
+		require.ElementsMatch(t, allBuckets, names)
+
+		type entry struct{ k, v []byte }
+		var got []entry
+		require.NoError(t, tx.Bucket([]byte("key")).ForEach(func(k, v []byte) error {
+			got = append(got, entry{bytes.Clone(k), bytes.Clone(v)})
+			return nil
+		}))
+		require.Len(t, got, 3)
+		require.Equal(t, []byte{0, 0, 0, 0, 0, 0, 0, 2, '_', 0, 0, 0, 0, 0, 0, 0, 0}, got[0].k)
+		require.Equal(t, []byte{0, 0, 0, 0, 0, 0, 0, 3, '_', 0, 0, 0, 0, 0, 0, 0, 0}, got[1].k)
+		require.Equal(t, []byte{0, 0, 0, 0, 0, 0, 0, 3, '_', 0, 0, 0, 0, 0, 0, 0, 1, 't'}, got[2].k)
+		want, _ := proto.Marshal(&mvccpb.KeyValue{Key: []byte("foo"), Value: []byte("bar"), CreateRevision: 2, ModRevision: 2, Version: 1, Lease: 0x77})
+		require.Equal(t, want, got[0].v)
+		want, _ = proto.Marshal(&mvccpb.KeyValue{Key: []byte("foo")})
+		require.Equal(t, want, got[2].v)
+		// The proto3 wire bytes by hand: field 1 key, 2 create, 3 mod, 4 version, 5 value, 6 lease.
+		require.Equal(t, []byte{0x0a, 3, 'f', 'o', 'o', 0x10, 2, 0x18, 2, 0x20, 1, 0x2a, 3, 'b', 'a', 'r', 0x30, 0x77}, got[0].v)
+
+		m := tx.Bucket([]byte("meta"))
+		require.Equal(t, []byte{0, 0, 0, 0, 0, 0, 0, 42}, m.Get([]byte("consistent_index")))
+		require.Equal(t, []byte{0, 0, 0, 0, 0, 0, 0, 7}, m.Get([]byte("term")))
+		rev2 := []byte{0, 0, 0, 0, 0, 0, 0, 2, '_', 0, 0, 0, 0, 0, 0, 0, 0}
+		require.Equal(t, rev2, m.Get([]byte("scheduledCompactRev")))
+		require.Equal(t, rev2, m.Get([]byte("finishedCompactRev")))
+		require.Equal(t, []byte("3.7.0"), m.Get([]byte("storageVersion")))
+		return nil
+	}))
+}
+
+func TestOpenRejectsUndecodableValue(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db")
+	db, err := bolt.Open(path, 0o600, nil)
+	require.NoError(t, err)
+	require.NoError(t, db.Update(func(tx *bolt.Tx) error {
+		b, _ := tx.CreateBucket([]byte("key"))
+		return b.Put(revKey(revision{2, 0}, false), []byte{0xff, 0xff})
+	}))
+	require.NoError(t, db.Close())
+	_, err = Open(path, Options{NoSync: true})
+	require.Error(t, err)
+}
+
+func TestAbortLosesOnlyTheBatch(t *testing.T) {
+	s, path := openTest(t, Options{NoSync: true})
+	mustPut(t, s, "a", "1")
+	s.SetConsistentIndex(5, 1)
+	require.NoError(t, s.Commit())
+	mustPut(t, s, "a", "2")
+	s.SetConsistentIndex(6, 1)
+	require.NoError(t, s.Abort())
+	s2, err := Open(path, Options{NoSync: true})
+	require.NoError(t, err)
+	defer s2.Close()
+	require.EqualValues(t, 2, s2.Rev())
+	idx, term := s2.ConsistentIndex()
+	require.EqualValues(t, 5, idx)
+	require.EqualValues(t, 1, term)
+	require.Equal(t, "1", string(mustRange(t, s2, &pb.RangeRequest{Key: []byte("a")}).Kvs[0].Value))
+}
+
+func TestBatchLimitAutoCommits(t *testing.T) {
+	s, path := openTest(t, Options{NoSync: true, BatchLimit: 3})
+	for i := range 5 {
+		mustPut(t, s, "k", string(rune('a'+i)))
+	}
+	require.NoError(t, s.Abort())
+	s2, err := Open(path, Options{NoSync: true})
+	require.NoError(t, err)
+	defer s2.Close()
+	require.EqualValues(t, 4, s2.Rev(), "writes 1-3 committed by the limit, 4-5 lost")
+	require.Error(t, Options{BatchLimit: -1}.Validate())
+}
+
+func TestSnapshotAndReplace(t *testing.T) {
+	src, _ := openTest(t, Options{NoSync: true})
+	src.SetLeaseHooks(newTestLeases(3))
+	fill(t, src)
+	_, err := src.Put(&pb.PutRequest{Key: []byte("l"), Value: []byte("x"), Lease: 3})
+	require.NoError(t, err)
+	_, err = src.Compact(4)
+	require.NoError(t, err)
+	src.PutRaw(BucketMembers, []byte("1"), []byte("m"))
+	var img bytes.Buffer
+	n, err := src.WriteSnapshot(&img)
+	require.NoError(t, err)
+	require.EqualValues(t, img.Len(), n)
+	require.Equal(t, src.Size(), n)
+	require.LessOrEqual(t, src.SizeInUse(), src.Size())
+	mustPut(t, src, "after", "snapshot") // the store stays usable
+
+	dst, _ := openTest(t, Options{NoSync: true})
+	mustPut(t, dst, "old", "x")
+	require.NoError(t, dst.Watch(1, WatchRequest{Key: []byte("a")}))
+	leases := newTestLeases(3)
+	dst.SetLeaseHooks(leases)
+	require.NoError(t, dst.ReplaceWith(bytes.NewReader(img.Bytes())))
+	require.EqualValues(t, 8, dst.Rev())
+	require.EqualValues(t, 4, dst.CompactRev())
+	require.Empty(t, mustRange(t, dst, &pb.RangeRequest{Key: []byte("old")}).Kvs)
+	require.Equal(t, []string{"a", "ab", "c", "l"}, keysOf(mustRange(t, dst, &pb.RangeRequest{Key: []byte{0}, RangeEnd: []byte{0}})))
+	require.Equal(t, []byte("m"), dst.GetRaw(BucketMembers, []byte("1")))
+	require.Equal(t, map[string]bool{"l": true}, leases.attached[3])
+	ha, _, _, err := src.HashKV(8)
+	require.NoError(t, err)
+	hb, _, _, err := dst.HashKV(8)
+	require.NoError(t, err)
+	require.Equal(t, ha, hb)
+	// The watcher at "a" had seen revision 2 of the old store; it catches up on the new
+	// history from revision 3 on: compacted (3 < 4).
+	evs := dst.DrainWatch(0)
+	require.Len(t, evs, 1)
+	require.True(t, evs[0].Canceled)
+	require.EqualValues(t, 4, evs[0].CompactRevision)
+
+	require.Error(t, dst.ReplaceWith(bytes.NewReader([]byte("not a bolt file"))))
+	require.EqualValues(t, 8, dst.Rev(), "a bad image leaves the store as it was")
+}
+
+func TestRawBuckets(t *testing.T) {
+	s, path := openTest(t, Options{NoSync: true})
+	s.PutRaw(BucketLease, []byte{0, 2}, []byte("b"))
+	s.PutRaw(BucketLease, []byte{0, 1}, []byte("a"))
+	s.DeleteRaw(BucketLease, []byte{0, 3})
+	var seen []string
+	require.NoError(t, s.ForEachRaw(BucketLease, func(k, v []byte) error { seen = append(seen, string(v)); return nil }))
+	require.Equal(t, []string{"a", "b"}, seen)
+	require.Panics(t, func() { s.PutRaw(BucketKey, []byte("x"), nil) })
+	require.NoError(t, s.Close())
+	s2, err := Open(path, Options{NoSync: true})
+	require.NoError(t, err)
+	defer s2.Close()
+	require.Equal(t, []byte("a"), s2.GetRaw(BucketLease, []byte{0, 1}))
+	require.Nil(t, s2.GetRaw(BucketLease, []byte{0, 9}))
+}
