@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/raft/v3/raftpb"
 
@@ -37,6 +38,8 @@ type loop struct {
 	token   uint64
 	snapCnt uint64
 	release func()
+	// dupProps delivers every forwarded proposal twice.
+	dupProps bool
 }
 
 func newLoop(t testing.TB, size int, seed uint64, snapCount uint64) *loop {
@@ -149,6 +152,9 @@ func (l *loop) deliver() {
 			n, ok := l.nodes[to]
 			if !ok || l.cut[[2]uint64{from, to}] {
 				continue
+			}
+			if l.dupProps && m.GetType() == raftpb.MsgProp {
+				_ = n.Step(proto.Clone(m).(*raftpb.Message))
 			}
 			_ = n.Step(m)
 		}

@@ -67,6 +67,7 @@ type Node struct {
 	snapSent  map[uint64]int64
 	alarms    []*pb.AlarmMember
 	published bool
+	proposals proposalLog
 
 	out    Output
 	halted error
@@ -237,6 +238,7 @@ func (n *Node) restart() error {
 	if err := n.storage.Append(st.Entries); err != nil {
 		return err
 	}
+	n.proposals.add(st.Entries)
 	hs := st.HardState
 	if hs.GetCommit() < snap.Index {
 		hs.Commit = new(snap.Index)
@@ -351,6 +353,9 @@ func (n *Node) Step(m *raftpb.Message) error {
 	if raft.IsLocalMsg(m.GetType()) {
 		return fmt.Errorf("store: refusing local message type %s from the network", m.GetType())
 	}
+	if last, _ := n.storage.LastIndex(); m.GetType() == raftpb.MsgProp && !n.proposals.filter(m, last+1) {
+		return nil // every entry is already in the log: a duplicated delivery
+	}
 	err := n.rn.Step(m)
 	if errors.Is(err, raft.ErrStepPeerNotFound) || errors.Is(err, raft.ErrStepLocalMsg) {
 		return nil
@@ -427,6 +432,7 @@ func (n *Node) handleReady(rd raft.Ready) {
 		n.halt(fmt.Errorf("store: append to raft storage: %w", err))
 		return
 	}
+	n.proposals.add(rd.Entries)
 	for _, m := range rd.Messages {
 		if m.GetType() == raftpb.MsgSnap {
 			n.attachSnapshot(m)

@@ -282,3 +282,26 @@ func BenchmarkCommittedPuts3(b *testing.B) {
 	l.tick(1)
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "puts/s")
 }
+
+// TestDuplicatedProposalAppliesOnce is the regression test for what havoc's
+// duplication fault found (sweep seed 14): a forwarded proposal delivered twice
+// made one client put take effect twice.
+func TestDuplicatedProposalAppliesOnce(t *testing.T) {
+	l := newLoop(t, 3, 23, 0)
+	lead := l.waitLeader()
+	var f uint64
+	for _, id := range l.ids() {
+		if id != lead {
+			f = id
+		}
+	}
+	l.dupProps = true
+	p := l.put(f, "dup", "v")
+	l.dupProps = false
+	l.tick(3)
+	r := l.get(lead, "dup", false)
+	require.Len(t, r.Kvs, 1)
+	require.Equal(t, p.Header.Revision, r.Kvs[0].ModRevision, "the write must have one revision")
+	require.EqualValues(t, 1, r.Kvs[0].Version)
+	require.Equal(t, p.Header.Revision, r.Header.Revision, "nothing else may have been written")
+}

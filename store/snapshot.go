@@ -74,6 +74,7 @@ func (n *Node) installSnapshot(s *raftpb.Snapshot) error {
 	}
 	n.confState = md.GetConfState()
 	n.snapIndex = md.GetIndex()
+	n.proposals.pruneBelow(md.GetIndex() + 1)
 	ci, _ := n.kv.ConsistentIndex()
 	n.applied = max(md.GetIndex(), ci)
 	return nil
@@ -107,6 +108,7 @@ func (n *Node) maybeSnapshot() {
 				n.halt(fmt.Errorf("store: compact raft log to %d: %w", compactTo, err))
 				return
 			}
+			n.proposals.pruneBelow(compactTo)
 		}
 	}
 	if err := n.wal.ReleaseTo(n.snapIndex); err != nil {
