@@ -1,9 +1,33 @@
 #!/usr/bin/env bash
-# The project's test command: formatting, vet, staticcheck, unit tests, and a seed sweep.
+# The project's test command (what CI runs): formatting, vet, staticcheck, the
+# full test suite (Docker tests run when an engine is reachable; CI starts one),
+# then a seed sweep of the default scenario in the simulator.
+#
+#   HAVOC_SWEEP_SEEDS  seeds to sweep (default 1-400; "" skips the sweep)
+#   HAVOC_SHORT=1      go test -short (skips the slow suites: etcd builds, Docker)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+
+echo "== gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go'))
 if [ -n "$unformatted" ]; then echo "gofmt needed: $unformatted" >&2; exit 1; fi
+
+echo "== go vet"
 go vet ./...
+
+echo "== staticcheck"
 go run honnef.co/go/tools/cmd/staticcheck@v0.7.0 ./...
-go test -short -count=1 ./...
+
+echo "== go test"
+short=()
+[ "${HAVOC_SHORT:-}" = 1 ] && short=(-short)
+go test "${short[@]}" -count=1 -timeout 45m ./...
+
+seeds=${HAVOC_SWEEP_SEEDS-1-400}
+if [ -n "$seeds" ]; then
+  echo "== seed sweep $seeds (simulator, default scenario)"
+  mkdir -p bin
+  go build -o bin/harness ./cmd/harness
+  ./bin/harness sweep --seeds "$seeds" --parallel "$(nproc)" --quiet --out havoc-runs
+fi
+echo "== all green"

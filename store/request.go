@@ -1,7 +1,6 @@
 package store
 
 import (
-	"encoding/binary"
 	"fmt"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -152,5 +151,3 @@ func (g *reqIDGen) id() uint64 {
 	g.next++
 	return g.prefix | (g.next & (1<<48 - 1))
 }
-
-func tokenBytes(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
