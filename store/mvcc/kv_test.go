@@ -34,7 +34,7 @@ func TestErrorStrings(t *testing.T) {
 }
 
 // fill writes a=1 (rev 2), b=2 (3), c=3 (4), a=4 (5), delete b (6), ab=5 (7).
-func fill(t *testing.T, s *Store) {
+func fill(t testing.TB, s *Store) {
 	mustPut(t, s, "a", "1")
 	mustPut(t, s, "b", "2")
 	mustPut(t, s, "c", "3")
