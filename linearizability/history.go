@@ -248,6 +248,14 @@ type Recorder struct {
 	last   int64 // latest time seen, the give-up time of requests never ended
 }
 
+// Reserve makes room for n more operations, so that a long run does not keep
+// regrowing the history.
+func (r *Recorder) Reserve(n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ops = slices.Grow(r.ops, n)
+}
+
 // Begin records the call of op by client on member at time now (nanoseconds)
 // and returns the operation's ID. Only the request fields of op are used.
 func (r *Recorder) Begin(client int, member string, op Operation, now int64) int64 {

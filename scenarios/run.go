@@ -174,6 +174,7 @@ func runSim(c Config, trace bool) (*Result, error) {
 	}
 	defer cl.Close()
 	rec := &linearizability.Recorder{}
+	rec.Reserve(int(c.Workload.Rate * (c.Duration + c.LivenessTimeout/4).Seconds()))
 	clients := make([]*simClient, c.Workload.Clients)
 	for i := range clients {
 		clients[i] = newSimClient(i+1, &c.Workload, rec, cl.Members())

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 
 	"github.com/spf13/cobra"
 )
@@ -19,6 +20,11 @@ type exitError struct {
 func (e *exitError) Error() string { return e.msg }
 
 func main() {
+	// The simulator allocates many short-lived objects; a larger GC target trades
+	// memory (a few hundred MB per run) for ~15% less wall time. GOGC overrides it.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
 	root := &cobra.Command{
 		Use:           "harness",
 		Short:         "havoc: a test harness and simulator for the high availability of an etcd-style store",
