@@ -118,7 +118,7 @@ func TestPutOptions(t *testing.T) {
 	require.EqualValues(t, 3, r.Header.Revision)
 	require.Equal(t, map[string]bool{"k": true}, leases.attached[7])
 
-	r, err = s.Put(&pb.PutRequest{Key: []byte("k"), IgnoreValue: true, Lease: 8})
+	_, err = s.Put(&pb.PutRequest{Key: []byte("k"), IgnoreValue: true, Lease: 8})
 	require.NoError(t, err)
 	kv := mustRange(t, s, &pb.RangeRequest{Key: []byte("k")}).Kvs[0]
 	require.Equal(t, "v2", string(kv.Value))
