@@ -1,0 +1,700 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+
+	"github.com/havoclab/havoc/chaos"
+	"github.com/havoclab/havoc/cluster/linkproxy"
+	"github.com/havoclab/havoc/store/membership"
+)
+
+// ProcessConfig configures a cluster of members running as OS processes on
+// 127.0.0.1.
+type ProcessConfig struct {
+	// Target is the store the members run (TargetHavoc when empty).
+	Target Target
+	// Binary is the program: the harness binary for TargetHavoc (run as
+	// `Binary serve ...`), an etcd binary for TargetEtcd. Required.
+	Binary string
+	// Members is the cluster size (3 when zero).
+	Members int
+	// Dir is the run directory: data dirs and <member>.log files. When empty a
+	// temporary directory is created (on tmpfs when the machine has one) and
+	// removed by Close; a given Dir is kept.
+	Dir string
+	// Token is --initial-cluster-token (a fresh random one when empty, so that
+	// members of two runs never talk to each other).
+	Token string
+	// Seed seeds the link proxies' latency and loss draws.
+	Seed uint64
+	// StartTimeout bounds Start's wait for every member's /health (30 s when zero).
+	StartTimeout time.Duration
+	// ExtraArgs are appended to every member's command line.
+	ExtraArgs []string
+	// Env is added to the members' environment.
+	Env []string
+}
+
+// Validate fills defaults and checks the configuration.
+func (c *ProcessConfig) Validate() error {
+	if c.Target == "" {
+		c.Target = TargetHavoc
+	}
+	if c.Members == 0 {
+		c.Members = 3
+	}
+	if c.StartTimeout == 0 {
+		c.StartTimeout = 30 * time.Second
+	}
+	if c.Token == "" {
+		var b [6]byte
+		_, _ = rand.Read(b[:])
+		c.Token = fmt.Sprintf("havoc-%x", b)
+	}
+	switch {
+	case c.Target != TargetHavoc && c.Target != TargetEtcd:
+		return fmt.Errorf("cluster: unknown target %q (want havoc or etcd)", c.Target)
+	case c.Binary == "":
+		return fmt.Errorf("cluster: no binary for target %s", c.Target)
+	case c.Members < 1 || c.Members > 9:
+		return fmt.Errorf("cluster: %d members (want 1 to 9)", c.Members)
+	}
+	return nil
+}
+
+// Event is one thing that happened to a member process, with its wall time.
+type Event struct {
+	Time   time.Time
+	Member string
+	What   string
+}
+
+// Process is a cluster of members running as OS processes, with a link proxy
+// (package linkproxy) in front of every member's peer listener so that the
+// harness controls every peer link. It implements Backend.
+//
+// What a real process cannot do: a crash is kill -9, and the OS keeps the page
+// cache of the dead process, so writes it did not fsync survive (the torn flag
+// is noted and ignored: faking it would test the fake); clocks cannot be set
+// (SetClock is unsupported); duplication and reordering are not expressible on
+// TCP links (see linkproxy).
+type Process struct {
+	cfg    ProcessConfig
+	dir    string
+	ownDir bool
+	names  []string
+	net    *linkproxy.Network
+
+	mu      sync.Mutex
+	members map[string]*member
+	byID    map[uint64]string
+	clients map[string]*clientv3.Client
+	events  []Event
+	started bool
+	closed  bool
+}
+
+// member is one member process and the addresses it keeps across restarts.
+type member struct {
+	name      string
+	id        uint64
+	clientURL string
+	peerAddr  string // the real peer listener
+	proxyURL  string // the advertised peer URL: the member's link proxy
+	dataDir   string
+	logPath   string
+	args      []string
+	proxy     *linkproxy.Proxy
+
+	cmd    *exec.Cmd
+	done   chan struct{} // closed when cmd has exited and been reaped
+	paused bool
+}
+
+func (m *member) running() bool {
+	if m.cmd == nil {
+		return false
+	}
+	select {
+	case <-m.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// NewProcess prepares a cluster; Start launches it.
+func NewProcess(cfg ProcessConfig) (*Process, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	p := &Process{cfg: cfg, dir: cfg.Dir, net: linkproxy.NewNetwork(cfg.Seed),
+		members: map[string]*member{}, byID: map[uint64]string{}, clients: map[string]*clientv3.Client{}}
+	for i := 1; i <= cfg.Members; i++ {
+		p.names = append(p.names, fmt.Sprintf("m%d", i))
+	}
+	return p, nil
+}
+
+// Members returns the member names m1, m2, ...
+func (p *Process) Members() []string { return slices.Clone(p.names) }
+
+// Dir is the run directory.
+func (p *Process) Dir() string { return p.dir }
+
+// ClientURL returns member's client URL.
+func (p *Process) ClientURL(name string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if m, ok := p.members[name]; ok {
+		return m.clientURL
+	}
+	return ""
+}
+
+// MemberID returns member's raft ID (computed from its advertised peer URL).
+func (p *Process) MemberID(name string) uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if m, ok := p.members[name]; ok {
+		return m.id
+	}
+	return 0
+}
+
+// PID returns member's process ID, or 0 when it is not running.
+func (p *Process) PID(name string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if m, ok := p.members[name]; ok && m.running() {
+		return m.cmd.Process.Pid
+	}
+	return 0
+}
+
+// Events returns what happened to the member processes so far, in order.
+func (p *Process) Events() []Event {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.events)
+}
+
+func (p *Process) eventLocked(name, format string, args ...any) {
+	p.events = append(p.events, Event{Time: time.Now(), Member: name, What: fmt.Sprintf(format, args...)})
+}
+
+// freePorts reserves n distinct free TCP ports on 127.0.0.1. They are released
+// before use, so another program could take one in between; the member then
+// fails to start and Start reports it.
+func freePorts(n int) ([]int, error) {
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			_ = ln.Close()
+		}
+	}()
+	ports := make([]int, 0, n)
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("cluster: reserve a port: %w", err)
+		}
+		lns = append(lns, ln)
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// Start creates the run directory, the link proxies and the member processes,
+// and waits until every member answers /health. On failure everything it
+// created is gone again.
+func (p *Process) Start(ctx context.Context) (err error) {
+	p.mu.Lock()
+	if p.started || p.closed {
+		p.mu.Unlock()
+		return errors.New("cluster: Process.Start called twice or after Close")
+	}
+	p.started = true
+	p.mu.Unlock()
+	defer func() {
+		if err != nil {
+			_ = p.Close()
+		}
+	}()
+	if p.dir == "" {
+		base := os.TempDir()
+		if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+			base = "/dev/shm"
+		}
+		if p.dir, err = os.MkdirTemp(base, "havoc-proc-"); err != nil {
+			return err
+		}
+		p.ownDir = true
+	} else if err := os.MkdirAll(p.dir, 0o755); err != nil {
+		return err
+	}
+	ports, err := freePorts(2 * len(p.names))
+	if err != nil {
+		return err
+	}
+	// 1. Proxies first: their addresses are the advertised peer URLs, which
+	// decide the member IDs.
+	var initial []string
+	for i, name := range p.names {
+		m := &member{
+			name:      name,
+			clientURL: fmt.Sprintf("http://127.0.0.1:%d", ports[2*i]),
+			peerAddr:  fmt.Sprintf("127.0.0.1:%d", ports[2*i+1]),
+			dataDir:   filepath.Join(p.dir, name+".data"),
+			logPath:   filepath.Join(p.dir, name+".log"),
+		}
+		m.proxy, err = p.net.Listen("127.0.0.1:0", m.peerAddr, name, p.resolve)
+		if err != nil {
+			return err
+		}
+		m.proxyURL = "http://" + m.proxy.Addr()
+		m.id = membership.ComputeID([]string{m.proxyURL}, p.cfg.Token)
+		p.mu.Lock()
+		p.members[name] = m
+		p.byID[m.id] = name
+		p.mu.Unlock()
+		initial = append(initial, name+"="+m.proxyURL)
+	}
+	// 2. Launch every member, then wait for all: a member is healthy only once
+	// a quorum is up.
+	p.mu.Lock()
+	for _, name := range p.names {
+		m := p.members[name]
+		m.args = p.memberArgs(m, strings.Join(initial, ","))
+		if err := p.launchLocked(m); err != nil {
+			p.mu.Unlock()
+			return err
+		}
+	}
+	p.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.StartTimeout)
+	defer cancel()
+	for _, name := range p.names {
+		if err := p.waitHealthy(ctx, name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// resolve maps an X-Server-From header to a member name for the proxies.
+func (p *Process) resolve(hex string) (string, bool) {
+	id, err := strconv.ParseUint(hex, 16, 64)
+	if err != nil {
+		return "", false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	name, ok := p.byID[id]
+	return name, ok
+}
+
+// memberArgs is the command line of a member: etcd's flag names for both
+// targets. A restart reuses it unchanged: both stores restart from their data
+// dir and ignore the initial-cluster flags then.
+func (p *Process) memberArgs(m *member, initial string) []string {
+	var args []string
+	if p.cfg.Target == TargetHavoc {
+		args = append(args, "serve")
+	}
+	args = append(args,
+		"--name", m.name,
+		"--data-dir", m.dataDir,
+		"--listen-client-urls", m.clientURL,
+		"--advertise-client-urls", m.clientURL,
+		"--listen-peer-urls", "http://"+m.peerAddr,
+		"--initial-advertise-peer-urls", m.proxyURL,
+		"--initial-cluster", initial,
+		"--initial-cluster-state", "new",
+		"--initial-cluster-token", p.cfg.Token,
+	)
+	return append(args, p.cfg.ExtraArgs...)
+}
+
+// launchLocked starts m's process. The process gets its own process group, so
+// that the terminal's Ctrl-C reaches only the harness, which then closes the
+// cluster; and a parent-death signal, so that a harness killed with -9 does
+// not leave members behind.
+func (p *Process) launchLocked(m *member) error {
+	logf, err := os.OpenFile(m.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(logf, "=== havoc: %s start %s %s\n", time.Now().Format(time.RFC3339Nano), p.cfg.Binary, strings.Join(m.args, " "))
+	cmd := exec.Command(p.cfg.Binary, m.args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = append(os.Environ(), p.cfg.Env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("cluster: start %s: %w", m.name, err)
+	}
+	m.cmd, m.paused = cmd, false
+	done := make(chan struct{})
+	m.done = done
+	p.eventLocked(m.name, "started pid %d", cmd.Process.Pid)
+	go func() {
+		err := cmd.Wait()
+		logf.Close()
+		p.mu.Lock()
+		p.eventLocked(m.name, "pid %d exited: %v", cmd.Process.Pid, exitText(err))
+		p.mu.Unlock()
+		close(done)
+	}()
+	return nil
+}
+
+func exitText(err error) string {
+	if err == nil {
+		return "status 0"
+	}
+	return err.Error()
+}
+
+// waitHealthy polls member's /health until it answers 200.
+func (p *Process) waitHealthy(ctx context.Context, name string) error {
+	p.mu.Lock()
+	m := p.members[name]
+	done := m.done
+	p.mu.Unlock()
+	hc := &http.Client{Timeout: time.Second}
+	var last string
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, m.clientURL+"/health", nil)
+		resp, err := hc.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			last = resp.Status
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-done:
+			return fmt.Errorf("cluster: %s exited during start (see %s)", name, m.logPath)
+		case <-ctx.Done():
+			return fmt.Errorf("cluster: %s not healthy: %w (last: %s; see %s)", name, ctx.Err(), last, m.logPath)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (p *Process) member(name string) (*member, error) {
+	m, ok := p.members[name]
+	if !ok {
+		return nil, fmt.Errorf("cluster: no member %q", name)
+	}
+	return m, nil
+}
+
+// signal sends sig to member's process if it runs.
+func (p *Process) signal(name string, sig syscall.Signal, what string) (*member, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m, err := p.member(name)
+	if err != nil {
+		return nil, err
+	}
+	if !m.running() {
+		return m, fmt.Errorf("cluster: %s is not running", name)
+	}
+	if err := m.cmd.Process.Signal(sig); err != nil {
+		return m, fmt.Errorf("cluster: %s %s: %w", what, name, err)
+	}
+	p.eventLocked(name, "%s (pid %d)", what, m.cmd.Process.Pid)
+	return m, nil
+}
+
+// waitExit waits for m's process to be reaped.
+func waitExit(m *member, d time.Duration) bool {
+	select {
+	case <-m.done:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
+// Crash kills member with SIGKILL. torn cannot be honoured: the OS keeps the
+// page cache of a killed process, so nothing it wrote is lost or torn.
+func (p *Process) Crash(name string, torn bool) error {
+	what := "kill -9"
+	if torn {
+		what = "kill -9 (torn write not expressible: the OS keeps the page cache)"
+	}
+	m, err := p.signal(name, syscall.SIGKILL, what)
+	if err != nil {
+		return err
+	}
+	if !waitExit(m, 10*time.Second) {
+		return fmt.Errorf("cluster: %s survived SIGKILL", name)
+	}
+	return nil
+}
+
+// Stop stops member gracefully with SIGTERM (SIGKILL after 10 s).
+func (p *Process) Stop(name string) error {
+	p.mu.Lock()
+	if m, ok := p.members[name]; ok && m.paused && m.running() {
+		_ = m.cmd.Process.Signal(syscall.SIGCONT) // a stopped process cannot handle SIGTERM
+		m.paused = false
+	}
+	p.mu.Unlock()
+	m, err := p.signal(name, syscall.SIGTERM, "stop (SIGTERM)")
+	if err != nil {
+		return err
+	}
+	if waitExit(m, 10*time.Second) {
+		return nil
+	}
+	if _, err := p.signal(name, syscall.SIGKILL, "kill -9 after SIGTERM timeout"); err != nil {
+		return err
+	}
+	if !waitExit(m, 10*time.Second) {
+		return fmt.Errorf("cluster: %s survived SIGKILL", name)
+	}
+	return nil
+}
+
+// Restart starts a stopped or crashed member again with the same command line
+// and data dir. It does not wait for /health: during a partition the member
+// may not become healthy. Restarting a running member does nothing.
+func (p *Process) Restart(name string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return errors.New("cluster: closed")
+	}
+	m, err := p.member(name)
+	if err != nil {
+		return err
+	}
+	if m.running() {
+		return nil
+	}
+	return p.launchLocked(m)
+}
+
+// Pause stops member with SIGSTOP.
+func (p *Process) Pause(name string) error {
+	m, err := p.signal(name, syscall.SIGSTOP, "pause (SIGSTOP)")
+	if err == nil {
+		p.mu.Lock()
+		m.paused = true
+		p.mu.Unlock()
+	}
+	return err
+}
+
+// Resume continues a paused member with SIGCONT.
+func (p *Process) Resume(name string) error {
+	m, err := p.signal(name, syscall.SIGCONT, "resume (SIGCONT)")
+	if err == nil {
+		p.mu.Lock()
+		m.paused = false
+		p.mu.Unlock()
+	}
+	return err
+}
+
+// SetClock is unsupported: the harness does not control a process's clock.
+func (p *Process) SetClock(name string, offset time.Duration, driftPPM int64) error {
+	return fmt.Errorf("%w: clock of a real process (%s)", chaos.ErrUnsupported, name)
+}
+
+// Partition cuts both directions of every link between a and b.
+func (p *Process) Partition(a, b []string) error {
+	for _, x := range a {
+		for _, y := range b {
+			p.net.Cut(x, y)
+			p.net.Cut(y, x)
+		}
+	}
+	return nil
+}
+
+// PartitionOneWay cuts every link from a member of from to a member of to.
+func (p *Process) PartitionOneWay(from, to []string) error {
+	for _, x := range from {
+		for _, y := range to {
+			p.net.Cut(x, y)
+		}
+	}
+	return nil
+}
+
+// DegradeLinks adds latency and loss (as connection resets) to every link.
+// Duplication and reordering are unsupported on TCP.
+func (p *Process) DegradeLinks(l chaos.Links) error {
+	if l.Duplicate > 0 || l.Reorder > 0 {
+		return fmt.Errorf("%w: duplication and reordering on TCP links", chaos.ErrUnsupported)
+	}
+	for _, x := range p.names {
+		for _, y := range p.names {
+			if x != y {
+				cut := p.net.Link(x, y).Cut
+				p.net.SetLink(x, y, linkproxy.LinkState{Cut: cut, Loss: l.Loss, LatencyMin: l.LatencyMin, LatencyMax: l.LatencyMax})
+			}
+		}
+	}
+	return nil
+}
+
+// HealNetwork makes every link healthy.
+func (p *Process) HealNetwork() error { p.net.Heal(); return nil }
+
+// HealAll heals the network, resumes paused members and restarts stopped ones.
+func (p *Process) HealAll(ctx context.Context) error {
+	p.net.Heal()
+	var errs []error
+	for _, name := range p.names {
+		p.mu.Lock()
+		m := p.members[name]
+		paused, running := m != nil && m.paused, m != nil && m.running()
+		p.mu.Unlock()
+		if m == nil {
+			continue
+		}
+		switch {
+		case running && paused:
+			errs = append(errs, p.Resume(name))
+		case !running:
+			errs = append(errs, p.Restart(name))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Client returns a clientv3 client bound to member's endpoint only, kept for
+// the life of the cluster. It never retries on its own (see NewClient).
+func (p *Process) Client(name string) (*clientv3.Client, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c, ok := p.clients[name]; ok {
+		return c, nil
+	}
+	m, err := p.member(name)
+	if err != nil {
+		return nil, err
+	}
+	c, err := NewClient(m.clientURL)
+	if err != nil {
+		return nil, err
+	}
+	p.clients[name] = c
+	return c, nil
+}
+
+// NewClient returns a clientv3 client for one endpoint that makes exactly one
+// attempt per unary RPC: MaxUnaryRetries 1 is one attempt in clientv3's retry
+// interceptor (0 would mean its default of 100), and gRPC's own retries are off.
+// A retried write whose first attempt took effect would confuse the checker.
+func NewClient(endpoint string) (*clientv3.Client, error) {
+	return clientv3.New(clientv3.Config{
+		Endpoints:            []string{endpoint},
+		DialTimeout:          2 * time.Second,
+		MaxUnaryRetries:      1,
+		DialKeepAliveTime:    2 * time.Second,
+		DialKeepAliveTimeout: 2 * time.Second,
+		DialOptions:          []grpc.DialOption{grpc.WithDisableRetry()},
+		Logger:               zap.NewNop(),
+	})
+}
+
+// Leader asks every member for its status (briefly) and returns the leader
+// named by the member with the highest raft term, or "" if none answers.
+func (p *Process) Leader() string {
+	type answer struct {
+		term, leader uint64
+	}
+	answers := make(chan answer, len(p.names))
+	for _, name := range p.names {
+		go func() {
+			c, err := p.Client(name)
+			if err != nil {
+				answers <- answer{}
+				return
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+			defer cancel()
+			st, err := c.Status(ctx, p.ClientURL(name))
+			if err != nil {
+				answers <- answer{}
+				return
+			}
+			answers <- answer{term: st.RaftTerm, leader: st.Leader}
+		}()
+	}
+	var best answer
+	for range p.names {
+		if a := <-answers; a.leader != 0 && a.term >= best.term {
+			best = a
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.byID[best.leader]
+}
+
+// Close kills every member, closes the proxies and clients, and removes the
+// run directory if Start created it.
+func (p *Process) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	var live []*member
+	for _, name := range p.names {
+		if m, ok := p.members[name]; ok && m.running() {
+			_ = m.cmd.Process.Signal(syscall.SIGKILL)
+			p.eventLocked(name, "kill -9 (close)")
+			live = append(live, m)
+		}
+	}
+	clients := p.clients
+	p.clients = map[string]*clientv3.Client{}
+	p.mu.Unlock()
+	var errs []error
+	for _, m := range live {
+		if !waitExit(m, 10*time.Second) {
+			errs = append(errs, fmt.Errorf("cluster: %s survived SIGKILL", m.name))
+		}
+	}
+	for _, c := range clients {
+		_ = c.Close()
+	}
+	errs = append(errs, p.net.Close())
+	if p.ownDir && p.dir != "" {
+		errs = append(errs, os.RemoveAll(p.dir))
+	}
+	return errors.Join(errs...)
+}
+
+var _ Backend = (*Process)(nil)
