@@ -9,6 +9,7 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 
 	"github.com/havoclab/havoc/store/mvcc"
+	"github.com/havoclab/havoc/vfs"
 )
 
 func TestElectionDecidedBySeed(t *testing.T) {
@@ -304,4 +305,31 @@ func TestDuplicatedProposalAppliesOnce(t *testing.T) {
 	require.Equal(t, p.Header.Revision, r.Kvs[0].ModRevision, "the write must have one revision")
 	require.EqualValues(t, 1, r.Kvs[0].Version)
 	require.Equal(t, p.Header.Revision, r.Header.Revision, "nothing else may have been written")
+}
+
+// TestDiskFullHaltsWithoutLosingAcknowledgedWrites fills a member's log disk: the
+// member halts with a clear error instead of acknowledging anything it could not
+// log, and after space returns it restarts with every acknowledged write.
+func TestDiskFullHaltsWithoutLosingAcknowledgedWrites(t *testing.T) {
+	l := newLoop(t, 1, 29, 0)
+	id := l.waitLeader()
+	for i := range 10 {
+		l.put(id, fmt.Sprintf("k%d", i), "v")
+	}
+	disk := l.disks[id]
+	disk.SetCapacity(disk.Used() + 64)
+	l.token++
+	l.nodes[id].Submit(l.token, Request{Put: &pb.PutRequest{Key: []byte("big"), Value: make([]byte, 4096)}})
+	out := l.nodes[id].Drain()
+	require.Error(t, out.Err)
+	require.ErrorIs(t, out.Err, vfs.ErrNoSpace)
+	for _, r := range out.Responses {
+		require.Error(t, r.Err, "nothing may be acknowledged once the log cannot be written")
+	}
+	l.crash(id)
+	disk.SetCapacity(0)
+	l.restart(id)
+	l.waitLeader()
+	r := l.do(id, Request{Range: &pb.RangeRequest{Key: []byte("k"), RangeEnd: []byte("l")}}).Range
+	require.Len(t, r.Kvs, 10)
 }
