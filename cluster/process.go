@@ -108,6 +108,7 @@ type Process struct {
 	byID    map[uint64]string
 	clients map[string]*clientv3.Client
 	events  []Event
+	errs    []error
 	started bool
 	closed  bool
 }
@@ -127,6 +128,9 @@ type member struct {
 	cmd    *exec.Cmd
 	done   chan struct{} // closed when cmd has exited and been reaped
 	paused bool
+	// expectExit is set when the harness kills or stops the process; an exit
+	// without it is a member failure (Err).
+	expectExit bool
 }
 
 func (m *member) running() bool {
@@ -195,6 +199,14 @@ func (p *Process) Events() []Event {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return slices.Clone(p.events)
+}
+
+// Err reports members that exited without the harness killing or stopping
+// them (a crash of the store itself), nil if none did.
+func (p *Process) Err() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return errors.Join(p.errs...)
 }
 
 func (p *Process) eventLocked(name, format string, args ...any) {
@@ -352,7 +364,7 @@ func (p *Process) launchLocked(m *member) error {
 		logf.Close()
 		return fmt.Errorf("cluster: start %s: %w", m.name, err)
 	}
-	m.cmd, m.paused = cmd, false
+	m.cmd, m.paused, m.expectExit = cmd, false, false
 	done := make(chan struct{})
 	m.done = done
 	p.eventLocked(m.name, "started pid %d", cmd.Process.Pid)
@@ -361,6 +373,9 @@ func (p *Process) launchLocked(m *member) error {
 		logf.Close()
 		p.mu.Lock()
 		p.eventLocked(m.name, "pid %d exited: %v", cmd.Process.Pid, exitText(err))
+		if !m.expectExit && p.started && !p.closed {
+			p.errs = append(p.errs, fmt.Errorf("cluster: %s (pid %d) exited on its own: %v (see %s)", m.name, cmd.Process.Pid, exitText(err), m.logPath))
+		}
 		p.mu.Unlock()
 		close(done)
 	}()
@@ -422,6 +437,9 @@ func (p *Process) signal(name string, sig syscall.Signal, what string) (*member,
 	}
 	if !m.running() {
 		return m, fmt.Errorf("cluster: %s is not running", name)
+	}
+	if sig == syscall.SIGKILL || sig == syscall.SIGTERM {
+		m.expectExit = true
 	}
 	if err := m.cmd.Process.Signal(sig); err != nil {
 		return m, fmt.Errorf("cluster: %s %s: %w", what, name, err)
@@ -673,6 +691,7 @@ func (p *Process) Close() error {
 	var live []*member
 	for _, name := range p.names {
 		if m, ok := p.members[name]; ok && m.running() {
+			m.expectExit = true
 			_ = m.cmd.Process.Signal(syscall.SIGKILL)
 			p.eventLocked(name, "kill -9 (close)")
 			live = append(live, m)

@@ -1,0 +1,548 @@
+package scenarios
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/havoclab/havoc/chaos"
+	"github.com/havoclab/havoc/cluster"
+	"github.com/havoclab/havoc/linearizability"
+	"github.com/havoclab/havoc/store"
+)
+
+// RunReal runs c against a started real backend on the wall clock: the same
+// workload sessions, fault schedule (Plan) and checker as RunSim, with one
+// goroutine per client session and wall-clock timestamps. The safety phase
+// lasts c.Duration; then everything is healed and, within c.LivenessTimeout,
+// every member must answer, all members must report the same HashKV at one
+// revision, and a write issued after the heal must succeed.
+//
+// A fault the backend cannot express (chaos.ErrUnsupported) is skipped with a
+// line in the fault log. RunReal does not start or close the backend. A run is
+// not replayable: the schedule is, the interleaving is not. A failing run
+// writes its artifacts to c.Out, with the member logs copied in.
+func RunReal(ctx context.Context, b cluster.Backend, c Config) (*Result, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	r := &realRun{c: c, b: b, start: time.Now(), rec: &linearizability.Recorder{}}
+	res, err := r.run(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !res.Passed() && c.Out != "" {
+		dir, werr := writeArtifacts(c, res)
+		if werr != nil {
+			return res, werr
+		}
+		res.Dir = dir
+		if werr := r.writeRealArtifacts(dir, res); werr != nil {
+			return res, werr
+		}
+	}
+	return res, nil
+}
+
+// realRun is the state of one RunReal.
+type realRun struct {
+	c     Config
+	b     cluster.Backend
+	start time.Time
+	rec   *linearizability.Recorder
+
+	mu       sync.Mutex
+	faultLog []timedLine
+
+	healAt   atomic.Int64 // elapsed ns when the liveness phase began (0 before)
+	served   atomic.Int64 // writes acknowledged that were issued after healAt
+	stopping atomic.Bool
+}
+
+type timedLine struct {
+	at   time.Time
+	line string
+}
+
+func (r *realRun) now() int64 { return int64(time.Since(r.start)) }
+
+func (r *realRun) logf(format string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.faultLog = append(r.faultLog, timedLine{time.Now(), fmt.Sprintf(format, args...)})
+}
+
+func (r *realRun) run(ctx context.Context) (*Result, error) {
+	c := r.c
+	res := &Result{Seed: c.Seed, Schedule: Plan(c)}
+	members := r.b.Members()
+
+	parent := ctx
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	// Clients.
+	var clientsWG sync.WaitGroup
+	for i := range c.Workload.Clients {
+		clientsWG.Add(1)
+		go func() {
+			defer clientsWG.Done()
+			r.client(ctx, i+1, members)
+		}()
+	}
+
+	// Faults, on the wall clock. Each heal runs before the next fault starts
+	// (windows do not overlap); the safety phase's end heals what is active.
+	safetyEnd := r.start.Add(c.Duration)
+	faultsDone := make(chan struct{})
+	go func() {
+		defer close(faultsDone)
+		r.faults(ctx, res.Schedule, safetyEnd)
+	}()
+
+	wait := func(until time.Time) bool {
+		t := time.NewTimer(time.Until(until))
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	interrupted := !wait(safetyEnd)
+	<-faultsDone
+
+	// Liveness phase.
+	var liveErr error
+	if !interrupted {
+		r.logf("heal all; liveness phase")
+		r.healAt.Store(r.now())
+		if err := r.b.HealAll(ctx); err != nil {
+			r.logf("heal all: %v", err)
+		}
+		deadline := time.Now().Add(c.LivenessTimeout)
+		var conv convergence
+		liveErr = r.until(ctx, deadline, func() (bool, string) {
+			ok, why := conv.check(ctx, r.b, members)
+			if !ok {
+				return false, why
+			}
+			if r.served.Load() == 0 {
+				return false, "no write issued after the heal has succeeded"
+			}
+			return true, ""
+		})
+		r.stopping.Store(true)
+		clientsWG.Wait()
+		if liveErr == nil {
+			// With the clients quiet, the members must agree once more.
+			var final convergence
+			liveErr = r.until(ctx, deadline.Add(c.Workload.Timeout), func() (bool, string) { return final.check(ctx, r.b, members) })
+		}
+		r.logf("liveness phase ended: %v", errOrOK(liveErr))
+	}
+	r.stopping.Store(true)
+	cancel()
+	clientsWG.Wait()
+	if interrupted || parent.Err() != nil {
+		return nil, fmt.Errorf("scenarios: run interrupted: %w", context.Cause(parent))
+	}
+
+	res.Virtual = time.Since(r.start)
+	res.History = r.rec.Operations()
+	res.Trace = r.trace()
+	r.mu.Lock()
+	for _, l := range r.faultLog {
+		res.FaultLog = append(res.FaultLog, fmt.Sprintf("%s %s", l.at.Sub(r.start).Round(time.Millisecond), l.line))
+	}
+	r.mu.Unlock()
+	for _, op := range res.History {
+		switch op.Outcome {
+		case linearizability.OutcomeOK:
+			res.OK++
+		case linearizability.OutcomeFail:
+			res.Failed++
+		default:
+			res.Unknown++
+		}
+	}
+	res.Operations = len(res.History)
+	type failer interface{ Err() error }
+	if f, ok := r.b.(failer); ok && f.Err() != nil {
+		res.Verdict, res.Reason = VerdictFailed, f.Err().Error()
+	} else if liveErr != nil {
+		res.Verdict, res.Reason = VerdictNoLiveness, fmt.Sprintf("%v (seed %d)", liveErr, c.Seed)
+	}
+	if res.Verdict == "" {
+		checkStart := time.Now()
+		opt := linearizability.Options{Timeout: c.CheckTimeout}
+		if c.Out != "" {
+			opt.VisualizePath = filepath.Join(artifactDir(c), "visualization.html")
+			_ = os.MkdirAll(filepath.Dir(opt.VisualizePath), 0o755)
+		}
+		cr, err := linearizability.Check(res.History, opt)
+		res.CheckWall = time.Since(checkStart)
+		switch {
+		case err != nil:
+			res.Verdict, res.Reason = VerdictUnknown, err.Error()
+		case cr.Verdict == linearizability.VerdictOK:
+			res.Verdict = VerdictOK
+		case cr.Verdict == linearizability.VerdictIllegal:
+			res.Verdict, res.Reason = VerdictIllegal, cr.Reason
+		default:
+			res.Verdict, res.Reason = VerdictUnknown, cr.Reason
+		}
+	}
+	res.Wall = time.Since(r.start)
+	return res, nil
+}
+
+func errOrOK(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	return err.Error()
+}
+
+// until polls cond every 250 ms until it holds or deadline passes.
+func (r *realRun) until(ctx context.Context, deadline time.Time, cond func() (bool, string)) error {
+	for {
+		ok, why := cond()
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not converged %s after the heal: %s", time.Duration(r.now()-r.healAt.Load()).Round(time.Millisecond), why)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// faults applies the schedule on the wall clock until safetyEnd.
+func (r *realRun) faults(ctx context.Context, s chaos.Schedule, safetyEnd time.Time) {
+	sleepUntil := func(t time.Time) bool {
+		if t.After(safetyEnd) {
+			t = safetyEnd
+		}
+		tm := time.NewTimer(time.Until(t))
+		defer tm.Stop()
+		select {
+		case <-tm.C:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	for _, f := range s {
+		at := r.start.Add(f.At)
+		if !at.Before(safetyEnd) || !sleepUntil(at) {
+			return
+		}
+		heal, desc, err := chaos.Apply(r.b, f)
+		switch {
+		case errors.Is(err, chaos.ErrUnsupported):
+			r.logf("skip %s: %v", f.Kind, err)
+			continue
+		case err != nil:
+			r.logf("start %s failed: %v", f.Kind, err)
+		default:
+			r.logf("start %s", desc)
+		}
+		if heal == nil {
+			continue
+		}
+		sleepUntil(at.Add(f.Duration))
+		if err := heal(); err != nil {
+			r.logf("end %s failed: %v", desc, err)
+		} else {
+			r.logf("end %s", desc)
+		}
+		if ctx.Err() != nil || !time.Now().Before(safetyEnd) {
+			return
+		}
+	}
+}
+
+// realConn is a session's connection to one member.
+type realConn struct {
+	cli   *clientv3.Client
+	kv    pb.KVClient
+	lease pb.LeaseClient
+}
+
+// client runs one session: one request outstanding, paced like the simulated
+// client, a deadline of Workload.Timeout per request, no retries, and a move
+// to another member after an error or timeout.
+func (r *realRun) client(ctx context.Context, id int, members []string) {
+	w := &r.c.Workload
+	rnd := rand.New(rand.NewPCG(r.c.Seed, uint64(id)))
+	sess := NewSession(w, id, rnd)
+	target := rnd.IntN(len(members))
+	conns := map[string]*realConn{}
+	defer func() {
+		for _, cn := range conns {
+			_ = cn.cli.Close()
+		}
+	}()
+	think := w.ThinkTime()
+	var nextDue time.Duration
+	for !r.stopping.Load() && ctx.Err() == nil {
+		nextDue += time.Duration(rnd.Int64N(int64(2*think) + 1))
+		if now := time.Since(r.start); nextDue < now {
+			nextDue = now
+		} else {
+			select {
+			case <-time.After(nextDue - now):
+			case <-ctx.Done():
+				return
+			}
+		}
+		if r.stopping.Load() {
+			return
+		}
+		member := members[target]
+		cn, ok := conns[member]
+		if !ok {
+			cli, err := cluster.NewClient(r.b.ClientURL(member))
+			if err != nil {
+				// Dialing is non-blocking; an error here is a bad URL.
+				r.logf("client %d: connect %s: %v", id, member, err)
+				return
+			}
+			cn = &realConn{cli: cli, kv: pb.NewKVClient(cli.ActiveConnection()), lease: pb.NewLeaseClient(cli.ActiveConnection())}
+			conns[member] = cn
+		}
+		op := sess.Next()
+		call := r.now()
+		opID := r.rec.Begin(id, member, op, call)
+		rctx, cancel := context.WithTimeout(ctx, w.Timeout)
+		resp, err := cn.do(rctx, ToRequest(op))
+		cancel()
+		var (
+			outcome linearizability.Outcome
+			out     linearizability.Response
+			errText string
+		)
+		if err != nil {
+			outcome, errText = realOutcome(op, err), err.Error()
+		} else {
+			outcome, out, errText = FromResponse(op, resp)
+		}
+		r.rec.End(opID, outcome, out, errText, r.now())
+		sess.Observe(op, outcome, out)
+		if outcome == linearizability.OutcomeOK && !isRead(op.Kind) {
+			if h := r.healAt.Load(); h != 0 && call >= h {
+				r.served.Add(1)
+			}
+		}
+		if outcome != linearizability.OutcomeOK && len(members) > 1 {
+			target = (target + 1 + rnd.IntN(len(members)-1)) % len(members)
+		}
+	}
+}
+
+// do sends one request as a single gRPC call.
+func (cn *realConn) do(ctx context.Context, q store.Request) (store.Response, error) {
+	var resp store.Response
+	var err error
+	switch {
+	case q.Range != nil:
+		resp.Range, err = cn.kv.Range(ctx, q.Range)
+	case q.Put != nil:
+		resp.Put, err = cn.kv.Put(ctx, q.Put)
+	case q.DeleteRange != nil:
+		resp.DeleteRange, err = cn.kv.DeleteRange(ctx, q.DeleteRange)
+	case q.Txn != nil:
+		resp.Txn, err = cn.kv.Txn(ctx, q.Txn)
+	case q.LeaseGrant != nil:
+		resp.LeaseGrant, err = cn.lease.LeaseGrant(ctx, q.LeaseGrant)
+	case q.LeaseRevoke != nil:
+		resp.LeaseRevoke, err = cn.lease.LeaseRevoke(ctx, q.LeaseRevoke)
+	default:
+		return resp, fmt.Errorf("scenarios: no real call for %+v", q)
+	}
+	return resp, err
+}
+
+// realOutcome classifies a failed request. A read that failed had no effect. A
+// write failed definitely only on a status that etcd returns when it rejects
+// the request as invalid, or when applying it changed nothing (a missing or
+// existing lease, a full database, too many requests); anything else —
+// timeouts, lost connections, "no leader", "leader changed", "request timed
+// out" — may have been proposed and stays unknown.
+func realOutcome(op linearizability.Operation, err error) linearizability.Outcome {
+	if isRead(op.Kind) {
+		return linearizability.OutcomeFail
+	}
+	if st, ok := status.FromError(err); ok {
+		switch st.Code() {
+		case codes.InvalidArgument, codes.NotFound, codes.FailedPrecondition, codes.OutOfRange,
+			codes.ResourceExhausted, codes.PermissionDenied, codes.Unauthenticated:
+			return linearizability.OutcomeFail
+		}
+	}
+	return linearizability.OutcomeUnknown
+}
+
+// convergence checks that the members agree: every member answers Status, all
+// have applied up to a common revision, and their HashKV at it are equal. The
+// revision is the highest one seen on the previous check, so that members
+// under load are compared at a revision all of them have reached.
+type convergence struct {
+	target int64
+}
+
+func (cv *convergence) check(ctx context.Context, b cluster.Backend, members []string) (bool, string) {
+	type state struct {
+		rev  int64
+		hash uint32
+		comp int64
+		err  error
+	}
+	states := make([]state, len(members))
+	clients := make([]*clientv3.Client, len(members))
+	defer func() {
+		for _, c := range clients {
+			if c != nil {
+				_ = c.Close()
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for i, m := range members {
+		wg.Go(func() {
+			cli, err := cluster.NewClient(b.ClientURL(m))
+			if err != nil {
+				states[i].err = err
+				return
+			}
+			clients[i] = cli
+			sctx, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			st, err := cli.Status(sctx, b.ClientURL(m))
+			if err != nil {
+				states[i].err = fmt.Errorf("status: %w", err)
+				return
+			}
+			states[i].rev = st.Header.GetRevision()
+		})
+	}
+	wg.Wait()
+	maxRev := int64(0)
+	for i, s := range states {
+		if s.err != nil {
+			return false, fmt.Sprintf("%s does not answer: %v", members[i], s.err)
+		}
+		maxRev = max(maxRev, s.rev)
+	}
+	target := cv.target
+	cv.target = maxRev
+	if target == 0 {
+		return false, "first look at the revisions"
+	}
+	for i, s := range states {
+		if s.rev < target {
+			return false, fmt.Sprintf("%s is at revision %d, behind %d", members[i], s.rev, target)
+		}
+	}
+	for i, m := range members {
+		wg.Go(func() {
+			hctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			h, err := clients[i].HashKV(hctx, b.ClientURL(m), target)
+			if err != nil {
+				states[i].err = fmt.Errorf("hashkv at %d: %w", target, err)
+				return
+			}
+			states[i].hash, states[i].comp = h.Hash, h.CompactRevision
+		})
+	}
+	wg.Wait()
+	for i, s := range states {
+		if s.err != nil {
+			return false, fmt.Sprintf("%s: %v", members[i], s.err)
+		}
+		if s.hash != states[0].hash || s.comp != states[0].comp {
+			return false, fmt.Sprintf("HashKV at revision %d differs: %s has %08x (compacted %d), %s has %08x (compacted %d)",
+				target, members[0], states[0].hash, states[0].comp, members[i], s.hash, s.comp)
+		}
+	}
+	return true, ""
+}
+
+// trace merges the fault log and the backend's member events, one line each
+// with its offset from the start of the run.
+func (r *realRun) trace() []byte {
+	r.mu.Lock()
+	lines := slices.Clone(r.faultLog)
+	r.mu.Unlock()
+	type eventSource interface{ Events() []cluster.Event }
+	if es, ok := r.b.(eventSource); ok {
+		for _, e := range es.Events() {
+			lines = append(lines, timedLine{e.Time, e.Member + ": " + e.What})
+		}
+	}
+	slices.SortStableFunc(lines, func(a, b timedLine) int { return a.at.Compare(b.at) })
+	var sb strings.Builder
+	for _, l := range lines {
+		fmt.Fprintf(&sb, "%12s %s\n", l.at.Sub(r.start).Round(time.Microsecond), l.line)
+	}
+	return []byte(sb.String())
+}
+
+// writeRealArtifacts adds what a real run has beyond the simulator's
+// artifacts: the member logs, and a note that the repro line replays the
+// schedule, not the interleaving.
+func (r *realRun) writeRealArtifacts(dir string, res *Result) error {
+	src := r.b.Dir()
+	note := fmt.Sprintf("backend run dir: %s\nmembers: %s\nThis run used real processes: the seed fixes the workload and the fault schedule, not the\ninterleaving, so a rerun may not fail the same way. Member logs are copied here.\n",
+		src, strings.Join(r.b.Members(), ", "))
+	if err := os.WriteFile(filepath.Join(dir, "real.txt"), []byte(note), 0o644); err != nil {
+		return err
+	}
+	if src == "" {
+		return nil
+	}
+	for _, m := range r.b.Members() {
+		if err := copyFile(filepath.Join(src, m+".log"), filepath.Join(dir, m+".log")); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
+func copyFile(from, to string) error {
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(to)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}

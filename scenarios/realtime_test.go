@@ -1,0 +1,124 @@
+package scenarios
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/havoclab/havoc/chaos"
+	"github.com/havoclab/havoc/cluster"
+	"github.com/havoclab/havoc/linearizability"
+)
+
+func TestRealOutcome(t *testing.T) {
+	put := linearizability.Operation{Kind: linearizability.KindPut}
+	get := linearizability.Operation{Kind: linearizability.KindGet}
+	cases := []struct {
+		op   linearizability.Operation
+		err  error
+		want linearizability.Outcome
+	}{
+		{get, context.DeadlineExceeded, linearizability.OutcomeFail},
+		{get, status.Error(codes.Unavailable, "etcdserver: no leader"), linearizability.OutcomeFail},
+		{put, context.DeadlineExceeded, linearizability.OutcomeUnknown},
+		{put, status.Error(codes.DeadlineExceeded, "context deadline exceeded"), linearizability.OutcomeUnknown},
+		{put, status.Error(codes.Unavailable, "etcdserver: no leader"), linearizability.OutcomeUnknown},
+		{put, status.Error(codes.Unavailable, "etcdserver: request timed out"), linearizability.OutcomeUnknown},
+		{put, status.Error(codes.Unavailable, "error reading from server: EOF"), linearizability.OutcomeUnknown},
+		{put, status.Error(codes.InvalidArgument, "etcdserver: key is not provided"), linearizability.OutcomeFail},
+		{put, status.Error(codes.NotFound, "etcdserver: requested lease not found"), linearizability.OutcomeFail},
+		{put, errors.New("something else"), linearizability.OutcomeUnknown},
+	}
+	for _, c := range cases {
+		t.Run(fmt.Sprintf("%s/%v", c.op.Kind, c.err), func(t *testing.T) {
+			require.Equal(t, c.want, realOutcome(c.op, c.err))
+		})
+	}
+}
+
+var (
+	binOnce  sync.Once
+	binDir   string
+	binErr   error
+	binBuilt = map[string]string{}
+)
+
+// buildBin builds a binary once per test process: etcd from the pinned go.mod
+// tool, or havoc's harness.
+func buildBin(t *testing.T, name, pkg string) string {
+	t.Helper()
+	binOnce.Do(func() { binDir, binErr = os.MkdirTemp("", "havoc-real-bin-") })
+	require.NoError(t, binErr)
+	if p, ok := binBuilt[name]; ok {
+		return p
+	}
+	out := filepath.Join(binDir, name)
+	b, err := exec.Command("go", "build", "-o", out, pkg).CombinedOutput()
+	require.NoError(t, err, "build %s: %s", pkg, b)
+	binBuilt[name] = out
+	return out
+}
+
+// realSchedule exercises partitions, kill -9, SIGSTOP, latency and two faults a
+// process backend must skip.
+var realSchedule = chaos.Schedule{
+	{At: 2 * time.Second, Duration: 2 * time.Second, Kind: chaos.IsolateLeader},
+	{At: 4500 * time.Millisecond, Duration: 1500 * time.Millisecond, Kind: chaos.Crash, Members: []int{1}, Torn: true},
+	{At: 6500 * time.Millisecond, Duration: 1500 * time.Millisecond, Kind: chaos.Pause, Members: []int{2}},
+	{At: 8500 * time.Millisecond, Duration: 1500 * time.Millisecond, Kind: chaos.OneWay, Members: []int{0}},
+	{At: 10500 * time.Millisecond, Duration: 1000 * time.Millisecond, Kind: chaos.PartitionMajority},
+	{At: 11800 * time.Millisecond, Duration: 500 * time.Millisecond, Kind: chaos.Duplicate, Rate: 0.2},
+	{At: 12400 * time.Millisecond, Duration: 500 * time.Millisecond, Kind: chaos.ClockSkew, Members: []int{0}, Latency: time.Second},
+	{At: 13 * time.Second, Duration: 1500 * time.Millisecond, Kind: chaos.Delay, Latency: 60 * time.Millisecond},
+}
+
+func runRealCluster(t *testing.T, target cluster.Target, bin string) {
+	dir := t.TempDir()
+	p, err := cluster.NewProcess(cluster.ProcessConfig{Target: target, Binary: bin, Dir: filepath.Join(dir, "run"), Seed: 7})
+	require.NoError(t, err)
+	defer p.Close()
+	require.NoError(t, p.Start(context.Background()))
+
+	c := Config{
+		Seed: 7, Duration: 15 * time.Second, Schedule: realSchedule,
+		Workload: Workload{Clients: 8, Rate: 400}, LivenessTimeout: 20 * time.Second, Out: filepath.Join(dir, "out"),
+	}
+	start := time.Now()
+	res, err := RunReal(context.Background(), p, c)
+	require.NoError(t, err)
+	t.Logf("%s: verdict=%s ops=%d ok=%d fail=%d unknown=%d wall=%s check=%s", target, res.Verdict, res.Operations, res.OK, res.Failed, res.Unknown,
+		time.Since(start).Round(time.Millisecond), res.CheckWall.Round(time.Millisecond))
+	log := strings.Join(res.FaultLog, "\n")
+	t.Logf("faults:\n%s", log)
+	require.True(t, res.Passed(), "%s: %s (artifacts %s)", res.Verdict, res.Reason, res.Dir)
+	require.Greater(t, res.OK, 500)
+	require.Contains(t, log, "start isolate leader")
+	require.Contains(t, log, "start crash m2 (torn=true)")
+	require.Contains(t, log, "end pause m3")
+	require.Contains(t, log, "skip duplicate")
+	require.Contains(t, log, "skip clock-skew")
+	require.Contains(t, log, "liveness phase ended: ok")
+	require.Contains(t, string(res.Trace), "m2: kill -9")
+	require.Contains(t, string(res.Trace), "m3: pause (SIGSTOP)")
+}
+
+// TestRealEtcdUnderFaults runs the workload against a real etcd cluster under
+// partitions, kill -9 and SIGSTOP: etcd must pass the checker (and if it does
+// not, the harness is wrong).
+func TestRealEtcdUnderFaults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a real etcd cluster for 15 s")
+	}
+	runRealCluster(t, cluster.TargetEtcd, buildBin(t, "etcd", "go.etcd.io/etcd/server/v3"))
+}
