@@ -1,0 +1,93 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/havoclab/havoc/server"
+	"github.com/havoclab/havoc/store"
+	"github.com/havoclab/havoc/store/wal"
+)
+
+// newServeCmd runs one havoc store member with etcd's flag names and defaults.
+func newServeCmd() *cobra.Command {
+	var (
+		cfg                           server.Config
+		listenClient, advertiseClient string
+		listenPeer, advertisePeer     string
+		heartbeatMs, electionMs       uint
+		logLevel                      string
+	)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run one member of havoc's etcd-compatible store (etcd's flags; speaks the etcd v3 gRPC API)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return &exitError{code: 2, msg: fmt.Sprintf("harness serve: --log-level: %v", err)}
+			}
+			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			cfg.ListenClientURLs = server.SplitURLs(listenClient)
+			cfg.AdvertiseClientURLs = server.SplitURLs(advertiseClient)
+			cfg.ListenPeerURLs = server.SplitURLs(listenPeer)
+			cfg.InitialAdvertisePeerURLs = server.SplitURLs(advertisePeer)
+			cfg.HeartbeatInterval = time.Duration(heartbeatMs) * time.Millisecond
+			cfg.ElectionTimeout = time.Duration(electionMs) * time.Millisecond
+			if err := cfg.Validate(); err != nil {
+				return &exitError{code: 2, msg: "harness serve: bad flags: " + strings.ReplaceAll(err.Error(), "\n", "; ")}
+			}
+			m, err := server.Start(cfg)
+			if err != nil {
+				msg := "harness serve: " + strings.ReplaceAll(err.Error(), "\n", "; ")
+				if errors.Is(err, store.ErrForeignDataDir) || errors.Is(err, wal.ErrCorrupt) {
+					msg = fmt.Sprintf("harness serve: refusing data dir %s: it was not written by this havoc member: %s",
+						cfg.DataDir, strings.ReplaceAll(err.Error(), "\n", "; "))
+				}
+				return &exitError{code: 1, msg: msg}
+			}
+			sig := make(chan os.Signal, 1)
+			signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+			defer signal.Stop(sig)
+			select {
+			case s := <-sig:
+				cfg.Logger.Info("stopping on signal", "signal", s.String())
+			case <-m.Done():
+				cfg.Logger.Warn("member stopped on its own", "err", m.Err())
+			}
+			stopErr := m.Err()
+			if err := m.Close(); err != nil {
+				return &exitError{code: 1, msg: "harness serve: close: " + err.Error()}
+			}
+			if stopErr != nil && !errors.Is(stopErr, store.ErrRemoved) {
+				return &exitError{code: 1, msg: "harness serve: member halted: " + stopErr.Error()}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Name, "name", "default", "human-readable name for this member")
+	f.StringVar(&cfg.DataDir, "data-dir", "", "path to the data directory (default \"${name}.etcd\")")
+	f.StringVar(&listenClient, "listen-client-urls", "http://localhost:2379", "URLs to serve clients on (gRPC, /health, /metrics)")
+	f.StringVar(&advertiseClient, "advertise-client-urls", "http://localhost:2379", "client URLs published to the cluster")
+	f.StringVar(&listenPeer, "listen-peer-urls", "http://localhost:2380", "URLs to listen on for peer traffic")
+	f.StringVar(&advertisePeer, "initial-advertise-peer-urls", "http://localhost:2380", "this member's peer URLs, as in --initial-cluster")
+	f.StringVar(&cfg.InitialCluster, "initial-cluster", "default=http://localhost:2380", "initial cluster configuration for bootstrapping (name=peerURL,...)")
+	f.StringVar(&cfg.InitialClusterState, "initial-cluster-state", "new", "initial cluster state ('new' or 'existing')")
+	f.StringVar(&cfg.InitialClusterToken, "initial-cluster-token", "etcd-cluster", "initial cluster token (salts the member and cluster IDs)")
+	f.Uint64Var(&cfg.SnapshotCount, "snapshot-count", 10000, "number of committed transactions to trigger a snapshot")
+	f.UintVar(&heartbeatMs, "heartbeat-interval", 100, "time (in milliseconds) of a heartbeat interval")
+	f.UintVar(&electionMs, "election-timeout", 1000, "time (in milliseconds) for an election to timeout")
+	f.IntVar(&cfg.MaxRequestBytes, "max-request-bytes", 1572864, "maximum client request size in bytes the server will accept")
+	f.Int64Var(&cfg.QuotaBackendBytes, "quota-backend-bytes", 0, "raise alarms when backend size exceeds the given quota (0 defaults to 2 GiB)")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	return cmd
+}

@@ -1,0 +1,179 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"google.golang.org/grpc"
+
+	"github.com/havoclab/havoc/store"
+	"github.com/havoclab/havoc/store/mvcc"
+)
+
+// snapshotChunk is the largest blob of a Snapshot response (etcd's 32 KiB).
+const snapshotChunk = 32 << 10
+
+// maintenanceServer is etcd's Maintenance service.
+type maintenanceServer struct {
+	pb.UnimplementedMaintenanceServer
+	m *Member
+}
+
+// Status reports the member's state with every field etcdctl prints.
+func (s maintenanceServer) Status(ctx context.Context, _ *pb.StatusRequest) (*pb.StatusResponse, error) {
+	st, err := call(ctx, s.m, func(n *store.Node) store.Status { return n.Status() })
+	if err != nil {
+		return nil, toGRPC(err)
+	}
+	return s.m.statusResponse(st), nil
+}
+
+func (m *Member) statusResponse(st store.Status) *pb.StatusResponse {
+	size := st.DBSize
+	if size <= 0 {
+		// etcdctl divides by dbSize; the file is never empty once opened.
+		if fi, err := os.Stat(filepath.Join(m.cfg.DataDir, "member", "snap", "db")); err == nil {
+			size = fi.Size()
+		}
+		size = max(size, 1)
+	}
+	resp := &pb.StatusResponse{
+		Header:  &pb.ResponseHeader{ClusterId: st.ClusterID, MemberId: st.ID, Revision: st.Revision, RaftTerm: st.Term},
+		Version: Version, DbSize: size, Leader: st.Leader, RaftIndex: st.Committed, RaftTerm: st.Term,
+		RaftAppliedIndex: st.Applied, DbSizeInUse: min(max(st.DBSizeInUse, 0), size), IsLearner: st.IsLearner,
+		StorageVersion: mvcc.StorageVersion, DbSizeQuota: max(st.QuotaBackendBytes, 0),
+		DowngradeInfo: &pb.DowngradeInfo{},
+	}
+	if st.Leader == 0 {
+		resp.Errors = append(resp.Errors, rpctypes.ErrNoLeader.Error())
+	}
+	for _, a := range st.Alarms {
+		resp.Errors = append(resp.Errors, a.String())
+	}
+	if st.Halted != nil {
+		resp.Errors = append(resp.Errors, st.Halted.Error())
+	}
+	return resp
+}
+
+// Alarm lists (GET, served locally) or activates/deactivates alarms (through raft).
+func (s maintenanceServer) Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.AlarmResponse, error) {
+	if r.Action == pb.AlarmRequest_GET {
+		st, err := call(ctx, s.m, func(n *store.Node) store.Status { return n.Status() })
+		if err != nil {
+			return nil, toGRPC(err)
+		}
+		var alarms []*pb.AlarmMember
+		for _, a := range st.Alarms {
+			if (r.MemberID == 0 || a.MemberID == r.MemberID) && (r.Alarm == pb.AlarmType_NONE || a.Alarm == r.Alarm) {
+				alarms = append(alarms, a)
+			}
+		}
+		return &pb.AlarmResponse{Header: s.m.header(st), Alarms: alarms}, nil
+	}
+	resp, err := s.m.do(ctx, store.Request{Alarm: r})
+	return resp.Alarm, toGRPC(err)
+}
+
+func (m *Member) header(st store.Status) *pb.ResponseHeader {
+	return &pb.ResponseHeader{ClusterId: st.ClusterID, MemberId: st.ID, Revision: st.Revision, RaftTerm: st.Term}
+}
+
+// Defragment is a no-op: bbolt's free pages are reused, and havoc does not
+// rewrite the file.
+func (s maintenanceServer) Defragment(ctx context.Context, _ *pb.DefragmentRequest) (*pb.DefragmentResponse, error) {
+	if _, err := call(ctx, s.m, func(n *store.Node) int64 { return n.Revision() }); err != nil {
+		return nil, toGRPC(err)
+	}
+	return &pb.DefragmentResponse{}, nil
+}
+
+// Hash (the hash of the whole backend file) is not offered; HashKV is.
+func (s maintenanceServer) Hash(context.Context, *pb.HashRequest) (*pb.HashResponse, error) {
+	return nil, unimplemented("Hash (use HashKV)")
+}
+
+// HashKV returns etcd's HashKV of the keyspace at a revision.
+func (s maintenanceServer) HashKV(ctx context.Context, r *pb.HashKVRequest) (*pb.HashKVResponse, error) {
+	resp, err := s.m.do(ctx, store.Request{HashKV: r})
+	return resp.HashKV, toGRPC(err)
+}
+
+// Snapshot streams the backend image in etcd's format: blobs of at most 32 KiB
+// with the bytes remaining after each, then one blob holding the sha256 of all
+// the image bytes.
+func (s maintenanceServer) Snapshot(_ *pb.SnapshotRequest, stream grpc.ServerStreamingServer[pb.SnapshotResponse]) error {
+	type image struct {
+		b   []byte
+		err error
+	}
+	img, err := call(stream.Context(), s.m, func(n *store.Node) image {
+		var buf bytes.Buffer
+		_, err := n.WriteSnapshot(&buf)
+		return image{buf.Bytes(), err}
+	})
+	if err == nil {
+		err = img.err
+	}
+	if err != nil {
+		return toGRPC(err)
+	}
+	sum := sha256.Sum256(img.b)
+	for rest := img.b; len(rest) > 0; {
+		n := min(len(rest), snapshotChunk)
+		resp := &pb.SnapshotResponse{RemainingBytes: uint64(len(rest) - n), Blob: rest[:n], Version: mvcc.StorageVersion}
+		if err := stream.Send(resp); err != nil {
+			return err
+		}
+		rest = rest[n:]
+	}
+	return stream.Send(&pb.SnapshotResponse{Blob: sum[:], Version: mvcc.StorageVersion})
+}
+
+// MoveLeader hands leadership to another voter; only the leader can.
+func (s maintenanceServer) MoveLeader(ctx context.Context, r *pb.MoveLeaderRequest) (*pb.MoveLeaderResponse, error) {
+	st, err := call(ctx, s.m, func(n *store.Node) store.Status {
+		st := n.Status()
+		if st.IsLeader && slices.Contains(st.Voters, r.TargetID) && r.TargetID != st.ID {
+			n.TransferLeader(r.TargetID)
+		}
+		return st
+	})
+	if err != nil {
+		return nil, toGRPC(err)
+	}
+	switch {
+	case !st.IsLeader:
+		return nil, rpctypes.ErrGRPCNotLeader
+	case r.TargetID == st.ID:
+		return &pb.MoveLeaderResponse{Header: s.m.header(st)}, nil
+	case !slices.Contains(st.Voters, r.TargetID):
+		return nil, rpctypes.ErrGRPCBadLeaderTransferee
+	}
+	deadline := time.After(time.Duration(3*len(st.Voters)) * s.m.cfg.ElectionTimeout)
+	for {
+		if s.m.leader.Load() == r.TargetID {
+			cur := s.m.status.Load()
+			return &pb.MoveLeaderResponse{Header: s.m.header(*cur)}, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, toGRPC(ctx.Err())
+		case <-deadline:
+			return nil, rpctypes.ErrGRPCTimeoutDueToLeaderFail
+		case <-time.After(s.m.cfg.HeartbeatInterval / 2):
+		}
+	}
+}
+
+// Downgrade is not offered.
+func (s maintenanceServer) Downgrade(context.Context, *pb.DowngradeRequest) (*pb.DowngradeResponse, error) {
+	return nil, unimplemented("Downgrade")
+}

@@ -1,0 +1,506 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/havoclab/havoc/store"
+	"github.com/havoclab/havoc/store/membership"
+	"github.com/havoclab/havoc/store/mvcc"
+	"github.com/havoclab/havoc/vfs"
+)
+
+// Version is the etcd version havoc reports in Status (the API it speaks).
+const Version = "3.7.3"
+
+// Member is one running member: the node, its run goroutine, the peer transport
+// and the client servers.
+type Member struct {
+	cfg       Config
+	log       *slog.Logger
+	id        uint64
+	clusterID uint64
+
+	// Owned by the run goroutine.
+	node     *store.Node
+	waiters  map[uint64]chan store.Response
+	watchers map[int64]watchTarget
+	peersAt  int64 // tick count of the last transport refresh
+	ticks    int64
+
+	inbox  chan func()
+	recvc  chan *raftpb.Message
+	tokens atomic.Uint64
+	gids   atomic.Int64
+
+	// Published by the run goroutine for other goroutines.
+	leader  atomic.Uint64
+	term    atomic.Uint64
+	status  atomic.Pointer[store.Status]
+	members atomic.Pointer[[]membership.Member]
+
+	tr        *transport
+	grpc      *grpc.Server
+	clientSrv *http.Server
+	peerSrv   *http.Server
+	metrics   *metrics
+
+	fwdMu sync.Mutex
+	fwd   map[string]*grpc.ClientConn
+
+	stopc    chan struct{}
+	donec    chan struct{} // closed when the run goroutine has exited
+	stopOnce sync.Once
+	closeMu  sync.Mutex
+	closed   bool
+	err      error // why the run goroutine stopped (nil on Close)
+}
+
+// watchTarget is where the run goroutine delivers one watcher's events.
+type watchTarget struct {
+	ws *watchStream
+	id int64 // the watch ID on its stream
+}
+
+type wallClock struct{}
+
+func (wallClock) Now() time.Time { return time.Now() }
+
+// joinFile records, for a member that joined an existing cluster, the IDs it
+// learned from its peers, so that it restarts without asking them again.
+const joinFile = "havoc-join.json"
+
+type joinInfo struct {
+	MemberID  uint64 `json:"member_id"`
+	ClusterID uint64 `json:"cluster_id"`
+}
+
+// Start validates cfg, opens (or recovers) the member in cfg.DataDir, starts
+// listening on its peer and client URLs and returns once it serves. It fails
+// with a wrapped store.ErrForeignDataDir or wal.ErrCorrupt for a data dir that
+// is not this member's.
+func Start(cfg Config) (*Member, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	initial, err := membership.ParseInitialCluster(cfg.InitialCluster, cfg.InitialClusterToken)
+	if err != nil {
+		return nil, err
+	}
+	memberDir := filepath.Join(cfg.DataDir, "member")
+	if err := os.MkdirAll(filepath.Join(memberDir, "snap"), 0o700); err != nil {
+		return nil, fmt.Errorf("server: data dir: %w", err)
+	}
+	scfg := store.Config{
+		Name: cfg.Name, InitialCluster: initial, Join: cfg.InitialClusterState == StateExisting,
+		ClientURLs: cfg.AdvertiseClientURLs, FS: vfs.OS(), WALDir: filepath.Join(memberDir, "wal"),
+		DBPath: filepath.Join(memberDir, "snap", "db"), Clock: wallClock{}, TickInterval: cfg.HeartbeatInterval,
+		ElectionTicks: int(cfg.ElectionTimeout / cfg.HeartbeatInterval), SnapshotCount: cfg.SnapshotCount,
+		MaxRequestBytes: cfg.MaxRequestBytes, QuotaBackendBytes: cfg.QuotaBackendBytes, Logger: cfg.Logger,
+	}
+	if scfg.Join {
+		if err := resolveJoin(&cfg, &scfg, memberDir); err != nil {
+			return nil, err
+		}
+	}
+	node, err := store.Open(scfg)
+	if err != nil {
+		return nil, err
+	}
+	m := &Member{
+		cfg: cfg, log: cfg.Logger.With("member", cfg.Name), id: node.ID(), clusterID: node.ClusterID(),
+		node: node, waiters: map[uint64]chan store.Response{}, watchers: map[int64]watchTarget{},
+		inbox: make(chan func(), 1024), recvc: make(chan *raftpb.Message, 4096),
+		fwd: map[string]*grpc.ClientConn{}, stopc: make(chan struct{}), donec: make(chan struct{}),
+	}
+	m.metrics = newMetrics(m)
+	maxFrame := uint64(64 << 20)
+	if cfg.QuotaBackendBytes > 0 {
+		maxFrame = max(maxFrame, uint64(cfg.QuotaBackendBytes)+(64<<20))
+	} else {
+		maxFrame = math.MaxInt64
+	}
+	m.tr = &transport{
+		id: m.id, clusterID: m.clusterID, log: m.log, maxFrameBytes: maxFrame,
+		recv:    m.deliver,
+		report:  m.reportLost,
+		members: m.Members,
+	}
+	m.publish()
+
+	if err := m.listen(); err != nil {
+		m.tr.Close()
+		_ = node.Close()
+		return nil, err
+	}
+	go m.run()
+	m.log.Info("member started", "id", fmt.Sprintf("%x", m.id), "cluster", fmt.Sprintf("%x", m.clusterID),
+		"client", cfg.ListenClientURLs, "peer", cfg.ListenPeerURLs, "data-dir", cfg.DataDir)
+	return m, nil
+}
+
+// resolveJoin finds the member's own ID and the cluster ID for a member joining
+// an existing cluster: from the join file on restart, otherwise from the peers.
+func resolveJoin(cfg *Config, scfg *store.Config, memberDir string) error {
+	path := filepath.Join(memberDir, joinFile)
+	if b, err := os.ReadFile(path); err == nil {
+		var j joinInfo
+		if err := json.Unmarshal(b, &j); err != nil {
+			return fmt.Errorf("%w: %s: %w", store.ErrForeignDataDir, path, err)
+		}
+		scfg.ID, scfg.ClusterID = j.MemberID, j.ClusterID
+		return nil
+	}
+	var urls []string
+	for _, m := range scfg.InitialCluster {
+		if m.Name != cfg.Name {
+			urls = append(urls, m.PeerURLs...)
+		}
+	}
+	ms, cid, err := fetchMembers(urls, 2*time.Second)
+	if err != nil {
+		return err
+	}
+	for _, mem := range ms {
+		if sameURLs(mem.PeerURLs, cfg.InitialAdvertisePeerURLs) {
+			scfg.ID, scfg.ClusterID = mem.ID, cid
+			scfg.InitialCluster = ms
+			b, _ := json.Marshal(joinInfo{MemberID: mem.ID, ClusterID: cid})
+			return os.WriteFile(path, b, 0o600)
+		}
+	}
+	return fmt.Errorf("server: no member of the existing cluster has peer URLs %v (add it with `etcdctl member add` first)",
+		cfg.InitialAdvertisePeerURLs)
+}
+
+// listen opens the peer and client listeners and starts serving them.
+func (m *Member) listen() error {
+	pl := m.cfg.PeerListener
+	if pl == nil {
+		var err error
+		if pl, err = net.Listen("tcp", hostOf(m.cfg.ListenPeerURLs[0])); err != nil {
+			return fmt.Errorf("server: listen on peer URL: %w", err)
+		}
+	}
+	cl := m.cfg.ClientListener
+	if cl == nil {
+		var err error
+		if cl, err = net.Listen("tcp", hostOf(m.cfg.ListenClientURLs[0])); err != nil {
+			pl.Close()
+			return fmt.Errorf("server: listen on client URL: %w", err)
+		}
+	}
+	m.peerSrv = &http.Server{Handler: m.tr.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	m.grpc = newGRPCServer(m)
+	m.clientSrv = newClientServer(m)
+	go func() { _ = m.peerSrv.Serve(pl) }()
+	go func() { _ = m.clientSrv.Serve(cl) }()
+	return nil
+}
+
+// ID returns the member's ID.
+func (m *Member) ID() uint64 { return m.id }
+
+// ClusterID returns the cluster's ID.
+func (m *Member) ClusterID() uint64 { return m.clusterID }
+
+// Leader returns the member's latest view of the leader (0: none).
+func (m *Member) Leader() uint64 { return m.leader.Load() }
+
+// Members returns the latest member list the member has applied.
+func (m *Member) Members() []membership.Member {
+	if p := m.members.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Done is closed when the member has stopped, on Close or on its own (its log
+// disk failed, or it was removed from the cluster); Err then says why.
+func (m *Member) Done() <-chan struct{} { return m.donec }
+
+// Err returns why the member stopped on its own (nil while running or after Close).
+func (m *Member) Err() error {
+	select {
+	case <-m.donec:
+		return m.err
+	default:
+		return nil
+	}
+}
+
+// Close stops the client servers, the transport and the node, in that order.
+func (m *Member) Close() error {
+	m.closeMu.Lock()
+	defer m.closeMu.Unlock()
+	if m.closed {
+		return nil
+	}
+	m.closed = true
+	stopped := make(chan struct{})
+	go func() {
+		m.grpc.GracefulStop()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-time.After(2 * time.Second):
+		m.grpc.Stop()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = m.clientSrv.Shutdown(ctx)
+	_ = m.clientSrv.Close()
+	_ = m.peerSrv.Close()
+	m.stop(nil)
+	<-m.donec
+	m.tr.Close()
+	m.fwdMu.Lock()
+	for _, c := range m.fwd {
+		_ = c.Close()
+	}
+	m.fwdMu.Unlock()
+	err := m.node.Close()
+	m.log.Info("member stopped")
+	return err
+}
+
+func (m *Member) stop(err error) {
+	m.stopOnce.Do(func() {
+		m.err = err
+		close(m.stopc)
+	})
+}
+
+// run is the only goroutine that touches the node.
+func (m *Member) run() {
+	defer close(m.donec)
+	t := time.NewTicker(m.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stopc:
+			return
+		case <-t.C:
+			m.ticks++
+			m.node.Tick()
+			m.publish()
+		case msg := <-m.recvc:
+			if err := m.node.Step(msg); err != nil {
+				m.log.Debug("step failed", "type", msg.GetType(), "from", fmt.Sprintf("%x", msg.GetFrom()), "err", err)
+			}
+		case f := <-m.inbox:
+			f()
+		}
+		m.flush()
+	}
+}
+
+// flush drains the node and dispatches its output.
+func (m *Member) flush() {
+	for {
+		out := m.node.Drain()
+		m.dispatch(out)
+		if out.Err != nil {
+			m.log.Error("member halted", "err", out.Err)
+			m.stop(out.Err)
+			return
+		}
+		if len(out.Watch) < 1024 {
+			break
+		}
+	}
+	if lead := m.node.Leader(); lead != m.leader.Load() {
+		m.leader.Store(lead)
+		m.metrics.leaderChanges.Inc()
+		m.log.Info("leader changed", "leader", fmt.Sprintf("%x", lead))
+		m.publish()
+	}
+	if m.node.Removed() {
+		m.log.Warn("member was removed from the cluster; stopping")
+		m.stop(store.ErrRemoved)
+	}
+}
+
+// publish refreshes the state other goroutines read, and the transport's peers
+// when membership changed.
+func (m *Member) publish() {
+	st := m.node.Status()
+	m.status.Store(&st)
+	m.term.Store(st.Term)
+	ms := m.node.Members()
+	if old := m.members.Load(); old == nil || !membersEqual(*old, ms) {
+		m.members.Store(&ms)
+		if m.tr != nil {
+			m.tr.SetPeers(ms)
+		}
+	}
+}
+
+func membersEqual(a, b []membership.Member) bool {
+	return slices.EqualFunc(a, b, func(x, y membership.Member) bool {
+		return x.ID == y.ID && x.Name == y.Name && x.IsLearner == y.IsLearner &&
+			slices.Equal(x.PeerURLs, y.PeerURLs) && slices.Equal(x.ClientURLs, y.ClientURLs)
+	})
+}
+
+func (m *Member) dispatch(out store.Output) {
+	for _, msg := range out.Messages {
+		err := m.tr.Send(msg)
+		if errors.Is(err, errUnknownPeer) {
+			m.publish() // a member added since the last refresh
+			err = m.tr.Send(msg)
+		}
+		if err != nil {
+			m.node.ReportUnreachable(msg.GetTo())
+			if msg.GetType() == raftpb.MsgSnap {
+				m.node.ReportSnapshot(msg.GetTo(), false)
+			}
+		}
+	}
+	for _, r := range out.Responses {
+		if ch, ok := m.waiters[r.Token]; ok {
+			delete(m.waiters, r.Token)
+			ch <- r
+		}
+	}
+	for _, ev := range out.Watch {
+		tgt, ok := m.watchers[ev.ID]
+		if !ok {
+			continue
+		}
+		resp := &pb.WatchResponse{Header: m.watchHeader(ev.Revision), WatchId: tgt.id, Events: ev.Events}
+		if ev.Canceled {
+			resp.Canceled = true
+			resp.CompactRevision = ev.CompactRevision
+			resp.CancelReason = mvcc.ErrCompacted.Error()
+			delete(m.watchers, ev.ID)
+			tgt.ws.forget(tgt.id)
+		}
+		tgt.ws.push(resp)
+	}
+}
+
+func (m *Member) watchHeader(rev int64) *pb.ResponseHeader {
+	return &pb.ResponseHeader{ClusterId: m.clusterID, MemberId: m.id, Revision: rev, RaftTerm: m.term.Load()}
+}
+
+// deliver hands a peer's message to the run goroutine (transport goroutines).
+func (m *Member) deliver(msg *raftpb.Message) {
+	select {
+	case m.recvc <- msg:
+	case <-m.stopc:
+	}
+}
+
+// reportLost tells raft a message to id was lost (transport goroutines; never
+// blocks: if the inbox is full the report is dropped, raft notices anyway).
+func (m *Member) reportLost(id uint64, snapshot bool) {
+	select {
+	case m.inbox <- func() {
+		m.node.ReportUnreachable(id)
+		if snapshot {
+			m.node.ReportSnapshot(id, false)
+		}
+	}:
+	default:
+	}
+}
+
+// exec queues f to run on the run goroutine.
+func (m *Member) exec(ctx context.Context, f func()) error {
+	select {
+	case m.inbox <- f:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-m.stopc:
+		return store.ErrStopped
+	}
+}
+
+// call runs f on the run goroutine and returns its result.
+func call[T any](ctx context.Context, m *Member, f func(n *store.Node) T) (T, error) {
+	ch := make(chan T, 1)
+	var zero T
+	if err := m.exec(ctx, func() { ch <- f(m.node) }); err != nil {
+		return zero, err
+	}
+	select {
+	case v := <-ch:
+		return v, nil
+	case <-ctx.Done():
+		return zero, ctx.Err()
+	case <-m.donec:
+		return zero, store.ErrStopped
+	}
+}
+
+// do submits a request to the node and waits for its answer.
+func (m *Member) do(ctx context.Context, req store.Request) (store.Response, error) {
+	token := m.tokens.Add(1)
+	ch := make(chan store.Response, 1)
+	err := m.exec(ctx, func() {
+		m.waiters[token] = ch
+		m.node.Submit(token, req)
+	})
+	if err != nil {
+		return store.Response{}, err
+	}
+	select {
+	case r := <-ch:
+		return r, r.Err
+	case <-ctx.Done():
+		// The node answers the request later (at the latest when it times out);
+		// dispatch then finds the buffered channel and nobody reads it.
+		return store.Response{}, ctx.Err()
+	case <-m.donec:
+		return store.Response{}, store.ErrStopped
+	}
+}
+
+// leaderClient returns a connection to the leader's client URL, for the lease
+// RPCs only the leader answers.
+func (m *Member) leaderClient() (*grpc.ClientConn, error) {
+	lead := m.leader.Load()
+	if lead == 0 {
+		return nil, store.ErrNoLeader
+	}
+	var target string
+	for _, mem := range m.Members() {
+		if mem.ID == lead && len(mem.ClientURLs) > 0 {
+			target = hostOf(mem.ClientURLs[0])
+		}
+	}
+	if target == "" {
+		return nil, store.ErrNoLeader
+	}
+	m.fwdMu.Lock()
+	defer m.fwdMu.Unlock()
+	if c, ok := m.fwd[target]; ok {
+		return c, nil
+	}
+	c, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, fmt.Errorf("server: connect to leader at %s: %w", target, err)
+	}
+	m.fwd[target] = c
+	return c, nil
+}

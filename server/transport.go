@@ -1,0 +1,403 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strconv"
+	"sync"
+	"time"
+
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/havoclab/havoc/store/membership"
+)
+
+// The peer protocol. Every connection a member opens to a peer is one HTTP/1.1
+// request, so that a proxy between members (cluster/linkproxy) can tell who sent it
+// from its first header block:
+//
+//	POST /raft/stream HTTP/1.1
+//	X-Server-From: <sender member ID, lowercase hex>
+//	X-Etcd-Cluster-ID: <cluster ID, lowercase hex>
+//	Transfer-Encoding: chunked
+//
+// The chunked body is a sequence of frames, each an 8-byte big-endian length and
+// then a proto-marshalled raftpb.Message (MsgSnap carries the whole backend image
+// in Snapshot.Data). Messages flow only in the request direction: A's messages to
+// B travel on a connection A opened to B. The receiver answers only to refuse
+// (412 for another cluster's ID) or when the body ends.
+//
+// GET /members (same headers optional) returns the member list as JSON with the
+// cluster ID in X-Etcd-Cluster-ID, for a member joining an existing cluster.
+
+const (
+	streamPath  = "/raft/stream"
+	membersPath = "/members"
+	// peerQueueLen bounds the messages waiting for one peer; past it messages are
+	// dropped and raft is told the peer is unreachable, as etcd's rafthttp does.
+	peerQueueLen = 4096
+	// frameHeaderLen is the length prefix of a frame.
+	frameHeaderLen = 8
+)
+
+// ErrFrameTooLarge is returned by the frame decoder for a length above its limit.
+var ErrFrameTooLarge = errors.New("server: peer frame too large")
+
+// errClusterIDMismatch is the reason a peer connection from another cluster is
+// refused (etcd's wording).
+var errClusterIDMismatch = errors.New("cluster ID mismatch")
+
+// appendFrame appends m as one frame.
+func appendFrame(b []byte, m *raftpb.Message) ([]byte, error) {
+	data, err := proto.Marshal(m)
+	if err != nil {
+		return b, fmt.Errorf("server: encode %s to %x: %w", m.GetType(), m.GetTo(), err)
+	}
+	b = binary.BigEndian.AppendUint64(b, uint64(len(data)))
+	return append(b, data...), nil
+}
+
+// readFrame reads one frame. A length above maxBytes fails before anything is
+// allocated; the payload buffer grows only as bytes arrive, so a lying length
+// costs nothing but the wait for EOF. It never panics on any input.
+func readFrame(r io.Reader, maxBytes uint64) (*raftpb.Message, error) {
+	var hdr [frameHeaderLen]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return nil, err
+	}
+	n := binary.BigEndian.Uint64(hdr[:])
+	if n > maxBytes {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, maxBytes)
+	}
+	var buf bytes.Buffer
+	buf.Grow(int(min(n, 64<<10)))
+	if _, err := io.CopyN(&buf, r, int64(n)); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	m := &raftpb.Message{}
+	if err := proto.Unmarshal(buf.Bytes(), m); err != nil {
+		return nil, fmt.Errorf("server: decode peer message: %w", err)
+	}
+	return m, nil
+}
+
+// transport sends raft messages to peers and receives theirs. Send is called
+// only from the member's run goroutine and never blocks; everything else runs on
+// the transport's own goroutines.
+type transport struct {
+	id, clusterID uint64
+	log           *slog.Logger
+	maxFrameBytes uint64
+	// recv hands a received message to the member; it may block (backpressure on
+	// the sender's connection) until the member stops.
+	recv func(*raftpb.Message)
+	// report tells the member that a message to id was lost (called from writer
+	// goroutines; it must not block).
+	report func(id uint64, snapshot bool)
+	// members lists the cluster for GET /members.
+	members func() []membership.Member
+
+	mu     sync.Mutex
+	peers  map[uint64]*peer
+	closed bool
+	wg     sync.WaitGroup
+}
+
+type peer struct {
+	id    uint64
+	mu    sync.Mutex
+	urls  []string
+	q     chan *raftpb.Message
+	stopc chan struct{}
+}
+
+func (p *peer) peerURLs() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.urls
+}
+
+// errUnknownPeer is returned by Send for a peer the transport has not been told of.
+var errUnknownPeer = errors.New("server: unknown peer")
+
+// errQueueFull is returned by Send when the peer's queue is full.
+var errQueueFull = errors.New("server: peer queue full")
+
+// Send queues m for its destination without blocking.
+func (t *transport) Send(m *raftpb.Message) error {
+	t.mu.Lock()
+	p := t.peers[m.GetTo()]
+	t.mu.Unlock()
+	if p == nil {
+		return errUnknownPeer
+	}
+	select {
+	case p.q <- m:
+		return nil
+	default:
+		return errQueueFull
+	}
+}
+
+// SetPeers makes the transport's peers the given members (minus itself): new
+// ones get a writer, removed ones are stopped, changed URLs apply on the next
+// connection.
+func (t *transport) SetPeers(ms []membership.Member) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return
+	}
+	if t.peers == nil {
+		t.peers = map[uint64]*peer{}
+	}
+	seen := map[uint64]bool{}
+	for _, m := range ms {
+		if m.ID == t.id {
+			continue
+		}
+		seen[m.ID] = true
+		if p, ok := t.peers[m.ID]; ok {
+			p.mu.Lock()
+			p.urls = m.PeerURLs
+			p.mu.Unlock()
+			continue
+		}
+		p := &peer{id: m.ID, urls: m.PeerURLs, q: make(chan *raftpb.Message, peerQueueLen), stopc: make(chan struct{})}
+		t.peers[m.ID] = p
+		t.wg.Go(func() { t.writer(p) })
+	}
+	for id, p := range t.peers {
+		if !seen[id] {
+			close(p.stopc)
+			delete(t.peers, id)
+		}
+	}
+}
+
+// Close stops every writer and waits for them.
+func (t *transport) Close() {
+	t.mu.Lock()
+	t.closed = true
+	for id, p := range t.peers {
+		close(p.stopc)
+		delete(t.peers, id)
+	}
+	t.mu.Unlock()
+	t.wg.Wait()
+}
+
+// writer keeps one connection to p and writes its queue in order. While no
+// connection can be made, queued messages are dropped and reported (they are
+// stale by the time a connection comes back; raft resends what matters).
+func (t *transport) writer(p *peer) {
+	backoff := 50 * time.Millisecond
+	attempt := 0
+	for {
+		select {
+		case <-p.stopc:
+			return
+		default:
+		}
+		urls := p.peerURLs()
+		if len(urls) == 0 {
+			urls = []string{""}
+		}
+		u := urls[attempt%len(urls)]
+		attempt++
+		conn, err := t.dial(u)
+		if err != nil {
+			t.log.Debug("peer unreachable", "peer", fmt.Sprintf("%x", p.id), "url", u, "err", err)
+			t.dropQueued(p)
+			select {
+			case <-p.stopc:
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, time.Second)
+			continue
+		}
+		backoff = 50 * time.Millisecond
+		t.stream(p, conn)
+	}
+}
+
+func (t *transport) dropQueued(p *peer) {
+	for {
+		select {
+		case m := <-p.q:
+			t.report(p.id, m.GetType() == raftpb.MsgSnap)
+		default:
+			return
+		}
+	}
+}
+
+// dial opens a stream connection to a peer URL and writes the request header.
+func (t *transport) dial(u string) (net.Conn, error) {
+	if u == "" {
+		return nil, errors.New("no peer URL")
+	}
+	host := hostOf(u)
+	conn, err := net.DialTimeout("tcp", host, time.Second)
+	if err != nil {
+		return nil, err
+	}
+	hdr := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: %s\r\nX-Server-From: %x\r\nX-Etcd-Cluster-ID: %x\r\n"+
+		"Content-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n", streamPath, host, t.id, t.clusterID)
+	_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
+	if _, err := io.WriteString(conn, hdr); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+// stream writes p's queue to conn until a write fails or p stops. Any response
+// from the receiver (a refusal, or the end of its handler) ends the connection.
+func (t *transport) stream(p *peer, conn net.Conn) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err == nil {
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+			t.log.Warn("peer ended the stream", "peer", fmt.Sprintf("%x", p.id), "status", resp.Status,
+				"reason", string(bytes.TrimSpace(body)))
+		}
+		conn.Close()
+	}()
+	defer func() {
+		conn.Close()
+		<-done
+	}()
+	bw := bufio.NewWriterSize(conn, 64<<10)
+	cw := httputil.NewChunkedWriter(bw)
+	var buf []byte
+	for {
+		var m *raftpb.Message
+		select {
+		case <-p.stopc:
+			return
+		case <-done:
+			return
+		case m = <-p.q:
+		}
+		// Batch whatever else is queued into one chunk and one flush.
+		batch := []*raftpb.Message{m}
+		for more := true; more && len(batch) < 256; {
+			select {
+			case m2 := <-p.q:
+				batch = append(batch, m2)
+			default:
+				more = false
+			}
+		}
+		buf = buf[:0]
+		hasSnap := false
+		for _, m := range batch {
+			var err error
+			if buf, err = appendFrame(buf, m); err != nil {
+				t.log.Error("dropping unencodable message", "err", err)
+			}
+			hasSnap = hasSnap || m.GetType() == raftpb.MsgSnap
+		}
+		deadline := 5 * time.Second
+		if hasSnap {
+			deadline = 5*time.Second + time.Duration(len(buf)>>20)*time.Second
+		}
+		_ = conn.SetWriteDeadline(time.Now().Add(deadline))
+		_, err := cw.Write(buf)
+		if err == nil {
+			err = bw.Flush()
+		}
+		if err != nil {
+			t.log.Debug("peer stream broken", "peer", fmt.Sprintf("%x", p.id), "err", err)
+			for _, m := range batch {
+				t.report(p.id, m.GetType() == raftpb.MsgSnap)
+			}
+			return
+		}
+		if cap(buf) > 4<<20 {
+			buf = nil // do not pin a snapshot's memory
+		}
+	}
+}
+
+// Handler serves the peer protocol.
+func (t *transport) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+streamPath, t.serveStream)
+	mux.HandleFunc("GET "+membersPath, t.serveMembers)
+	return mux
+}
+
+func (t *transport) serveStream(w http.ResponseWriter, r *http.Request) {
+	from := r.Header.Get("X-Server-From")
+	cid, err := strconv.ParseUint(r.Header.Get("X-Etcd-Cluster-ID"), 16, 64)
+	if err != nil || cid != t.clusterID {
+		t.log.Warn("refusing peer stream", "from", from, "cluster", r.Header.Get("X-Etcd-Cluster-ID"),
+			"local-cluster", fmt.Sprintf("%x", t.clusterID), "reason", errClusterIDMismatch)
+		w.Header().Set("X-Etcd-Cluster-ID", fmt.Sprintf("%x", t.clusterID))
+		http.Error(w, errClusterIDMismatch.Error(), http.StatusPreconditionFailed)
+		return
+	}
+	br := bufio.NewReaderSize(r.Body, 64<<10)
+	for {
+		m, err := readFrame(br, t.maxFrameBytes)
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				t.log.Debug("peer stream ended", "from", from, "err", err)
+			}
+			return
+		}
+		t.recv(m)
+	}
+}
+
+func (t *transport) serveMembers(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Etcd-Cluster-ID", fmt.Sprintf("%x", t.clusterID))
+	_ = json.NewEncoder(w).Encode(t.members())
+}
+
+// fetchMembers asks the peers at urls for the member list and cluster ID (a
+// member joining an existing cluster learns its own ID this way, as etcd does).
+func fetchMembers(urls []string, timeout time.Duration) ([]membership.Member, uint64, error) {
+	c := &http.Client{Timeout: timeout}
+	var errs []error
+	for _, u := range urls {
+		resp, err := c.Get(u + membersPath)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		var ms []membership.Member
+		err = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&ms)
+		resp.Body.Close()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", u, err))
+			continue
+		}
+		cid, err := strconv.ParseUint(resp.Header.Get("X-Etcd-Cluster-ID"), 16, 64)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: cluster ID: %w", u, err))
+			continue
+		}
+		return ms, cid, nil
+	}
+	return nil, 0, fmt.Errorf("server: could not fetch the member list from %v: %w", urls, errors.Join(errs...))
+}
