@@ -14,6 +14,7 @@ import (
 	"github.com/havoclab/havoc/sim"
 	"github.com/havoclab/havoc/store"
 	"github.com/havoclab/havoc/store/membership"
+	"github.com/havoclab/havoc/store/mvcc"
 	"github.com/havoclab/havoc/vfs"
 )
 
@@ -27,6 +28,23 @@ type ClientRequest struct {
 type ClientResponse struct {
 	ID   uint64
 	Resp store.Response
+}
+
+// ClientWatch is a client's watch request to a member: create a watch on
+// [Key, End) from StartRev, or (Progress) ask for a progress notification of an
+// existing one. ID is the client's name for the watch.
+type ClientWatch struct {
+	ID       uint64
+	Key, End []byte
+	StartRev int64
+	Progress bool
+}
+
+// ClientWatchEvents is a member's watch response to a client: events, or a
+// progress notification (no events; Revision is the member's current revision).
+type ClientWatchEvents struct {
+	ID       uint64
+	Response mvcc.WatchEvent
 }
 
 // SimConfig configures a cluster inside a simulated world.
@@ -250,6 +268,17 @@ func (c *Sim) Converged() (bool, string) {
 	return true, ""
 }
 
+// Revision returns the highest store revision among the members that are up.
+func (c *Sim) Revision() int64 {
+	var rev int64
+	for _, name := range c.names {
+		if n := c.Node(name); n != nil {
+			rev = max(rev, n.Status().Revision)
+		}
+	}
+	return rev
+}
+
 // Close closes every member's backend.
 func (c *Sim) Close() {
 	for _, name := range c.names {
@@ -272,11 +301,19 @@ type simMember struct {
 	token   uint64
 	leader  uint64
 	halted  bool
+	watches simWatches
 }
 
 type clientRef struct {
 	host string
 	id   uint64
+}
+
+// simWatches maps a member's node watch IDs to the clients' watches.
+type simWatches struct {
+	next     int64
+	byNode   map[int64]clientRef
+	byClient map[clientRef]int64
 }
 
 // Start boots (or, after a crash, recovers) the member from its disk.
@@ -287,6 +324,7 @@ func (m *simMember) Start(h *sim.Host) {
 		m.node = nil
 	}
 	m.clients = map[uint64]clientRef{}
+	m.watches = simWatches{byNode: map[int64]clientRef{}, byClient: map[clientRef]int64{}}
 	m.leader, m.halted = 0, false
 	cfg := m.cfg
 	cfg.Clock = h
@@ -326,8 +364,27 @@ func (m *simMember) Receive(from string, payload any) {
 		m.token++
 		m.clients[m.token] = clientRef{host: from, id: p.ID}
 		m.node.Submit(m.token, p.Req)
+	case *ClientWatch:
+		m.watch(from, p)
 	}
 	m.flush()
+}
+
+func (m *simMember) watch(from string, w *ClientWatch) {
+	ref := clientRef{host: from, id: w.ID}
+	if w.Progress {
+		if id, ok := m.watches.byClient[ref]; ok {
+			m.node.RequestProgress(id)
+		}
+		return
+	}
+	m.watches.next++
+	id := m.watches.next
+	if err := m.node.Watch(id, mvcc.WatchRequest{Key: w.Key, End: w.End, StartRev: w.StartRev}); err != nil {
+		return
+	}
+	m.watches.byNode[id] = ref
+	m.watches.byClient[ref] = id
 }
 
 func (m *simMember) flush() {
@@ -344,6 +401,15 @@ func (m *simMember) flush() {
 		}
 		delete(m.clients, r.Token)
 		m.host.Send(ref.host, &ClientResponse{ID: ref.id, Resp: r})
+	}
+	for _, ev := range out.Watch {
+		if ref, ok := m.watches.byNode[ev.ID]; ok {
+			m.host.Send(ref.host, &ClientWatchEvents{ID: ref.id, Response: ev})
+			if ev.Canceled {
+				delete(m.watches.byNode, ev.ID)
+				delete(m.watches.byClient, ref)
+			}
+		}
 	}
 	if out.Err != nil && !m.halted {
 		m.halted = true

@@ -35,6 +35,9 @@ type Config struct {
 	// SnapshotCount is the members' raft snapshot interval (1000 when zero, so
 	// that snapshots and log compaction happen within a minute of load).
 	SnapshotCount uint64 `json:"snapshot_count"`
+	// Watchers is the number of watch sessions checked for watch guarantees (2
+	// when zero, none when negative).
+	Watchers int `json:"watchers"`
 	// CheckTimeout is the checker's budget (10 s when zero).
 	CheckTimeout time.Duration `json:"check_timeout"`
 	// Trace records the one-line-per-event trace in Result.Trace.
@@ -60,6 +63,12 @@ func (c *Config) Validate() error {
 	if c.CheckTimeout == 0 {
 		c.CheckTimeout = 10 * time.Second
 	}
+	switch {
+	case c.Watchers == 0:
+		c.Watchers = 2
+	case c.Watchers < 0:
+		c.Watchers = 0
+	}
 	if c.Members < 1 || c.Members > 9 {
 		return fmt.Errorf("scenarios: %d members (want 1 to 9)", c.Members)
 	}
@@ -76,23 +85,25 @@ const (
 	VerdictNoLiveness = "no-liveness"
 	VerdictUnknown    = "unknown"
 	VerdictFailed     = "member-failure"
+	VerdictWatch      = "watch-violation"
 )
 
 // Result is the outcome of one run.
 type Result struct {
-	Seed                uint64                      `json:"seed"`
-	Verdict             string                      `json:"verdict"`
-	Reason              string                      `json:"reason,omitempty"`
-	Operations          int                         `json:"operations"`
-	OK, Failed, Unknown int                         `json:"-"`
-	Schedule            chaos.Schedule              `json:"schedule"`
-	Virtual             time.Duration               `json:"virtual"`
-	Wall, CheckWall     time.Duration               `json:"-"`
-	Events              int64                       `json:"events"`
-	Dir                 string                      `json:"dir,omitempty"`
-	History             []linearizability.Operation `json:"-"`
-	Trace               []byte                      `json:"-"`
-	FaultLog            []string                    `json:"-"`
+	Seed                uint64                       `json:"seed"`
+	Verdict             string                       `json:"verdict"`
+	Reason              string                       `json:"reason,omitempty"`
+	Operations          int                          `json:"operations"`
+	OK, Failed, Unknown int                          `json:"-"`
+	Schedule            chaos.Schedule               `json:"schedule"`
+	Virtual             time.Duration                `json:"virtual"`
+	Wall, CheckWall     time.Duration                `json:"-"`
+	Events              int64                        `json:"events"`
+	Dir                 string                       `json:"dir,omitempty"`
+	History             []linearizability.Operation  `json:"-"`
+	Trace               []byte                       `json:"-"`
+	Watch               []linearizability.WatchEvent `json:"-"`
+	FaultLog            []string                     `json:"-"`
 }
 
 // Passed reports whether the run found nothing wrong.
@@ -180,6 +191,12 @@ func runSim(c Config, trace bool) (*Result, error) {
 		clients[i] = newSimClient(i+1, &c.Workload, rec, cl.Members())
 		w.AddHost(fmt.Sprintf("c%02d", i+1), clients[i])
 	}
+	var watchEvents []linearizability.WatchEvent
+	watchers := make([]*simWatcher, c.Watchers)
+	for i := range watchers {
+		watchers[i] = &simWatcher{id: i + 1, prefix: keyPrefix, members: cl.Members(), events: &watchEvents}
+		w.AddHost(fmt.Sprintf("w%02d", i+1), watchers[i])
+	}
 	res := &Result{Seed: c.Seed, Schedule: Plan(c)}
 	for _, f := range res.Schedule {
 		w.Schedule(f.At, "fault", func() {
@@ -217,6 +234,15 @@ func runSim(c Config, trace bool) (*Result, error) {
 			}
 			return n > okBefore
 		}
+		watchersCaughtUp := func() bool {
+			rev := cl.Revision()
+			for _, wt := range watchers {
+				if wt.lastRev < rev {
+					return false
+				}
+			}
+			return true
+		}
 		runErr = w.RunUntil(func() bool {
 			conv, _ := cl.Converged()
 			return conv && served()
@@ -232,14 +258,22 @@ func runSim(c Config, trace bool) (*Result, error) {
 					}
 				}
 				conv, _ := cl.Converged()
-				return conv
+				return conv && watchersCaughtUp()
 			}, c.LivenessTimeout)
+		}
+		for _, wt := range watchers {
+			wt.stopped = true
 		}
 	}
 	res.Virtual = w.Elapsed()
 	res.Events = w.Events()
 	res.History = rec.Operations()
 	res.Trace = traceBuf.Bytes()
+	res.Watch = watchEvents
+	reached := map[int]int64{}
+	for _, wt := range watchers {
+		reached[wt.id] = wt.lastRev
+	}
 	for _, op := range res.History {
 		switch op.Outcome {
 		case linearizability.OutcomeOK:
@@ -270,8 +304,11 @@ func runSim(c Config, trace bool) (*Result, error) {
 			_ = os.MkdirAll(filepath.Dir(opt.VisualizePath), 0o755)
 		}
 		cr, err := linearizability.Check(res.History, opt)
+		werr := linearizability.CheckWatch(res.History, res.Watch, linearizability.WatchOptions{Prefix: keyPrefix, Reached: reached})
 		res.CheckWall = time.Since(checkStart)
 		switch {
+		case werr != nil && (err != nil || cr.Verdict == linearizability.VerdictOK):
+			res.Verdict, res.Reason = VerdictWatch, werr.Error()
 		case err != nil:
 			res.Verdict, res.Reason = VerdictUnknown, err.Error()
 		case cr.Verdict == linearizability.VerdictOK:
@@ -304,14 +341,17 @@ func writeArtifacts(c Config, r *Result) (string, error) {
 		return "", err
 	}
 	cfg, _ := json.MarshalIndent(c, "", "  ")
-	var hist bytes.Buffer
+	var hist, watch bytes.Buffer
 	if err := linearizability.WriteHistory(&hist, r.History); err != nil {
+		return "", err
+	}
+	if err := linearizability.WriteWatchEvents(&watch, r.Watch); err != nil {
 		return "", err
 	}
 	summary := fmt.Sprintf("seed: %d\nverdict: %s\nreason: %s\nrepro: %s\n\nfaults:\n%s", c.Seed, r.Verdict, r.Reason, Repro(c), strings.Join(r.FaultLog, "\n"))
 	files := map[string][]byte{
 		"seed": fmt.Appendf(nil, "%d\n", c.Seed), "config.json": cfg, "schedule.txt": []byte(r.Schedule.String()),
-		"history.json": hist.Bytes(), "trace.log": r.Trace, "summary.txt": []byte(summary),
+		"history.json": hist.Bytes(), "watch.json": watch.Bytes(), "trace.log": r.Trace, "summary.txt": []byte(summary),
 	}
 	names := make([]string, 0, len(files))
 	for n := range files {

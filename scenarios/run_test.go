@@ -27,6 +27,8 @@ func TestSameSeedSameBytes(t *testing.T) {
 	require.Equal(t, ha.String(), hb.String(), "history must be byte-identical")
 	require.Equal(t, string(a.Trace), string(b.Trace), "trace must be byte-identical")
 	require.NotEmpty(t, a.Trace)
+	require.Greater(t, len(a.Watch), 1000, "watchers must have received the writes")
+	require.Equal(t, a.Watch, b.Watch)
 
 	c, err := RunSim(shortConfig(43))
 	require.NoError(t, err)

@@ -29,6 +29,9 @@ type Workload struct {
 	Mix []Weight
 }
 
+// keyPrefix is the prefix of the workload's plain keys, which watchers watch.
+const keyPrefix = "k/"
+
 // Weight is the relative frequency of one kind of operation.
 type Weight struct {
 	Kind         linearizability.Kind
@@ -126,7 +129,7 @@ func (s *Session) Next() linearizability.Operation {
 		}
 		pick -= m.Weight
 	}
-	key := fmt.Sprintf("k/%03d", s.rnd.IntN(s.w.Keys))
+	key := fmt.Sprintf("%s%03d", keyPrefix, s.rnd.IntN(s.w.Keys))
 	op := linearizability.Operation{Kind: wt.Kind, Serializable: wt.Serializable}
 	switch wt.Kind {
 	case linearizability.KindGet, linearizability.KindDelete:
@@ -134,7 +137,7 @@ func (s *Session) Next() linearizability.Operation {
 	case linearizability.KindPut:
 		op.Key, op.Value = key, s.value()
 	case linearizability.KindRange:
-		op.Prefix = "k/"
+		op.Prefix = keyPrefix
 	case linearizability.KindCAS:
 		op.Key, op.Value = key, s.value()
 		if v, ok := s.lastSeen[key]; ok && v != "" {

@@ -1,0 +1,167 @@
+package linearizability
+
+import (
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+)
+
+// WatchEvent is one event a watcher received, recorded beside the history.
+type WatchEvent struct {
+	Watcher  int    `json:"watcher"`
+	Member   string `json:"member"`
+	Time     int64  `json:"time"`
+	Type     string `json:"type"` // "put" or "delete"
+	Key      string `json:"key"`
+	Value    string `json:"value,omitempty"`
+	Revision int64  `json:"rev"` // the event's mod revision
+}
+
+// ErrWatch reports a broken watch guarantee.
+var ErrWatch = errors.New("linearizability: watch guarantee broken")
+
+// WatchOptions describe what the watchers watched.
+type WatchOptions struct {
+	// Prefix is the watched key prefix; every watcher watched it from revision 1.
+	Prefix string
+	// Reached is, per watcher, the revision up to which it is known to have
+	// received every event (its last progress notification or event). Writes
+	// above it are not required to appear.
+	Reached map[int]int64
+}
+
+// CheckWatch checks etcd's watch guarantees against a history:
+//  1. ordered: each watcher's events have non-decreasing revisions and no event
+//     twice (reconnecting from the last revision + 1 must not repeat or skip);
+//  2. valid: a put event carries a value some operation wrote to that key, at the
+//     revision that write was acknowledged with; a delete event has a delete or
+//     lease revoke that could have made it;
+//  3. agreed: watchers report the same events for the same revision;
+//  4. complete: every acknowledged write to a watched key, up to the revision a
+//     watcher reached, appears in its stream.
+func CheckWatch(ops []Operation, events []WatchEvent, opt WatchOptions) error {
+	writer := map[string]int{}
+	for i := range ops {
+		if ops[i].Kind.writesValue() {
+			writer[ops[i].Value] = i
+		}
+	}
+	deletesAt := map[int64]bool{}
+	unknownDeletes := map[string]bool{}
+	unknownRevoke := false
+	for i := range ops {
+		op := &ops[i]
+		switch {
+		case op.Kind == KindDelete && op.Outcome == OutcomeOK && op.Resp.Deleted > 0:
+			deletesAt[op.Resp.Revision] = true
+		case op.Kind == KindDelete && op.Outcome == OutcomeUnknown:
+			unknownDeletes[op.Key] = true
+		case op.Kind == KindLeaseRevoke && op.Outcome == OutcomeOK:
+			deletesAt[op.Resp.Revision] = true
+		case op.Kind == KindLeaseRevoke && op.Outcome == OutcomeUnknown:
+			unknownRevoke = true
+		}
+	}
+	byWatcher := map[int][]WatchEvent{}
+	for _, e := range events {
+		byWatcher[e.Watcher] = append(byWatcher[e.Watcher], e)
+	}
+	type evKey struct {
+		rev int64
+		key string
+	}
+	canon := map[evKey]WatchEvent{}
+	for _, w := range sortedWatchers(byWatcher) {
+		seen := map[evKey]bool{}
+		var last int64
+		for _, e := range byWatcher[w] {
+			k := evKey{e.Revision, e.Key}
+			switch {
+			case !strings.HasPrefix(e.Key, opt.Prefix):
+				return fmt.Errorf("%w: watcher %d got key %q outside prefix %q", ErrWatch, w, e.Key, opt.Prefix)
+			case e.Revision < last:
+				return fmt.Errorf("%w: watcher %d got revision %d after %d (from %s)", ErrWatch, w, e.Revision, last, e.Member)
+			case seen[k]:
+				return fmt.Errorf("%w: watcher %d got %s %q at revision %d twice (from %s)", ErrWatch, w, e.Type, e.Key, e.Revision, e.Member)
+			}
+			seen[k] = true
+			last = e.Revision
+			if c, ok := canon[k]; ok && (c.Type != e.Type || c.Value != e.Value) {
+				return fmt.Errorf("%w: at revision %d key %q watcher %d saw %s %q, watcher %d saw %s %q",
+					ErrWatch, e.Revision, e.Key, c.Watcher, c.Type, c.Value, w, e.Type, e.Value)
+			}
+			canon[k] = e
+			switch e.Type {
+			case "put":
+				i, ok := writer[e.Value]
+				if !ok {
+					return fmt.Errorf("%w: watcher %d got %q = %q at revision %d, a value nobody wrote", ErrWatch, w, e.Key, e.Value, e.Revision)
+				}
+				op := &ops[i]
+				switch {
+				case op.Key != e.Key:
+					return fmt.Errorf("%w: watcher %d got %q = %q, but #%d wrote that value to %q", ErrWatch, w, e.Key, e.Value, op.ID, op.Key)
+				case op.Outcome == OutcomeFail, op.Kind == KindCAS && op.Outcome == OutcomeOK && !op.Resp.Succeeded:
+					return fmt.Errorf("%w: watcher %d got %q = %q from #%d, which did not take effect", ErrWatch, w, e.Key, e.Value, op.ID)
+				case op.Outcome == OutcomeOK && op.Resp.Revision != 0 && op.Resp.Revision != e.Revision:
+					return fmt.Errorf("%w: watcher %d got %q = %q at revision %d, but #%d was acknowledged at %d", ErrWatch, w, e.Key, e.Value, e.Revision, op.ID, op.Resp.Revision)
+				}
+			case "delete":
+				if !deletesAt[e.Revision] && !unknownDeletes[e.Key] && !unknownRevoke {
+					return fmt.Errorf("%w: watcher %d got a delete of %q at revision %d that no delete or revoke explains", ErrWatch, w, e.Key, e.Revision)
+				}
+			default:
+				return fmt.Errorf("%w: watcher %d got event type %q", ErrWatch, w, e.Type)
+			}
+		}
+	}
+	for _, w := range sortedWatchers(byWatcher) {
+		reached := opt.Reached[w]
+		have := map[evKey]bool{}
+		for _, e := range byWatcher[w] {
+			have[evKey{e.Revision, e.Key}] = true
+		}
+		for i := range ops {
+			op := &ops[i]
+			if op.Outcome != OutcomeOK || !strings.HasPrefix(op.Key, opt.Prefix) || op.Key == "" {
+				continue
+			}
+			wrote := op.Kind == KindPut || op.Kind == KindPutLease || (op.Kind == KindCAS && op.Resp.Succeeded) ||
+				(op.Kind == KindDelete && op.Resp.Deleted > 0)
+			r := op.Resp.Revision
+			if !wrote || r == 0 || r > reached {
+				continue
+			}
+			if !have[evKey{r, op.Key}] {
+				return fmt.Errorf("%w: watcher %d reached revision %d but never got #%d %s at revision %d", ErrWatch, w, reached, op.ID, Describe(op), r)
+			}
+		}
+	}
+	return nil
+}
+
+func sortedWatchers(m map[int][]WatchEvent) []int {
+	ws := make([]int, 0, len(m))
+	for w := range m {
+		ws = append(ws, w)
+	}
+	slices.Sort(ws)
+	return ws
+}
+
+// WriteWatchEvents writes events as JSON lines, ordered by watcher then arrival.
+func WriteWatchEvents(w io.Writer, events []WatchEvent) error {
+	evs := slices.Clone(events)
+	slices.SortStableFunc(evs, func(a, b WatchEvent) int { return cmp.Compare(a.Watcher, b.Watcher) })
+	enc := json.NewEncoder(w)
+	for _, e := range evs {
+		if err := enc.Encode(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,93 @@
+package scenarios
+
+import (
+	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+
+	"github.com/havoclab/havoc/cluster"
+	"github.com/havoclab/havoc/linearizability"
+	"github.com/havoclab/havoc/sim"
+)
+
+// simWatcher is a watch session as a simulated host: it watches the workload's
+// key prefix from revision 1 on one member, asks for a progress notification
+// every progressEvery, and when the member stays silent for silentAfter it
+// re-watches on another member from the last revision it has seen + 1, as
+// clientv3 does after a broken stream.
+type simWatcher struct {
+	id      int
+	prefix  string
+	members []string
+	host    *sim.Host
+	target  int
+	watchID uint64
+	lastRev int64
+	heard   time.Duration
+	events  *[]linearizability.WatchEvent
+	stopped bool
+}
+
+const (
+	progressEvery = 500 * time.Millisecond
+	silentAfter   = 2 * time.Second
+)
+
+// Start begins the session.
+func (w *simWatcher) Start(h *sim.Host) {
+	w.host = h
+	w.target = h.Rand().IntN(len(w.members))
+	w.rewatch()
+	h.After(progressEvery, w.poll)
+}
+
+func (w *simWatcher) rewatch() {
+	w.watchID++
+	w.heard = w.host.World().Elapsed()
+	key := []byte(w.prefix)
+	w.host.Send(w.members[w.target], &cluster.ClientWatch{ID: w.watchID, Key: key, End: prefixEnd(key), StartRev: w.lastRev + 1})
+}
+
+func (w *simWatcher) poll() {
+	if w.stopped {
+		return
+	}
+	if w.host.World().Elapsed()-w.heard > silentAfter {
+		if len(w.members) > 1 {
+			w.target = (w.target + 1 + w.host.Rand().IntN(len(w.members)-1)) % len(w.members)
+		}
+		w.rewatch()
+	} else {
+		w.host.Send(w.members[w.target], &cluster.ClientWatch{ID: w.watchID, Progress: true})
+	}
+	w.host.After(progressEvery, w.poll)
+}
+
+// Receive records the events of the current watch; answers to older watches are
+// ignored (their stream is considered broken).
+func (w *simWatcher) Receive(from string, payload any) {
+	r, ok := payload.(*cluster.ClientWatchEvents)
+	if !ok || r.ID != w.watchID || from != w.members[w.target] {
+		return
+	}
+	w.heard = w.host.World().Elapsed()
+	resp := r.Response
+	if resp.Canceled {
+		w.heard = 0 // force a re-watch at the next poll
+		return
+	}
+	for _, ev := range resp.Events {
+		typ := "put"
+		if ev.Type == mvccpb.Event_DELETE {
+			typ = "delete"
+		}
+		*w.events = append(*w.events, linearizability.WatchEvent{
+			Watcher: w.id, Member: from, Time: int64(w.host.World().Elapsed()), Type: typ,
+			Key: string(ev.Kv.Key), Value: string(ev.Kv.Value), Revision: ev.Kv.ModRevision,
+		})
+		w.lastRev = max(w.lastRev, ev.Kv.ModRevision)
+	}
+	if len(resp.Events) == 0 {
+		w.lastRev = max(w.lastRev, resp.Revision)
+	}
+}
