@@ -180,6 +180,10 @@ type Docker struct {
 	lnet    *linkproxy.Network
 	members map[string]*dockerMember
 	etcd    map[string]*clientv3.Client
+	down    map[string]bool // crashed by the harness, not yet restarted
+	exited  map[string]bool // found stopped on its own (reported by Err)
+	events  []Event
+	errs    []error
 	closed  bool
 }
 
@@ -209,7 +213,8 @@ func NewDocker(cfg DockerConfig) (*Docker, error) {
 	if cfg.StartTimeout == 0 {
 		cfg.StartTimeout = 60 * time.Second
 	}
-	d := &Docker{cfg: cfg, dir: cfg.Dir, log: cfg.Log, members: map[string]*dockerMember{}, etcd: map[string]*clientv3.Client{}}
+	d := &Docker{cfg: cfg, dir: cfg.Dir, log: cfg.Log, members: map[string]*dockerMember{},
+		etcd: map[string]*clientv3.Client{}, down: map[string]bool{}, exited: map[string]bool{}}
 	if d.log == nil {
 		d.log = io.Discard
 	}
@@ -261,6 +266,56 @@ func (d *Docker) member(name string) *dockerMember {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.members[name]
+}
+
+// event records what the harness did to member (or "net").
+func (d *Docker) event(member, format string, args ...any) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.events = append(d.events, Event{Time: time.Now(), Member: member, What: fmt.Sprintf(format, args...)})
+}
+
+// Events returns what the harness did to the members so far, in order.
+func (d *Docker) Events() []Event {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.events)
+}
+
+// Err reports members whose container stopped without the harness crashing it
+// (the store itself died), nil if none did. It asks the engine, so it costs one
+// inspect per member.
+func (d *Docker) Err() error {
+	d.mu.Lock()
+	closed := d.closed
+	d.mu.Unlock()
+	if !closed {
+		ctx, cancel := opCtx()
+		defer cancel()
+		for _, name := range d.names {
+			m := d.member(name)
+			d.mu.Lock()
+			skip := m == nil || d.down[name] || d.exited[name]
+			d.mu.Unlock()
+			if skip {
+				continue
+			}
+			ins, err := d.cli.ContainerInspect(ctx, m.container, client.ContainerInspectOptions{})
+			if err != nil || ins.Container.State == nil {
+				continue // not created yet, or the engine is busy: no evidence
+			}
+			if st := ins.Container.State; st.Status == container.StateExited || st.Status == container.StateDead {
+				d.mu.Lock()
+				d.exited[name] = true
+				d.errs = append(d.errs, fmt.Errorf("member %s exited on its own with code %d at %s (%s)", name, st.ExitCode, st.FinishedAt, st.Error))
+				d.mu.Unlock()
+				d.event(name, "found exited with code %d", st.ExitCode)
+			}
+		}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return errors.Join(d.errs...)
 }
 
 func (d *Docker) logf(format string, args ...any) {
@@ -383,6 +438,9 @@ func (d *Docker) Start(ctx context.Context) (err error) {
 		if err := d.waitHealthy(wctx, m); err != nil {
 			return err
 		}
+	}
+	for _, m := range ms {
+		d.event(m.name, "healthy (container %s, client 127.0.0.1:%d, peer proxy %s)", m.container, m.clientPort, m.proxy.Addr())
 	}
 	d.logf("%d %s members healthy in %s (network %s, gateway %s)", len(ms), d.cfg.target(), time.Since(t0).Round(time.Millisecond), d.netName, gw)
 	return nil
@@ -520,6 +578,10 @@ func (d *Docker) Crash(member string, torn bool) error {
 	if _, err := d.cli.ContainerKill(ctx, c, client.ContainerKillOptions{Signal: "SIGKILL"}); err != nil {
 		return fmt.Errorf("cluster: docker: crash %s: %w", member, err)
 	}
+	d.mu.Lock()
+	d.down[member] = true
+	d.mu.Unlock()
+	d.event(member, "docker kill -s KILL (torn=%v ignored)", torn)
 	// Wait until the engine has seen the exit, so that an immediate Restart
 	// does not find the container still "running" and do nothing.
 	wres := d.cli.ContainerWait(ctx, c, client.ContainerWaitOptions{Condition: container.WaitConditionNotRunning})
@@ -543,6 +605,10 @@ func (d *Docker) Restart(member string) error {
 	if _, err := d.cli.ContainerStart(ctx, c, client.ContainerStartOptions{}); err != nil {
 		return fmt.Errorf("cluster: docker: restart %s: %w", member, err)
 	}
+	d.mu.Lock()
+	delete(d.down, member)
+	d.mu.Unlock()
+	d.event(member, "docker start")
 	return nil
 }
 
@@ -557,6 +623,7 @@ func (d *Docker) Pause(member string) error {
 	if _, err := d.cli.ContainerPause(ctx, c, client.ContainerPauseOptions{}); err != nil {
 		return fmt.Errorf("cluster: docker: pause %s: %w", member, err)
 	}
+	d.event(member, "docker pause")
 	return nil
 }
 
@@ -571,6 +638,7 @@ func (d *Docker) Resume(member string) error {
 	if _, err := d.cli.ContainerUnpause(ctx, c, client.ContainerUnpauseOptions{}); err != nil {
 		return fmt.Errorf("cluster: docker: resume %s: %w", member, err)
 	}
+	d.event(member, "docker unpause")
 	return nil
 }
 
@@ -617,6 +685,7 @@ func (d *Docker) Partition(a, b []string) error {
 			n.Cut(y, x)
 		}
 	}
+	d.event("net", "partition %v | %v", a, b)
 	return nil
 }
 
@@ -635,6 +704,7 @@ func (d *Docker) PartitionOneWay(from, to []string) error {
 			n.Cut(x, y)
 		}
 	}
+	d.event("net", "cut %v -> %v", from, to)
 	return nil
 }
 
@@ -656,6 +726,7 @@ func (d *Docker) DegradeLinks(l chaos.Links) error {
 			}
 		}
 	}
+	d.event("net", "degrade links: latency %s..%s loss %.2f", l.LatencyMin, l.LatencyMax, l.Loss)
 	return nil
 }
 
@@ -666,6 +737,7 @@ func (d *Docker) HealNetwork() error {
 		return err
 	}
 	n.Heal()
+	d.event("net", "heal")
 	return nil
 }
 
@@ -691,10 +763,17 @@ func (d *Docker) HealAll(ctx context.Context) error {
 		case st.Paused:
 			if _, err := d.cli.ContainerUnpause(ctx, c, client.ContainerUnpauseOptions{}); err != nil {
 				errs = append(errs, fmt.Errorf("cluster: docker: resume %s: %w", name, err))
+			} else {
+				d.event(name, "docker unpause (heal)")
 			}
 		case !st.Running:
 			if _, err := d.cli.ContainerStart(ctx, c, client.ContainerStartOptions{}); err != nil {
 				errs = append(errs, fmt.Errorf("cluster: docker: restart %s: %w", name, err))
+			} else {
+				d.mu.Lock()
+				delete(d.down, name)
+				d.mu.Unlock()
+				d.event(name, "docker start (heal)")
 			}
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -161,4 +162,36 @@ func Leftovers(ctx context.Context, runID string) (Removed, error) {
 		out.Volumes = append(out.Volumes, v.Name)
 	}
 	return out, nil
+}
+
+// RemoveImages removes every image havoc built (labelled havoc.image), which
+// only costs a rebuild on the next run. It returns the removed tags.
+func RemoveImages(ctx context.Context) ([]string, error) {
+	cli, err := dockerClient(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer cli.Close()
+	imgs, err := cli.ImageList(ctx, client.ImageListOptions{Filters: client.Filters{}.Add("label", labelImage)})
+	if err != nil {
+		return nil, fmt.Errorf("cluster: list images: %w", err)
+	}
+	var removed []string
+	var errs []error
+	for _, im := range imgs.Items {
+		name := im.ID
+		if len(im.RepoTags) > 0 {
+			name = strings.Join(im.RepoTags, ",")
+		}
+		if _, err := cli.ImageRemove(ctx, im.ID, client.ImageRemoveOptions{Force: true, PruneChildren: true}); err != nil && !cerrdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("remove image %s: %w", name, err))
+			continue
+		}
+		removed = append(removed, name)
+	}
+	slices.Sort(removed)
+	if len(errs) > 0 {
+		return removed, fmt.Errorf("cluster: docker cleanup: %w", errors.Join(errs...))
+	}
+	return removed, nil
 }

@@ -240,6 +240,7 @@ func testCluster(t *testing.T, target Target) {
 	t.Run("crash and restart keep data", func(t *testing.T) {
 		victim := ms[2]
 		require.NoError(t, d.Crash(victim, false))
+		require.NoError(t, d.Err(), "a crash the harness made is not a failure")
 		_, err := get(per[victim], "k", time.Second)
 		require.Error(t, err, "a killed member answers nothing")
 		require.NoError(t, put(per[ms[0]], "k", "v2", 10*time.Second), "two of three still commit")
@@ -368,6 +369,23 @@ func TestDockerClean(t *testing.T) {
 	defer cancel()
 	require.NoError(t, d.Start(ctx))
 	run := d.RunID()
+	require.NoError(t, d.Err())
+
+	// The store dying on its own (here: killed behind the harness's back) is a
+	// failure Err reports; a crash the harness made is not.
+	cli, err := dockerClient(ctx)
+	require.NoError(t, err)
+	defer cli.Close()
+	_, err = cli.ContainerKill(ctx, "havoc-"+run+"-m1", client.ContainerKillOptions{Signal: "SIGKILL"})
+	require.NoError(t, err)
+	eventually(t, 10*time.Second, "Err reports the exit", func() error {
+		if d.Err() == nil {
+			return fmt.Errorf("no error yet")
+		}
+		return nil
+	})
+	require.Contains(t, d.Err().Error(), "m1 exited on its own")
+
 	left, err := Leftovers(ctx, run)
 	require.NoError(t, err)
 	require.Len(t, left.Containers, 1)

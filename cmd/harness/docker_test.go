@@ -1,0 +1,49 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/havoclab/havoc/cluster"
+)
+
+// TestDockerCleanCommand abandons a one-member etcd cluster, as a killed
+// harness would, and removes it with `harness docker clean --run`.
+func TestDockerCleanCommand(t *testing.T) {
+	forced := os.Getenv("HAVOC_DOCKER") == "1"
+	if testing.Short() && !forced {
+		t.Skip("docker: slow test skipped under -short (set HAVOC_DOCKER=1 to run)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := cluster.DockerAvailable(ctx); err != nil {
+		if forced {
+			t.Fatalf("HAVOC_DOCKER=1 but %v", err)
+		}
+		t.Skipf("docker tests skipped: %v", err)
+	}
+	run := "tcmd" + time.Now().Format("150405")
+	d, err := cluster.NewDocker(cluster.DockerConfig{Target: cluster.TargetEtcd, Members: 1, RunID: run, Dir: t.TempDir()})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = d.Close() })
+	require.NoError(t, d.Start(ctx))
+
+	clean := func() string {
+		var out bytes.Buffer
+		cmd := newDockerCmd()
+		cmd.SetOut(&out)
+		cmd.SetArgs([]string{"clean", "--run", run})
+		require.NoError(t, cmd.ExecuteContext(ctx))
+		return out.String()
+	}
+	require.Equal(t, "removed container havoc-"+run+"-m1\nremoved network havoc-"+run+"\nremoved volume havoc-"+run+"-m1\n", clean())
+	left, err := cluster.Leftovers(ctx, run)
+	require.NoError(t, err)
+	require.True(t, left.Empty(), "%+v", left)
+	require.Equal(t, "nothing to clean\n", clean())
+}
