@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -145,18 +146,8 @@ func sweep(stdout, stderr io.Writer, f runFlags, seeds []uint64, parallel int, q
 		_ = bar.Finish()
 	}
 	elapsed := time.Since(start)
-	slices.SortFunc(all, func(a, b sweepResult) int { return cmpU64(a.Seed, b.Seed) })
+	slices.SortFunc(all, func(a, b sweepResult) int { return cmp.Compare(a.Seed, b.Seed) })
 	return summarize(stdout, all, elapsed, parallel)
-}
-
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // runWorker feeds seeds to one worker process and relays its results. If the
