@@ -194,6 +194,10 @@ func (p *Process) PID(name string) int {
 	return 0
 }
 
+// Network is the link proxies' network (for inspection; faults go through the
+// Injector methods).
+func (p *Process) Network() *linkproxy.Network { return p.net }
+
 // Events returns what happened to the member processes so far, in order.
 func (p *Process) Events() []Event {
 	p.mu.Lock()

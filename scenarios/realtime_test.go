@@ -111,6 +111,17 @@ func runRealCluster(t *testing.T, target cluster.Target, bin string) {
 	require.Contains(t, log, "liveness phase ended: ok")
 	require.Contains(t, string(res.Trace), "m2: kill -9")
 	require.Contains(t, string(res.Trace), "m3: pause (SIGSTOP)")
+	// Every peer link was seen through the proxies with its sender identified,
+	// so the partitions cut what they claim to.
+	acc := p.Network().Accepted()
+	t.Logf("proxied connections: %v", acc)
+	for _, a := range p.Members() {
+		for _, b := range p.Members() {
+			if a != b {
+				require.Positive(t, acc[a+"->"+b], "no identified connection %s->%s", a, b)
+			}
+		}
+	}
 }
 
 // TestRealEtcdUnderFaults runs the workload against a real etcd cluster under
@@ -121,4 +132,13 @@ func TestRealEtcdUnderFaults(t *testing.T) {
 		t.Skip("runs a real etcd cluster for 15 s")
 	}
 	runRealCluster(t, cluster.TargetEtcd, buildBin(t, "etcd", "go.etcd.io/etcd/server/v3"))
+}
+
+// TestRealHavocUnderFaults is the same run against havoc's own store
+// (`harness serve`).
+func TestRealHavocUnderFaults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a real havoc cluster for 15 s")
+	}
+	runRealCluster(t, cluster.TargetHavoc, buildBin(t, "harness", "github.com/havoclab/havoc/cmd/harness"))
 }

@@ -72,17 +72,34 @@ type Network struct {
 	conns   map[*conn]struct{}
 	proxies map[*Proxy]struct{}
 	closed  bool
+	// accepted counts connections by link (sender -> destination); the
+	// sender is "" for anonymous connections.
+	accepted map[link]int
 }
 
 // NewNetwork returns a network with every link healthy, drawing latencies and
 // losses from a PCG seeded with seed.
 func NewNetwork(seed uint64) *Network {
 	return &Network{
-		rnd:     rand.New(rand.NewPCG(seed, 0x11b4)),
-		links:   map[link]LinkState{},
-		conns:   map[*conn]struct{}{},
-		proxies: map[*Proxy]struct{}{},
+		rnd:      rand.New(rand.NewPCG(seed, 0x11b4)),
+		links:    map[link]LinkState{},
+		conns:    map[*conn]struct{}{},
+		proxies:  map[*Proxy]struct{}{},
+		accepted: map[link]int{},
 	}
+}
+
+// Accepted returns how many connections each proxy has identified, keyed
+// "sender->dest" ("->dest" for anonymous ones). It shows that the members
+// really send X-Server-From.
+func (n *Network) Accepted() map[string]int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make(map[string]int, len(n.accepted))
+	for l, k := range n.accepted {
+		out[l.from+"->"+l.to] = k
+	}
+	return out
 }
 
 // SetLink sets the state of the direction from -> to.
@@ -329,13 +346,14 @@ func (p *Proxy) handle(cl net.Conn) {
 		return
 	}
 	_ = cl.SetReadDeadline(time.Time{})
+	var name string
 	if from != "" && p.resolve != nil {
-		if name, ok := p.resolve(from); ok {
-			n.mu.Lock()
-			c.sender = name
-			n.mu.Unlock()
-		}
+		name, _ = p.resolve(from)
 	}
+	n.mu.Lock()
+	c.sender = name
+	n.accepted[link{name, p.dest}]++
+	n.mu.Unlock()
 	// The request direction must be open for the connection to exist at all.
 	if _, ok := n.cross(c, c.sender, p.dest); !ok {
 		return

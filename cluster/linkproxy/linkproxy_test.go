@@ -71,7 +71,7 @@ func post(p *Proxy, from, body string) (string, error) {
 }
 
 func TestForwardsAndIdentifiesSender(t *testing.T) {
-	_, p, f := setup(t)
+	n, p, f := setup(t)
 	got, err := post(p, "a1", "hello")
 	require.NoError(t, err)
 	require.Equal(t, "from=a1 body=hello", got)
@@ -79,6 +79,9 @@ func TestForwardsAndIdentifiesSender(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "from= body=anon", got)
 	require.EqualValues(t, 2, f.hits.Load())
+	_, err = post(p, "ff", "unknown id")
+	require.NoError(t, err)
+	require.Equal(t, map[string]int{"a->b": 1, "->b": 2}, n.Accepted())
 }
 
 func TestCutIsPerDirection(t *testing.T) {

@@ -1,15 +1,22 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/havoclab/havoc/chaos"
+	"github.com/havoclab/havoc/cluster"
 	"github.com/havoclab/havoc/scenarios"
 )
 
@@ -66,14 +73,88 @@ func freshSeed() uint64 {
 	return binary.LittleEndian.Uint64(b[:]) >> 1
 }
 
+// backendFlags choose where `harness run` runs the cluster.
+type backendFlags struct {
+	backend string // sim | process
+	target  string // havoc | etcd
+	etcdBin string
+	runDir  string
+}
+
+func (b *backendFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&b.backend, "backend", "sim", "where the members run: sim (deterministic simulator) or process (OS processes on 127.0.0.1, wall clock)")
+	fl.StringVar(&b.target, "target", "havoc", "store the real members run: havoc (this binary's serve) or etcd (--etcd-bin)")
+	fl.StringVar(&b.etcdBin, "etcd-bin", "", "etcd binary for --target etcd (default: etcd on PATH)")
+	fl.StringVar(&b.runDir, "run-dir", "", "where real members keep data dirs and logs (default: a temporary directory, removed afterwards)")
+}
+
+// newBackend builds the real backend the flags name.
+func (b *backendFlags) newBackend(c scenarios.Config) (cluster.Backend, error) {
+	if b.backend != "process" {
+		return nil, fmt.Errorf("unknown --backend %q (want sim or process)", b.backend)
+	}
+	pc := cluster.ProcessConfig{Target: cluster.Target(b.target), Members: c.Members, Dir: b.runDir, Seed: c.Seed}
+	switch pc.Target {
+	case cluster.TargetHavoc:
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		pc.Binary = exe
+	case cluster.TargetEtcd:
+		pc.Binary = b.etcdBin
+		if pc.Binary == "" {
+			p, err := exec.LookPath("etcd")
+			if err != nil {
+				return nil, errors.New("--target etcd needs --etcd-bin (build one: go build -o /tmp/etcd go.etcd.io/etcd/server/v3)")
+			}
+			pc.Binary = p
+		}
+	default:
+		return nil, fmt.Errorf("unknown --target %q (want havoc or etcd)", b.target)
+	}
+	return cluster.NewProcess(pc)
+}
+
+// runReal runs c on a real backend. Ctrl-C (or SIGTERM) cancels the run, and
+// the backend is closed on every path, so no member outlives the harness.
+func (b *backendFlags) runReal(ctx context.Context, w io.Writer, c scenarios.Config) (*scenarios.Result, error) {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	be, err := b.newBackend(c)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err := be.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "harness: close backend:", err)
+		}
+	}()
+	started := time.Now()
+	if err := be.Start(ctx); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(w, "%s backend, target %s: %d members up in %s, run dir %s\n", b.backend, b.target, len(be.Members()),
+		time.Since(started).Round(time.Millisecond), be.Dir())
+	return scenarios.RunReal(ctx, be, c)
+}
+
 func newRunCmd() *cobra.Command {
 	var f runFlags
+	var bf backendFlags
 	cmd := &cobra.Command{
 		Use:   "run",
-		Short: "Run one scenario in the deterministic simulator and check it",
+		Short: "Run one scenario in the deterministic simulator (or on real processes) and check it",
 		Long: `Run a cluster in the deterministic simulator under a fault schedule drawn from the
 seed, record every client operation, require the healed cluster to converge, and check
-the history for linearizability. The same seed replays the same run byte for byte.`,
+the history for linearizability. The same seed replays the same run byte for byte.
+
+With --backend process the members are OS processes on 127.0.0.1 (havoc's own
+"harness serve", or a real etcd with --target etcd --etcd-bin PATH) behind a TCP proxy
+on every peer link, and the run follows the wall clock: --duration is real time.
+Faults a real process cannot suffer (clock skew, duplication, reordering) are skipped
+and logged.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			seed := f.seed
@@ -87,11 +168,20 @@ the history for linearizability. The same seed replays the same run byte for byt
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "seed %d: %d members, %d clients, %s, faults: %s\n", seed, c.Members, c.Workload.Clients, c.Duration, f.faults)
 			fmt.Fprint(w, scenarios.Plan(c).String())
-			res, err := scenarios.RunSim(c)
+			var res *scenarios.Result
+			if bf.backend == "sim" {
+				res, err = scenarios.RunSim(c)
+			} else {
+				res, err = bf.runReal(cmd.Context(), w, c)
+			}
 			if err != nil {
 				return err
 			}
 			printResult(w, c, res)
+			if bf.backend != "sim" && !res.Passed() {
+				fmt.Fprintf(w, "rerun on %s (same workload and schedule, not the same interleaving): %s --backend %s --target %s\n",
+					bf.backend, scenarios.Repro(c), bf.backend, bf.target)
+			}
 			if !res.Passed() {
 				return &exitError{code: 1}
 			}
@@ -99,6 +189,7 @@ the history for linearizability. The same seed replays the same run byte for byt
 		},
 	}
 	f.register(cmd, true)
+	bf.register(cmd)
 	return cmd
 }
 
