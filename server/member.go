@@ -42,8 +42,8 @@ type Member struct {
 	node     *store.Node
 	waiters  map[uint64]chan store.Response
 	watchers map[int64]watchTarget
-	peersAt  int64 // tick count of the last transport refresh
 	ticks    int64
+	initial  []membership.Member // the members known at start (a joining member's only view)
 
 	inbox  chan func()
 	recvc  chan *raftpb.Message
@@ -126,7 +126,7 @@ func Start(cfg Config) (*Member, error) {
 	}
 	m := &Member{
 		cfg: cfg, log: cfg.Logger.With("member", cfg.Name), id: node.ID(), clusterID: node.ClusterID(),
-		node: node, waiters: map[uint64]chan store.Response{}, watchers: map[int64]watchTarget{},
+		node: node, initial: scfg.InitialCluster, waiters: map[uint64]chan store.Response{}, watchers: map[int64]watchTarget{},
 		inbox: make(chan func(), 1024), recvc: make(chan *raftpb.Message, 4096),
 		fwd: map[string]*grpc.ClientConn{}, stopc: make(chan struct{}), donec: make(chan struct{}),
 	}
@@ -174,16 +174,22 @@ func resolveJoin(cfg *Config, scfg *store.Config, memberDir string) error {
 			urls = append(urls, m.PeerURLs...)
 		}
 	}
-	ms, cid, err := fetchMembers(urls, 2*time.Second)
-	if err != nil {
-		return err
-	}
-	for _, mem := range ms {
-		if sameURLs(mem.PeerURLs, cfg.InitialAdvertisePeerURLs) {
-			scfg.ID, scfg.ClusterID = mem.ID, cid
-			scfg.InitialCluster = ms
-			b, _ := json.Marshal(joinInfo{MemberID: mem.ID, ClusterID: cid})
-			return os.WriteFile(path, b, 0o600)
+	// The peer asked may not have applied the MemberAdd yet: retry for a while.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		ms, cid, err := fetchMembers(urls, 2*time.Second)
+		if err != nil {
+			return err
+		}
+		for _, mem := range ms {
+			if sameURLs(mem.PeerURLs, cfg.InitialAdvertisePeerURLs) {
+				scfg.ID, scfg.ClusterID = mem.ID, cid
+				scfg.InitialCluster = ms
+				b, _ := json.Marshal(joinInfo{MemberID: mem.ID, ClusterID: cid})
+				return os.WriteFile(path, b, 0o600)
+			}
+		}
+		if time.Now().After(deadline) {
+			break
 		}
 	}
 	return fmt.Errorf("server: no member of the existing cluster has peer URLs %v (add it with `etcdctl member add` first)",
@@ -346,6 +352,11 @@ func (m *Member) publish() {
 	m.status.Store(&st)
 	m.term.Store(st.Term)
 	ms := m.node.Members()
+	if len(ms) == 0 {
+		// A joining member has applied nothing yet: reach the cluster it was
+		// told of, or it could never answer the leader.
+		ms = m.initial
+	}
 	if old := m.members.Load(); old == nil || !membersEqual(*old, ms) {
 		m.members.Store(&ms)
 		if m.tr != nil {
