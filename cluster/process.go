@@ -174,6 +174,16 @@ func (p *Process) ClientURL(name string) string {
 	return ""
 }
 
+// PeerURL returns member's advertised peer URL: the address of its link proxy.
+func (p *Process) PeerURL(name string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if m, ok := p.members[name]; ok {
+		return m.proxyURL
+	}
+	return ""
+}
+
 // MemberID returns member's raft ID (computed from its advertised peer URL).
 func (p *Process) MemberID(name string) uint64 {
 	p.mu.Lock()

@@ -54,6 +54,9 @@ func fakeMember(args []string) {
 		_ = http.ListenAndServe(peer, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	}()
 	err := http.ListenAndServe(client, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/exit" {
+			os.Exit(7)
+		}
 		fmt.Fprint(w, `{"health":"true"}`)
 	}))
 	fmt.Println(err)
@@ -130,7 +133,7 @@ func TestProcessLifecycle(t *testing.T) {
 	var pids []int
 	var urls []string
 	for _, m := range ms {
-		require.True(t, healthy(p.ClientURL(m)))
+		require.Eventually(t, func() bool { return healthy(p.ClientURL(m)) }, 5*time.Second, 50*time.Millisecond)
 		require.NotZero(t, p.MemberID(m))
 		pids = append(pids, p.PID(m))
 		urls = append(urls, p.ClientURL(m))
@@ -148,7 +151,7 @@ func TestProcessLifecycle(t *testing.T) {
 	require.NoError(t, p.Pause("m2"))
 	require.False(t, healthy(urls[1]), "a stopped process does not answer")
 	require.NoError(t, p.Resume("m2"))
-	require.True(t, healthy(urls[1]))
+	require.Eventually(t, func() bool { return healthy(urls[1]) }, 5*time.Second, 50*time.Millisecond)
 
 	require.NoError(t, p.Stop("m3"))
 	require.False(t, pidAlive(pids[2]))
@@ -171,12 +174,22 @@ func TestProcessLifecycle(t *testing.T) {
 	require.Contains(t, log, "m2 pause (SIGSTOP)")
 	require.Contains(t, log, "m3 stop (SIGTERM)")
 
+	require.NoError(t, p.Err(), "every exit so far was the harness's doing")
+	_, _ = http.Get(urls[0] + "/exit")
+	require.Eventually(t, func() bool { return p.Err() != nil }, 5*time.Second, 20*time.Millisecond)
+	require.ErrorContains(t, p.Err(), "m1 (pid")
+	require.ErrorContains(t, p.Err(), "exited on its own")
+	require.NoError(t, p.Restart("m1"))
+	require.Eventually(t, func() bool { return healthy(urls[0]) }, 5*time.Second, 50*time.Millisecond)
+
 	live := []int{p.PID("m1"), p.PID("m2"), p.PID("m3")}
+	peers := []string{p.PeerURL("m1"), p.PeerURL("m2"), p.PeerURL("m3")}
 	require.NoError(t, p.Close())
 	require.NoError(t, p.Close())
 	for i, pid := range live {
 		require.False(t, pidAlive(pid), "member %d survived Close", pid)
 		require.True(t, portFree(urls[i]), "client port of %s still taken", ms[i])
+		require.True(t, portFree(peers[i]), "proxy port of %s still taken", ms[i])
 	}
 	require.NoDirExists(t, dir, "a run dir Start created is removed")
 }

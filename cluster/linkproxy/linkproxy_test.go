@@ -220,3 +220,31 @@ func FuzzIdentify(f *testing.F) {
 		_, _ = identify(bufio.NewReaderSize(strings.NewReader(string(b)), maxHeader))
 	})
 }
+
+// BenchmarkThroughput measures one proxied connection streaming 1 MiB
+// requests through healthy links.
+func BenchmarkThroughput(b *testing.B) {
+	n := NewNetwork(1)
+	defer n.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+	}))
+	defer srv.Close()
+	p, err := n.Listen("127.0.0.1:0", strings.TrimPrefix(srv.URL, "http://"), "b", resolve)
+	require.NoError(b, err)
+	c, err := net.Dial("tcp", p.Addr())
+	require.NoError(b, err)
+	defer c.Close()
+	br := bufio.NewReader(c)
+	body := strings.Repeat("x", 1<<20)
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		req, _ := http.NewRequest(http.MethodPost, "http://x/raft", strings.NewReader(body))
+		req.Header.Set("X-Server-From", "a1")
+		require.NoError(b, req.Write(c))
+		resp, err := http.ReadResponse(br, req)
+		require.NoError(b, err)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+}
