@@ -14,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	"github.com/havoclab/havoc/store/snapshot"
 )
@@ -61,7 +62,7 @@ func startEtcd(t testing.TB, dataDir, name, peerURL string) *etcdProc {
 		_ = cmd.Wait()
 		logf.Close()
 	})
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{client}, DialTimeout: 5 * time.Second})
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{client}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	require.NoError(t, err)
 	p.cli = cli
 	deadline := time.Now().Add(30 * time.Second)
