@@ -142,3 +142,60 @@ func TestRealHavocUnderFaults(t *testing.T) {
 	}
 	runRealCluster(t, cluster.TargetHavoc, buildBin(t, "harness", "github.com/havoclab/havoc/cmd/harness"))
 }
+
+// deadBackend is a Backend whose members never answer: the run must end with
+// no-liveness and leave its artifacts, member logs included.
+type deadBackend struct {
+	dir    string
+	healed bool
+}
+
+func (d *deadBackend) Members() []string                   { return []string{"m1", "m2", "m3"} }
+func (d *deadBackend) Leader() string                      { return "" }
+func (d *deadBackend) Partition(a, b []string) error       { return nil }
+func (d *deadBackend) PartitionOneWay(a, b []string) error { return nil }
+func (d *deadBackend) DegradeLinks(chaos.Links) error      { return chaos.ErrUnsupported }
+func (d *deadBackend) HealNetwork() error                  { return nil }
+func (d *deadBackend) Crash(string, bool) error            { return nil }
+func (d *deadBackend) Restart(string) error                { return nil }
+func (d *deadBackend) Pause(string) error                  { return nil }
+func (d *deadBackend) Resume(string) error                 { return nil }
+func (d *deadBackend) SetClock(string, time.Duration, int64) error {
+	return fmt.Errorf("%w: no clocks", chaos.ErrUnsupported)
+}
+func (d *deadBackend) Start(context.Context) error   { return nil }
+func (d *deadBackend) ClientURL(m string) string     { return "http://127.0.0.1:1" }
+func (d *deadBackend) HealAll(context.Context) error { d.healed = true; return nil }
+func (d *deadBackend) Dir() string                   { return d.dir }
+func (d *deadBackend) Close() error                  { return nil }
+
+func TestRealNoLivenessLeavesArtifacts(t *testing.T) {
+	b := &deadBackend{dir: t.TempDir()}
+	require.NoError(t, os.WriteFile(filepath.Join(b.dir, "m2.log"), []byte("member log\n"), 0o644))
+	out := t.TempDir()
+	c := Config{Seed: 5, Duration: 1500 * time.Millisecond, LivenessTimeout: 500 * time.Millisecond, Out: out,
+		Schedule: chaos.Schedule{{At: 100 * time.Millisecond, Duration: 200 * time.Millisecond, Kind: chaos.Loss, Rate: 0.1},
+			{At: 400 * time.Millisecond, Duration: 200 * time.Millisecond, Kind: chaos.Crash, Members: []int{1}}},
+		Workload: Workload{Clients: 2, Rate: 20, Timeout: 200 * time.Millisecond}}
+	res, err := RunReal(context.Background(), b, c)
+	require.NoError(t, err)
+	require.True(t, b.healed)
+	require.Equal(t, VerdictNoLiveness, res.Verdict)
+	require.Contains(t, res.Reason, "does not answer")
+	require.Positive(t, res.Operations)
+	require.Zero(t, res.OK)
+	for _, f := range []string{"summary.txt", "history.json", "trace.log", "schedule.txt", "real.txt", "m2.log"} {
+		require.FileExists(t, filepath.Join(res.Dir, f))
+	}
+	trace, err := os.ReadFile(filepath.Join(res.Dir, "trace.log"))
+	require.NoError(t, err)
+	require.Contains(t, string(trace), "skip loss")
+	require.Contains(t, string(trace), "start crash m2")
+	require.Contains(t, string(trace), "end crash m2")
+
+	// A cancelled context ends the run early with an error, not a verdict.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err = RunReal(ctx, b, c)
+	require.ErrorIs(t, err, context.Canceled)
+}
