@@ -166,11 +166,12 @@ func (c DockerConfig) cacheDir() (string, error) {
 // peer links through harness-owned proxies. Its methods are safe for concurrent
 // use.
 type Docker struct {
-	cfg   DockerConfig
-	dir   string
-	names []string
-	byHex map[string]string // member ID in hex (X-Server-From) -> name
-	log   io.Writer
+	cfg    DockerConfig
+	dir    string
+	ownDir bool // dir is a temporary directory of ours: removed at Close unless Start failed
+	names  []string
+	byHex  map[string]string // member ID in hex (X-Server-From) -> name
+	log    io.Writer
 
 	mu      sync.Mutex
 	cli     *client.Client
@@ -184,6 +185,9 @@ type Docker struct {
 	exited  map[string]bool // found stopped on its own (reported by Err)
 	events  []Event
 	errs    []error
+	follow  context.CancelFunc // stops the log followers
+	wg      sync.WaitGroup     // the log followers
+	keepDir bool
 	closed  bool
 }
 
@@ -226,7 +230,7 @@ func NewDocker(cfg DockerConfig) (*Docker, error) {
 		if err != nil {
 			return nil, err
 		}
-		d.dir = dir
+		d.dir, d.ownDir = dir, true
 	}
 	cli, err := dockerClient(context.Background())
 	if err != nil {
@@ -346,6 +350,9 @@ func (d *Docker) Start(ctx context.Context) (err error) {
 	d.mu.Unlock()
 	defer func() {
 		if err != nil {
+			d.mu.Lock()
+			d.keepDir = true
+			d.mu.Unlock()
 			if cerr := d.Close(); cerr != nil {
 				err = errors.Join(err, cerr)
 			}
@@ -427,10 +434,15 @@ func (d *Docker) Start(ctx context.Context) (err error) {
 			return err
 		}
 	}
+	fctx, stopFollow := context.WithCancel(context.Background())
+	d.mu.Lock()
+	d.follow = stopFollow
+	d.mu.Unlock()
 	for _, m := range ms {
 		if _, err := d.cli.ContainerStart(ctx, m.container, client.ContainerStartOptions{}); err != nil {
 			return fmt.Errorf("cluster: docker: start %s: %w", m.name, err)
 		}
+		d.wg.Go(func() { d.followLogs(fctx, m) })
 	}
 	wctx, cancel := context.WithTimeout(ctx, d.cfg.StartTimeout)
 	defer cancel()
@@ -534,7 +546,7 @@ func (d *Docker) waitHealthy(ctx context.Context, m *dockerMember) error {
 		ins, ierr := d.cli.ContainerInspect(ctx, m.container, client.ContainerInspectOptions{})
 		if ierr == nil && ins.Container.State != nil && ins.Container.State.Status == container.StateExited {
 			return fmt.Errorf("cluster: docker: member %s exited with code %d before it was healthy (logs in %s)",
-				m.name, ins.Container.State.ExitCode, filepath.Join(d.dir, "logs"))
+				m.name, ins.Container.State.ExitCode, d.dir)
 		}
 		select {
 		case <-ctx.Done():
@@ -848,8 +860,12 @@ func (d *Docker) Close() error {
 	d.closed = true
 	clients := d.etcd
 	d.etcd = map[string]*clientv3.Client{}
-	lnet := d.lnet
+	lnet, stopFollow := d.lnet, d.follow
 	d.mu.Unlock()
+	if stopFollow != nil {
+		stopFollow()
+		d.wg.Wait()
+	}
 	if d.cli == nil {
 		return nil
 	}
@@ -873,41 +889,70 @@ func (d *Docker) Close() error {
 		d.logf("removed %d containers, %d networks, %d volumes", len(rm.Containers), len(rm.Networks), len(rm.Volumes))
 	}
 	errs = append(errs, d.cli.Close())
+	d.mu.Lock()
+	keep := d.keepDir
+	d.mu.Unlock()
+	if d.ownDir && !keep {
+		errs = append(errs, os.RemoveAll(d.dir))
+	}
 	return errors.Join(errs...)
 }
 
 // collectLogs writes each member container's stdout and stderr (all of its
-// lives since creation) to Dir()/logs/<member>.log.
+// lives since creation) to Dir()/<member>.log.
 func (d *Docker) collectLogs(ctx context.Context) error {
-	dir := filepath.Join(d.dir, "logs")
 	var errs []error
 	for _, name := range d.names {
-		c := "havoc-" + d.cfg.RunID + "-" + name
-		rc, err := d.cli.ContainerLogs(ctx, c, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Timestamps: true})
-		if cerrdefs.IsNotFound(err) {
-			continue // never created
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("cluster: docker: logs of %s: %w", name, err))
-			continue
-		}
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			rc.Close()
-			return err
-		}
-		f, err := os.Create(filepath.Join(dir, name+".log"))
-		if err != nil {
-			rc.Close()
-			return err
-		}
-		_, err = stdcopy.StdCopy(f, f, rc)
-		rc.Close()
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
+		err := d.copyLogs(ctx, "havoc-"+d.cfg.RunID+"-"+name, filepath.Join(d.dir, name+".log"), false)
+		if err != nil && !cerrdefs.IsNotFound(err) { // not found: never created
 			errs = append(errs, fmt.Errorf("cluster: docker: logs of %s: %w", name, err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// copyLogs rewrites path with the container's whole log; with follow it keeps
+// appending until the container stops or ctx ends.
+func (d *Docker) copyLogs(ctx context.Context, container, path string, follow bool) error {
+	rc, err := d.cli.ContainerLogs(ctx, container, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Timestamps: true, Follow: follow})
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	_, err = stdcopy.StdCopy(f, f, rc)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if ctx.Err() != nil {
+		return nil // cut short on purpose
+	}
+	return err
+}
+
+// followLogs keeps Dir()/<member>.log current while the run lasts, so that a
+// failing run's artifacts (written before Close) include the member logs. A
+// follow stream ends when the container stops; after a restart the whole log
+// (every life of the container) is written again.
+func (d *Docker) followLogs(ctx context.Context, m *dockerMember) {
+	path := filepath.Join(d.dir, m.name+".log")
+	for ctx.Err() == nil {
+		_ = d.copyLogs(ctx, m.container, path, true)
+		for ctx.Err() == nil {
+			ins, err := d.cli.ContainerInspect(ctx, m.container, client.ContainerInspectOptions{})
+			if cerrdefs.IsNotFound(err) {
+				return
+			}
+			if err == nil && ins.Container.State != nil && ins.Container.State.Running {
+				break
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(250 * time.Millisecond):
+			}
+		}
+	}
 }

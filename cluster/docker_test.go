@@ -127,7 +127,7 @@ func newTestDocker(t *testing.T, cfg DockerConfig) *Docker {
 	t.Cleanup(func() {
 		_ = d.Close()
 		if t.Failed() {
-			t.Logf("member logs kept in %s", filepath.Join(dir, "logs"))
+			t.Logf("member logs kept in %s", dir)
 			return
 		}
 		_ = os.RemoveAll(dir)
@@ -169,6 +169,16 @@ func put(c *clientv3.Client, key, val string, timeout time.Duration) error {
 	defer cancel()
 	_, err := c.Put(ctx, key, val)
 	return err
+}
+
+// healOnFailure ends every fault if the (sub)test failed, so that one failed
+// step does not leave a paused or crashed member to fail the next ones.
+func healOnFailure(t *testing.T, d *Docker) {
+	if t.Failed() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		assert.NoError(t, d.HealAll(ctx))
+	}
 }
 
 // eventually retries f until it succeeds or wait passes.
@@ -239,11 +249,14 @@ func testCluster(t *testing.T, target Target) {
 
 	t.Run("crash and restart keep data", func(t *testing.T) {
 		victim := ms[2]
+		defer healOnFailure(t, d)
 		require.NoError(t, d.Crash(victim, false))
 		require.NoError(t, d.Err(), "a crash the harness made is not a failure")
 		_, err := get(per[victim], "k", time.Second)
 		require.Error(t, err, "a killed member answers nothing")
-		require.NoError(t, put(per[ms[0]], "k", "v2", 10*time.Second), "two of three still commit")
+		// A write proposed to a leader that just died is lost (etcd does not
+		// retry it), so retry until the two survivors commit.
+		eventually(t, 20*time.Second, "two of three commit", func() error { return put(per[ms[0]], "k", "v2", 3*time.Second) })
 		require.NoError(t, d.Restart(victim))
 		require.NoError(t, d.WaitHealthy(ctx, victim))
 		eventually(t, 20*time.Second, victim+" catches up", func() error {
@@ -257,10 +270,11 @@ func testCluster(t *testing.T, target Target) {
 
 	t.Run("pause and resume", func(t *testing.T) {
 		victim := ms[1]
+		defer healOnFailure(t, d)
 		require.NoError(t, d.Pause(victim))
 		_, err := get(per[victim], "k", time.Second)
 		require.Error(t, err, "a paused member answers nothing")
-		require.NoError(t, put(per[ms[0]], "k", "v3", 10*time.Second))
+		eventually(t, 20*time.Second, "two of three commit", func() error { return put(per[ms[0]], "k", "v3", 3*time.Second) })
 		require.NoError(t, d.Resume(victim))
 		eventually(t, 20*time.Second, victim+" answers again", func() error {
 			v, err := get(per[victim], "k", 2*time.Second)
@@ -274,6 +288,7 @@ func testCluster(t *testing.T, target Target) {
 	t.Run("isolate one member", func(t *testing.T) {
 		cut := ms[0]
 		rest := ms[1:]
+		defer healOnFailure(t, d)
 		require.NoError(t, d.Partition([]string{cut}, rest))
 		// Once the isolated member notices (election timeout), it cannot serve
 		// linearizable reads; the majority keeps committing.
@@ -311,6 +326,7 @@ func testCluster(t *testing.T, target Target) {
 				others = append(others, m)
 			}
 		}
+		defer healOnFailure(t, d)
 		// The leader's messages (heartbeats, appends) no longer reach the
 		// others, who elect a new leader among themselves.
 		require.NoError(t, d.PartitionOneWay([]string{l}, others))
@@ -335,6 +351,7 @@ func testCluster(t *testing.T, target Target) {
 	})
 
 	t.Run("latency", func(t *testing.T) {
+		defer healOnFailure(t, d)
 		require.NoError(t, d.DegradeLinks(chaos.Links{LatencyMin: 50 * time.Millisecond, LatencyMax: 100 * time.Millisecond}))
 		t1 := time.Now()
 		eventually(t, 20*time.Second, "commit under latency", func() error { return put(all, "slow", "x", 5*time.Second) })
@@ -347,15 +364,35 @@ func testCluster(t *testing.T, target Target) {
 		require.ErrorIs(t, d.DegradeLinks(chaos.Links{Duplicate: 0.1}), chaos.ErrUnsupported)
 	})
 
+	// Logs follow the run (RunReal copies them into a failing run's artifacts
+	// before Close); the crashed member's log holds both of its lives.
+	logsBeforeClose := map[string][]byte{}
+	eventually(t, 5*time.Second, "member logs during the run", func() error {
+		for _, m := range ms {
+			b, err := os.ReadFile(filepath.Join(d.Dir(), m+".log"))
+			if err != nil || len(b) == 0 {
+				return fmt.Errorf("%s: %d bytes, %v", m, len(b), err)
+			}
+			logsBeforeClose[m] = b
+		}
+		return nil
+	})
 	require.NoError(t, d.Close())
 	require.NoError(t, d.Close(), "Close is idempotent")
 	left, err := Leftovers(context.Background(), d.RunID())
 	require.NoError(t, err)
 	require.True(t, left.Empty(), "left behind: %+v", left)
 	for _, m := range ms {
-		b, err := os.ReadFile(filepath.Join(d.Dir(), "logs", m+".log"))
+		b, err := os.ReadFile(filepath.Join(d.Dir(), m+".log"))
 		require.NoError(t, err, "logs collected at Close")
-		require.NotEmpty(t, b)
+		require.GreaterOrEqual(t, len(b), len(logsBeforeClose[m]), "%s: the log of the whole run", m)
+		if target == TargetEtcd {
+			lives := 1
+			if m == "m3" {
+				lives = 2 // crashed and restarted
+			}
+			require.Equal(t, lives, strings.Count(string(b), "starting an etcd server"), "%s: one log over every life", m)
+		}
 	}
 	t.Logf("%s cluster test took %s", target, time.Since(t0).Round(time.Millisecond))
 }

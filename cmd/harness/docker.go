@@ -3,11 +3,16 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/havoclab/havoc/cluster"
+	"github.com/havoclab/havoc/scenarios"
 )
 
 // newDockerCmd is `harness docker`: housekeeping for the Docker backend.
@@ -68,4 +73,57 @@ cluster. Built images are a cache keyed by binary hash and are kept unless --ima
 	cmd.Flags().StringVar(&run, "run", "", "clean only this run ID (the havoc.run label); default: every run")
 	cmd.Flags().BoolVar(&images, "images", false, "also remove the images havoc built (havoc/member, havoc/etcd)")
 	return cmd
+}
+
+// dockerFlags are the `harness run --backend docker` options.
+type dockerFlags struct {
+	cpus   float64
+	memory string
+}
+
+func (f *dockerFlags) register(fl *pflag.FlagSet) {
+	fl.Float64Var(&f.cpus, "cpus", 0, "--backend docker: CPU limit per member container (0 = none)")
+	fl.StringVar(&f.memory, "memory", "", "--backend docker: memory limit per member container, e.g. 512m or 1g (empty = none)")
+}
+
+// newDocker builds the Docker backend for run: the image is built from this
+// repository (static binary, FROM scratch), or from --etcd-bin if given.
+func (b *backendFlags) newDocker(c scenarios.Config) (cluster.Backend, error) {
+	mem, err := parseBytes(b.docker.memory)
+	if err != nil {
+		return nil, err
+	}
+	cfg := cluster.DockerConfig{
+		Members: c.Members, Target: cluster.Target(b.target), Dir: b.runDir, Seed: c.Seed,
+		CPUs: b.docker.cpus, MemoryBytes: mem, Log: os.Stderr,
+	}
+	if cfg.Target == cluster.TargetEtcd {
+		cfg.Binary = b.etcdBin // a static Linux etcd; empty: build go.mod's pinned etcd
+	}
+	return cluster.NewDocker(cfg)
+}
+
+// parseBytes parses a size as docker's --memory does: a number with an
+// optional b, k, m or g suffix (powers of 1024). Empty is zero.
+func parseBytes(s string) (int64, error) {
+	s = strings.ToLower(strings.TrimSpace(s))
+	if s == "" {
+		return 0, nil
+	}
+	mult := int64(1)
+	switch s[len(s)-1] {
+	case 'b':
+		s = s[:len(s)-1]
+	case 'k':
+		mult, s = 1<<10, s[:len(s)-1]
+	case 'm':
+		mult, s = 1<<20, s[:len(s)-1]
+	case 'g':
+		mult, s = 1<<30, s[:len(s)-1]
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("bad size %q (want e.g. 512m or 1g)", s)
+	}
+	return n * mult, nil
 }

@@ -47,3 +47,32 @@ func TestDockerCleanCommand(t *testing.T) {
 	require.True(t, left.Empty(), "%+v", left)
 	require.Equal(t, "nothing to clean\n", clean())
 }
+
+func TestParseBytes(t *testing.T) {
+	cases := []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"", 0, true},
+		{"100", 100, true},
+		{"100b", 100, true},
+		{"4k", 4 << 10, true},
+		{"512m", 512 << 20, true},
+		{"2G", 2 << 30, true},
+		{"m", 0, false},
+		{"-1m", 0, false},
+		{"1.5g", 0, false},
+	}
+	for _, c := range cases {
+		t.Run(c.in, func(t *testing.T) {
+			got, err := parseBytes(c.in)
+			if !c.ok {
+				require.Error(t, err)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, c.want, got)
+		})
+	}
+}

@@ -75,24 +75,29 @@ func freshSeed() uint64 {
 
 // backendFlags choose where `harness run` runs the cluster.
 type backendFlags struct {
-	backend string // sim | process
+	backend string // sim | process | docker
 	target  string // havoc | etcd
 	etcdBin string
 	runDir  string
+	docker  dockerFlags
 }
 
 func (b *backendFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
-	fl.StringVar(&b.backend, "backend", "sim", "where the members run: sim (deterministic simulator) or process (OS processes on 127.0.0.1, wall clock)")
+	fl.StringVar(&b.backend, "backend", "sim", "where the members run: sim (deterministic simulator), process (OS processes on 127.0.0.1, wall clock) or docker (containers, wall clock)")
 	fl.StringVar(&b.target, "target", "havoc", "store the real members run: havoc (this binary's serve) or etcd (--etcd-bin)")
 	fl.StringVar(&b.etcdBin, "etcd-bin", "", "etcd binary for --target etcd (default: etcd on PATH)")
 	fl.StringVar(&b.runDir, "run-dir", "", "where real members keep data dirs and logs (default: a temporary directory, removed afterwards)")
+	b.docker.register(fl)
 }
 
 // newBackend builds the real backend the flags name.
 func (b *backendFlags) newBackend(c scenarios.Config) (cluster.Backend, error) {
+	if b.backend == "docker" {
+		return b.newDocker(c)
+	}
 	if b.backend != "process" {
-		return nil, fmt.Errorf("unknown --backend %q (want sim or process)", b.backend)
+		return nil, fmt.Errorf("unknown --backend %q (want sim, process or docker)", b.backend)
 	}
 	pc := cluster.ProcessConfig{Target: cluster.Target(b.target), Members: c.Members, Dir: b.runDir, Seed: c.Seed}
 	switch pc.Target {
