@@ -20,20 +20,20 @@ import (
 	"github.com/havoclab/havoc/chaos"
 )
 
-// requireDocker skips t when no engine answers, unless HAVOC_DOCKER=1 (CI, after
+// requireDocker skips t when no engine answers, unless HAVOC_REQUIRE_DOCKER=1 (CI, after
 // scripts/start-docker.sh), where a missing engine fails the test. Slow tests
-// also skip under -short unless HAVOC_DOCKER=1.
+// also skip under -short unless HAVOC_REQUIRE_DOCKER=1.
 func requireDocker(t *testing.T, slow bool) {
 	t.Helper()
-	forced := os.Getenv("HAVOC_DOCKER") == "1"
+	forced := os.Getenv("HAVOC_REQUIRE_DOCKER") == "1"
 	if slow && testing.Short() && !forced {
-		t.Skip("docker: slow test skipped under -short (set HAVOC_DOCKER=1 to run)")
+		t.Skip("docker: slow test skipped under -short (set HAVOC_REQUIRE_DOCKER=1 to run)")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := DockerAvailable(ctx); err != nil {
 		if forced {
-			t.Fatalf("HAVOC_DOCKER=1 but %v", err)
+			t.Fatalf("HAVOC_REQUIRE_DOCKER=1 but %v", err)
 		}
 		t.Skipf("docker tests skipped: %v", err)
 	}
@@ -217,7 +217,8 @@ func TestDockerHavocCluster(t *testing.T) {
 func testCluster(t *testing.T, target Target) {
 	t0 := time.Now()
 	d := newTestDocker(t, DockerConfig{Target: target, CPUs: 1, MemoryBytes: 512 << 20})
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	// A cold CI machine compiles etcd (or the harness) inside Start.
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	require.NoError(t, d.Start(ctx))
 	t.Logf("started in %s (image %s built=%v)", time.Since(t0).Round(time.Millisecond), d.Image().Tag, d.Image().Built)
@@ -402,7 +403,8 @@ func testCluster(t *testing.T, target Target) {
 func TestDockerClean(t *testing.T) {
 	requireDocker(t, true)
 	d := newTestDocker(t, DockerConfig{Target: TargetEtcd, Members: 1})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	// A cold CI machine compiles etcd (or the harness) inside Start.
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	require.NoError(t, d.Start(ctx))
 	run := d.RunID()
