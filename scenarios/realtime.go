@@ -171,17 +171,7 @@ func (r *realRun) run(ctx context.Context) (*Result, error) {
 		res.FaultLog = append(res.FaultLog, fmt.Sprintf("%s %s", l.at.Sub(r.start).Round(time.Millisecond), l.line))
 	}
 	r.mu.Unlock()
-	for _, op := range res.History {
-		switch op.Outcome {
-		case linearizability.OutcomeOK:
-			res.OK++
-		case linearizability.OutcomeFail:
-			res.Failed++
-		default:
-			res.Unknown++
-		}
-	}
-	res.Operations = len(res.History)
+	res.tally()
 	type failer interface{ Err() error }
 	if f, ok := r.b.(failer); ok && f.Err() != nil {
 		res.Verdict, res.Reason = VerdictFailed, f.Err().Error()
@@ -189,24 +179,7 @@ func (r *realRun) run(ctx context.Context) (*Result, error) {
 		res.Verdict, res.Reason = VerdictNoLiveness, fmt.Sprintf("%v (seed %d)", liveErr, c.Seed)
 	}
 	if res.Verdict == "" {
-		checkStart := time.Now()
-		opt := linearizability.Options{Timeout: c.CheckTimeout}
-		if c.Out != "" {
-			opt.VisualizePath = filepath.Join(artifactDir(c), "visualization.html")
-			_ = os.MkdirAll(filepath.Dir(opt.VisualizePath), 0o755)
-		}
-		cr, err := linearizability.Check(res.History, opt)
-		res.CheckWall = time.Since(checkStart)
-		switch {
-		case err != nil:
-			res.Verdict, res.Reason = VerdictUnknown, err.Error()
-		case cr.Verdict == linearizability.VerdictOK:
-			res.Verdict = VerdictOK
-		case cr.Verdict == linearizability.VerdictIllegal:
-			res.Verdict, res.Reason = VerdictIllegal, cr.Reason
-		default:
-			res.Verdict, res.Reason = VerdictUnknown, cr.Reason
-		}
+		res.check(c, true, nil)
 	}
 	res.Wall = time.Since(r.start)
 	return res, nil

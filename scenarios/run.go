@@ -274,17 +274,7 @@ func runSim(c Config, trace bool) (*Result, error) {
 	for _, wt := range watchers {
 		reached[wt.id] = wt.lastRev
 	}
-	for _, op := range res.History {
-		switch op.Outcome {
-		case linearizability.OutcomeOK:
-			res.OK++
-		case linearizability.OutcomeFail:
-			res.Failed++
-		default:
-			res.Unknown++
-		}
-	}
-	res.Operations = len(res.History)
+	res.tally()
 	switch {
 	case cl.Err() != nil:
 		res.Verdict, res.Reason = VerdictFailed, cl.Err().Error()
@@ -297,27 +287,7 @@ func runSim(c Config, trace bool) (*Result, error) {
 		}
 	}
 	if res.Verdict == "" {
-		checkStart := time.Now()
-		opt := linearizability.Options{Timeout: c.CheckTimeout}
-		if trace && c.Out != "" {
-			opt.VisualizePath = filepath.Join(artifactDir(c), "visualization.html")
-			_ = os.MkdirAll(filepath.Dir(opt.VisualizePath), 0o755)
-		}
-		cr, err := linearizability.Check(res.History, opt)
-		werr := linearizability.CheckWatch(res.History, res.Watch, linearizability.WatchOptions{Prefix: keyPrefix, Reached: reached})
-		res.CheckWall = time.Since(checkStart)
-		switch {
-		case werr != nil && (err != nil || cr.Verdict == linearizability.VerdictOK):
-			res.Verdict, res.Reason = VerdictWatch, werr.Error()
-		case err != nil:
-			res.Verdict, res.Reason = VerdictUnknown, err.Error()
-		case cr.Verdict == linearizability.VerdictOK:
-			res.Verdict = VerdictOK
-		case cr.Verdict == linearizability.VerdictIllegal:
-			res.Verdict, res.Reason = VerdictIllegal, cr.Reason
-		default:
-			res.Verdict, res.Reason = VerdictUnknown, cr.Reason
-		}
+		res.check(c, trace, &linearizability.WatchOptions{Prefix: keyPrefix, Reached: reached})
 	}
 	res.Wall = time.Since(start)
 	return res, nil
