@@ -83,8 +83,10 @@ func ensureImage(ctx context.Context, cli *client.Client, cfg DockerConfig) (Ima
 }
 
 // buildBinary runs `CGO_ENABLED=0 go build` for the target inside the module and
-// returns the binary's path in the cache directory. Go's own build cache makes a
-// repeated build cost only a relink check.
+// returns the path of the binary in the cache directory, named by its hash.
+// Each build links into a fresh temporary file that is renamed into place, so
+// that concurrent harnesses (or test packages) never read a half-written or
+// replaced binary; Go's build cache keeps a rebuild to a relink.
 func buildBinary(ctx context.Context, cfg DockerConfig) (string, error) {
 	mod, err := cfg.moduleDir()
 	if err != nil {
@@ -100,14 +102,39 @@ func buildBinary(ctx context.Context, cfg DockerConfig) (string, error) {
 		// as the client and API the harness speaks.
 		pkg, name = "go.etcd.io/etcd/server/v3", "etcd"
 	}
-	out := filepath.Join(cache, name)
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
+	tmpDir, err := os.MkdirTemp(cache, name+"-build-")
+	if err != nil {
+		return "", fmt.Errorf("cluster: docker cache: %w", err)
+	}
+	defer os.RemoveAll(tmpDir)
+	tmp := filepath.Join(tmpDir, name)
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", tmp, pkg)
 	cmd.Dir = mod
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("cluster: go build %s: %w\n%s", pkg, err, strings.TrimSpace(string(b)))
 	}
+	sum, err := fileHash(tmp)
+	if err != nil {
+		return "", err
+	}
+	out := filepath.Join(cache, name+"-"+sum[:12])
+	if err := os.Rename(tmp, out); err != nil {
+		return "", fmt.Errorf("cluster: docker cache: %w", err)
+	}
+	pruneBinaries(cache, name, out)
 	return out, nil
+}
+
+// pruneBinaries removes cached binaries of name other than keep that are
+// older than an hour (younger ones may be in use by a concurrent run).
+func pruneBinaries(cache, name, keep string) {
+	old, _ := filepath.Glob(filepath.Join(cache, name+"-*"))
+	for _, p := range old {
+		if fi, err := os.Stat(p); p != keep && err == nil && time.Since(fi.ModTime()) > time.Hour {
+			_ = os.RemoveAll(p) // stale binaries and build dirs of killed runs
+		}
+	}
 }
 
 // fileHash returns the hex SHA-256 of a file.
