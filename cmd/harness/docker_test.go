@@ -77,3 +77,31 @@ func TestParseBytes(t *testing.T) {
 		})
 	}
 }
+
+// TestRunDockerBackend runs `harness run --backend docker` end to end on a
+// short real-etcd scenario with crashes, pauses and partitions.
+func TestRunDockerBackend(t *testing.T) {
+	forced := os.Getenv("HAVOC_REQUIRE_DOCKER") == "1"
+	if testing.Short() && !forced {
+		t.Skip("docker: slow test skipped under -short (set HAVOC_REQUIRE_DOCKER=1 to run)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	if err := cluster.DockerAvailable(ctx); err != nil {
+		if forced {
+			t.Fatalf("HAVOC_REQUIRE_DOCKER=1 but %v", err)
+		}
+		t.Skipf("docker tests skipped: %v", err)
+	}
+	var out bytes.Buffer
+	cmd := newRunCmd()
+	cmd.SetOut(&out)
+	cmd.SetArgs([]string{"--backend", "docker", "--target", "etcd", "--seed", "5", "--duration", "10s",
+		"--faults", "crash,pause,partition-majority,one-way", "--clients", "4", "--rate", "200",
+		"--out", t.TempDir(), "--run-dir", t.TempDir()})
+	err := cmd.ExecuteContext(ctx)
+	t.Log(out.String())
+	require.NoError(t, err)
+	require.Contains(t, out.String(), "docker backend, target etcd: 3 members up")
+	require.Contains(t, out.String(), "PASS seed=5")
+}
