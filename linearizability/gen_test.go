@@ -247,9 +247,9 @@ func TestGeneratedHistoriesAreLinearizable(t *testing.T) {
 		n = 8
 	}
 	for seed := range uint64(n) {
-		cfg := genConfig{seed: seed, ops: 300 + int(seed)*50, clients: 2 + int(seed%8), keys: 4 + int(seed%3)*4, unknownPct: int(seed % 7)}
+		cfg := genConfig{seed: seed, ops: 300 + int(seed)*20, clients: 2 + int(seed%8), keys: 4 + int(seed%3)*4, unknownPct: int(seed % 7)}
 		ops := generate(t, cfg)
-		res, err := Check(ops, Options{Timeout: 20 * time.Second})
+		res, err := Check(ops, Options{Timeout: time.Minute})
 		require.NoError(t, err)
 		require.Equal(t, VerdictOK, res.Verdict, "seed %d: %s", seed, res.Reason)
 	}
