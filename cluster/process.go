@@ -51,6 +51,29 @@ type ProcessConfig struct {
 	ExtraArgs []string
 	// Env is added to the members' environment.
 	Env []string
+	// Prepare, if set, runs in Start once the link proxies exist (so the peer
+	// URLs, and with them the member IDs, are known) and before any member
+	// launches: a restore drill writes every member's data dir there (nil: the
+	// members bootstrap empty data dirs).
+	Prepare func(spec ProcessSpec) error
+}
+
+// ProcessSpec is the bootstrap configuration Start gives the members, handed
+// to ProcessConfig.Prepare: what `etcdutl snapshot restore` needs per member.
+type ProcessSpec struct {
+	// InitialCluster is --initial-cluster: name=peerURL,... with the proxies' URLs.
+	InitialCluster string
+	// Token is --initial-cluster-token.
+	Token string
+	// Members are in name order.
+	Members []MemberSpec
+}
+
+// MemberSpec is one member's part of a ProcessSpec.
+type MemberSpec struct {
+	Name    string
+	PeerURL string // --initial-advertise-peer-urls: the member's link proxy
+	DataDir string // --data-dir: does not exist yet when Prepare runs
 }
 
 // Validate fills defaults and checks the configuration.
@@ -303,6 +326,16 @@ func (p *Process) Start(ctx context.Context) (err error) {
 		p.byID[m.id] = name
 		p.mu.Unlock()
 		initial = append(initial, name+"="+m.proxyURL)
+	}
+	if p.cfg.Prepare != nil {
+		spec := ProcessSpec{InitialCluster: strings.Join(initial, ","), Token: p.cfg.Token}
+		for _, name := range p.names {
+			m := p.members[name]
+			spec.Members = append(spec.Members, MemberSpec{Name: name, PeerURL: m.proxyURL, DataDir: m.dataDir})
+		}
+		if err := p.cfg.Prepare(spec); err != nil {
+			return fmt.Errorf("cluster: prepare: %w", err)
+		}
 	}
 	// 2. Launch every member, then wait for all: a member is healthy only once
 	// a quorum is up.

@@ -217,6 +217,59 @@ func TestStartFailureCleansUp(t *testing.T) {
 	}
 }
 
+// TestPrepare checks that ProcessConfig.Prepare sees the peer URLs and data
+// dirs the members start with, runs before any member launches, and that its
+// error fails Start without leaving a process behind.
+func TestPrepare(t *testing.T) {
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	var got ProcessSpec
+	cfg := ProcessConfig{Target: TargetEtcd, Binary: exe, Token: "tok", Env: []string{"HAVOC_FAKE_MEMBER=1", "HAVOC_FAKE_PARENT="}, StartTimeout: 10 * time.Second}
+	cfg.Prepare = func(spec ProcessSpec) error {
+		got = spec
+		for _, m := range spec.Members {
+			if _, err := os.Stat(m.DataDir); !os.IsNotExist(err) {
+				return fmt.Errorf("data dir %s exists before prepare: %v", m.DataDir, err)
+			}
+			if err := os.MkdirAll(m.DataDir, 0o755); err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(m.DataDir, "restored"), []byte(m.Name), 0o644); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	p, err := NewProcess(cfg)
+	require.NoError(t, err)
+	defer p.Close()
+	require.NoError(t, p.Start(context.Background()))
+	require.Equal(t, "tok", got.Token)
+	require.Len(t, got.Members, 3)
+	var initial []string
+	for i, m := range got.Members {
+		name := p.Members()[i]
+		require.Equal(t, name, m.Name)
+		require.Equal(t, p.PeerURL(name), m.PeerURL)
+		require.Equal(t, filepath.Join(p.Dir(), name+".data"), m.DataDir)
+		b, err := os.ReadFile(filepath.Join(m.DataDir, "restored"))
+		require.NoError(t, err, "the member kept the prepared data dir")
+		require.Equal(t, name, string(b))
+		initial = append(initial, name+"="+m.PeerURL)
+	}
+	require.Equal(t, strings.Join(initial, ","), got.InitialCluster)
+	for _, e := range p.Events() {
+		require.NotContains(t, e.What, "exited")
+	}
+
+	cfg.Prepare = func(ProcessSpec) error { return fmt.Errorf("no snapshot") }
+	p2, err := NewProcess(cfg)
+	require.NoError(t, err)
+	err = p2.Start(context.Background())
+	require.ErrorContains(t, err, "prepare: no snapshot")
+	require.Empty(t, p2.Events(), "nothing launched")
+}
+
 func TestValidate(t *testing.T) {
 	for _, c := range []ProcessConfig{
 		{Target: "zookeeper", Binary: "x"},

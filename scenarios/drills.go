@@ -12,6 +12,7 @@ import (
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 
 	"github.com/havoclab/havoc/chaos"
 	"github.com/havoclab/havoc/cluster"
@@ -107,6 +108,10 @@ func (c *DrillConfig) Validate() error {
 type DrillReport struct {
 	Name string `json:"name"`
 	Seed uint64 `json:"seed"`
+	// Backend is "" for the simulator, "process/havoc" or "process/etcd" for a
+	// real drill (RunRealDrill), whose times are wall-clock: SaveWall,
+	// RestoreWall, ServeWall, RecoveryWall.
+	Backend string `json:"backend,omitempty"`
 	// SnapshotBytes is the size of the (last) snapshot file; SnapshotRevision
 	// its revision.
 	SnapshotBytes    int64 `json:"snapshot_bytes"`
@@ -120,6 +125,13 @@ type DrillReport struct {
 	// RecoveryVirtual (disaster-recovery) is the virtual time from the loss of
 	// the majority to the restored cluster's first acknowledged operation.
 	RecoveryVirtual time.Duration `json:"recovery_virtual,omitempty"`
+	// ServeWall (real drills) is the wall time from the restored cluster's
+	// launch (after the restore) to its first linearizable read; for
+	// follower-catch-up, from the heal to the follower's catch-up.
+	ServeWall time.Duration `json:"serve_wall,omitempty"`
+	// RecoveryWall (real disaster-recovery) is the wall time from the loss of
+	// the majority to the restored cluster's first acknowledged write.
+	RecoveryWall time.Duration `json:"recovery_wall,omitempty"`
 	// KeysChecked and RevisionsChecked count the restored keys compared and the
 	// acknowledged writes whose revision was looked up.
 	KeysChecked      int `json:"keys_checked"`
@@ -149,15 +161,28 @@ func (r *DrillReport) notef(format string, args ...any) {
 // String is the report as a few readable lines.
 func (r *DrillReport) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "drill %s seed %d: %s", r.Name, r.Seed, r.Verdict)
+	fmt.Fprintf(&b, "drill %s seed %d", r.Name, r.Seed)
+	if r.Backend != "" {
+		fmt.Fprintf(&b, " on %s", r.Backend)
+	}
+	fmt.Fprintf(&b, ": %s", r.Verdict)
 	if r.Reason != "" {
 		fmt.Fprintf(&b, " (%s)", r.Reason)
 	}
-	fmt.Fprintf(&b, "\n  snapshot %d bytes at revision %d, saved at %s (virtual %s, wall %s)",
-		r.SnapshotBytes, r.SnapshotRevision, r.SaveAt, r.SaveVirtual, r.SaveWall.Round(time.Microsecond))
-	fmt.Fprintf(&b, "\n  restore wall %s, serving after %s virtual", r.RestoreWall.Round(time.Microsecond), r.ServeVirtual)
-	if r.RecoveryVirtual > 0 {
-		fmt.Fprintf(&b, ", recovery %s virtual", r.RecoveryVirtual)
+	if r.Backend != "" {
+		fmt.Fprintf(&b, "\n  snapshot %d bytes at revision %d, save began at %s, took %s",
+			r.SnapshotBytes, r.SnapshotRevision, r.SaveAt.Round(time.Millisecond), r.SaveWall.Round(time.Millisecond))
+		fmt.Fprintf(&b, "\n  restore %s, serving after %s", r.RestoreWall.Round(time.Millisecond), r.ServeWall.Round(time.Millisecond))
+		if r.RecoveryWall > 0 {
+			fmt.Fprintf(&b, ", recovery %s", r.RecoveryWall.Round(time.Millisecond))
+		}
+	} else {
+		fmt.Fprintf(&b, "\n  snapshot %d bytes at revision %d, saved at %s (virtual %s, wall %s)",
+			r.SnapshotBytes, r.SnapshotRevision, r.SaveAt, r.SaveVirtual, r.SaveWall.Round(time.Microsecond))
+		fmt.Fprintf(&b, "\n  restore wall %s, serving after %s virtual", r.RestoreWall.Round(time.Microsecond), r.ServeVirtual)
+		if r.RecoveryVirtual > 0 {
+			fmt.Fprintf(&b, ", recovery %s virtual", r.RecoveryVirtual)
+		}
 	}
 	fmt.Fprintf(&b, "\n  checked %d keys, %d revisions; %d acknowledged writes lost", r.KeysChecked, r.RevisionsChecked, len(r.Lost))
 	for _, l := range r.Lost {
@@ -484,7 +509,7 @@ func finishRestored(c DrillConfig, d2 *drillWorld, h1 []linearizability.Operatio
 		r.fail(VerdictFailed, "restored backend does not open: %v", err)
 		return nil
 	}
-	preamble, err := checkRestored(kv, h1, saveStart, r, lose)
+	preamble, err := checkRestored(mvccKeyspace{kv}, h1, saveStart, r, lose)
 	_ = kv.Close()
 	if err != nil {
 		return err
@@ -533,6 +558,42 @@ func writesValue(op *linearizability.Operation) bool {
 	return false
 }
 
+// restoredKeyspace is what checkRestored reads of a restored store: in the
+// simulator a copy of the restored backend (mvccKeyspace), on a real cluster
+// the restored members over gRPC before anything else writes to them.
+type restoredKeyspace interface {
+	// Rev is the store's current revision.
+	Rev() (int64, error)
+	// Range reads [key, end) at revision rev (etcd's RangeRequest semantics).
+	Range(key, end []byte, rev int64) ([]*mvccpb.KeyValue, error)
+	// Leases returns the IDs of the live leases.
+	Leases() (map[int64]bool, error)
+}
+
+// mvccKeyspace reads a restored backend file directly.
+type mvccKeyspace struct{ s *mvcc.Store }
+
+func (m mvccKeyspace) Rev() (int64, error) { return m.s.Rev(), nil }
+
+func (m mvccKeyspace) Range(key, end []byte, rev int64) ([]*mvccpb.KeyValue, error) {
+	resp, err := m.s.Range(&pb.RangeRequest{Key: key, RangeEnd: end, Revision: rev})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Kvs, nil
+}
+
+func (m mvccKeyspace) Leases() (map[int64]bool, error) {
+	live := map[int64]bool{}
+	err := m.s.ForEachRaw("lease", func(k, _ []byte) error {
+		if len(k) == 8 {
+			live[int64(binary.BigEndian.Uint64(k))] = true
+		}
+		return nil
+	})
+	return live, err
+}
+
 // checkRestored proves the restored keyspace kv is world 1's state at the
 // snapshot revision R, as its checked history implies:
 //   - kv is at revision R exactly (nothing after R);
@@ -545,10 +606,10 @@ func writesValue(op *linearizability.Operation) bool {
 //     at the revision that operation was acknowledged with.
 //
 // It returns the preamble that recreates the restored keys for the checker.
-func checkRestored(kv *mvcc.Store, h1 []linearizability.Operation, saveStart time.Duration, r *DrillReport, lose bool) ([]linearizability.Operation, error) {
+func checkRestored(kv restoredKeyspace, h1 []linearizability.Operation, saveStart time.Duration, r *DrillReport, lose bool) ([]linearizability.Operation, error) {
 	R := r.SnapshotRevision
-	if kv.Rev() != R {
-		r.fail(VerdictFailed, "restored revision %d, snapshot revision %d", kv.Rev(), R)
+	if rev, err := kv.Rev(); err != nil || rev != R {
+		r.fail(VerdictFailed, "restored revision %d (%v), snapshot revision %d", rev, err, R)
 		return nil, nil
 	}
 	writer := map[string]*linearizability.Operation{}
@@ -581,28 +642,28 @@ func checkRestored(kv *mvcc.Store, h1 []linearizability.Operation, saveStart tim
 			continue
 		}
 		r.RevisionsChecked++
-		got, err := kv.Range(&pb.RangeRequest{Key: []byte(op.Key), Revision: rev})
+		got, err := kv.Range([]byte(op.Key), nil, rev)
 		if err != nil {
 			r.fail(VerdictFailed, "restored history at revision %d: %v", rev, err)
 			continue
 		}
 		switch {
-		case isDelete && len(got.Kvs) != 0:
+		case isDelete && len(got) != 0:
 			r.fail(VerdictFailed, "delete of %s at revision %d is missing from the restored history", op.Key, rev)
-		case !isDelete && (len(got.Kvs) != 1 || string(got.Kvs[0].Value) != op.Value || got.Kvs[0].ModRevision != rev):
-			r.fail(VerdictFailed, "write %s=%q at revision %d is missing from the restored history (found %v)", op.Key, op.Value, rev, got.Kvs)
+		case !isDelete && (len(got) != 1 || string(got[0].Value) != op.Value || got[0].ModRevision != rev):
+			r.fail(VerdictFailed, "write %s=%q at revision %d is missing from the restored history (found %v)", op.Key, op.Value, rev, got)
 		}
 	}
 	if !lose && after > 0 {
 		r.notef("%d acknowledged writes came after the snapshot (revision > %d): correctly absent from the restore", after, R)
 	}
-	all, err := kv.Range(&pb.RangeRequest{Key: []byte{0}, RangeEnd: []byte{0}, Revision: R})
+	all, err := kv.Range([]byte{0}, []byte{0}, R)
 	if err != nil {
 		return nil, err
 	}
 	var preamble []linearizability.Operation
 	leases := map[int64]bool{}
-	for _, k := range all.Kvs {
+	for _, k := range all {
 		r.KeysChecked++
 		w, ok := writer[string(k.Value)]
 		switch {
@@ -616,12 +677,12 @@ func checkRestored(kv *mvcc.Store, h1 []linearizability.Operation, saveStart tim
 		// The preamble: every put of the key's current generation, oldest first.
 		var gen []linearizability.Operation
 		for rev := k.ModRevision; rev >= k.CreateRevision; {
-			g, err := kv.Range(&pb.RangeRequest{Key: k.Key, Revision: rev})
-			if err != nil || len(g.Kvs) != 1 {
+			g, err := kv.Range(k.Key, nil, rev)
+			if err != nil || len(g) != 1 {
 				r.fail(VerdictFailed, "restored history of %s at revision %d: %v %v", k.Key, rev, err, g)
 				break
 			}
-			v := g.Kvs[0]
+			v := g[0]
 			op := linearizability.Operation{Kind: linearizability.KindPut, Key: string(v.Key), Value: string(v.Value),
 				Outcome: linearizability.OutcomeOK, Resp: linearizability.Response{Revision: v.ModRevision}}
 			if v.Lease != 0 {
@@ -642,13 +703,8 @@ func checkRestored(kv *mvcc.Store, h1 []linearizability.Operation, saveStart tim
 	}
 	// Leases that intermediate versions used but that are gone at R are
 	// revoked at the end of the preamble (deleting nothing).
-	liveLeases := map[int64]bool{}
-	if err := kv.ForEachRaw("lease", func(k, _ []byte) error {
-		if len(k) == 8 {
-			liveLeases[int64(binary.BigEndian.Uint64(k))] = true
-		}
-		return nil
-	}); err != nil {
+	liveLeases, err := kv.Leases()
+	if err != nil {
 		return nil, err
 	}
 	preamble = append(grants, preamble...)

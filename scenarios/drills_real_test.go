@@ -1,0 +1,69 @@
+package scenarios
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/havoclab/havoc/chaos"
+	"github.com/havoclab/havoc/cluster"
+)
+
+// realDrillConfig is a drill short enough for a test (< 60 s each).
+func realDrillConfig(t *testing.T, target cluster.Target, name string) RealDrillConfig {
+	c := RealDrillConfig{DrillConfig: DrillConfig{Seed: 11, Duration: 6 * time.Second, After: 3 * time.Second,
+		Workload: Workload{Clients: 8, Rate: 400}}, Target: target, Dir: filepath.Join(t.TempDir(), "drill")}
+	if target == cluster.TargetEtcd {
+		c.Binary = buildBin(t, "etcd", "go.etcd.io/etcd/server/v3")
+		c.Etcdutl = buildBin(t, "etcdutl", "go.etcd.io/etcd/etcdutl/v3")
+	} else {
+		c.Binary = buildBin(t, "harness", "github.com/havoclab/havoc/cmd/harness")
+	}
+	switch name {
+	case DrillSaveRestore:
+		c.Faults = chaos.AllKinds
+	case DrillFollowerCatchUp:
+		c.Workload = Workload{Clients: 16, Rate: 2000}
+	}
+	return c
+}
+
+// TestRealDrills runs every drill on process clusters of havoc and of etcd.
+func TestRealDrills(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs real clusters for minutes")
+	}
+	for _, target := range []cluster.Target{cluster.TargetHavoc, cluster.TargetEtcd} {
+		for _, name := range DrillNames {
+			t.Run(string(target)+"/"+name, func(t *testing.T) {
+				c := realDrillConfig(t, target, name)
+				start := time.Now()
+				r, err := RunRealDrill(context.Background(), name, c)
+				require.NoError(t, err)
+				t.Logf("%s\n  (wall %s)", r, time.Since(start).Round(time.Millisecond))
+				require.True(t, r.Passed(), "%s", r)
+				require.Equal(t, "process/"+string(target), r.Backend)
+				switch name {
+				case DrillSaveRestore, DrillDisasterRecovery:
+					require.Positive(t, r.SnapshotBytes)
+					require.Positive(t, r.SnapshotRevision)
+					require.Positive(t, r.KeysChecked)
+					require.Positive(t, r.RevisionsChecked)
+					require.Positive(t, r.RestoreWall)
+					require.Positive(t, r.ServeWall)
+				case DrillRollingRestart:
+					require.Positive(t, r.SnapshotBytes)
+				case DrillFollowerCatchUp:
+					require.Positive(t, r.ServeWall)
+				}
+				if name == DrillDisasterRecovery {
+					require.NotEmpty(t, r.Lost, "writes after the backup must be reported lost")
+					require.Positive(t, r.RecoveryWall)
+				}
+			})
+		}
+	}
+}
