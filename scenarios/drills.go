@@ -172,9 +172,14 @@ func (r *DrillReport) String() string {
 	if r.Backend != "" {
 		fmt.Fprintf(&b, "\n  snapshot %d bytes at revision %d, save began at %s, took %s",
 			r.SnapshotBytes, r.SnapshotRevision, r.SaveAt.Round(time.Millisecond), r.SaveWall.Round(time.Millisecond))
-		fmt.Fprintf(&b, "\n  restore %s, serving after %s", r.RestoreWall.Round(time.Millisecond), r.ServeWall.Round(time.Millisecond))
-		if r.RecoveryWall > 0 {
-			fmt.Fprintf(&b, ", recovery %s", r.RecoveryWall.Round(time.Millisecond))
+		switch {
+		case r.RestoreWall > 0:
+			fmt.Fprintf(&b, "\n  restore %s, serving after %s", r.RestoreWall.Round(time.Millisecond), r.ServeWall.Round(time.Millisecond))
+			if r.RecoveryWall > 0 {
+				fmt.Fprintf(&b, ", recovery %s", r.RecoveryWall.Round(time.Millisecond))
+			}
+		case r.ServeWall > 0:
+			fmt.Fprintf(&b, "\n  caught up %s after the heal", r.ServeWall.Round(time.Millisecond))
 		}
 	} else {
 		fmt.Fprintf(&b, "\n  snapshot %d bytes at revision %d, saved at %s (virtual %s, wall %s)",

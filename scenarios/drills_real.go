@@ -512,22 +512,27 @@ func (d *realDrill) saveRestore(ctx context.Context, lose bool) error {
 			return nil
 		}
 	}
-	h1 := l1.stop()
+	// After a loss the restore starts at once, while cluster 1's sessions wait
+	// out their pending requests.
+	h1c := make(chan []linearizability.Operation, 1)
+	if lose {
+		go func() { h1c <- l1.stop() }()
+	} else {
+		h1c <- l1.stop()
+	}
+	p2, ks, err := d.restoreCluster(ctx, snapPath)
+	h1 := <-h1c
 	for _, f := range l1.faultLog() {
 		d.r.notef("fault %s", f)
 	}
-	if d.backendErr("cluster 1", p1) {
-		return nil
-	}
-	if lose {
-		_ = p1.Close() // the survivors go too: the cluster is rebuilt from the backup
-	}
-
-	p2, ks, err := d.restoreCluster(ctx, snapPath)
 	if err != nil || p2 == nil {
 		return err
 	}
 	defer p2.Close()
+	if d.backendErr("cluster 1", p1) {
+		return nil
+	}
+	_ = p1.Close() // for disaster-recovery, the survivors go too: the cluster was rebuilt from the backup
 	l2 := startLoad(ctx, p2, c, 100, nil, 0)
 	err = pollUntil(ctx, 30*time.Second, func() (bool, string) {
 		return l2.r.served.Load() > 0, "no write acknowledged by the restored cluster"
