@@ -47,7 +47,8 @@ type Config struct {
 	// InitialAdvertisePeerURLs are this member's peer URLs in InitialCluster
 	// (http://localhost:2380).
 	InitialAdvertisePeerURLs []string
-	// InitialCluster is "name=peerURL,..." ("<Name>=http://localhost:2380").
+	// InitialCluster is "name=peerURL,..." (when empty: this member alone,
+	// "<Name>=<InitialAdvertisePeerURLs>", as etcd does when the flag is unset).
 	InitialCluster string
 	// InitialClusterState is StateNew (default) or StateExisting.
 	InitialClusterState string
@@ -90,7 +91,12 @@ func (c *Config) Validate() error {
 	def(&c.ListenPeerURLs, "http://localhost:2380")
 	def(&c.InitialAdvertisePeerURLs, "http://localhost:2380")
 	if c.InitialCluster == "" {
-		c.InitialCluster = c.Name + "=http://localhost:2380"
+		// etcd: the default cluster is this member alone, under its name.
+		parts := make([]string, len(c.InitialAdvertisePeerURLs))
+		for i, u := range c.InitialAdvertisePeerURLs {
+			parts[i] = c.Name + "=" + u
+		}
+		c.InitialCluster = strings.Join(parts, ",")
 	}
 	if c.InitialClusterState == "" {
 		c.InitialClusterState = StateNew

@@ -454,7 +454,7 @@ func TestConfigValidate(t *testing.T) {
 		{"name not in cluster", Config{Name: "x", InitialCluster: "y=http://localhost:2380"}, "not in"},
 		{"election too short", Config{HeartbeatInterval: 100 * time.Millisecond, ElectionTimeout: 400 * time.Millisecond}, "at least 5 times"},
 		{"bad state", Config{InitialClusterState: "old"}, "--initial-cluster-state"},
-		{"peer urls differ", Config{InitialAdvertisePeerURLs: []string{"http://127.0.0.1:9"}}, "differ"},
+		{"peer urls differ", Config{InitialAdvertisePeerURLs: []string{"http://127.0.0.1:9"}, InitialCluster: "default=http://localhost:2380"}, "differ"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

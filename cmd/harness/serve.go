@@ -42,6 +42,9 @@ func newServeCmd() *cobra.Command {
 			cfg.InitialAdvertisePeerURLs = server.SplitURLs(advertisePeer)
 			cfg.HeartbeatInterval = time.Duration(heartbeatMs) * time.Millisecond
 			cfg.ElectionTimeout = time.Duration(electionMs) * time.Millisecond
+			if !cmd.Flags().Changed("initial-cluster") {
+				cfg.InitialCluster = "" // etcd: --name alone makes a one-member cluster under that name
+			}
 			if err := cfg.Validate(); err != nil {
 				return &exitError{code: 2, msg: "harness serve: bad flags: " + strings.ReplaceAll(err.Error(), "\n", "; ")}
 			}
