@@ -358,10 +358,14 @@ func (d *realDrill) restoreCluster(ctx context.Context, snapPath string) (*clust
 // restoreMember writes one member's data dir from the snapshot.
 func (d *realDrill) restoreMember(snapPath string, spec cluster.ProcessSpec, m cluster.MemberSpec) error {
 	if d.c.Target == cluster.TargetHavoc {
-		return snapshot.Restore(snapshot.RestoreOptions{
+		err := snapshot.Restore(snapshot.RestoreOptions{
 			SnapshotPath: snapPath, DataDir: m.DataDir, Name: m.Name, InitialCluster: spec.InitialCluster,
 			InitialClusterToken: spec.Token, InitialAdvertisePeerURLs: []string{m.PeerURL},
 		})
+		if err == nil && d.c.tamper != nil {
+			err = d.c.tamper(snapshot.DBPath(m.DataDir))
+		}
+		return err
 	}
 	out, err := exec.Command(d.c.Etcdutl, "snapshot", "restore", snapPath,
 		"--name", m.Name, "--data-dir", m.DataDir, "--initial-cluster", spec.InitialCluster,

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/havoclab/havoc/chaos"
 	"github.com/havoclab/havoc/cluster"
@@ -66,4 +67,31 @@ func TestRealDrills(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestRealDrillCatchesTamperedRestore proves the real save-restore can fail:
+// every restored member loses the newest revision of its key bucket before it
+// starts, and the drill must say so.
+func TestRealDrillCatchesTamperedRestore(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs real clusters")
+	}
+	c := realDrillConfig(t, cluster.TargetHavoc, DrillSaveRestore)
+	c.Faults = nil
+	c.tamper = func(db string) error {
+		b, err := bolt.Open(db, 0o600, nil)
+		if err != nil {
+			return err
+		}
+		defer b.Close()
+		return b.Update(func(tx *bolt.Tx) error {
+			k, _ := tx.Bucket([]byte("key")).Cursor().Last()
+			return tx.Bucket([]byte("key")).Delete(k)
+		})
+	}
+	r, err := RunRealDrill(context.Background(), DrillSaveRestore, c)
+	require.NoError(t, err)
+	t.Log(r)
+	require.Equal(t, VerdictFailed, r.Verdict)
+	require.Contains(t, r.Reason, "revision")
 }
