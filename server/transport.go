@@ -203,6 +203,10 @@ func (t *transport) Close() {
 // writer keeps one connection to p and writes its queue in order. While no
 // connection can be made, queued messages are dropped and reported (they are
 // stale by the time a connection comes back; raft resends what matters).
+// maxBackoff bounds the wait between connection attempts to a peer: short enough
+// that a healed link carries heartbeats again well within an election timeout.
+const maxBackoff = 400 * time.Millisecond
+
 func (t *transport) writer(p *peer) {
 	backoff := 50 * time.Millisecond
 	attempt := 0
@@ -227,11 +231,24 @@ func (t *transport) writer(p *peer) {
 				return
 			case <-time.After(backoff):
 			}
-			backoff = min(2*backoff, time.Second)
+			backoff = min(2*backoff, maxBackoff)
 			continue
 		}
-		backoff = 50 * time.Millisecond
+		began := time.Now()
 		t.stream(p, conn)
+		// A stream that ends at once (a proxy or firewall resetting it, the peer
+		// refusing it) must not turn into a tight reconnect loop: back off as for
+		// a failed dial unless the stream lived for a while.
+		if time.Since(began) > time.Second {
+			backoff = 50 * time.Millisecond
+			continue
+		}
+		select {
+		case <-p.stopc:
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, maxBackoff)
 	}
 }
 
