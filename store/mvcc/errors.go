@@ -28,6 +28,8 @@ var (
 	ErrInvalidSortOption = errors.New("etcdserver: invalid sort option")
 	// ErrClosed is returned by operations on a closed or aborted Store.
 	ErrClosed = errors.New("mvcc: store is closed")
+	// ErrLocked reports a backend file held by another process.
+	ErrLocked = errors.New("mvcc: backend is locked")
 	// ErrWatchIDExists is returned by Watch for an id that is already watching.
 	ErrWatchIDExists = errors.New("mvcc: watch id already exists")
 )

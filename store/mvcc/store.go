@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"google.golang.org/protobuf/proto"
 )
@@ -114,7 +116,12 @@ func Open(path string, opts Options) (*Store, error) {
 
 // openDB opens the bolt file, prepares its schema, restores the index and starts a batch.
 func (s *Store) openDB() error {
-	db, err := bolt.Open(s.path, 0o600, &bolt.Options{NoSync: s.opts.NoSync, NoFreelistSync: true})
+	// The timeout only applies while another process holds the file lock: a
+	// second member on the same data dir gets an error instead of hanging.
+	db, err := bolt.Open(s.path, 0o600, &bolt.Options{NoSync: s.opts.NoSync, NoFreelistSync: true, Timeout: 2 * time.Second})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return fmt.Errorf("mvcc: open %s: %w: the file is locked by another process (is another member using this data dir?)", s.path, ErrLocked)
+	}
 	if err != nil {
 		return fmt.Errorf("mvcc: open %s: %w", s.path, err)
 	}
