@@ -40,6 +40,8 @@ type loop struct {
 	release func()
 	// dupProps delivers every forwarded proposal twice.
 	dupProps bool
+	// quota is Config.QuotaBackendBytes for members opened from now on.
+	quota int64
 }
 
 func newLoop(t testing.TB, size int, seed uint64, snapCount uint64) *loop {
@@ -93,6 +95,7 @@ func (l *loop) config(id uint64, join bool) Config {
 		Name: l.names[id], ID: id, InitialCluster: l.initial, Join: join,
 		FS: l.disks[id], WALDir: "wal", DBPath: filepath.Join(l.dir, fmt.Sprintf("%x.db", id)), DBNoSync: true,
 		Clock: l.clock, SnapshotCount: l.snapCnt, CatchUpEntries: 5, ClientURLs: []string{"http://" + l.names[id]},
+		QuotaBackendBytes: l.quota,
 	}
 }
 

@@ -333,3 +333,47 @@ func TestDiskFullHaltsWithoutLosingAcknowledgedWrites(t *testing.T) {
 	r := l.do(id, Request{Range: &pb.RangeRequest{Key: []byte("k"), RangeEnd: []byte("l")}}).Range
 	require.Len(t, r.Kvs, 10)
 }
+
+// TestQuotaRaisesNoSpaceAndLosesNothing: past the backend quota, writes get
+// ErrNoSpace and the NOSPACE alarm is raised on every member; everything written
+// before stays readable and deletes still work, as in etcd.
+func TestQuotaRaisesNoSpaceAndLosesNothing(t *testing.T) {
+	l := newLoop(t, 3, 31, 0)
+	lead := l.waitLeader()
+	size := l.nodes[lead].Status().DBSize
+	for _, id := range l.ids() {
+		_ = l.nodes[id].Close()
+		delete(l.nodes, id)
+	}
+	l.quota = size + 64<<10
+	for _, id := range sortedKeys(l.names) {
+		l.open(id, false)
+	}
+	lead = l.waitLeader()
+	val := make([]byte, 8<<10)
+	written := 0
+	var err error
+	for i := 0; i < 200; i++ {
+		r := l.do(lead, Request{Put: &pb.PutRequest{Key: fmt.Appendf(nil, "k%03d", i), Value: val}})
+		if r.Err != nil {
+			err = r.Err
+			require.True(t, r.Definite)
+			break
+		}
+		written++
+		l.tick(1) // commit the batch so the backend grows
+	}
+	require.ErrorIs(t, err, ErrNoSpace)
+	require.Greater(t, written, 0)
+	l.tick(5)
+	for _, id := range l.ids() {
+		alarms := l.nodes[id].Alarms()
+		require.Len(t, alarms, 1, "member %x", id)
+		require.Equal(t, pb.AlarmType_NOSPACE, alarms[0].Alarm)
+	}
+	r := l.do(lead, Request{Range: &pb.RangeRequest{Key: []byte("k"), RangeEnd: []byte("l"), CountOnly: true}})
+	require.NoError(t, r.Err)
+	require.EqualValues(t, written, r.Range.Count, "every acknowledged write is still there")
+	require.NoError(t, l.do(lead, Request{DeleteRange: &pb.DeleteRangeRequest{Key: []byte("k000")}}).Err, "deletes stay allowed")
+	require.ErrorIs(t, l.do(lead, Request{Txn: &pb.TxnRequest{Success: []*pb.RequestOp{{Request: &pb.RequestOp_RequestPut{RequestPut: &pb.PutRequest{Key: []byte("x")}}}}}}).Err, ErrNoSpace)
+}
