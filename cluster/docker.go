@@ -26,6 +26,9 @@ package cluster
 // volume, pause and resume are the cgroup freezer (docker pause). Duplication,
 // reordering and clock skew are not expressible and return errors wrapping
 // chaos.ErrUnsupported.
+//
+// A restore fills the members' volumes before their first start through
+// DockerConfig.Prepare (see docker_prepare.go).
 
 import (
 	"context"
@@ -54,7 +57,6 @@ import (
 	"github.com/moby/moby/client"
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 
 	"github.com/havoclab/havoc/chaos"
 	"github.com/havoclab/havoc/cluster/linkproxy"
@@ -100,6 +102,14 @@ type DockerConfig struct {
 	StartTimeout time.Duration
 	// Log receives one line per step (image build, start, cleanup); nil discards.
 	Log io.Writer
+	// ExtraArgs are appended to every member's command line (nil: none).
+	ExtraArgs []string
+	// Prepare, if set, runs in Start once the peer URLs (and with them the
+	// member IDs) are known and the containers exist, before any starts: a
+	// restore drill writes every member's data dir there, on the host, and
+	// Start copies each into the member's volume (see docker_prepare.go). nil:
+	// the members bootstrap empty data dirs.
+	Prepare func(spec ProcessSpec) error
 }
 
 // Validate checks the configuration.
@@ -434,6 +444,9 @@ func (d *Docker) Start(ctx context.Context) (err error) {
 			return err
 		}
 	}
+	if err := d.prepareMembers(ctx, ms, initial, token); err != nil {
+		return err
+	}
 	fctx, stopFollow := context.WithCancel(context.Background())
 	d.mu.Lock()
 	d.follow = stopFollow
@@ -482,7 +495,7 @@ func (d *Docker) memberArgs(m *dockerMember, initial, token string) []string {
 	if d.cfg.target() == TargetHavoc {
 		args = append([]string{"serve"}, args...)
 	}
-	return args
+	return append(args, d.cfg.ExtraArgs...)
 }
 
 func (d *Docker) createMember(ctx context.Context, m *dockerMember, initial, token string) error {
@@ -803,7 +816,7 @@ func (d *Docker) statusClient(member string) (*clientv3.Client, string, error) {
 	if c := d.etcd[member]; c != nil {
 		return c, url, nil
 	}
-	c, err := clientv3.New(clientv3.Config{Endpoints: []string{url}, DialTimeout: time.Second, Logger: zap.NewNop()})
+	c, err := NewClient(url) // one attempt per RPC: Client hands it to workloads too
 	if err != nil {
 		return nil, "", err
 	}
