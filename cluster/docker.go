@@ -207,6 +207,10 @@ type dockerMember struct {
 	clientPort int    // on 127.0.0.1
 	peerPort   int    // on 127.0.0.1
 	proxy      *linkproxy.Proxy
+	// held keep clientPort and peerPort bound until just before the first
+	// start (releaseHeld), so that no other run on the machine takes them
+	// while the containers are created and prepared.
+	held []net.Listener
 }
 
 var _ Backend = (*Docker)(nil)
@@ -336,18 +340,6 @@ func (d *Docker) logf(format string, args ...any) {
 	fmt.Fprintf(d.log, "docker %s: "+format+"\n", append([]any{d.cfg.RunID}, args...)...)
 }
 
-// freePort asks the kernel for a free TCP port on 127.0.0.1. The port is
-// published at container creation, so it must be known before; the window in
-// which another process could take it is small.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
 // Start builds (or reuses) the image, creates the network, volumes, proxies
 // and containers, starts the members and waits until each answers /health.
 // On failure or cancellation it collects logs and removes everything it made.
@@ -410,11 +402,13 @@ func (d *Docker) Start(ctx context.Context) (err error) {
 	ms := make([]*dockerMember, 0, len(d.names))
 	for _, name := range d.names {
 		m := &dockerMember{name: name, container: "havoc-" + d.cfg.RunID + "-" + name}
-		if m.clientPort, err = freePort(); err != nil {
-			return err
-		}
-		if m.peerPort, err = freePort(); err != nil {
-			return err
+		for _, port := range []*int{&m.clientPort, &m.peerPort} {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return err
+			}
+			m.held = append(m.held, ln)
+			*port = ln.Addr().(*net.TCPAddr).Port
 		}
 		m.proxy, err = lnet.Listen(net.JoinHostPort(gw.String(), "0"), fmt.Sprintf("127.0.0.1:%d", m.peerPort), name, d.resolve)
 		if err != nil {
@@ -452,6 +446,7 @@ func (d *Docker) Start(ctx context.Context) (err error) {
 	d.follow = stopFollow
 	d.mu.Unlock()
 	for _, m := range ms {
+		d.releaseHeld(m)
 		if _, err := d.cli.ContainerStart(ctx, m.container, client.ContainerStartOptions{}); err != nil {
 			return fmt.Errorf("cluster: docker: start %s: %w", m.name, err)
 		}
@@ -469,6 +464,17 @@ func (d *Docker) Start(ctx context.Context) (err error) {
 	}
 	d.logf("%d %s members healthy in %s (network %s, gateway %s)", len(ms), d.cfg.target(), time.Since(t0).Round(time.Millisecond), d.netName, gw)
 	return nil
+}
+
+// releaseHeld frees m's reserved host ports for the engine to publish.
+func (d *Docker) releaseHeld(m *dockerMember) {
+	d.mu.Lock()
+	held := m.held
+	m.held = nil
+	d.mu.Unlock()
+	for _, ln := range held {
+		_ = ln.Close()
+	}
 }
 
 func (d *Docker) resolve(serverFromHex string) (string, bool) {
@@ -875,6 +881,11 @@ func (d *Docker) Close() error {
 	d.etcd = map[string]*clientv3.Client{}
 	lnet, stopFollow := d.lnet, d.follow
 	d.mu.Unlock()
+	for _, name := range d.names {
+		if m := d.member(name); m != nil {
+			d.releaseHeld(m) // a Start that failed before starting m
+		}
+	}
 	if stopFollow != nil {
 		stopFollow()
 		d.wg.Wait()

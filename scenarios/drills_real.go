@@ -25,7 +25,11 @@ import (
 )
 
 // The real drills run the same four drills on OS processes (cluster.Process)
-// against havoc (`harness serve`) or a real etcd, on the wall clock. They use
+// or Docker containers (cluster.Docker) against havoc (`harness serve`) or a
+// real etcd, on the wall clock. The drill code is the same for both backends
+// (realCluster); only newCluster tells them apart. A restore writes each
+// member's data dir on the host in the backend's Prepare hook; the Docker
+// backend then copies it into the member's volume before the first start. They use
 // RunReal's client sessions and fault loop, take snapshots over gRPC
 // (Maintenance.Snapshot, as `etcdctl snapshot save` does), restore with
 // store/snapshot.Restore (havoc) or `etcdutl snapshot restore` (etcd) into a
@@ -46,16 +50,36 @@ const (
 	catchUpSnapshotCount = 100
 )
 
+// The backends RunRealDrill runs on (RealDrillConfig.Backend).
+const (
+	BackendProcess = "process" // OS processes on 127.0.0.1 (cluster.Process)
+	BackendDocker  = "docker"  // one container per member (cluster.Docker)
+)
+
 // RealDrillConfig configures RunRealDrill.
 type RealDrillConfig struct {
 	DrillConfig
+	// Backend is where the members run: BackendProcess (when empty) or
+	// BackendDocker.
+	Backend string
 	// Target is the store the members run (cluster.TargetHavoc when empty).
 	Target cluster.Target
-	// Binary is the harness binary (havoc) or the etcd binary. Required.
+	// Binary is the harness binary (havoc) or the etcd binary. Required for
+	// the process backend. For Docker it is optional and must be a static
+	// Linux binary; when empty the image is built from the module (havoc) or
+	// go.mod's pinned etcd, once per drill.
 	Binary string
-	// Etcdutl is the etcdutl binary that restores an etcd cluster ("etcdutl"
-	// next to Binary, else on PATH, when empty). Unused for havoc.
+	// Etcdutl is the etcdutl binary that restores an etcd cluster, on the host
+	// for both backends ("etcdutl" next to Binary, else on PATH, when empty).
+	// Unused for havoc.
 	Etcdutl string
+	// Docker is the Docker backend's configuration template (CPUs,
+	// MemoryBytes, ModuleDir, CacheDir, Log, StartTimeout); the drill sets
+	// Members, Target, Dir, Seed, Binary, ExtraArgs and Prepare. A RunID
+	// set here becomes <RunID>-<cluster> per cluster (c1, restored), so that a
+	// caller can find what a drill created by label; empty: random per
+	// cluster. Unused for the process backend.
+	Docker cluster.DockerConfig
 	// Dir keeps the clusters' run directories and the snapshot files; when
 	// empty a temporary directory is used and removed at the end.
 	Dir string
@@ -66,19 +90,28 @@ func (c *RealDrillConfig) Validate() error {
 	if c.Target == "" {
 		c.Target = cluster.TargetHavoc
 	}
-	if c.Binary == "" {
+	if c.Backend == "" {
+		c.Backend = BackendProcess
+	}
+	switch {
+	case c.Backend != BackendProcess && c.Backend != BackendDocker:
+		return fmt.Errorf("scenarios: real drill: unknown backend %q (want %s or %s)", c.Backend, BackendProcess, BackendDocker)
+	case c.Binary == "" && c.Backend == BackendProcess:
 		return fmt.Errorf("scenarios: real drill: no binary for target %s", c.Target)
 	}
 	if c.Target == cluster.TargetEtcd && c.Etcdutl == "" {
-		c.Etcdutl = filepath.Join(filepath.Dir(c.Binary), "etcdutl")
-		if _, err := os.Stat(c.Etcdutl); err != nil {
-			c.Etcdutl = "etcdutl"
+		c.Etcdutl = "etcdutl"
+		if c.Binary != "" {
+			if next := filepath.Join(filepath.Dir(c.Binary), "etcdutl"); fileExists(next) {
+				c.Etcdutl = next
+			}
 		}
 	}
 	return c.DrillConfig.Validate()
 }
 
-// RunRealDrill runs the named drill on process clusters. It returns an error
+// RunRealDrill runs the named drill on process or Docker clusters (Backend).
+// It returns an error
 // only when the drill could not run (a member did not start, a snapshot could
 // not be taken); what the drill finds is in the report's Verdict.
 func RunRealDrill(ctx context.Context, name string, c RealDrillConfig) (*DrillReport, error) {
@@ -95,7 +128,13 @@ func RunRealDrill(ctx context.Context, name string, c RealDrillConfig) (*DrillRe
 	} else if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	d := &realDrill{c: c, dir: dir, r: &DrillReport{Name: name, Seed: c.Seed, Backend: "process/" + string(c.Target)}}
+	d := &realDrill{c: c, dir: dir, r: &DrillReport{Name: name, Seed: c.Seed, Backend: c.Backend + "/" + string(c.Target)}}
+	if !slices.Contains(DrillNames, name) {
+		return nil, fmt.Errorf("scenarios: unknown drill %q (want one of %s)", name, strings.Join(DrillNames, ", "))
+	}
+	if err := d.ensureImage(ctx); err != nil {
+		return nil, err
+	}
 	var err error
 	switch name {
 	case DrillSaveRestore:
@@ -125,21 +164,77 @@ type realDrill struct {
 	r   *DrillReport
 }
 
-// newCluster starts a process cluster in dir/sub; prepare, if set, fills the
-// data dirs first (a restore).
-func (d *realDrill) newCluster(ctx context.Context, sub string, extra []string, prepare func(cluster.ProcessSpec) error) (*cluster.Process, error) {
+// realCluster is what the real drills need of a backend; cluster.Process and
+// cluster.Docker both are one.
+type realCluster interface {
+	cluster.Backend
+	// Client is a client bound to one member that never retries on its own.
+	Client(member string) (*clientv3.Client, error)
+	// Leader is the current leader's name, "" when none answers.
+	Leader() string
+	// Stop stops member gracefully (SIGTERM); Restart starts it again.
+	Stop(member string) error
+	// Err reports members that exited without the harness's doing.
+	Err() error
+}
+
+var (
+	_ realCluster = (*cluster.Process)(nil)
+	_ realCluster = (*cluster.Docker)(nil)
+)
+
+// ensureImage, on Docker, gets the members' image once per drill (building
+// the binary when Binary is empty), so that each cluster's Start finds it by
+// hash instead of relinking the binary.
+func (d *realDrill) ensureImage(ctx context.Context) error {
+	if d.c.Backend != BackendDocker {
+		return nil
+	}
+	dc := d.c.Docker
+	dc.Target, dc.Binary = d.c.Target, d.c.Binary
+	img, err := cluster.EnsureImage(ctx, dc)
+	if err != nil {
+		return err
+	}
+	d.c.Binary = img.Binary
+	if img.Built {
+		d.r.notef("built image %s (go build %s, image %s)", img.Tag, img.BinaryWall.Round(time.Millisecond), img.ImageWall.Round(time.Millisecond))
+	}
+	return nil
+}
+
+// newCluster starts a cluster on the configured backend in dir/sub; prepare,
+// if set, fills the data dirs first (a restore). A failed Start has closed
+// the cluster.
+func (d *realDrill) newCluster(ctx context.Context, sub string, extra []string, prepare func(cluster.ProcessSpec) error) (realCluster, error) {
 	args := append([]string{"--snapshot-count", fmt.Sprint(d.c.SnapshotCount)}, extra...)
-	p, err := cluster.NewProcess(cluster.ProcessConfig{
-		Target: d.c.Target, Binary: d.c.Binary, Members: d.c.Members, Dir: filepath.Join(d.dir, sub),
-		Seed: d.c.Seed, ExtraArgs: args, Prepare: prepare,
-	})
+	dir := filepath.Join(d.dir, sub)
+	var b realCluster
+	var err error
+	if d.c.Backend == BackendDocker {
+		dc := d.c.Docker
+		dc.Members, dc.Target, dc.Dir, dc.Seed, dc.Binary = d.c.Members, d.c.Target, dir, d.c.Seed, d.c.Binary
+		dc.ExtraArgs, dc.Prepare = args, prepare
+		if dc.RunID != "" {
+			dc.RunID += "-" + sub
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+		b, err = cluster.NewDocker(dc)
+	} else {
+		b, err = cluster.NewProcess(cluster.ProcessConfig{
+			Target: d.c.Target, Binary: d.c.Binary, Members: d.c.Members, Dir: dir,
+			Seed: d.c.Seed, ExtraArgs: args, Prepare: prepare,
+		})
+	}
 	if err != nil {
 		return nil, err
 	}
-	if err := p.Start(ctx); err != nil {
+	if err := b.Start(ctx); err != nil {
 		return nil, err
 	}
-	return p, nil
+	return b, nil
 }
 
 // realLoad runs RunReal's client sessions (and optionally a fault schedule)
@@ -237,7 +332,7 @@ func converge(ctx context.Context, b cluster.Backend, limit time.Duration) error
 // snapshot fields. It returns the history time the save began: before it, a
 // linearizable read on the source makes the source apply every write
 // acknowledged so far, so those must all be in the snapshot.
-func (d *realDrill) saveReal(ctx context.Context, p *cluster.Process, l *realLoad, path string) (time.Duration, string, error) {
+func (d *realDrill) saveReal(ctx context.Context, p realCluster, l *realLoad, path string) (time.Duration, string, error) {
 	var lastErr error
 	for attempt := range 5 {
 		if attempt > 0 {
@@ -276,7 +371,7 @@ func (d *realDrill) saveReal(ctx context.Context, p *cluster.Process, l *realLoa
 
 // saveFrom is one save attempt: barrier read, stream into path.part, require
 // the sha256 trailer, fsync, rename.
-func saveFrom(ctx context.Context, p *cluster.Process, member, path string) (int64, error) {
+func saveFrom(ctx context.Context, p realCluster, member, path string) (int64, error) {
 	cli, err := p.Client(member)
 	if err != nil {
 		return 0, err
@@ -320,7 +415,7 @@ func saveFrom(ctx context.Context, p *cluster.Process, member, path string) (int
 // starts it and waits until it serves a linearizable read. It returns the
 // cluster and the keyspace view for checkRestored (revision and leases taken
 // at that first read, before anything writes), or nil with the report failed.
-func (d *realDrill) restoreCluster(ctx context.Context, snapPath string) (*cluster.Process, *clientKeyspace, error) {
+func (d *realDrill) restoreCluster(ctx context.Context, snapPath string) (realCluster, *clientKeyspace, error) {
 	prepare := func(spec cluster.ProcessSpec) error {
 		start := time.Now()
 		for _, m := range spec.Members {
@@ -387,7 +482,7 @@ type clientKeyspace struct {
 	leases map[int64]bool
 }
 
-func openClientKeyspace(ctx context.Context, p *cluster.Process) (*clientKeyspace, error) {
+func openClientKeyspace(ctx context.Context, p realCluster) (*clientKeyspace, error) {
 	cli, err := p.Client(p.Members()[0])
 	if err != nil {
 		return nil, err
@@ -449,7 +544,7 @@ func (d *realDrill) checkHistory(what string, preamble, ops []linearizability.Op
 }
 
 // backendErr fails the report if a member exited on its own.
-func (d *realDrill) backendErr(what string, p *cluster.Process) bool {
+func (d *realDrill) backendErr(what string, p realCluster) bool {
 	if err := p.Err(); err != nil {
 		d.r.fail(VerdictFailed, "%s: %v", what, err)
 		return true
@@ -457,7 +552,8 @@ func (d *realDrill) backendErr(what string, p *cluster.Process) bool {
 	return false
 }
 
-// saveRestore is save-restore and (lose=true) disaster-recovery on processes:
+// saveRestore is save-restore and (lose=true) disaster-recovery on a real
+// backend:
 //  1. cluster 1 runs the workload (with faults for save-restore); at
 //     Duration/2 the leader's snapshot is saved over gRPC (revision R);
 //  2. save-restore: the load continues to Duration, everything heals and the
@@ -578,7 +674,7 @@ func (d *realDrill) saveRestore(ctx context.Context, lose bool) error {
 }
 
 // memberStatus asks one member for its status (1 s).
-func memberStatus(ctx context.Context, p *cluster.Process, name string) (*clientv3.StatusResponse, error) {
+func memberStatus(ctx context.Context, p realCluster, name string) (*clientv3.StatusResponse, error) {
 	cli, err := p.Client(name)
 	if err != nil {
 		return nil, err
@@ -685,6 +781,11 @@ func (d *realDrill) followerCatchUp(ctx context.Context) error {
 		return nil
 	}
 	return d.checkHistory("history", nil, h)
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 func fileSize(path string) int64 {

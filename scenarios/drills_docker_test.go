@@ -1,0 +1,142 @@
+package scenarios
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/havoclab/havoc/chaos"
+	"github.com/havoclab/havoc/cluster"
+)
+
+// requireDocker skips t when no engine answers, unless HAVOC_REQUIRE_DOCKER=1
+// (CI, after scripts/start-docker.sh), where a missing engine fails the test.
+// The drills are slow: they also skip under -short unless HAVOC_REQUIRE_DOCKER=1.
+// (The same rule as cluster's and cmd/harness's Docker tests.)
+func requireDocker(t *testing.T) {
+	t.Helper()
+	forced := os.Getenv("HAVOC_REQUIRE_DOCKER") == "1"
+	if testing.Short() && !forced {
+		t.Skip("docker: slow test skipped under -short (set HAVOC_REQUIRE_DOCKER=1 to run)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := cluster.DockerAvailable(ctx); err != nil {
+		if forced {
+			t.Fatalf("HAVOC_REQUIRE_DOCKER=1 but %v", err)
+		}
+		t.Skipf("docker tests skipped: %v", err)
+	}
+}
+
+var (
+	dockerImagesMu sync.Mutex
+	dockerImages   = map[cluster.Target]string{}
+)
+
+// dockerBinary builds the static member binary and its image once per test
+// process, so that a drill's time is the drill's (a cold machine compiles
+// etcd or the harness here, up to minutes).
+func dockerBinary(t *testing.T, target cluster.Target) string {
+	t.Helper()
+	dockerImagesMu.Lock()
+	defer dockerImagesMu.Unlock()
+	if bin, ok := dockerImages[target]; ok {
+		return bin
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	t0 := time.Now()
+	img, err := cluster.EnsureImage(ctx, cluster.DockerConfig{Target: target})
+	require.NoError(t, err)
+	t.Logf("image %s (built %v) in %s", img.Tag, img.Built, time.Since(t0).Round(time.Millisecond))
+	dockerImages[target] = img.Binary
+	return img.Binary
+}
+
+type logWriter struct{ t *testing.T }
+
+func (w logWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(b), "\n"))
+	return len(b), nil
+}
+
+// dockerDrillConfig is realDrillConfig's drill on Docker: the same durations
+// and workloads, members in containers, etcd restored by the host's etcdutl.
+func dockerDrillConfig(t *testing.T, target cluster.Target, name string) RealDrillConfig {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	c := RealDrillConfig{DrillConfig: DrillConfig{Seed: 11, Duration: 6 * time.Second, After: 3 * time.Second,
+		Workload: Workload{Clients: 8, Rate: 400}}, Backend: BackendDocker, Target: target,
+		Binary: dockerBinary(t, target), Dir: filepath.Join(t.TempDir(), "drill"),
+		Docker: cluster.DockerConfig{RunID: "d" + hex.EncodeToString(b[:]), Log: logWriter{t}}}
+	if target == cluster.TargetEtcd {
+		c.Etcdutl = buildBin(t, "etcdutl", "go.etcd.io/etcd/etcdutl/v3")
+	}
+	switch name {
+	case DrillSaveRestore:
+		c.Faults = chaos.AllKinds
+	case DrillFollowerCatchUp:
+		c.Workload = Workload{Clients: 16, Rate: 2000}
+	}
+	return c
+}
+
+// TestDockerDrills runs the drills on Docker clusters: all four against havoc,
+// save-restore and disaster-recovery against etcd. Each must pass in under a
+// minute and leave no container, network or volume of its runs behind.
+func TestDockerDrills(t *testing.T) {
+	requireDocker(t)
+	cases := []struct {
+		target cluster.Target
+		names  []string
+	}{
+		{cluster.TargetHavoc, DrillNames},
+		{cluster.TargetEtcd, []string{DrillSaveRestore, DrillDisasterRecovery}},
+	}
+	for _, tc := range cases {
+		for _, name := range tc.names {
+			t.Run(string(tc.target)+"/"+name, func(t *testing.T) {
+				c := dockerDrillConfig(t, tc.target, name)
+				start := time.Now()
+				r, err := RunRealDrill(context.Background(), name, c)
+				wall := time.Since(start)
+				for _, sub := range []string{"c1", "restored"} {
+					left, lerr := cluster.Leftovers(context.Background(), c.Docker.RunID+"-"+sub)
+					require.NoError(t, lerr)
+					require.True(t, left.Empty(), "run %s-%s left behind %+v", c.Docker.RunID, sub, left)
+				}
+				require.NoError(t, err)
+				t.Logf("%s\n  (wall %s)", r, wall.Round(time.Millisecond))
+				require.True(t, r.Passed(), "%s", r)
+				require.Equal(t, "docker/"+string(tc.target), r.Backend)
+				require.Less(t, wall, time.Minute)
+				switch name {
+				case DrillSaveRestore, DrillDisasterRecovery:
+					require.Positive(t, r.SnapshotBytes)
+					require.Positive(t, r.SnapshotRevision)
+					require.Positive(t, r.KeysChecked, "the restored members served the saved keys")
+					require.Positive(t, r.RevisionsChecked)
+					require.Positive(t, r.RestoreWall)
+					require.Positive(t, r.ServeWall)
+				case DrillRollingRestart:
+					require.Positive(t, r.SnapshotBytes)
+				case DrillFollowerCatchUp:
+					require.Positive(t, r.ServeWall)
+				}
+				if name == DrillDisasterRecovery {
+					require.NotEmpty(t, r.Lost, "writes after the backup must be reported lost")
+					require.Positive(t, r.RecoveryWall)
+				}
+			})
+		}
+	}
+}
