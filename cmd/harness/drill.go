@@ -20,8 +20,8 @@ import (
 )
 
 // newDrillCmd is `harness drill NAME`: a named backup and recovery drill in the
-// simulator (scenarios.RunDrill) or, with --backend process, on OS processes of
-// havoc or etcd (scenarios.RunRealDrill).
+// simulator (scenarios.RunDrill) or, with --backend process or docker, on OS
+// processes or containers of havoc or etcd (scenarios.RunRealDrill).
 func newDrillCmd() *cobra.Command {
 	var c scenarios.DrillConfig
 	var faults string
@@ -29,12 +29,17 @@ func newDrillCmd() *cobra.Command {
 	var rf realDrillFlags
 	cmd := &cobra.Command{
 		Use:   "drill NAME",
-		Short: "Run a backup/recovery drill in the simulator or on real processes: " + strings.Join(scenarios.DrillNames, ", "),
+		Short: "Run a backup/recovery drill in the simulator, on real processes or in containers: " + strings.Join(scenarios.DrillNames, ", "),
 		Long: `Run a named backup and recovery drill. In the simulator (default) the drill is
 deterministic per seed and its times are virtual. With --backend process the members are
 OS processes on 127.0.0.1 (this binary's serve, or etcd with --target etcd --etcd-bin PATH);
 snapshots are taken over gRPC, restored with havoc's restore (havoc) or etcdutl (etcd,
---etcdutl-bin, default: etcdutl next to --etcd-bin or on PATH), and times are wall-clock.`,
+--etcdutl-bin, default: etcdutl next to --etcd-bin or on PATH), and times are wall-clock.
+With --backend docker every member runs in its own container (see scripts/start-docker.sh
+for an engine): the image holds a static binary built from this repository (havoc, so run
+from the repository) or --etcd-bin (a static Linux etcd; default: go.mod's pinned etcd,
+built); restores still run on the host (havoc's restore or etcdutl) and are copied into
+the members' volumes before they start.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			kinds, err := chaos.ParseKinds(faults)
@@ -75,44 +80,36 @@ snapshots are taken over gRPC, restored with havoc's restore (havoc) or etcdutl 
 	fl.IntVar(&c.Workload.Clients, "clients", 16, "concurrent client sessions")
 	fl.Float64Var(&c.Workload.Rate, "rate", 1000, "offered load, operations per second (virtual in the simulator)")
 	fl.BoolVar(&asJSON, "json", false, "print the report as JSON")
-	fl.StringVar(&rf.backend, "backend", "sim", "where the members run: sim (deterministic simulator) or process (OS processes on 127.0.0.1, wall clock)")
+	fl.StringVar(&rf.backend, "backend", "sim", "where the members run: sim (deterministic simulator), process (OS processes on 127.0.0.1, wall clock) or docker (containers, wall clock)")
 	fl.StringVar(&rf.target, "target", "havoc", "store the real members run: havoc (this binary's serve) or etcd (--etcd-bin)")
 	fl.StringVar(&rf.etcdBin, "etcd-bin", "", "etcd binary for --target etcd (default: etcd on PATH)")
 	fl.StringVar(&rf.etcdutlBin, "etcdutl-bin", "", "etcdutl binary restoring etcd (default: etcdutl next to --etcd-bin, else on PATH)")
 	fl.StringVar(&rf.runDir, "run-dir", "", "where real members keep data dirs, logs and snapshots (default: a temporary directory, removed afterwards)")
+	rf.docker.register(fl)
 	return cmd
 }
 
 // realDrillFlags choose the real backend of `harness drill`.
 type realDrillFlags struct {
 	backend, target, etcdBin, etcdutlBin, runDir string
+	docker                                       dockerFlags
 }
 
-// run runs the drill on process clusters. Ctrl-C (or SIGTERM) cancels it; the
-// clusters are closed on every path.
+// run runs the drill on process or Docker clusters. Ctrl-C (or SIGTERM)
+// cancels it; the clusters are closed on every path.
 func (f *realDrillFlags) run(ctx context.Context, name string, c scenarios.DrillConfig) (*scenarios.DrillReport, error) {
-	if f.backend != "process" {
-		return nil, fmt.Errorf("unknown --backend %q for a drill (want sim or process)", f.backend)
-	}
-	rc := scenarios.RealDrillConfig{DrillConfig: c, Target: cluster.Target(f.target), Etcdutl: f.etcdutlBin, Dir: f.runDir}
-	switch rc.Target {
-	case cluster.TargetHavoc:
-		exe, err := os.Executable()
-		if err != nil {
-			return nil, err
-		}
-		rc.Binary = exe
-	case cluster.TargetEtcd:
-		rc.Binary = f.etcdBin
-		if rc.Binary == "" {
-			p, err := exec.LookPath("etcd")
-			if err != nil {
-				return nil, errors.New("--target etcd needs --etcd-bin (build one: go build -o /tmp/etcd go.etcd.io/etcd/server/v3)")
-			}
-			rc.Binary = p
-		}
+	rc := scenarios.RealDrillConfig{DrillConfig: c, Backend: f.backend, Target: cluster.Target(f.target), Etcdutl: f.etcdutlBin, Dir: f.runDir}
+	var err error
+	switch f.backend {
+	case scenarios.BackendProcess:
+		err = f.processConfig(&rc)
+	case scenarios.BackendDocker:
+		err = f.dockerConfig(&rc, name)
 	default:
-		return nil, fmt.Errorf("unknown --target %q (want havoc or etcd)", f.target)
+		err = fmt.Errorf("unknown --backend %q for a drill (want sim, process or docker)", f.backend)
+	}
+	if err != nil {
+		return nil, err
 	}
 	if ctx == nil {
 		ctx = context.Background()
@@ -120,4 +117,54 @@ func (f *realDrillFlags) run(ctx context.Context, name string, c scenarios.Drill
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return scenarios.RunRealDrill(ctx, name, rc)
+}
+
+// processConfig fills rc for --backend process: this binary serves havoc;
+// etcd is --etcd-bin or etcd on PATH.
+func (f *realDrillFlags) processConfig(rc *scenarios.RealDrillConfig) error {
+	switch rc.Target {
+	case cluster.TargetHavoc:
+		exe, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		rc.Binary = exe
+	case cluster.TargetEtcd:
+		rc.Binary = f.etcdBin
+		if rc.Binary == "" {
+			p, err := exec.LookPath("etcd")
+			if err != nil {
+				return errors.New("--target etcd needs --etcd-bin (build one: go build -o /tmp/etcd go.etcd.io/etcd/server/v3)")
+			}
+			rc.Binary = p
+		}
+	default:
+		return fmt.Errorf("unknown --target %q (want havoc or etcd)", f.target)
+	}
+	return nil
+}
+
+// dockerConfig fills rc for --backend docker: the image is built from this
+// repository (havoc) or from --etcd-bin, else go.mod's pinned etcd; an etcd
+// restore needs etcdutl on the host.
+func (f *realDrillFlags) dockerConfig(rc *scenarios.RealDrillConfig, name string) error {
+	mem, err := parseBytes(f.docker.memory)
+	if err != nil {
+		return err
+	}
+	rc.Docker = cluster.DockerConfig{CPUs: f.docker.cpus, MemoryBytes: mem, Log: os.Stderr}
+	switch rc.Target {
+	case cluster.TargetHavoc:
+	case cluster.TargetEtcd:
+		rc.Binary = f.etcdBin // a static Linux etcd; empty: build go.mod's pinned etcd
+		restores := name == scenarios.DrillSaveRestore || name == scenarios.DrillDisasterRecovery
+		if restores && rc.Etcdutl == "" && f.etcdBin == "" {
+			if _, err := exec.LookPath("etcdutl"); err != nil {
+				return errors.New("--target etcd restores with etcdutl on the host: pass --etcdutl-bin (build one: go build -o /tmp/etcdutl go.etcd.io/etcd/etcdutl/v3)")
+			}
+		}
+	default:
+		return fmt.Errorf("unknown --target %q (want havoc or etcd)", f.target)
+	}
+	return nil
 }
