@@ -38,13 +38,18 @@ type ClientWatch struct {
 	Key, End []byte
 	StartRev int64
 	Progress bool
+	Cancel   bool
 }
 
-// ClientWatchEvents is a member's watch response to a client: events, or a
-// progress notification (no events; Revision is the member's current revision).
+// ClientWatchEvents carries a member's watch responses to a client (events, or
+// progress notifications: no events, Revision = the member's current revision).
+// Seq numbers the messages of one watch from 1: the simulated network may drop a
+// message, which on a real stream would break the connection, so a client that
+// sees a gap must treat the stream as broken.
 type ClientWatchEvents struct {
-	ID       uint64
-	Response mvcc.WatchEvent
+	ID        uint64
+	Seq       uint64
+	Responses []mvcc.WatchEvent
 }
 
 // SimConfig configures a cluster inside a simulated world.
@@ -314,6 +319,7 @@ type simWatches struct {
 	next     int64
 	byNode   map[int64]clientRef
 	byClient map[clientRef]int64
+	seq      map[int64]uint64
 }
 
 // Start boots (or, after a crash, recovers) the member from its disk.
@@ -324,7 +330,7 @@ func (m *simMember) Start(h *sim.Host) {
 		m.node = nil
 	}
 	m.clients = map[uint64]clientRef{}
-	m.watches = simWatches{byNode: map[int64]clientRef{}, byClient: map[clientRef]int64{}}
+	m.watches = simWatches{byNode: map[int64]clientRef{}, byClient: map[clientRef]int64{}, seq: map[int64]uint64{}}
 	m.leader, m.halted = 0, false
 	cfg := m.cfg
 	cfg.Clock = h
@@ -372,9 +378,16 @@ func (m *simMember) Receive(from string, payload any) {
 
 func (m *simMember) watch(from string, w *ClientWatch) {
 	ref := clientRef{host: from, id: w.ID}
-	if w.Progress {
+	switch {
+	case w.Progress:
 		if id, ok := m.watches.byClient[ref]; ok {
 			m.node.RequestProgress(id)
+		}
+		return
+	case w.Cancel:
+		if id, ok := m.watches.byClient[ref]; ok {
+			m.node.CancelWatch(id)
+			m.watches.forget(id, ref)
 		}
 		return
 	}
@@ -385,6 +398,12 @@ func (m *simMember) watch(from string, w *ClientWatch) {
 	}
 	m.watches.byNode[id] = ref
 	m.watches.byClient[ref] = id
+}
+
+func (w *simWatches) forget(id int64, ref clientRef) {
+	delete(w.byNode, id)
+	delete(w.byClient, ref)
+	delete(w.seq, id)
 }
 
 func (m *simMember) flush() {
@@ -402,14 +421,21 @@ func (m *simMember) flush() {
 		delete(m.clients, r.Token)
 		m.host.Send(ref.host, &ClientResponse{ID: ref.id, Resp: r})
 	}
-	for _, ev := range out.Watch {
-		if ref, ok := m.watches.byNode[ev.ID]; ok {
-			m.host.Send(ref.host, &ClientWatchEvents{ID: ref.id, Response: ev})
-			if ev.Canceled {
-				delete(m.watches.byNode, ev.ID)
-				delete(m.watches.byClient, ref)
+	// One message per watch and flush, in order.
+	for i := 0; i < len(out.Watch); {
+		id := out.Watch[i].ID
+		j := i
+		for j < len(out.Watch) && out.Watch[j].ID == id {
+			j++
+		}
+		if ref, ok := m.watches.byNode[id]; ok {
+			m.watches.seq[id]++
+			m.host.Send(ref.host, &ClientWatchEvents{ID: ref.id, Seq: m.watches.seq[id], Responses: out.Watch[i:j:j]})
+			if out.Watch[j-1].Canceled {
+				m.watches.forget(id, ref)
 			}
 		}
+		i = j
 	}
 	if out.Err != nil && !m.halted {
 		m.halted = true

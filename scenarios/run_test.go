@@ -52,3 +52,28 @@ func BenchmarkDefaultRun(b *testing.B) {
 	b.ReportMetric(virtual.Seconds()/wall.Seconds(), "virtual-s/wall-s")
 	b.ReportMetric(check.Seconds()/float64(b.N), "check-s/run")
 }
+
+// TestRegressionSeeds replays seeds that once caught a bug, named after it.
+func TestRegressionSeeds(t *testing.T) {
+	if testing.Short() {
+		t.Skip("full-length runs; skipped with -short")
+	}
+	cases := []struct {
+		name     string
+		seed     uint64
+		duration time.Duration
+	}{
+		// A duplicated MsgProp made the leader append one put twice.
+		{"duplicated-proposal-applied-twice", 14, 30 * time.Second},
+		// A full client link dropped watch responses; the watcher did not notice
+		// the broken stream and skipped 863 revisions.
+		{"watch-stream-lost-messages", 216, 60 * time.Second},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			res, err := RunSim(Config{Seed: c.seed, Duration: c.duration, Faults: chaos.AllKinds})
+			require.NoError(t, err)
+			require.True(t, res.Passed(), "%s: %s", res.Verdict, res.Reason)
+		})
+	}
+}

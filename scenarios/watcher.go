@@ -8,6 +8,7 @@ import (
 	"github.com/havoclab/havoc/cluster"
 	"github.com/havoclab/havoc/linearizability"
 	"github.com/havoclab/havoc/sim"
+	"github.com/havoclab/havoc/store/mvcc"
 )
 
 // simWatcher is a watch session as a simulated host: it watches the workload's
@@ -22,6 +23,8 @@ type simWatcher struct {
 	host    *sim.Host
 	target  int
 	watchID uint64
+	seq     uint64 // last message number of the current watch
+	broken  bool   // a message of the current watch was lost
 	lastRev int64
 	heard   time.Duration
 	events  *[]linearizability.WatchEvent
@@ -42,7 +45,11 @@ func (w *simWatcher) Start(h *sim.Host) {
 }
 
 func (w *simWatcher) rewatch() {
+	if w.watchID > 0 {
+		w.host.Send(w.members[w.target], &cluster.ClientWatch{ID: w.watchID, Cancel: true})
+	}
 	w.watchID++
+	w.seq, w.broken = 0, false
 	w.heard = w.host.World().Elapsed()
 	key := []byte(w.prefix)
 	w.host.Send(w.members[w.target], &cluster.ClientWatch{ID: w.watchID, Key: key, End: prefixEnd(key), StartRev: w.lastRev + 1})
@@ -70,12 +77,28 @@ func (w *simWatcher) Receive(from string, payload any) {
 	if !ok || r.ID != w.watchID || from != w.members[w.target] {
 		return
 	}
-	w.heard = w.host.World().Elapsed()
-	resp := r.Response
-	if resp.Canceled {
-		w.heard = 0 // force a re-watch at the next poll
+	if w.broken {
 		return
 	}
+	if r.Seq != w.seq+1 {
+		// A message of this stream was lost: the stream is broken. Re-watch at
+		// the next poll from the last revision seen.
+		w.heard = -silentAfter
+		w.broken = true
+		return
+	}
+	w.seq = r.Seq
+	w.heard = w.host.World().Elapsed()
+	for _, resp := range r.Responses {
+		if resp.Canceled {
+			w.heard = -silentAfter // force a re-watch at the next poll
+			return
+		}
+		w.record(from, resp)
+	}
+}
+
+func (w *simWatcher) record(from string, resp mvcc.WatchEvent) {
 	for _, ev := range resp.Events {
 		typ := "put"
 		if ev.Type == mvccpb.Event_DELETE {
