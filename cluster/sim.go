@@ -76,6 +76,7 @@ type Sim struct {
 	byID    map[uint64]string
 	members map[string]*simMember
 	errs    []error
+	hashes  map[string]cachedHash
 }
 
 // NewSim adds cfg.Members member hosts named m1, m2, ... to w.
@@ -100,7 +101,7 @@ func NewSim(w *sim.World, cfg SimConfig) (*Sim, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Sim{w: w, cfg: cfg, byID: map[uint64]string{}, members: map[string]*simMember{}}
+	c := &Sim{w: w, cfg: cfg, byID: map[uint64]string{}, members: map[string]*simMember{}, hashes: map[string]cachedHash{}}
 	for i := 1; i <= cfg.Members; i++ {
 		c.names = append(c.names, fmt.Sprintf("m%d", i))
 	}
@@ -238,39 +239,64 @@ func (c *Sim) HealAll() {
 
 // Converged reports whether every member is up, has applied the same index and
 // holds the same keyspace (HashKV at the same revision); otherwise it says why not.
+// The cheap comparisons come first: HashKV reads the whole key history, so it is
+// computed only once the applied indexes and revisions agree.
 func (c *Sim) Converged() (bool, string) {
 	var ref store.Status
-	var refHash uint32
 	for i, name := range c.names {
 		n := c.Node(name)
 		if n == nil {
 			return false, name + " is down"
 		}
 		st := n.Status()
-		if st.Halted != nil {
-			return false, fmt.Sprintf("%s halted: %v", name, st.Halted)
-		}
-		h, _, _, err := n.HashKV(0)
-		if err != nil {
-			return false, fmt.Sprintf("%s HashKV: %v", name, err)
-		}
-		if i == 0 {
-			ref, refHash = st, h
-			if st.Leader == 0 {
-				return false, name + " has no leader"
-			}
-			continue
-		}
 		switch {
+		case st.Halted != nil:
+			return false, fmt.Sprintf("%s halted: %v", name, st.Halted)
+		case i == 0 && st.Leader == 0:
+			return false, name + " has no leader"
+		case i == 0:
+			ref = st
 		case st.Applied != ref.Applied:
 			return false, fmt.Sprintf("applied index %s=%d %s=%d", c.names[0], ref.Applied, name, st.Applied)
 		case st.Revision != ref.Revision:
 			return false, fmt.Sprintf("revision %s=%d %s=%d", c.names[0], ref.Revision, name, st.Revision)
-		case h != refHash:
-			return false, fmt.Sprintf("HashKV differs at revision %d: %s=%08x %s=%08x", st.Revision, c.names[0], refHash, name, h)
+		}
+	}
+	var refHash uint32
+	for i, name := range c.names {
+		h, err := c.hash(name)
+		if err != nil {
+			return false, fmt.Sprintf("%s HashKV: %v", name, err)
+		}
+		if i == 0 {
+			refHash = h
+		} else if h != refHash {
+			return false, fmt.Sprintf("HashKV differs at revision %d: %s=%08x %s=%08x", ref.Revision, c.names[0], refHash, name, h)
 		}
 	}
 	return true, ""
+}
+
+// hash returns a member's HashKV, recomputed only when its applied index moved
+// (the liveness phase asks after every event).
+func (c *Sim) hash(name string) (uint32, error) {
+	n := c.Node(name)
+	applied := n.Status().Applied
+	if h, ok := c.hashes[name]; ok && h.node == n && h.applied == applied {
+		return h.hash, nil
+	}
+	h, _, _, err := n.HashKV(0)
+	if err != nil {
+		return 0, err
+	}
+	c.hashes[name] = cachedHash{node: n, applied: applied, hash: h}
+	return h, nil
+}
+
+type cachedHash struct {
+	node    *store.Node
+	applied uint64
+	hash    uint32
 }
 
 // Revision returns the highest store revision among the members that are up.
