@@ -130,6 +130,16 @@ func (s Schedule) String() string {
 	return b.String()
 }
 
+// Has reports whether the schedule contains a fault of kind k.
+func (s Schedule) Has(k Kind) bool {
+	for _, f := range s {
+		if f.Kind == k {
+			return true
+		}
+	}
+	return false
+}
+
 // MarshalJSON and UnmarshalJSON keep schedules replayable from a run directory.
 func (s Schedule) MarshalJSON() ([]byte, error) { return json.Marshal([]Fault(s)) }
 

@@ -38,6 +38,10 @@ type Config struct {
 	// Watchers is the number of watch sessions checked for watch guarantees (2
 	// when zero, none when negative).
 	Watchers int `json:"watchers"`
+	// LeaseSafetyUnderSkew checks that leases never expire early even when the
+	// schedule skews clocks (etcd does not promise it: lease expiry follows the
+	// leader's clock). Off by default.
+	LeaseSafetyUnderSkew bool `json:"lease_safety_under_skew,omitempty"`
 	// CheckTimeout is the checker's budget (10 s when zero).
 	CheckTimeout time.Duration `json:"check_timeout"`
 	// Trace records the one-line-per-event trace in Result.Trace.
@@ -86,6 +90,7 @@ const (
 	VerdictUnknown    = "unknown"
 	VerdictFailed     = "member-failure"
 	VerdictWatch      = "watch-violation"
+	VerdictLease      = "lease-violation"
 )
 
 // Result is the outcome of one run.
@@ -103,7 +108,10 @@ type Result struct {
 	History             []linearizability.Operation  `json:"-"`
 	Trace               []byte                       `json:"-"`
 	Watch               []linearizability.WatchEvent `json:"-"`
-	FaultLog            []string                     `json:"-"`
+	// LeasesGranted and LeaseReads count the lease checker's grants and the
+	// reads that found a protected key.
+	LeasesGranted, LeaseReads int      `json:"-"`
+	FaultLog                  []string `json:"-"`
 }
 
 // Passed reports whether the run found nothing wrong.
@@ -198,6 +206,8 @@ func runSim(c Config, trace bool) (*Result, error) {
 		w.AddHost(fmt.Sprintf("w%02d", i+1), watchers[i])
 	}
 	res := &Result{Seed: c.Seed, Schedule: Plan(c)}
+	leases := newSimLeaseClient(cl.Members(), 3, c.LeaseSafetyUnderSkew || !res.Schedule.Has(chaos.ClockSkew))
+	w.AddHost("l01", leases)
 	for _, f := range res.Schedule {
 		w.Schedule(f.At, "fault", func() {
 			heal, desc, err := chaos.Apply(cl, f)
@@ -250,6 +260,7 @@ func runSim(c Config, trace bool) (*Result, error) {
 		for _, cc := range clients {
 			cc.stopped = true
 		}
+		leases.stop()
 		if runErr == nil {
 			runErr = w.RunUntil(func() bool {
 				for _, cc := range clients {
@@ -258,7 +269,7 @@ func runSim(c Config, trace bool) (*Result, error) {
 					}
 				}
 				conv, _ := cl.Converged()
-				return conv && watchersCaughtUp()
+				return conv && watchersCaughtUp() && leases.empty
 			}, c.LivenessTimeout)
 		}
 		for _, wt := range watchers {
@@ -275,9 +286,12 @@ func runSim(c Config, trace bool) (*Result, error) {
 		reached[wt.id] = wt.lastRev
 	}
 	res.tally()
+	res.LeasesGranted, res.LeaseReads = leases.granted, leases.verified
 	switch {
 	case cl.Err() != nil:
 		res.Verdict, res.Reason = VerdictFailed, cl.Err().Error()
+	case len(leases.errs) > 0:
+		res.Verdict, res.Reason = VerdictLease, strings.Join(leases.errs, "; ")
 	case runErr != nil:
 		_, why := cl.Converged()
 		res.Verdict = VerdictNoLiveness

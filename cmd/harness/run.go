@@ -203,8 +203,8 @@ func printResult(w io.Writer, c scenarios.Config, r *scenarios.Result) {
 	if !r.Passed() {
 		verdict = "FAIL"
 	}
-	fmt.Fprintf(w, "%s seed=%d verdict=%s ops=%d ok=%d fail=%d unknown=%d virtual=%s wall=%s check=%s events=%d\n",
-		verdict, r.Seed, r.Verdict, r.Operations, r.OK, r.Failed, r.Unknown, r.Virtual.Round(time.Millisecond),
+	fmt.Fprintf(w, "%s seed=%d verdict=%s ops=%d ok=%d fail=%d unknown=%d watch-events=%d leases=%d virtual=%s wall=%s check=%s events=%d\n",
+		verdict, r.Seed, r.Verdict, r.Operations, r.OK, r.Failed, r.Unknown, len(r.Watch), r.LeasesGranted, r.Virtual.Round(time.Millisecond),
 		r.Wall.Round(time.Millisecond), r.CheckWall.Round(time.Millisecond), r.Events)
 	if !r.Passed() {
 		fmt.Fprintf(w, "reason: %s\n", r.Reason)
