@@ -58,6 +58,8 @@ func TestScheduleJSONRoundTrip(t *testing.T) {
 	require.Equal(t, s, back)
 	require.Error(t, json.Unmarshal([]byte(`[{"kind":"meteor"}]`), &back))
 	require.Equal(t, len(s), strings.Count(s.String(), "\n"))
+	require.True(t, Schedule{{Kind: Crash}}.Has(Crash))
+	require.False(t, Schedule{{Kind: Crash}}.Has(Pause))
 }
 
 // recorder is a fake Injector that logs calls.
