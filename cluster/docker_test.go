@@ -18,25 +18,13 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/havoclab/havoc/chaos"
+	"github.com/havoclab/havoc/internal/dockertest"
 )
 
-// requireDocker skips t when no engine answers, unless HAVOC_REQUIRE_DOCKER=1 (CI, after
-// scripts/start-docker.sh), where a missing engine fails the test. Slow tests
-// also skip under -short unless HAVOC_REQUIRE_DOCKER=1.
+// requireDocker applies the project's rule for tests that need an engine.
 func requireDocker(t *testing.T, slow bool) {
 	t.Helper()
-	forced := os.Getenv("HAVOC_REQUIRE_DOCKER") == "1"
-	if slow && testing.Short() && !forced {
-		t.Skip("docker: slow test skipped under -short (set HAVOC_REQUIRE_DOCKER=1 to run)")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := DockerAvailable(ctx); err != nil {
-		if forced {
-			t.Fatalf("HAVOC_REQUIRE_DOCKER=1 but %v", err)
-		}
-		t.Skipf("docker tests skipped: %v", err)
-	}
+	dockertest.Require(t, slow, DockerAvailable)
 }
 
 func testRunID(t *testing.T) string {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -15,26 +14,14 @@ import (
 
 	"github.com/havoclab/havoc/chaos"
 	"github.com/havoclab/havoc/cluster"
+	"github.com/havoclab/havoc/internal/dockertest"
 )
 
-// requireDocker skips t when no engine answers, unless HAVOC_REQUIRE_DOCKER=1
-// (CI, after scripts/start-docker.sh), where a missing engine fails the test.
-// The drills are slow: they also skip under -short unless HAVOC_REQUIRE_DOCKER=1.
-// (The same rule as cluster's and cmd/harness's Docker tests.)
+// requireDocker applies the project's rule for tests that need an engine; the
+// drills are slow.
 func requireDocker(t *testing.T) {
 	t.Helper()
-	forced := os.Getenv("HAVOC_REQUIRE_DOCKER") == "1"
-	if testing.Short() && !forced {
-		t.Skip("docker: slow test skipped under -short (set HAVOC_REQUIRE_DOCKER=1 to run)")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := cluster.DockerAvailable(ctx); err != nil {
-		if forced {
-			t.Fatalf("HAVOC_REQUIRE_DOCKER=1 but %v", err)
-		}
-		t.Skipf("docker tests skipped: %v", err)
-	}
+	dockertest.Require(t, true, cluster.DockerAvailable)
 }
 
 var (

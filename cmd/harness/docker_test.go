@@ -3,31 +3,22 @@ package main
 import (
 	"bytes"
 	"context"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/havoclab/havoc/cluster"
+	"github.com/havoclab/havoc/internal/dockertest"
 )
 
 // TestDockerCleanCommand abandons a one-member etcd cluster, as a killed
 // harness would, and removes it with `harness docker clean --run`.
 func TestDockerCleanCommand(t *testing.T) {
-	forced := os.Getenv("HAVOC_REQUIRE_DOCKER") == "1"
-	if testing.Short() && !forced {
-		t.Skip("docker: slow test skipped under -short (set HAVOC_REQUIRE_DOCKER=1 to run)")
-	}
+	dockertest.Require(t, true, cluster.DockerAvailable)
 	// A cold CI machine compiles etcd (or the harness) inside Start.
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	if err := cluster.DockerAvailable(ctx); err != nil {
-		if forced {
-			t.Fatalf("HAVOC_REQUIRE_DOCKER=1 but %v", err)
-		}
-		t.Skipf("docker tests skipped: %v", err)
-	}
 	run := "tcmd" + time.Now().Format("150405")
 	d, err := cluster.NewDocker(cluster.DockerConfig{Target: cluster.TargetEtcd, Members: 1, RunID: run, Dir: t.TempDir()})
 	require.NoError(t, err)
@@ -81,18 +72,9 @@ func TestParseBytes(t *testing.T) {
 // TestRunDockerBackend runs `harness run --backend docker` end to end on a
 // short real-etcd scenario with crashes, pauses and partitions.
 func TestRunDockerBackend(t *testing.T) {
-	forced := os.Getenv("HAVOC_REQUIRE_DOCKER") == "1"
-	if testing.Short() && !forced {
-		t.Skip("docker: slow test skipped under -short (set HAVOC_REQUIRE_DOCKER=1 to run)")
-	}
+	dockertest.Require(t, true, cluster.DockerAvailable)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	if err := cluster.DockerAvailable(ctx); err != nil {
-		if forced {
-			t.Fatalf("HAVOC_REQUIRE_DOCKER=1 but %v", err)
-		}
-		t.Skipf("docker tests skipped: %v", err)
-	}
 	var out bytes.Buffer
 	cmd := newRunCmd()
 	cmd.SetOut(&out)

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -11,25 +10,17 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/havoclab/havoc/cluster"
+	"github.com/havoclab/havoc/internal/dockertest"
 )
 
 // TestDrillDocker runs `harness drill save-restore --backend docker` as a user
 // would from the repository: the image is built from the module, the restore
 // runs on the host and is copied into the members' volumes.
 func TestDrillDocker(t *testing.T) {
-	forced := os.Getenv("HAVOC_REQUIRE_DOCKER") == "1"
-	if testing.Short() && !forced {
-		t.Skip("docker: slow test skipped under -short (set HAVOC_REQUIRE_DOCKER=1 to run)")
-	}
+	dockertest.Require(t, true, cluster.DockerAvailable)
 	// A cold CI machine compiles the harness inside the drill.
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	if err := cluster.DockerAvailable(ctx); err != nil {
-		if forced {
-			t.Fatalf("HAVOC_REQUIRE_DOCKER=1 but %v", err)
-		}
-		t.Skipf("docker tests skipped: %v", err)
-	}
 	var out bytes.Buffer
 	cmd := newDrillCmd()
 	cmd.SetOut(&out)
