@@ -44,6 +44,7 @@ type simLeaseClient struct {
 }
 
 type leaseKey struct {
+	putRev    int64 // revision of the acknowledged put
 	key       string
 	lease     int64
 	protected time.Duration // virtual time until which the key must exist
@@ -141,6 +142,7 @@ func (c *simLeaseClient) grant() {
 			// The leader set the lease's expiry when it applied the grant, after
 			// called; an acknowledged put means the lease was alive then.
 			k.protected = called + time.Duration(c.ttl)*time.Second
+			k.putRev = r.Put.GetHeader().GetRevision()
 			c.live = append(c.live, k)
 		})
 	})
@@ -168,7 +170,8 @@ func (c *simLeaseClient) verify(k *leaseKey) {
 			return
 		}
 		if c.checkTTL && returned < k.protected-100*time.Millisecond {
-			c.errs = append(c.errs, fmt.Sprintf("lease %x: key %q gone at %s, protected until %s", k.lease, k.key, returned, k.protected))
+			c.errs = append(c.errs, fmt.Sprintf("lease %x: key %q (put at revision %d) gone at %s (read at revision %d from member %x), protected until %s",
+				k.lease, k.key, k.putRev, returned, r.Range.GetHeader().GetRevision(), r.Range.GetHeader().GetMemberId(), k.protected))
 		}
 		c.drop(k)
 	})

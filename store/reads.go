@@ -104,6 +104,8 @@ func (n *Node) serveRead(token uint64, req *Request) Response {
 		}
 		resp.Header = n.fillHeader(resp.Header)
 		return Response{Token: token, Txn: resp}
+	case req.LeaseKeepAlive != nil:
+		return n.leaseKeepAlive(token, req.LeaseKeepAlive)
 	}
 	return Response{Token: token, Err: ErrUnsupported, Definite: true}
 }

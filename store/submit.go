@@ -34,12 +34,12 @@ func (n *Node) Submit(token uint64, req Request) {
 	switch {
 	case req.Range != nil && req.Range.Serializable:
 		n.respond(n.serveRead(token, &req))
-	case req.Range != nil || (req.Txn != nil && !req.isWrite()):
+	case req.Range != nil || (req.Txn != nil && !req.isWrite()) || req.LeaseKeepAlive != nil:
+		// Keep-alives also wait for ReadIndex: a leader must confirm it still
+		// leads before promising a TTL (etcd's ensureLeadership).
 		n.reads.add(token, req)
 	case req.isWrite():
 		n.proposeWrite(token, &req)
-	case req.LeaseKeepAlive != nil:
-		n.leaseKeepAlive(token, req.LeaseKeepAlive)
 	case req.LeaseTimeToLive != nil:
 		n.leaseTimeToLive(token, req.LeaseTimeToLive)
 	case req.LeaseLeases != nil:
@@ -180,18 +180,17 @@ func (n *Node) hasAlarm(t pb.AlarmType) bool {
 	return false
 }
 
-func (n *Node) leaseKeepAlive(token uint64, r *pb.LeaseKeepAliveRequest) {
+func (n *Node) leaseKeepAlive(token uint64, r *pb.LeaseKeepAliveRequest) Response {
 	ttl, err := n.lessor.Renew(r.ID, n.cfg.Clock.Now())
 	switch {
 	case errors.Is(err, lease.ErrNotPrimary):
-		n.fail(token, ErrNotLeader)
+		return Response{Token: token, Err: ErrNotLeader, Definite: true}
 	case errors.Is(err, lease.ErrNotFound):
-		n.respond(Response{Token: token, LeaseKeepAlive: &pb.LeaseKeepAliveResponse{Header: n.header(), ID: r.ID, TTL: 0}})
+		return Response{Token: token, LeaseKeepAlive: &pb.LeaseKeepAliveResponse{Header: n.header(), ID: r.ID, TTL: 0}}
 	case err != nil:
-		n.fail(token, err)
-	default:
-		n.respond(Response{Token: token, LeaseKeepAlive: &pb.LeaseKeepAliveResponse{Header: n.header(), ID: r.ID, TTL: ttl}})
+		return Response{Token: token, Err: err, Definite: true}
 	}
+	return Response{Token: token, LeaseKeepAlive: &pb.LeaseKeepAliveResponse{Header: n.header(), ID: r.ID, TTL: ttl}}
 }
 
 func (n *Node) leaseTimeToLive(token uint64, r *pb.LeaseTimeToLiveRequest) {

@@ -134,13 +134,17 @@ func (le *Lessor) Detach(id int64, key []byte) {
 	}
 }
 
-// Renew extends a lease on the primary and returns its TTL.
+// Renew extends a lease on the primary and returns its TTL. A lease whose expiry
+// has passed cannot be renewed: its revoke may already be in the log (etcd's
+// lessor waits for that revoke and then answers "not found"; havoc answers at
+// once). Renewing it would promise a TTL the committed revoke then breaks — the
+// lease checker found exactly that.
 func (le *Lessor) Renew(id int64, now time.Time) (int64, error) {
 	if !le.primary {
 		return 0, ErrNotPrimary
 	}
 	l, ok := le.leases[id]
-	if !ok {
+	if !ok || !now.Before(l.expiry) {
 		return 0, ErrNotFound
 	}
 	l.expiry = now.Add(time.Duration(l.TTL) * time.Second)
