@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -251,9 +252,15 @@ func (p *Process) eventLocked(name, format string, args ...any) {
 }
 
 // freePorts reserves n distinct free TCP ports on 127.0.0.1. They are released
-// before use, so another program could take one in between; the member then
-// fails to start and Start reports it.
+// before the members bind them, so they are drawn below the kernel's ephemeral
+// range: there no listener on port 0 (our own proxies included) and no outgoing
+// connection can take one in between. Another program choosing fixed ports in the
+// same range still could; the member then fails to start and Start reports it.
 func freePorts(n int) ([]int, error) {
+	lo, hi := 10000, ephemeralLow()-1
+	if hi-lo < 4*n {
+		lo = 1024
+	}
 	var lns []net.Listener
 	defer func() {
 		for _, ln := range lns {
@@ -261,15 +268,37 @@ func freePorts(n int) ([]int, error) {
 		}
 	}()
 	ports := make([]int, 0, n)
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+	for tries := 0; len(ports) < n; tries++ {
+		if tries > 100*n {
+			return nil, fmt.Errorf("cluster: no free port in %d-%d", lo, hi)
+		}
+		port := lo + mrand.IntN(hi-lo+1)
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
-			return nil, fmt.Errorf("cluster: reserve a port: %w", err)
+			continue
 		}
 		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+		ports = append(ports, port)
 	}
 	return ports, nil
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range (32768 when the
+// range cannot be read).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 1 {
+		return 32768
+	}
+	lo, err := strconv.Atoi(f[0])
+	if err != nil || lo < 2048 {
+		return 32768
+	}
+	return lo
 }
 
 // Start creates the run directory, the link proxies and the member processes,
