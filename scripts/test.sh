@@ -3,7 +3,7 @@
 # full test suite (Docker tests run when an engine is reachable; CI starts one),
 # then a seed sweep of the default scenario in the simulator.
 #
-#   HAVOC_SWEEP_SEEDS  seeds to sweep (default 1-400; "" skips the sweep)
+#   HAVOC_SWEEP_SEEDS  seeds to sweep (default 1-800; "" skips the sweep)
 #   HAVOC_SHORT=1      go test -short (skips the slow suites: etcd builds, Docker)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +23,7 @@ short=()
 [ "${HAVOC_SHORT:-}" = 1 ] && short=(-short)
 go test "${short[@]}" -count=1 -timeout 45m ./...
 
-seeds=${HAVOC_SWEEP_SEEDS-1-400}
+seeds=${HAVOC_SWEEP_SEEDS-1-800}
 if [ -n "$seeds" ]; then
   echo "== seed sweep $seeds (simulator, default scenario)"
   mkdir -p bin
