@@ -190,32 +190,29 @@ func (p *Process) Dir() string { return p.dir }
 
 // ClientURL returns member's client URL.
 func (p *Process) ClientURL(name string) string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if m, ok := p.members[name]; ok {
-		return m.clientURL
-	}
-	return ""
+	return memberField(p, name, func(m *member) string { return m.clientURL })
 }
 
 // PeerURL returns member's advertised peer URL: the address of its link proxy.
 func (p *Process) PeerURL(name string) string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if m, ok := p.members[name]; ok {
-		return m.proxyURL
-	}
-	return ""
+	return memberField(p, name, func(m *member) string { return m.proxyURL })
 }
 
 // MemberID returns member's raft ID (computed from its advertised peer URL).
 func (p *Process) MemberID(name string) uint64 {
+	return memberField(p, name, func(m *member) uint64 { return m.id })
+}
+
+// memberField reads one field of a member under the lock; the zero value for an
+// unknown member.
+func memberField[T any](p *Process, name string, f func(*member) T) T {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if m, ok := p.members[name]; ok {
-		return m.id
+		return f(m)
 	}
-	return 0
+	var zero T
+	return zero
 }
 
 // PID returns member's process ID, or 0 when it is not running.

@@ -93,23 +93,8 @@ func (q *queue) pop() (int64, event) {
 	h = h[:last]
 	q.heap = h
 	if last > 0 {
-		// Sift e down from the root.
-		i := 0
-		for {
-			c := 2*i + 1
-			if c >= last {
-				break
-			}
-			if r := c + 1; r < last && h[r].before(h[c]) {
-				c = r
-			}
-			if !h[c].before(e) {
-				break
-			}
-			h[i] = h[c]
-			i = c
-		}
-		h[i] = e
+		h[0] = e
+		q.down(0)
 	}
 	ev := q.slab[top.slot]
 	q.slab[top.slot] = event{} // drop references for the GC
