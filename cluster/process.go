@@ -591,15 +591,76 @@ func (p *Process) Restart(name string) error {
 	return p.launchLocked(m)
 }
 
-// Pause stops member with SIGSTOP.
+// Pause stops member with SIGSTOP and returns once every thread of the
+// process has stopped: kill(2) only queues the signal, and a process still
+// running on another core could otherwise answer a request sent after Pause
+// returned.
 func (p *Process) Pause(name string) error {
 	m, err := p.signal(name, syscall.SIGSTOP, "pause (SIGSTOP)")
-	if err == nil {
-		p.mu.Lock()
-		m.paused = true
-		p.mu.Unlock()
+	if err != nil {
+		return err
 	}
-	return err
+	p.mu.Lock()
+	m.paused = true
+	pid := m.cmd.Process.Pid
+	p.mu.Unlock()
+	if !waitStopped(pid, 5*time.Second) {
+		return fmt.Errorf("cluster: %s (pid %d) did not stop within 5s of SIGSTOP", name, pid)
+	}
+	return nil
+}
+
+// waitStopped waits until every thread of pid is in the stopped state, as
+// /proc reports it. Without /proc (not Linux) it cannot tell and returns true.
+func waitStopped(pid int, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for {
+		stopped, known := threadsStopped(pid)
+		if stopped || !known {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// threadsStopped reports whether all threads of pid are stopped ('T' or 't'
+// in /proc/PID/task/TID/stat); known is false when /proc cannot say.
+func threadsStopped(pid int) (stopped, known bool) {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return false, false
+	}
+	for _, t := range tasks {
+		state, ok := procState(filepath.Join(dir, t.Name(), "stat"))
+		if !ok {
+			continue // the thread exited
+		}
+		switch state {
+		case 'T', 't', 'Z', 'X':
+		default:
+			return false, true
+		}
+	}
+	return true, true
+}
+
+// procState reads the state letter (R, S, D, T, Z, ...) from a /proc stat
+// file; ok is false when the file cannot be read or parsed.
+func procState(statFile string) (state byte, ok bool) {
+	b, err := os.ReadFile(statFile)
+	if err != nil {
+		return 0, false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')') // the command name may hold spaces and ')'
+	if i < 0 || i+2 >= len(s) {
+		return 0, false
+	}
+	return s[i+2], true
 }
 
 // Resume continues a paused member with SIGCONT.

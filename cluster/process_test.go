@@ -93,15 +93,8 @@ func newFakeProcess(t *testing.T, dir string) *Process {
 
 // pidAlive reports whether pid names a live (not zombie) process.
 func pidAlive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
-		return s[i+2] != 'Z' && s[i+2] != 'X'
-	}
-	return true
+	state, ok := procState(fmt.Sprintf("/proc/%d/stat", pid))
+	return ok && state != 'Z' && state != 'X'
 }
 
 func healthy(url string) bool {
