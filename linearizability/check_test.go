@@ -245,6 +245,29 @@ func TestCheckHandMade(t *testing.T) {
 			b.revoke(0, 7, 20, 30, 1)
 			b.putLease(0, "a", "1", 7, 40, 50, 2)
 		}, VerdictIllegal, "no linearization"},
+		{"unknown leased put then revoke deletes the key", func(b *h) {
+			// Found by BenchmarkCheck100k's generated history: the unknown put
+			// took effect, its lease was revoked, and the key is gone.
+			b.put(0, "a", "1", 0, 10, 2)
+			b.grant(1, 7, 0, 10, 1)
+			b.putLease(2, "a", "2", 7, 20, 30, 0).Outcome = OutcomeUnknown
+			b.revoke(1, 7, 40, 50, 4)
+			b.get(3, "a", "", 60, 70, 4, 0, 0, 0)
+		}, VerdictOK, ""},
+		{"unknown leased put with its lease revoked after the read", func(b *h) {
+			b.put(0, "a", "1", 0, 10, 2)
+			b.grant(1, 7, 0, 10, 1)
+			b.putLease(2, "a", "2", 7, 20, 30, 0).Outcome = OutcomeUnknown
+			b.get(3, "a", "", 40, 50, 3, 0, 0, 0)
+			b.revoke(1, 7, 60, 70, 4)
+		}, VerdictIllegal, "absent"},
+		{"unknown leased put called after the read", func(b *h) {
+			b.put(0, "a", "1", 0, 10, 2)
+			b.grant(1, 7, 0, 10, 1)
+			b.get(3, "a", "", 20, 30, 3, 0, 0, 0)
+			b.putLease(2, "a", "2", 7, 40, 50, 0).Outcome = OutcomeUnknown
+			b.revoke(1, 7, 60, 70, 4)
+		}, VerdictIllegal, "absent"},
 		{"put detaches the lease", func(b *h) {
 			b.grant(0, 7, 0, 10, 1)
 			b.putLease(0, "a", "1", 7, 20, 30, 2)

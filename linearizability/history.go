@@ -158,8 +158,12 @@ func Validate(ops []Operation) error {
 			values[op.Value] = op.ID
 		}
 	}
-	byClient := slices.Clone(ops)
-	slices.SortFunc(byClient, func(a, b Operation) int {
+	byClient := make([]int32, len(ops)) // indices: Operation is large to move
+	for i := range byClient {
+		byClient[i] = int32(i)
+	}
+	slices.SortFunc(byClient, func(x, y int32) int {
+		a, b := &ops[x], &ops[y]
 		if a.Client != b.Client {
 			return a.Client - b.Client
 		}
@@ -169,7 +173,7 @@ func Validate(ops []Operation) error {
 		return cmpInt64(a.ID, b.ID)
 	})
 	for i := 1; i < len(byClient); i++ {
-		a, b := &byClient[i-1], &byClient[i]
+		a, b := &ops[byClient[i-1]], &ops[byClient[i]]
 		if a.Client == b.Client && b.Call < a.Return {
 			return fmt.Errorf("%w: client %d has ops %d and %d outstanding at once", ErrMalformed, a.Client, a.ID, b.ID)
 		}

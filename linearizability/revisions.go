@@ -25,13 +25,26 @@ type revWrite struct {
 	delete bool
 }
 
-// observation is what one read saw of one key at header revision h.
+// observation is what one read saw of one key at header revision h. It is
+// kept small (the checker makes one per key a range covers) and points into
+// the operation for the key-value it saw.
 type observation struct {
-	op    int
-	key   string
+	op    int32 // index into ops
+	kvAt  int32 // index into the range's KVs, or -1 for a get's own response
 	found bool
-	kv    KV
+	key   string
 	h     int64
+}
+
+// kv returns the key-value the observation saw (zero if it saw none).
+func (o *observation) kv(ops []Operation) KV {
+	switch {
+	case !o.found:
+		return KV{}
+	case o.kvAt < 0:
+		return respKV(&ops[o.op])
+	}
+	return ops[o.op].Resp.KVs[o.kvAt]
 }
 
 // checkRevisions runs the cheap global checks that Porcupine's per-key
@@ -100,6 +113,10 @@ func checkRevisionRules(ops []Operation, rf *revisionFacts) *violation {
 	// the earliest such call per key and per lease.
 	unknownDeleteCall := map[string]int64{}
 	unknownRevokeCall := map[int64]int64{}
+	// A leased put of unknown outcome may have written the key and had its
+	// lease revoked since, which deletes the key too.
+	type leasedPut struct{ call, lease int64 }
+	unknownLeasedPuts := map[string][]leasedPut{}
 	earliest := func(m map[string]int64, k string, t int64) {
 		if old, ok := m[k]; !ok || t < old {
 			m[k] = t
@@ -113,6 +130,9 @@ func checkRevisionRules(ops []Operation, rf *revisionFacts) *violation {
 		switch op.Kind {
 		case KindPut, KindCAS, KindPutLease:
 			writtenKeys[op.Key] = struct{}{}
+			if op.Kind == KindPutLease && op.Outcome == OutcomeUnknown {
+				unknownLeasedPuts[op.Key] = append(unknownLeasedPuts[op.Key], leasedPut{op.Call, op.Lease})
+			}
 		case KindDelete:
 			if op.Outcome == OutcomeUnknown {
 				earliest(unknownDeleteCall, op.Key, op.Call)
@@ -131,7 +151,28 @@ func checkRevisionRules(ops []Operation, rf *revisionFacts) *violation {
 	}
 	sort.Strings(sortedKeys)
 
-	var obs []observation
+	// Count first: ranges make one observation per key they cover, and a
+	// long history makes millions.
+	nobs := 0
+	for i := range ops {
+		op := &ops[i]
+		if op.Outcome != OutcomeOK {
+			continue
+		}
+		switch {
+		case op.Kind == KindGet, op.Kind == KindCAS && !op.Resp.Succeeded,
+			op.Kind == KindDelete && op.Resp.Deleted == 0:
+			nobs++
+		case op.Kind == KindRange:
+			k, _ := slices.BinarySearch(sortedKeys, op.Prefix)
+			end := k
+			for end < len(sortedKeys) && strings.HasPrefix(sortedKeys[end], op.Prefix) {
+				end++
+			}
+			nobs += len(op.Resp.KVs) + end - k
+		}
+	}
+	obs := make([]observation, 0, nobs)
 	for i := range ops {
 		op := &ops[i]
 		if op.Outcome != OutcomeOK {
@@ -140,25 +181,29 @@ func checkRevisionRules(ops []Operation, rf *revisionFacts) *violation {
 		h := op.Resp.Revision
 		switch {
 		case op.Kind == KindGet, op.Kind == KindCAS && !op.Resp.Succeeded:
-			obs = append(obs, observation{op: i, key: op.Key, found: op.Resp.Found, kv: respKV(op), h: h})
+			obs = append(obs, observation{op: int32(i), kvAt: -1, key: op.Key, found: op.Resp.Found, h: h})
 		case op.Kind == KindDelete && op.Resp.Deleted == 0:
-			obs = append(obs, observation{op: i, key: op.Key, h: h})
+			obs = append(obs, observation{op: int32(i), kvAt: -1, key: op.Key, h: h})
 		case op.Kind == KindRange:
-			seen := map[string]bool{}
-			for j, kv := range op.Resp.KVs {
+			k, _ := slices.BinarySearch(sortedKeys, op.Prefix)
+			j := 0 // op.Resp.KVs is sorted: walk it alongside the written keys
+			for ; j < len(op.Resp.KVs); j++ {
+				kv := op.Resp.KVs[j]
 				if !strings.HasPrefix(kv.Key, op.Prefix) || j > 0 && kv.Key <= op.Resp.KVs[j-1].Key {
 					return &violation{
 						reason: fmt.Sprintf("range #%d over prefix %q returned key %q out of order or outside the prefix", op.ID, op.Prefix, kv.Key),
 						ops:    []int64{op.ID}, keys: []string{kv.Key},
 					}
 				}
-				seen[kv.Key] = true
-				obs = append(obs, observation{op: i, key: kv.Key, found: true, kv: kv, h: h})
+				obs = append(obs, observation{op: int32(i), kvAt: int32(j), key: kv.Key, found: true, h: h})
 			}
-			k, _ := slices.BinarySearch(sortedKeys, op.Prefix)
+			j = 0
 			for ; k < len(sortedKeys) && strings.HasPrefix(sortedKeys[k], op.Prefix); k++ {
-				if !seen[sortedKeys[k]] {
-					obs = append(obs, observation{op: i, key: sortedKeys[k], h: h})
+				for j < len(op.Resp.KVs) && op.Resp.KVs[j].Key < sortedKeys[k] {
+					j++
+				}
+				if j == len(op.Resp.KVs) || op.Resp.KVs[j].Key != sortedKeys[k] {
+					obs = append(obs, observation{op: int32(i), kvAt: -1, key: sortedKeys[k], h: h})
 				}
 			}
 		}
@@ -167,14 +212,16 @@ func checkRevisionRules(ops []Operation, rf *revisionFacts) *violation {
 	// Pass A: every value seen was written, to that key, at that revision.
 	observedRev := make(map[int]int64) // unknown write -> revision a read saw
 	rf.observedRev = observedRev
-	for _, o := range obs {
+	for oi := range obs {
+		o := &obs[oi]
 		if !o.found {
 			continue
 		}
 		op := &ops[o.op]
-		w, ok := writer[o.kv.Value]
+		okv := o.kv(ops)
+		w, ok := writer[okv.Value]
 		bad := func(why string, more ...int) *violation {
-			v := &violation{reason: fmt.Sprintf("#%d %s saw key %q = %s: %s", op.ID, Describe(op), o.key, describeKV(true, o.kv), why), ops: []int64{op.ID}, keys: []string{o.key}}
+			v := &violation{reason: fmt.Sprintf("#%d %s saw key %q = %s: %s", op.ID, Describe(op), o.key, describeKV(true, okv), why), ops: []int64{op.ID}, keys: []string{o.key}}
 			for _, m := range more {
 				v.ops = append(v.ops, ops[m].ID)
 			}
@@ -191,26 +238,26 @@ func checkRevisionRules(ops []Operation, rf *revisionFacts) *violation {
 			return bad(fmt.Sprintf("the value was written by #%d, which failed", wop.ID), w)
 		case wop.Kind == KindCAS && wop.Outcome == OutcomeOK && !wop.Resp.Succeeded:
 			return bad(fmt.Sprintf("the value was written by #%d, a cas that did not succeed", wop.ID), w)
-		case o.h != 0 && o.kv.ModRevision > o.h:
-			return bad(fmt.Sprintf("mod_revision %d is above the header revision %d", o.kv.ModRevision, o.h))
+		case o.h != 0 && okv.ModRevision > o.h:
+			return bad(fmt.Sprintf("mod_revision %d is above the header revision %d", okv.ModRevision, o.h))
 		}
 		if known[w] != 0 {
-			if o.kv.ModRevision != known[w] {
+			if okv.ModRevision != known[w] {
 				return bad(fmt.Sprintf("the write #%d has revision %d", wop.ID, known[w]), w)
 			}
 			continue
 		}
 		if r, ok := observedRev[w]; ok {
-			if r != o.kv.ModRevision {
+			if r != okv.ModRevision {
 				return bad(fmt.Sprintf("another read saw the write #%d at revision %d", wop.ID, r), w)
 			}
 			continue
 		}
-		if j, taken := revOwner[o.kv.ModRevision]; taken {
-			return bad(fmt.Sprintf("revision %d belongs to #%d %s", o.kv.ModRevision, ops[j].ID, Describe(&ops[j])), j)
+		if j, taken := revOwner[okv.ModRevision]; taken {
+			return bad(fmt.Sprintf("revision %d belongs to #%d %s", okv.ModRevision, ops[j].ID, Describe(&ops[j])), j)
 		}
-		observedRev[w] = o.kv.ModRevision
-		revOwner[o.kv.ModRevision] = w
+		observedRev[w] = okv.ModRevision
+		revOwner[okv.ModRevision] = w
 	}
 
 	if v := checkRealTime(ops, known, observedRev); v != nil {
@@ -251,24 +298,26 @@ func checkRevisionRules(ops []Operation, rf *revisionFacts) *violation {
 
 	// Pass B: nothing known happened to the key between what the read saw
 	// and its header revision.
-	for _, o := range obs {
+	for oi := range obs {
+		o := &obs[oi]
 		if o.h == 0 {
 			continue
 		}
 		op := &ops[o.op]
 		ws := byKey[o.key]
 		if o.found {
-			m := o.kv.ModRevision
+			okv := o.kv(ops)
+			m := okv.ModRevision
 			if w, ok := firstAfter(ws, m); ok && w.rev <= o.h {
 				return &violation{
-					reason: fmt.Sprintf("stale read: #%d %s saw key %q = %s at revision %d, but #%d %s wrote it at revision %d", op.ID, Describe(op), o.key, describeKV(true, o.kv), o.h, ops[w.op].ID, Describe(&ops[w.op]), w.rev),
+					reason: fmt.Sprintf("stale read: #%d %s saw key %q = %s at revision %d, but #%d %s wrote it at revision %d", op.ID, Describe(op), o.key, describeKV(true, okv), o.h, ops[w.op].ID, Describe(&ops[w.op]), w.rev),
 					ops:    []int64{op.ID, ops[w.op].ID}, keys: []string{o.key},
 				}
 			}
-			if wop := &ops[writer[o.kv.Value]]; wop.Kind == KindPutLease {
+			if wop := &ops[writer[okv.Value]]; wop.Kind == KindPutLease {
 				if rv, ok := firstAfter(revokes[wop.Lease], m); ok && rv.rev <= o.h {
 					return &violation{
-						reason: fmt.Sprintf("stale read: #%d %s saw key %q = %s at revision %d, but #%d revoked its lease %d at revision %d", op.ID, Describe(op), o.key, describeKV(true, o.kv), o.h, ops[rv.op].ID, wop.Lease, rv.rev),
+						reason: fmt.Sprintf("stale read: #%d %s saw key %q = %s at revision %d, but #%d revoked its lease %d at revision %d", op.ID, Describe(op), o.key, describeKV(true, okv), o.h, ops[rv.op].ID, wop.Lease, rv.rev),
 						ops:    []int64{op.ID, ops[rv.op].ID, wop.ID}, keys: []string{o.key},
 					}
 				}
@@ -283,15 +332,24 @@ func checkRevisionRules(ops []Operation, rf *revisionFacts) *violation {
 			if t, ok := unknownDeleteCall[o.key]; ok && t < op.Return {
 				continue
 			}
-			// So may the revoke of w's lease: acknowledged at a revision in
-			// (w, h], or of unknown revision and called before the read returned.
-			if wop := &ops[w.op]; wop.Kind == KindPutLease {
-				if rv, ok := firstAfter(revokes[wop.Lease], w.rev); ok && rv.rev <= o.h {
-					continue
+			// So may the revoke of a lease the key had after w: acknowledged
+			// at a revision in (w, h], or of unknown revision and called
+			// before the read returned. The key had w's lease, or that of a
+			// leased put of unknown outcome called before the read returned.
+			revokedSince := func(lease int64) bool {
+				if rv, ok := firstAfter(revokes[lease], w.rev); ok && rv.rev <= o.h {
+					return true
 				}
-				if t, ok := unknownRevokeCall[wop.Lease]; ok && t < op.Return {
-					continue
-				}
+				t, ok := unknownRevokeCall[lease]
+				return ok && t < op.Return
+			}
+			if wop := &ops[w.op]; wop.Kind == KindPutLease && revokedSince(wop.Lease) {
+				continue
+			}
+			if slices.ContainsFunc(unknownLeasedPuts[o.key], func(p leasedPut) bool {
+				return p.call < op.Return && revokedSince(p.lease)
+			}) {
+				continue
 			}
 			return &violation{
 				reason: fmt.Sprintf("#%d %s found key %q absent at revision %d, but #%d %s wrote it at revision %d and nothing deleted it", op.ID, Describe(op), o.key, o.h, ops[w.op].ID, Describe(&ops[w.op]), w.rev),
