@@ -86,18 +86,37 @@ func (m *Member) header(st store.Status) *pb.ResponseHeader {
 	return &pb.ResponseHeader{ClusterId: st.ClusterID, MemberId: st.ID, Revision: st.Revision, RaftTerm: st.Term}
 }
 
-// Defragment is a no-op: bbolt's free pages are reused, and havoc does not
-// rewrite the file.
+// Defragment rewrites this member's backend file without its free pages, as
+// etcd's defrag does (DbSize drops to about DbSizeInUse).
 func (s maintenanceServer) Defragment(ctx context.Context, _ *pb.DefragmentRequest) (*pb.DefragmentResponse, error) {
-	if _, err := call(ctx, s.m, func(n *store.Node) int64 { return n.Revision() }); err != nil {
+	derr, err := call(ctx, s.m, func(n *store.Node) error { return n.Defragment() })
+	if err == nil {
+		err = derr
+	}
+	if err != nil {
 		return nil, toGRPC(err)
 	}
 	return &pb.DefragmentResponse{}, nil
 }
 
-// Hash (the hash of the whole backend file) is not offered; HashKV is.
-func (s maintenanceServer) Hash(context.Context, *pb.HashRequest) (*pb.HashResponse, error) {
-	return nil, unimplemented("Hash (use HashKV)")
+// Hash returns the hash of this member's whole backend (etcd's Hash RPC).
+func (s maintenanceServer) Hash(ctx context.Context, _ *pb.HashRequest) (*pb.HashResponse, error) {
+	type hashed struct {
+		h   uint32
+		st  store.Status
+		err error
+	}
+	r, err := call(ctx, s.m, func(n *store.Node) hashed {
+		h, err := n.Hash()
+		return hashed{h, n.Status(), err}
+	})
+	if err == nil {
+		err = r.err
+	}
+	if err != nil {
+		return nil, toGRPC(err)
+	}
+	return &pb.HashResponse{Header: s.m.header(r.st), Hash: r.h}, nil
 }
 
 // HashKV returns etcd's HashKV of the keyspace at a revision.

@@ -229,6 +229,10 @@ func TestEtcdctl(t *testing.T) {
 	assert.Equal(t, 1, leaders)
 	assert.Contains(t, ctl("", all, "endpoint", "status", "-w", "table"), "IS LEADER")
 
+	defrag := ctl("", all, "defrag", "--cluster")
+	assert.Equal(t, 3, strings.Count(defrag, "Finished defragmenting etcd member["), defrag)
+	assert.Equal(t, "t\nyes\n", ctl("", all, "get", "t"), "defragment keeps the data")
+
 	snap := filepath.Join(t.TempDir(), "snap.db")
 	assert.Contains(t, ctl("", "--endpoints="+eps[0], "snapshot", "save", snap), "Snapshot saved at "+snap)
 	data, err := os.ReadFile(snap)

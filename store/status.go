@@ -2,6 +2,7 @@ package store
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -41,6 +42,25 @@ func (n *Node) Status() Status {
 // HashKV returns etcd's HashKV of the keyspace at rev (0 = current).
 func (n *Node) HashKV(rev int64) (hash uint32, hashRev, compactRev int64, err error) {
 	return n.kv.HashKV(rev)
+}
+
+// Hash returns etcd's Hash of this member's whole backend (the Hash RPC):
+// equal on members that applied the same entries, whatever their raft term
+// and consistent index.
+func (n *Node) Hash() (uint32, error) { return n.kv.Hash() }
+
+// Defragment rewrites this member's backend without its free pages (etcd's
+// defrag); the keyspace does not change. If the backend cannot be reopened
+// afterwards the member halts.
+func (n *Node) Defragment() error {
+	if n.halted != nil {
+		return n.halted
+	}
+	err := n.kv.Defragment()
+	if err != nil && n.kv.Closed() {
+		n.halt(fmt.Errorf("store: backend lost in defragment: %w", err))
+	}
+	return err
 }
 
 func sortedKeys[K cmp.Ordered, V any](m map[K]V) []K {

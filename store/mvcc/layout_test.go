@@ -2,6 +2,7 @@ package mvcc
 
 import (
 	"bytes"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -166,4 +167,82 @@ func TestRawBuckets(t *testing.T) {
 	defer s2.Close()
 	require.Equal(t, []byte("a"), s2.GetRaw(BucketLease, []byte{0, 1}))
 	require.Nil(t, s2.GetRaw(BucketLease, []byte{0, 9}))
+}
+
+func TestHashIgnoresMemberLocalMeta(t *testing.T) {
+	a, _ := openTest(t, Options{NoSync: true})
+	b, _ := openTest(t, Options{NoSync: true})
+	for _, s := range []*Store{a, b} {
+		mustPut(t, s, "k", "v1")
+		mustPut(t, s, "k", "v2")
+	}
+	a.SetConsistentIndex(10, 2)
+	b.SetConsistentIndex(99, 7)
+	ha, err := a.Hash()
+	require.NoError(t, err)
+	hb, err := b.Hash()
+	require.NoError(t, err)
+	require.Equal(t, ha, hb, "term and consistent index are left out")
+
+	b.PutRaw(BucketMembers, []byte("1"), []byte("m"))
+	hb, err = b.Hash()
+	require.NoError(t, err)
+	require.NotEqual(t, ha, hb, "every other bucket counts")
+
+	mustPut(t, a, "k", "v3")
+	h3, err := a.Hash()
+	require.NoError(t, err)
+	require.NotEqual(t, ha, h3)
+	require.NoError(t, a.Commit())
+	h4, err := a.Hash()
+	require.NoError(t, err)
+	require.Equal(t, h3, h4, "the hash does not depend on batching")
+}
+
+func TestDefragmentShrinksAndKeepsEverything(t *testing.T) {
+	s, path := openTest(t, Options{NoSync: true})
+	value := string(bytes.Repeat([]byte("x"), 1024))
+	for i := range 3000 {
+		mustPut(t, s, fmt.Sprintf("big/%05d", i), value)
+	}
+	require.NoError(t, s.Commit()) // the file grows
+	_, err := s.DeleteRange(&pb.DeleteRangeRequest{Key: []byte("big/"), RangeEnd: []byte("big0")})
+	require.NoError(t, err)
+	mustPut(t, s, "kept", "1")
+	_, err = s.Compact(s.Rev())
+	require.NoError(t, err)
+	require.NoError(t, s.Watch(1, WatchRequest{Key: []byte("kept")}))
+	require.NoError(t, s.Commit())
+
+	before := s.Size()
+	hash, err := s.Hash()
+	require.NoError(t, err)
+	kvHash, _, _, err := s.HashKV(0)
+	require.NoError(t, err)
+	rev, compactRev := s.Rev(), s.CompactRev()
+
+	require.NoError(t, s.Defragment())
+	require.Less(t, s.Size(), before/4, "defragment gives the free pages back")
+	got, err := s.Hash()
+	require.NoError(t, err)
+	require.Equal(t, hash, got)
+	gotKV, _, _, err := s.HashKV(0)
+	require.NoError(t, err)
+	require.Equal(t, kvHash, gotKV)
+	require.Equal(t, rev, s.Rev())
+	require.Equal(t, compactRev, s.CompactRev())
+	require.Equal(t, []string{"kept"}, keysOf(mustRange(t, s, &pb.RangeRequest{Key: []byte{0}, RangeEnd: []byte{0}})))
+
+	// Writes and watchers go on, and the file reopens.
+	mustPut(t, s, "kept", "2")
+	evs := s.DrainWatch(0)
+	require.Len(t, evs, 1)
+	require.Len(t, evs[0].Events, 1)
+	require.Equal(t, "2", string(evs[0].Events[0].Kv.Value))
+	require.NoError(t, s.Close())
+	r, err := Open(path, Options{NoSync: true})
+	require.NoError(t, err)
+	defer r.Close()
+	require.Equal(t, rev+1, r.Rev())
+	require.Equal(t, "2", string(mustRange(t, r, &pb.RangeRequest{Key: []byte("kept")}).Kvs[0].Value))
 }

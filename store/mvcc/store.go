@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"time"
@@ -116,6 +117,20 @@ func Open(path string, opts Options) (*Store, error) {
 
 // openDB opens the bolt file, prepares its schema, restores the index and starts a batch.
 func (s *Store) openDB() error {
+	if err := s.openBolt(); err != nil {
+		return err
+	}
+	if err := s.restore(); err != nil {
+		s.tx.Rollback()
+		s.db.Close()
+		s.db, s.tx = nil, nil
+		return err
+	}
+	return nil
+}
+
+// openBolt opens the bolt file, prepares its schema and starts a batch.
+func (s *Store) openBolt() error {
 	// The timeout only applies while another process holds the file lock: a
 	// second member on the same data dir gets an error instead of hanging.
 	db, err := bolt.Open(s.path, 0o600, &bolt.Options{NoSync: s.opts.NoSync, NoFreelistSync: true, Timeout: 2 * time.Second})
@@ -147,12 +162,6 @@ func (s *Store) openDB() error {
 		return fmt.Errorf("mvcc: begin batch: %w", err)
 	}
 	s.db, s.tx, s.writes = db, tx, 0
-	if err := s.restore(); err != nil {
-		tx.Rollback()
-		db.Close()
-		s.db, s.tx = nil, nil
-		return err
-	}
 	return nil
 }
 
@@ -322,6 +331,10 @@ func (s *Store) Abort() error {
 	return err
 }
 
+// Closed reports whether the store can no longer be used (closed, aborted, or
+// a Defragment that could not reopen the file).
+func (s *Store) Closed() bool { return s.tx == nil }
+
 // Rev returns the current revision (1 for an empty store).
 func (s *Store) Rev() int64 { return s.rev }
 
@@ -425,6 +438,78 @@ func (s *Store) WriteSnapshot(w io.Writer) (int64, error) {
 	rerr := rtx.Rollback()
 	return n, errors.Join(err, rerr, s.begin())
 }
+
+// Hash returns etcd's Hash of the whole backend: CRC-32C over every bucket in
+// name order (its name, then each key and value), leaving out the meta keys
+// that differ between members (term, consistent index, storage version), as
+// etcd's backend.Hash with schema.DefaultIgnores does.
+func (s *Store) Hash() (uint32, error) {
+	if s.tx == nil {
+		return 0, ErrClosed
+	}
+	h := crc32.New(crc32.MakeTable(crc32.Castagnoli))
+	c := s.tx.Cursor()
+	for name, _ := c.First(); name != nil; name, _ = c.Next() {
+		b := s.tx.Bucket(name)
+		if b == nil {
+			return 0, fmt.Errorf("mvcc: hash: %q is not a bucket", name)
+		}
+		h.Write(name)
+		meta := string(name) == BucketMeta
+		err := b.ForEach(func(k, v []byte) error {
+			if meta && (bytes.Equal(k, metaTerm) || bytes.Equal(k, metaConsistentIndex) || bytes.Equal(k, metaStorageVersion)) {
+				return nil
+			}
+			h.Write(k)
+			h.Write(v)
+			return nil
+		})
+		if err != nil {
+			return 0, err
+		}
+	}
+	return h.Sum32(), nil
+}
+
+// Defragment rewrites the backend into a fresh file holding only the pages in
+// use, and swaps it in, as etcd's defrag does: Size drops to about SizeInUse.
+// The keyspace, revisions, index and watchers are unchanged. On error the old
+// file stays in place and the store stays usable.
+func (s *Store) Defragment() error {
+	if err := s.commitOnly(); err != nil {
+		return err
+	}
+	tmp := s.path + ".defrag"
+	os.Remove(tmp)
+	dst, err := bolt.Open(tmp, 0o600, &bolt.Options{NoSync: true, NoFreelistSync: true})
+	if err != nil {
+		return errors.Join(fmt.Errorf("mvcc: defragment: %w", err), s.begin())
+	}
+	err = bolt.Compact(dst, s.db, defragTxBytes)
+	if err == nil && !s.opts.NoSync {
+		err = dst.Sync()
+	}
+	if cerr := dst.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return errors.Join(fmt.Errorf("mvcc: defragment: %w", err), s.begin())
+	}
+	if err := s.db.Close(); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("mvcc: defragment: close: %w", err)
+	}
+	s.db = nil
+	if err := os.Rename(tmp, s.path); err != nil {
+		os.Remove(tmp)
+		return errors.Join(fmt.Errorf("mvcc: defragment: %w", err), s.openBolt())
+	}
+	return s.openBolt()
+}
+
+// defragTxBytes bounds the bytes Defragment copies per transaction.
+const defragTxBytes = 64 << 20
 
 // ReplaceWith replaces the whole database with a bbolt image (a raft snapshot from the
 // leader): the uncommitted batch is dropped, the image is checked and renamed over the
