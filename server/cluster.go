@@ -26,9 +26,10 @@ func (s clusterServer) MemberRemove(ctx context.Context, r *pb.MemberRemoveReque
 	return resp.MemberRemove, toGRPC(err)
 }
 
-// MemberUpdate (changing a member's peer URLs) is not offered by havoc's store.
-func (s clusterServer) MemberUpdate(context.Context, *pb.MemberUpdateRequest) (*pb.MemberUpdateResponse, error) {
-	return nil, unimplemented("MemberUpdate (changing peer URLs; remove and add the member instead)")
+// MemberUpdate changes a member's peer URLs through raft.
+func (s clusterServer) MemberUpdate(ctx context.Context, r *pb.MemberUpdateRequest) (*pb.MemberUpdateResponse, error) {
+	resp, err := s.m.do(ctx, store.Request{MemberUpdate: r})
+	return resp.MemberUpdate, toGRPC(err)
 }
 
 // MemberList lists the members this member has applied.

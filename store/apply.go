@@ -209,6 +209,8 @@ func (n *Node) applyConfChange(cc *raftpb.ConfChangeV2, fresh bool) {
 		n.respond(Response{Token: token, MemberRemove: &pb.MemberRemoveResponse{Header: h, Members: list}})
 	case kindMemberPromote:
 		n.respond(Response{Token: token, MemberPromote: &pb.MemberPromoteResponse{Header: h, Members: list}})
+	case kindMemberUpdate:
+		n.respond(Response{Token: token, MemberUpdate: &pb.MemberUpdateResponse{Header: h, Members: list}})
 	default:
 		pm := &pb.Member{ID: ctx.ID, PeerURLs: ctx.PeerURLs, Name: ctx.Name, ClientURLs: ctx.ClientURLs, IsLearner: ctx.IsLearner}
 		n.respond(Response{Token: token, MemberAdd: &pb.MemberAddResponse{Header: h, Member: pm, Members: list}})
@@ -234,6 +236,10 @@ func (n *Node) checkConfChange(ch *raftpb.ConfChangeSingle) error {
 	case raftpb.ConfChangeAddNode:
 		// Adding, promoting, or (for bootstrap entries raft applied already)
 		// confirming a voter.
+	case raftpb.ConfChangeUpdateNode:
+		if !isVoter && !isLearner {
+			return ErrMemberNotFound
+		}
 	default:
 		return fmt.Errorf("%w: conf change type %s", ErrUnsupported, ch.GetType())
 	}
@@ -251,6 +257,13 @@ func (n *Node) updateMembers(ch *raftpb.ConfChangeSingle, m membership.Member) {
 			old.ID = id
 		}
 		n.kv.PutRaw("members_removed", old.Key(), []byte("removed"))
+	case raftpb.ConfChangeUpdateNode:
+		old := n.members[id]
+		old.ID = id
+		old.PeerURLs = slices.Clone(m.PeerURLs)
+		n.members[id] = old
+		b, _ := json.Marshal(old)
+		n.kv.PutRaw("members", old.Key(), b)
 	default:
 		if old, ok := n.members[id]; ok {
 			old.IsLearner = ch.GetType() == raftpb.ConfChangeAddLearnerNode

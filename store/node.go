@@ -90,6 +90,7 @@ const (
 	kindMemberAdd
 	kindMemberRemove
 	kindMemberPromote
+	kindMemberUpdate
 )
 
 type timeoutEntry struct {

@@ -2,12 +2,14 @@ package store
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 
+	"github.com/havoclab/havoc/store/membership"
 	"github.com/havoclab/havoc/store/mvcc"
 	"github.com/havoclab/havoc/vfs"
 )
@@ -155,6 +157,61 @@ func TestMembershipAddPromoteRemove(t *testing.T) {
 	l.requireConverged()
 	r = l.do(l.waitLeader(), Request{MemberRemove: &pb.MemberRemoveRequest{ID: victim}})
 	require.ErrorIs(t, r.Err, ErrMemberNotFound)
+}
+
+func TestMembershipUpdatePeerURLs(t *testing.T) {
+	l := newLoop(t, 3, 4, 0)
+	lead := l.waitLeader()
+	var follower uint64
+	for _, id := range l.ids() {
+		if id != lead {
+			follower = id
+			break
+		}
+	}
+	var others []string
+	for _, m := range l.nodes[lead].Members() {
+		if m.ID != follower {
+			others = append(others, m.PeerURLs...)
+		}
+	}
+	bad := []struct {
+		name string
+		req  *pb.MemberUpdateRequest
+		want error
+	}{
+		{"unknown member", &pb.MemberUpdateRequest{ID: 12345, PeerURLs: []string{"http://127.0.0.1:2400"}}, ErrMemberNotFound},
+		{"no URLs", &pb.MemberUpdateRequest{ID: follower}, ErrBadMemberURLs},
+		{"bad URL", &pb.MemberUpdateRequest{ID: follower, PeerURLs: []string{"127.0.0.1:2400"}}, ErrBadMemberURLs},
+		{"another member's URL", &pb.MemberUpdateRequest{ID: follower, PeerURLs: others[:1]}, ErrPeerURLExists},
+	}
+	for _, tc := range bad {
+		r := l.do(lead, Request{MemberUpdate: tc.req})
+		require.ErrorIs(t, r.Err, tc.want, tc.name)
+	}
+
+	// The update reaches every member, keeps name and role, and survives a restart.
+	urls := []string{"http://127.0.0.1:2402", "http://127.0.0.1:2401"}
+	r := l.do(follower, Request{MemberUpdate: &pb.MemberUpdateRequest{ID: follower, PeerURLs: urls}})
+	require.NoError(t, r.Err)
+	require.Len(t, r.MemberUpdate.Members, 3)
+	l.tick(5)
+	for _, id := range l.ids() {
+		i := slices.IndexFunc(l.nodes[id].Members(), func(m membership.Member) bool { return m.ID == follower })
+		require.GreaterOrEqual(t, i, 0)
+		m := l.nodes[id].Members()[i]
+		require.Equal(t, []string{"http://127.0.0.1:2401", "http://127.0.0.1:2402"}, m.PeerURLs, "member %x", id)
+		require.Equal(t, l.names[follower], m.Name)
+		require.False(t, m.IsLearner)
+	}
+	require.ElementsMatch(t, l.ids(), l.nodes[lead].Status().Voters, "raft's configuration does not change")
+	l.crash(follower)
+	l.restart(follower)
+	l.tick(10)
+	i := slices.IndexFunc(l.nodes[follower].Members(), func(m membership.Member) bool { return m.ID == follower })
+	require.Equal(t, []string{"http://127.0.0.1:2401", "http://127.0.0.1:2402"}, l.nodes[follower].Members()[i].PeerURLs)
+	l.put(l.waitLeader(), "after", "update")
+	l.requireConverged()
 }
 
 func TestLeaseExpiryDeletesKeysEverywhere(t *testing.T) {

@@ -25,6 +25,7 @@ type Request struct {
 	MemberAdd       *pb.MemberAddRequest
 	MemberRemove    *pb.MemberRemoveRequest
 	MemberPromote   *pb.MemberPromoteRequest
+	MemberUpdate    *pb.MemberUpdateRequest
 	MemberList      *pb.MemberListRequest
 	Alarm           *pb.AlarmRequest
 	HashKV          *pb.HashKVRequest
@@ -46,6 +47,7 @@ type Response struct {
 	MemberAdd       *pb.MemberAddResponse
 	MemberRemove    *pb.MemberRemoveResponse
 	MemberPromote   *pb.MemberPromoteResponse
+	MemberUpdate    *pb.MemberUpdateResponse
 	MemberList      *pb.MemberListResponse
 	Alarm           *pb.AlarmResponse
 	HashKV          *pb.HashKVResponse

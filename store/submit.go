@@ -50,7 +50,7 @@ func (n *Node) Submit(token uint64, req Request) {
 		n.respond(Response{Token: token, LeaseLeases: resp})
 	case req.MemberList != nil:
 		n.respond(Response{Token: token, MemberList: &pb.MemberListResponse{Header: n.clusterHeader(), Members: n.memberList()}})
-	case req.MemberAdd != nil, req.MemberRemove != nil, req.MemberPromote != nil:
+	case req.MemberAdd != nil, req.MemberRemove != nil, req.MemberPromote != nil, req.MemberUpdate != nil:
 		n.proposeMemberChange(token, &req)
 	case req.HashKV != nil:
 		h, hashRev, compactRev, err := n.kv.HashKV(req.HashKV.Revision)
@@ -246,6 +246,33 @@ func (n *Node) memberList() []*pb.Member {
 	return out
 }
 
+// checkPeerURLs validates the peer URLs of a member add or update (of member
+// self, 0 for a new member): at least one, each valid, none used by another
+// member. It returns them sorted, as etcd stores them.
+func (n *Node) checkPeerURLs(urls []string, self uint64) ([]string, error) {
+	if len(urls) == 0 {
+		return nil, ErrBadMemberURLs
+	}
+	for _, u := range urls {
+		if membership.ValidateURL(u) != nil {
+			return nil, ErrBadMemberURLs
+		}
+	}
+	for _, id := range sortedKeys(n.members) {
+		if id == self {
+			continue
+		}
+		for _, u := range n.members[id].PeerURLs {
+			if slices.Contains(urls, u) {
+				return nil, ErrPeerURLExists
+			}
+		}
+	}
+	peers := slices.Clone(urls)
+	slices.Sort(peers)
+	return peers, nil
+}
+
 // proposeMemberChange validates a membership request against the current members
 // and proposes a ConfChangeV2 whose context names the member and the request.
 func (n *Node) proposeMemberChange(token uint64, req *Request) {
@@ -254,26 +281,11 @@ func (n *Node) proposeMemberChange(token uint64, req *Request) {
 	var m membership.Member
 	switch {
 	case req.MemberAdd != nil:
-		for _, u := range req.MemberAdd.PeerURLs {
-			if membership.ValidateURL(u) != nil {
-				n.fail(token, ErrBadMemberURLs)
-				return
-			}
-		}
-		if len(req.MemberAdd.PeerURLs) == 0 {
-			n.fail(token, ErrBadMemberURLs)
+		peers, err := n.checkPeerURLs(req.MemberAdd.PeerURLs, 0)
+		if err != nil {
+			n.fail(token, err)
 			return
 		}
-		for _, other := range n.members {
-			for _, u := range other.PeerURLs {
-				if slices.Contains(req.MemberAdd.PeerURLs, u) {
-					n.fail(token, ErrPeerURLExists)
-					return
-				}
-			}
-		}
-		peers := slices.Clone(req.MemberAdd.PeerURLs)
-		slices.Sort(peers)
 		m = membership.Member{ID: membership.ComputeID(peers, strconv.FormatInt(n.cfg.Clock.Now().Unix(), 10)), PeerURLs: peers, IsLearner: req.MemberAdd.IsLearner}
 		if _, dup := n.members[m.ID]; dup {
 			n.fail(token, ErrIDExists)
@@ -317,6 +329,20 @@ func (n *Node) proposeMemberChange(token uint64, req *Request) {
 		m = old
 		m.IsLearner = false
 		cc = raftpb.ConfChangeSingle{Type: raftpb.ConfChangeAddNode.Enum(), NodeId: new(m.ID)}
+	case req.MemberUpdate != nil:
+		old, ok := n.members[req.MemberUpdate.ID]
+		if !ok {
+			n.fail(token, ErrMemberNotFound)
+			return
+		}
+		peers, err := n.checkPeerURLs(req.MemberUpdate.PeerURLs, old.ID)
+		if err != nil {
+			n.fail(token, err)
+			return
+		}
+		m = old
+		m.PeerURLs = peers
+		cc = raftpb.ConfChangeSingle{Type: raftpb.ConfChangeUpdateNode.Enum(), NodeId: new(m.ID)}
 	}
 	kind := kindMemberAdd
 	switch {
@@ -324,6 +350,8 @@ func (n *Node) proposeMemberChange(token uint64, req *Request) {
 		kind = kindMemberRemove
 	case req.MemberPromote != nil:
 		kind = kindMemberPromote
+	case req.MemberUpdate != nil:
+		kind = kindMemberUpdate
 	}
 	ctx, _ := json.Marshal(confContext{RequestID: id, Member: m})
 	if n.rn.BasicStatus().Lead == raft.None {
