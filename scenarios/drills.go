@@ -298,12 +298,39 @@ func (d *drillWorld) settle(converge bool, limit time.Duration) error {
 	}, limit)
 }
 
-func (d *drillWorld) check(c *DrillConfig, extra []linearizability.Operation) (linearizability.Result, error) {
+// converge settles the clients and waits until the members agree, failing r
+// (and returning false) if they do not within 30 virtual seconds or a member
+// reported an error. what names the cluster in the failure.
+func (d *drillWorld) converge(r *DrillReport, what string) bool {
+	if err := d.settle(true, 30*time.Second); err != nil {
+		_, why := d.cl.Converged()
+		r.fail(VerdictNoLiveness, "%s did not converge: %v: %s", what, err, why)
+		return false
+	}
+	if err := d.cl.Err(); err != nil {
+		r.fail(VerdictFailed, "%s: %v", what, err)
+		return false
+	}
+	return true
+}
+
+// check checks the drill world's history (after extra, if any) and fails r
+// if it is not linearizable; what names the history in the failure. ok is
+// false when r failed.
+func (d *drillWorld) check(r *DrillReport, c *DrillConfig, what string, extra []linearizability.Operation) (ok bool, err error) {
 	ops := d.rec.Operations()
 	if len(extra) > 0 {
 		ops = prependHistory(extra, ops)
 	}
-	return linearizability.Check(ops, linearizability.Options{Timeout: c.CheckTimeout})
+	cr, err := linearizability.Check(ops, linearizability.Options{Timeout: c.CheckTimeout})
+	if err != nil {
+		return false, err
+	}
+	if cr.Verdict != linearizability.VerdictOK {
+		r.fail(verdictOf(cr), "%s: %s", what, cr.Reason)
+		return false, nil
+	}
+	return true, nil
 }
 
 // scheduleFaults applies a seeded fault schedule over [0, dur) as RunSim does.
@@ -418,27 +445,20 @@ func drillSaveRestore(c DrillConfig, dir string, r *DrillReport, lose bool) erro
 			r.fail(VerdictNoLiveness, "clients of the broken cluster did not settle: %v", err)
 			return nil
 		}
+		if err := d1.cl.Err(); err != nil {
+			r.fail(VerdictFailed, "world 1: %v", err)
+			return nil
+		}
 	} else {
 		d1.cl.HealAll()
-		if err := d1.settle(true, 30*time.Second); err != nil {
-			_, why := d1.cl.Converged()
-			r.fail(VerdictNoLiveness, "world 1 did not converge: %v: %s", err, why)
+		if !d1.converge(r, "world 1") {
 			return nil
 		}
 	}
-	if err := d1.cl.Err(); err != nil {
-		r.fail(VerdictFailed, "world 1: %v", err)
-		return nil
-	}
-	h1 := d1.rec.Operations()
-	cr, err := linearizability.Check(h1, linearizability.Options{Timeout: c.CheckTimeout})
-	if err != nil {
+	if ok, err := d1.check(r, &c, "world 1 history", nil); !ok {
 		return err
 	}
-	if cr.Verdict != linearizability.VerdictOK {
-		r.fail(verdictOf(cr), "world 1 history: %s", cr.Reason)
-		return nil
-	}
+	h1 := d1.rec.Operations()
 
 	// Restore into a fresh world.
 	d2, serveAt, err := restoreWorld(c, dir, snapPath, r)
@@ -525,21 +545,11 @@ func finishRestored(c DrillConfig, d2 *drillWorld, h1 []linearizability.Operatio
 	if err := d2.w.RunFor(c.After); err != nil {
 		return err
 	}
-	if err := d2.settle(true, 30*time.Second); err != nil {
-		_, why := d2.cl.Converged()
-		r.fail(VerdictNoLiveness, "restored cluster did not converge: %v: %s", err, why)
+	if !d2.converge(r, "restored cluster") {
 		return nil
 	}
-	if err := d2.cl.Err(); err != nil {
-		r.fail(VerdictFailed, "restored cluster: %v", err)
-		return nil
-	}
-	cr, err := d2.check(&c, preamble)
-	if err != nil {
+	if _, err := d2.check(r, &c, "restored cluster history", preamble); err != nil {
 		return err
-	}
-	if cr.Verdict != linearizability.VerdictOK {
-		r.fail(verdictOf(cr), "restored cluster history: %s", cr.Reason)
 	}
 	r.notef("restored cluster: %d operations after a preamble of %d", len(d2.rec.Operations()), len(preamble))
 	return nil
@@ -813,26 +823,14 @@ func drillFollowerCatchUp(c DrillConfig, dir string, r *DrillReport) error {
 	if err := d.w.RunFor(2 * time.Second); err != nil { // writes continue after the catch-up
 		return err
 	}
-	if err := d.settle(true, 30*time.Second); err != nil {
-		_, why := d.cl.Converged()
-		r.fail(VerdictNoLiveness, "HashKV did not converge: %s", why)
-		return nil
-	}
-	if err := d.cl.Err(); err != nil {
-		r.fail(VerdictFailed, "%v", err)
+	if !d.converge(r, "cluster") {
 		return nil
 	}
 	h, rev, _, _ := d.cl.Node(follower).HashKV(0)
 	r.notef("converged: HashKV %08x at revision %d on every member", h, rev)
 	r.notef("history: %d operations, %d acknowledged", len(d.rec.Operations()), d.okOps())
-	cr, err := d.check(&c, nil)
-	if err != nil {
-		return err
-	}
-	if cr.Verdict != linearizability.VerdictOK {
-		r.fail(verdictOf(cr), "history: %s", cr.Reason)
-	}
-	return nil
+	_, err = d.check(r, &c, "history", nil)
+	return err
 }
 
 // drillRollingRestart restarts every member in turn (crash, 1 s down, restart,
@@ -898,22 +896,10 @@ func drillRollingRestart(c DrillConfig, dir string, r *DrillReport) error {
 	if worstGap > maxGap {
 		r.fail(VerdictNoLiveness, "no leader for %s (quorum lost?)", worstGap)
 	}
-	if err := d.settle(true, 30*time.Second); err != nil {
-		_, why := d.cl.Converged()
-		r.fail(VerdictNoLiveness, "did not converge: %s", why)
-		return nil
-	}
-	if err := d.cl.Err(); err != nil {
-		r.fail(VerdictFailed, "%v", err)
+	if !d.converge(r, "cluster") {
 		return nil
 	}
 	r.notef("history: %d operations, %d acknowledged", len(d.rec.Operations()), d.okOps())
-	cr, err := d.check(&c, nil)
-	if err != nil {
-		return err
-	}
-	if cr.Verdict != linearizability.VerdictOK {
-		r.fail(verdictOf(cr), "history: %s", cr.Reason)
-	}
-	return nil
+	_, err = d.check(r, &c, "history", nil)
+	return err
 }
