@@ -110,8 +110,13 @@ func (s *Store) visit(key, end []byte, atRev int64, fn func(ki *keyIndex, mod, c
 	})
 }
 
-// fetch reads the KeyValue stored at a live revision.
+// fetch reads the KeyValue stored at a live revision. The caller owns the
+// returned message (Range clears Value for keys_only) but must not write into
+// its Key and Value bytes, which the cache shares.
 func (s *Store) fetch(r revision) *mvccpb.KeyValue {
+	if kv, ok := s.cache[r]; ok {
+		return copyKV(kv)
+	}
 	v := s.bucket(BucketKey).Get(revKey(r, false))
 	if v == nil {
 		panic(fmt.Sprintf("mvcc: index points at missing revision %v (current %d)", r, s.rev))
@@ -120,7 +125,25 @@ func (s *Store) fetch(r revision) *mvccpb.KeyValue {
 	if err := proto.Unmarshal(v, kv); err != nil {
 		panic(fmt.Sprintf("mvcc: undecodable value at %v: %v", r, err))
 	}
-	return kv
+	s.remember(r, kv)
+	return copyKV(kv)
+}
+
+// kvCacheEntries bounds the cache of decoded KeyValues.
+const kvCacheEntries = 1 << 15
+
+// remember caches the KeyValue written at revision r (values at a revision
+// never change, and most reads want recent ones). A full cache starts over.
+func (s *Store) remember(r revision, kv *mvccpb.KeyValue) {
+	if s.cache == nil || len(s.cache) >= kvCacheEntries {
+		s.cache = make(map[revision]*mvccpb.KeyValue, kvCacheEntries)
+	}
+	s.cache[r] = kv
+}
+
+func copyKV(kv *mvccpb.KeyValue) *mvccpb.KeyValue {
+	return &mvccpb.KeyValue{Key: kv.Key, CreateRevision: kv.CreateRevision, ModRevision: kv.ModRevision,
+		Version: kv.Version, Value: kv.Value, Lease: kv.Lease}
 }
 
 // put is etcd's storeTxnWrite.put.
@@ -149,6 +172,7 @@ func (tw *writeTxn) put(key, value []byte, lease int64) int64 {
 	ki.lease = lease
 	kv.Value = bytes.Clone(value)
 	tw.changes = append(tw.changes, kv)
+	s.remember(idxRev, copyKV(kv))
 	if oldLease != lease && s.hooks != nil {
 		if oldLease != 0 {
 			s.hooks.Detach(oldLease, ki.key)

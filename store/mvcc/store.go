@@ -91,7 +91,12 @@ type Store struct {
 	compactRev int64
 	cindex     uint64
 	term       uint64
-	hooks      LeaseHooks
+	// cindexDirty is set when cindex and term are not yet in the batch.
+	cindexDirty bool
+	hooks       LeaseHooks
+
+	// cache holds decoded KeyValues by revision (see fetch); restore clears it.
+	cache map[revision]*mvccpb.KeyValue
 
 	watch watchState
 	// watchChunk is watchChunkEntries, lowered by tests to exercise chunked catch-up.
@@ -169,6 +174,8 @@ func (s *Store) openBolt() error {
 // the file, as etcd's store.restore does.
 func (s *Store) restore() error {
 	s.idx = &treeIndex{}
+	s.cache = nil
+	s.cindexDirty = false
 	s.rev, s.compactRev = 1, -1
 	meta := s.bucket(BucketMeta)
 	s.cindex, s.term = readU64(meta.Get(metaConsistentIndex)), readU64(meta.Get(metaTerm))
@@ -282,6 +289,7 @@ func (s *Store) commitOnly() error {
 	if s.tx == nil {
 		return ErrClosed
 	}
+	s.writeConsistentIndex()
 	tx := s.tx
 	s.tx = nil
 	if err := tx.Commit(); err != nil {
@@ -345,15 +353,27 @@ func (s *Store) CompactRev() int64 { return s.compactRev }
 // read from meta at Open).
 func (s *Store) ConsistentIndex() (index, term uint64) { return s.cindex, s.term }
 
-// SetConsistentIndex writes meta consistent_index and term into the batch, so they
-// commit atomically with the applied entries. Index 0 is never written, as in etcd.
+// SetConsistentIndex records the raft index and term of the last applied entry.
+// They are written to meta consistent_index and term when the batch commits,
+// so they commit atomically with the entries applied in it. Index 0 is never
+// written, as in etcd.
 func (s *Store) SetConsistentIndex(index, term uint64) {
 	s.cindex, s.term = index, term
-	if index == 0 {
+	if index != 0 {
+		s.cindexDirty = true
+	}
+}
+
+// writeConsistentIndex puts the consistent index and term into the batch if
+// they changed since it was last written. Every commit does this first, so
+// the file never holds an applied entry without its index.
+func (s *Store) writeConsistentIndex() {
+	if !s.cindexDirty || s.cindex == 0 {
 		return
 	}
-	s.put(BucketMeta, metaConsistentIndex, binary.BigEndian.AppendUint64(nil, index))
-	s.put(BucketMeta, metaTerm, binary.BigEndian.AppendUint64(nil, term))
+	s.put(BucketMeta, metaConsistentIndex, binary.BigEndian.AppendUint64(nil, s.cindex))
+	s.put(BucketMeta, metaTerm, binary.BigEndian.AppendUint64(nil, s.term))
+	s.cindexDirty = false
 }
 
 // Size returns the size of the db file as bbolt sees it in the batch.
