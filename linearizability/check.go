@@ -86,11 +86,18 @@ func Check(ops []Operation, opt Options) (Result, error) {
 	if err := Validate(ops); err != nil {
 		return Result{}, err
 	}
-	ops = slices.Clone(ops)
-	sortOps(ops)
-	for i := range ops {
-		if op := &ops[i]; op.Kind == KindLeaseGrant && op.Lease == 0 {
-			op.Lease = op.Resp.LeaseID
+	// Work on a sorted copy in which grants name their lease, unless ops is
+	// that already (Check never writes to ops otherwise).
+	needsGrantLease := slices.ContainsFunc(ops, func(op Operation) bool {
+		return op.Kind == KindLeaseGrant && op.Lease == 0 && op.Resp.LeaseID != 0
+	})
+	if needsGrantLease || !slices.IsSortedFunc(ops, compareOps) {
+		ops = slices.Clone(ops)
+		sortOps(ops)
+		for i := range ops {
+			if op := &ops[i]; op.Kind == KindLeaseGrant && op.Lease == 0 {
+				op.Lease = op.Resp.LeaseID
+			}
 		}
 	}
 	res := Result{Verdict: VerdictOK, Operations: len(ops)}

@@ -318,11 +318,12 @@ func (r *Recorder) Operations() []Operation {
 }
 
 // sortOps sorts by (Call, ID), the canonical order of a history.
-func sortOps(ops []Operation) {
-	slices.SortFunc(ops, func(a, b Operation) int {
-		if c := cmpInt64(a.Call, b.Call); c != 0 {
-			return c
-		}
-		return cmpInt64(a.ID, b.ID)
-	})
+func sortOps(ops []Operation) { slices.SortFunc(ops, compareOps) }
+
+// compareOps orders operations by call time, then ID.
+func compareOps(a, b Operation) int {
+	if c := cmpInt64(a.Call, b.Call); c != 0 {
+		return c
+	}
+	return cmpInt64(a.ID, b.ID)
 }

@@ -44,7 +44,7 @@ type WatchOptions struct {
 //  4. complete: every acknowledged write to a watched key, up to the revision a
 //     watcher reached, appears in its stream.
 func CheckWatch(ops []Operation, events []WatchEvent, opt WatchOptions) error {
-	writer := map[string]int{}
+	writer := make(map[string]int, len(ops))
 	for i := range ops {
 		if ops[i].Kind.writesValue() {
 			writer[ops[i].Value] = i
@@ -74,9 +74,11 @@ func CheckWatch(ops []Operation, events []WatchEvent, opt WatchOptions) error {
 		rev int64
 		key string
 	}
-	canon := map[evKey]WatchEvent{}
+	canon := make(map[evKey]WatchEvent, len(events)/max(1, len(byWatcher)))
+	seenBy := make(map[int]map[evKey]bool, len(byWatcher))
 	for _, w := range sortedWatchers(byWatcher) {
-		seen := map[evKey]bool{}
+		seen := make(map[evKey]bool, len(byWatcher[w]))
+		seenBy[w] = seen
 		var last int64
 		for _, e := range byWatcher[w] {
 			k := evKey{e.Revision, e.Key}
@@ -121,10 +123,7 @@ func CheckWatch(ops []Operation, events []WatchEvent, opt WatchOptions) error {
 	}
 	for _, w := range sortedWatchers(byWatcher) {
 		reached := opt.Reached[w]
-		have := map[evKey]bool{}
-		for _, e := range byWatcher[w] {
-			have[evKey{e.Revision, e.Key}] = true
-		}
+		have := seenBy[w]
 		for i := range ops {
 			op := &ops[i]
 			if op.Outcome != OutcomeOK || !strings.HasPrefix(op.Key, opt.Prefix) || op.Key == "" {
