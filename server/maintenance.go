@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"fmt"
+	"hash"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,6 +21,11 @@ import (
 
 // snapshotChunk is the largest blob of a Snapshot response (etcd's 32 KiB).
 const snapshotChunk = 32 << 10
+
+// initialMmapSize is how much of the backend a member maps up front, as
+// etcd's default 10 GiB: the file can then grow while a snapshot is being
+// streamed without waiting for it. It is address space, not memory.
+const initialMmapSize = 10 << 30
 
 // maintenanceServer is etcd's Maintenance service.
 type maintenanceServer struct {
@@ -128,32 +135,76 @@ func (s maintenanceServer) HashKV(ctx context.Context, r *pb.HashKVRequest) (*pb
 // Snapshot streams the backend image in etcd's format: blobs of at most 32 KiB
 // with the bytes remaining after each, then one blob holding the sha256 of all
 // the image bytes.
+//
+// The image is taken at one commit on the member's goroutine and streamed
+// from this one, so the member goes on serving (and its raft heartbeats go
+// on) while a large snapshot is sent, as in etcd.
 func (s maintenanceServer) Snapshot(_ *pb.SnapshotRequest, stream grpc.ServerStreamingServer[pb.SnapshotResponse]) error {
-	type image struct {
-		b   []byte
-		err error
+	type opened struct {
+		snap *mvcc.Snapshot
+		err  error
 	}
-	img, err := call(stream.Context(), s.m, func(n *store.Node) image {
-		var buf bytes.Buffer
-		_, err := n.WriteSnapshot(&buf)
-		return image{buf.Bytes(), err}
+	o, err := call(stream.Context(), s.m, func(n *store.Node) opened {
+		snap, err := n.OpenSnapshot()
+		return opened{snap, err}
 	})
 	if err == nil {
-		err = img.err
+		err = o.err
 	}
 	if err != nil {
+		if o.snap != nil {
+			o.snap.Close()
+		}
 		return toGRPC(err)
 	}
-	sum := sha256.Sum256(img.b)
-	for rest := img.b; len(rest) > 0; {
-		n := min(len(rest), snapshotChunk)
-		resp := &pb.SnapshotResponse{RemainingBytes: uint64(len(rest) - n), Blob: rest[:n], Version: mvcc.StorageVersion}
-		if err := stream.Send(resp); err != nil {
-			return err
-		}
-		rest = rest[n:]
+	defer o.snap.Close()
+	w := &snapshotSender{stream: stream, hash: sha256.New(), remaining: o.snap.Size(), buf: make([]byte, 0, snapshotChunk)}
+	if _, err := o.snap.WriteTo(w); err != nil {
+		return err
 	}
-	return stream.Send(&pb.SnapshotResponse{Blob: sum[:], Version: mvcc.StorageVersion})
+	if err := w.flush(); err != nil {
+		return err
+	}
+	return stream.Send(&pb.SnapshotResponse{Blob: w.hash.Sum(nil), Version: mvcc.StorageVersion})
+}
+
+// snapshotSender cuts the image into blobs of snapshotChunk bytes, each with
+// the bytes remaining after it, and hashes what it sends.
+type snapshotSender struct {
+	stream    grpc.ServerStreamingServer[pb.SnapshotResponse]
+	hash      hash.Hash
+	remaining int64
+	buf       []byte
+}
+
+func (w *snapshotSender) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		k := min(len(p), snapshotChunk-len(w.buf))
+		w.buf = append(w.buf, p[:k]...)
+		p = p[k:]
+		if len(w.buf) == snapshotChunk {
+			if err := w.flush(); err != nil {
+				return n - len(p), err
+			}
+		}
+	}
+	return n, nil
+}
+
+func (w *snapshotSender) flush() error {
+	if len(w.buf) == 0 {
+		return nil
+	}
+	w.hash.Write(w.buf)
+	w.remaining -= int64(len(w.buf))
+	if w.remaining < 0 {
+		return fmt.Errorf("server: snapshot: image longer than its size")
+	}
+	// Send may keep the blob until it is serialized: give it its own bytes.
+	err := w.stream.Send(&pb.SnapshotResponse{RemainingBytes: uint64(w.remaining), Blob: bytes.Clone(w.buf), Version: mvcc.StorageVersion})
+	w.buf = w.buf[:0]
+	return err
 }
 
 // MoveLeader hands leadership to another voter; only the leader can.

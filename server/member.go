@@ -111,7 +111,8 @@ func Start(cfg Config) (*Member, error) {
 	scfg := store.Config{
 		Name: cfg.Name, InitialCluster: initial, Join: cfg.InitialClusterState == StateExisting,
 		ClientURLs: cfg.AdvertiseClientURLs, FS: vfs.OS(), WALDir: filepath.Join(memberDir, "wal"),
-		DBPath: filepath.Join(memberDir, "snap", "db"), Clock: wallClock{}, TickInterval: cfg.HeartbeatInterval,
+		DBPath: filepath.Join(memberDir, "snap", "db"), DBInitialMmapSize: initialMmapSize,
+		Clock: wallClock{}, TickInterval: cfg.HeartbeatInterval,
 		ElectionTicks: int(cfg.ElectionTimeout / cfg.HeartbeatInterval), SnapshotCount: cfg.SnapshotCount,
 		MaxRequestBytes: cfg.MaxRequestBytes, QuotaBackendBytes: cfg.QuotaBackendBytes, Logger: cfg.Logger,
 	}

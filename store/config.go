@@ -45,6 +45,9 @@ type Config struct {
 	// DBNoSync skips fsync on backend commits (safe only where the file cannot be
 	// lost, e.g. the simulator, which crashes the log but not the bbolt file).
 	DBNoSync bool
+	// DBInitialMmapSize is how much of the backend bbolt maps up front (see
+	// mvcc.Options.InitialMmapSize); 0 lets bbolt choose.
+	DBInitialMmapSize int
 
 	// Clock is required.
 	Clock Clock

@@ -114,7 +114,7 @@ func Open(cfg Config) (*Node, error) {
 		snapSent: map[uint64]int64{}, confState: &raftpb.ConfState{},
 	}
 	n.ids = newReqIDGen(n.id, cfg.Clock.Now().UnixMilli())
-	kv, err := mvcc.Open(cfg.DBPath, mvcc.Options{NoSync: cfg.DBNoSync, BatchLimit: math.MaxInt})
+	kv, err := mvcc.Open(cfg.DBPath, mvcc.Options{NoSync: cfg.DBNoSync, BatchLimit: math.MaxInt, InitialMmapSize: cfg.DBInitialMmapSize})
 	if err != nil {
 		return nil, fmt.Errorf("store: open backend %s: %w", cfg.DBPath, err)
 	}

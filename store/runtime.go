@@ -7,14 +7,20 @@ import (
 	"go.etcd.io/raft/v3"
 
 	"github.com/havoclab/havoc/store/membership"
+	"github.com/havoclab/havoc/store/mvcc"
 )
 
 // This file holds the few hooks a real-process runtime (package server) needs
 // beyond the simulator's: none of them changes what the member does on its own.
 
-// WriteSnapshot streams an image of the whole backend (etcd's
+// WriteSnapshot writes an image of the whole backend (etcd's
 // Maintenance.Snapshot); it commits the open batch first.
 func (n *Node) WriteSnapshot(w io.Writer) (int64, error) { return n.kv.WriteSnapshot(w) }
+
+// OpenSnapshot commits the open batch and returns an image of the backend as
+// of now that another goroutine may stream while the member goes on; the
+// caller must Close it.
+func (n *Node) OpenSnapshot() (*mvcc.Snapshot, error) { return n.kv.OpenSnapshot() }
 
 // TransferLeader asks raft to hand leadership to member id (etcd's MoveLeader).
 // It has an effect only on the leader; the runtime watches Leader for the outcome.

@@ -56,12 +56,19 @@ type Options struct {
 	// BatchLimit is the number of bucket writes after which the batch commits by itself
 	// at the end of an operation; 0 means 10000. Negative is invalid.
 	BatchLimit int
+	// InitialMmapSize is how much of the file bbolt maps up front (etcd maps
+	// 10 GiB). While a Snapshot is open the file can grow without blocking
+	// only within this mapping; 0 lets bbolt choose.
+	InitialMmapSize int
 }
 
 // Validate reports an invalid option.
 func (o Options) Validate() error {
 	if o.BatchLimit < 0 {
 		return fmt.Errorf("mvcc: negative BatchLimit %d", o.BatchLimit)
+	}
+	if o.InitialMmapSize < 0 {
+		return fmt.Errorf("mvcc: negative InitialMmapSize %d", o.InitialMmapSize)
 	}
 	return nil
 }
@@ -138,7 +145,8 @@ func (s *Store) openDB() error {
 func (s *Store) openBolt() error {
 	// The timeout only applies while another process holds the file lock: a
 	// second member on the same data dir gets an error instead of hanging.
-	db, err := bolt.Open(s.path, 0o600, &bolt.Options{NoSync: s.opts.NoSync, NoFreelistSync: true, Timeout: 2 * time.Second})
+	db, err := bolt.Open(s.path, 0o600, &bolt.Options{NoSync: s.opts.NoSync, NoFreelistSync: true, Timeout: 2 * time.Second,
+		InitialMmapSize: s.opts.InitialMmapSize})
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return fmt.Errorf("mvcc: open %s: %w: the file is locked by another process (is another member using this data dir?)", s.path, ErrLocked)
 	}
@@ -442,8 +450,8 @@ func (s *Store) attachAll() {
 	})
 }
 
-// WriteSnapshot commits the batch and streams a consistent image of the whole bbolt
-// file (tx.WriteTo), as etcd's Maintenance.Snapshot does.
+// WriteSnapshot commits the batch and writes a consistent image of the whole
+// bbolt file (tx.WriteTo), as etcd's Maintenance.Snapshot does.
 func (s *Store) WriteSnapshot(w io.Writer) (int64, error) {
 	if err := s.commitOnly(); err != nil {
 		return 0, err
@@ -458,6 +466,39 @@ func (s *Store) WriteSnapshot(w io.Writer) (int64, error) {
 	rerr := rtx.Rollback()
 	return n, errors.Join(err, rerr, s.begin())
 }
+
+// Snapshot is a consistent image of the backend, taken at one commit, that
+// another goroutine can stream while the store goes on (etcd streams its
+// snapshot the same way). Close it when done: until then bbolt keeps the
+// pages it holds, the file can grow only within InitialMmapSize without
+// waiting for it, and Defragment, ReplaceWith and Close wait for it.
+type Snapshot struct {
+	tx *bolt.Tx
+}
+
+// OpenSnapshot commits the batch and opens a Snapshot of the file as of now.
+func (s *Store) OpenSnapshot() (*Snapshot, error) {
+	if err := s.commitOnly(); err != nil {
+		return nil, err
+	}
+	rtx, err := s.db.Begin(false)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("mvcc: snapshot: %w", err), s.begin())
+	}
+	if err := s.begin(); err != nil {
+		return nil, errors.Join(err, rtx.Rollback())
+	}
+	return &Snapshot{tx: rtx}, nil
+}
+
+// Size is the number of bytes WriteTo writes.
+func (p *Snapshot) Size() int64 { return p.tx.Size() }
+
+// WriteTo writes the image to w.
+func (p *Snapshot) WriteTo(w io.Writer) (int64, error) { return p.tx.WriteTo(w) }
+
+// Close releases the snapshot.
+func (p *Snapshot) Close() error { return p.tx.Rollback() }
 
 // Hash returns etcd's Hash of the whole backend: CRC-32C over every bucket in
 // name order (its name, then each key and value), leaving out the meta keys
