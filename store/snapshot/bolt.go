@@ -164,7 +164,11 @@ func (im *image) page(id uint64) ([]byte, error) {
 		}
 		im.seen[i/64] |= 1 << (i % 64)
 	}
-	p := make([]byte, (overflow+1)*im.pageSize)
+	n := int64((overflow + 1) * im.pageSize)
+	if p, ok := sliceOf(im.r, int64(id*im.pageSize), n); ok {
+		return p, nil
+	}
+	p := make([]byte, n)
 	if _, err := im.r.ReadAt(p, int64(id*im.pageSize)); err != nil {
 		return nil, corruptf("read page %d: %v", id, err)
 	}

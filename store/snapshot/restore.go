@@ -196,7 +196,7 @@ type plan struct {
 	opts      RestoreOptions
 	all       []membership.Member
 	self      membership.Member
-	f         *os.File
+	f         *file
 	imageSize int64
 }
 
@@ -209,10 +209,11 @@ func prepare(opts RestoreOptions) (*plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, size, err := openFile(opts.SnapshotPath)
+	f, err := openFile(opts.SnapshotPath)
 	if err != nil {
 		return nil, err
 	}
+	size := f.size
 	imageSize := size
 	if hasTrailer(size) {
 		imageSize = size - hashSize

@@ -11,8 +11,8 @@ import (
 	"os"
 
 	"github.com/coreos/go-semver/semver"
-	"go.etcd.io/etcd/api/v3/mvccpb"
-	"google.golang.org/protobuf/proto"
+
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // Sentinel errors. Every error of Verify, Status and Restore about the file's
@@ -83,25 +83,85 @@ type DBStatus struct {
 // an image that is a readable etcd backend with a meta bucket whose key bucket
 // holds only revision keys and KeyValue values (ErrCorrupt).
 func Verify(path string) error {
-	f, size, err := openFile(path)
+	f, err := openFile(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	return verify(f, size)
+	return verify(f, f.size)
 }
 
-func openFile(path string) (*os.File, int64, error) {
+// file is a snapshot file opened for reading: mapped into memory where the
+// platform allows (the reader then takes pages without copying them), read
+// with ReadAt otherwise.
+type file struct {
+	f     *os.File
+	size  int64
+	data  []byte // the mapping, or nil
+	unmap func() error
+}
+
+func openFile(path string) (*file, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, 0, fmt.Errorf("snapshot: %w", err)
+		return nil, fmt.Errorf("snapshot: %w", err)
 	}
 	st, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, 0, fmt.Errorf("snapshot: %w", err)
+		return nil, fmt.Errorf("snapshot: %w", err)
 	}
-	return f, st.Size(), nil
+	sf := &file{f: f, size: st.Size()}
+	if sf.size > 0 && st.Mode().IsRegular() {
+		if data, unmap, err := mapFile(f, sf.size); err == nil {
+			sf.data, sf.unmap = data, unmap
+		}
+	}
+	return sf, nil
+}
+
+// ReadAt reads from the mapping or the file.
+func (f *file) ReadAt(p []byte, off int64) (int, error) {
+	if f.data == nil {
+		return f.f.ReadAt(p, off)
+	}
+	if off < 0 || off >= int64(len(f.data)) {
+		return 0, io.EOF
+	}
+	n := copy(p, f.data[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// sliceOf returns n bytes of r at off without copying, if r is a mapped file.
+func sliceOf(r io.ReaderAt, off, n int64) ([]byte, bool) {
+	if f, ok := r.(*file); ok {
+		return f.slice(off, n)
+	}
+	return nil, false
+}
+
+// slice returns n bytes at off without copying, if the file is mapped.
+func (f *file) slice(off, n int64) ([]byte, bool) {
+	if f.data == nil || off < 0 || n < 0 || off+n > int64(len(f.data)) {
+		return nil, false
+	}
+	return f.data[off : off+n : off+n], true
+}
+
+// Close unmaps and closes the file.
+func (f *file) Close() error {
+	var err error
+	if f.unmap != nil {
+		err = f.unmap()
+		f.data, f.unmap = nil, nil
+	}
+	if cerr := f.f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func verify(r io.ReaderAt, size int64) error {
@@ -129,7 +189,9 @@ func checkHash(r io.ReaderAt, size int64) error {
 		return corruptf("read sha256: %v", err)
 	}
 	h := sha256.New()
-	if _, err := io.Copy(h, io.NewSectionReader(r, 0, size-hashSize)); err != nil {
+	if img, ok := sliceOf(r, 0, size-hashSize); ok {
+		h.Write(img)
+	} else if _, err := io.Copy(h, io.NewSectionReader(r, 0, size-hashSize)); err != nil {
 		return corruptf("read image: %v", err)
 	}
 	if got := h.Sum(nil); !bytes.Equal(got, want) {
@@ -141,12 +203,12 @@ func checkHash(r io.ReaderAt, size int64) error {
 // Status reads a snapshot file (with or without the trailer, which it does not
 // check) and returns what `etcdutl snapshot status` prints.
 func Status(path string) (DBStatus, error) {
-	f, size, err := openFile(path)
+	f, err := openFile(path)
 	if err != nil {
 		return DBStatus{}, err
 	}
 	defer f.Close()
-	return scan(f, size)
+	return scan(f, f.size)
 }
 
 // scan walks the whole image once: structure, meta bucket, key bucket, hash.
@@ -183,14 +245,14 @@ func scan(r io.ReaderAt, size int64) (DBStatus, error) {
 					return err
 				}
 				st.Revision = main
-				var kv mvccpb.KeyValue
-				if err := proto.Unmarshal(v, &kv); err != nil {
+				key, err := keyOf(v)
+				if err != nil {
 					return corruptf("key bucket value at %x: %v", e.key, err)
 				}
 				if tomb {
-					delete(live, string(kv.Key))
+					delete(live, string(key))
 				} else {
-					live[string(kv.Key)] = true
+					live[string(key)] = true
 				}
 			case "meta":
 				if string(e.key) == "storageVersion" && !e.bucket {
@@ -210,6 +272,34 @@ func scan(r io.ReaderAt, size int64) (DBStatus, error) {
 	}
 	st.Hash, st.TotalKey, st.TotalSize = h.Sum32(), len(live), im.Size()
 	return st, nil
+}
+
+// keyOf returns the key of a marshalled mvccpb.KeyValue (field 1) without
+// decoding the rest, after checking that the whole message is well formed
+// protobuf wire data, as proto.Unmarshal would.
+func keyOf(kv []byte) ([]byte, error) {
+	var key []byte
+	for len(kv) > 0 {
+		num, typ, n := protowire.ConsumeTag(kv)
+		if n < 0 {
+			return nil, protowire.ParseError(n)
+		}
+		kv = kv[n:]
+		if num == 1 && typ == protowire.BytesType {
+			b, n := protowire.ConsumeBytes(kv)
+			if n < 0 {
+				return nil, protowire.ParseError(n)
+			}
+			key, kv = b, kv[n:]
+			continue
+		}
+		n = protowire.ConsumeFieldValue(num, typ, kv)
+		if n < 0 {
+			return nil, protowire.ParseError(n)
+		}
+		kv = kv[n:]
+	}
+	return key, nil
 }
 
 // parseRevKey parses a key-bucket key as etcd's BytesToBucketKey does, with an

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -244,4 +245,35 @@ func TestMutationsNeverPanic(t *testing.T) {
 		_, _ = snapshot.StatusBytes(out.Bytes())
 	}
 	require.Positive(t, rejected)
+}
+
+// TestMappedFileAgreesWithReadAt runs Status and Verify on files (mapped into
+// memory) and on the same bytes through ReadAt, for a valid snapshot and for
+// damaged ones: same answers, same errors.
+func TestMappedFileAgreesWithReadAt(t *testing.T) {
+	dir := t.TempDir()
+	path, _, _ := buildBackend(t, dir, 30, 5)
+	good, err := os.ReadFile(path)
+	require.NoError(t, err)
+	rnd := rand.New(rand.NewPCG(3, 4))
+	cases := [][]byte{good, good[:len(good)-32], good[:8192], good[:len(good)-100]}
+	for range 200 {
+		b := bytes.Clone(good[:len(good)-32])
+		for range 1 + rnd.IntN(4) {
+			b[rnd.IntN(len(b))] = byte(rnd.Uint32())
+		}
+		var out bytes.Buffer
+		_, err := snapshot.Write(&out, bytes.NewReader(b))
+		require.NoError(t, err)
+		cases = append(cases, out.Bytes())
+	}
+	for i, b := range cases {
+		p := filepath.Join(dir, fmt.Sprintf("case-%d.snap", i))
+		require.NoError(t, os.WriteFile(p, b, 0o600))
+		st, err := snapshot.Status(p)
+		stBytes, errBytes := snapshot.StatusBytes(b)
+		require.Equal(t, fmt.Sprint(errBytes), fmt.Sprint(err), "case %d", i)
+		require.Equal(t, stBytes, st, "case %d", i)
+		require.Equal(t, fmt.Sprint(snapshot.VerifyBytes(b)), fmt.Sprint(snapshot.Verify(p)), "case %d", i)
+	}
 }
