@@ -114,8 +114,10 @@ func (s *Store) visit(key, end []byte, atRev int64, fn func(ki *keyIndex, mod, c
 // returned message (Range clears Value for keys_only) but must not write into
 // its Key and Value bytes, which the cache shares.
 func (s *Store) fetch(r revision) *mvccpb.KeyValue {
-	if kv, ok := s.cache[r]; ok {
-		return copyKV(kv)
+	if s.cache != nil {
+		if slot := &s.cache[cacheSlot(r)]; slot.kv != nil && slot.rev == r {
+			return copyKV(slot.kv)
+		}
 	}
 	v := s.bucket(BucketKey).Get(revKey(r, false))
 	if v == nil {
@@ -129,16 +131,28 @@ func (s *Store) fetch(r revision) *mvccpb.KeyValue {
 	return copyKV(kv)
 }
 
-// kvCacheEntries bounds the cache of decoded KeyValues.
-const kvCacheEntries = 1 << 15
+// kvCacheSlots is the size of the cache of decoded KeyValues (a power of two).
+const kvCacheSlots = 1 << 14
+
+// kvSlot is one cache entry: the KeyValue at revision rev.
+type kvSlot struct {
+	rev revision
+	kv  *mvccpb.KeyValue
+}
+
+// cacheSlot is where revision r lives in the cache: consecutive revisions
+// take consecutive slots, so the cache holds about the latest kvCacheSlots
+// writes.
+func cacheSlot(r revision) int { return int((uint64(r.main)*4 + uint64(r.sub)) & (kvCacheSlots - 1)) }
 
 // remember caches the KeyValue written at revision r (values at a revision
-// never change, and most reads want recent ones). A full cache starts over.
+// never change, and most reads want recent ones), evicting whatever held its
+// slot.
 func (s *Store) remember(r revision, kv *mvccpb.KeyValue) {
-	if s.cache == nil || len(s.cache) >= kvCacheEntries {
-		s.cache = make(map[revision]*mvccpb.KeyValue, kvCacheEntries)
+	if s.cache == nil {
+		s.cache = make([]kvSlot, kvCacheSlots)
 	}
-	s.cache[r] = kv
+	s.cache[cacheSlot(r)] = kvSlot{r, kv}
 }
 
 func copyKV(kv *mvccpb.KeyValue) *mvccpb.KeyValue {

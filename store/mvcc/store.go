@@ -103,7 +103,7 @@ type Store struct {
 	hooks       LeaseHooks
 
 	// cache holds decoded KeyValues by revision (see fetch); restore clears it.
-	cache map[revision]*mvccpb.KeyValue
+	cache []kvSlot
 
 	watch watchState
 	// watchChunk is watchChunkEntries, lowered by tests to exercise chunked catch-up.
