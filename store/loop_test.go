@@ -107,6 +107,17 @@ func (l *loop) open(id uint64, join bool) {
 
 func (l *loop) ids() []uint64 { return sortedKeys(l.nodes) }
 
+// followers returns the running members other than lead, in ID order.
+func (l *loop) followers(lead uint64) []uint64 {
+	var out []uint64
+	for _, id := range l.ids() {
+		if id != lead {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
 // crash simulates power loss on one member: unsynced log writes and the open
 // backend batch are lost.
 func (l *loop) crash(id uint64) {

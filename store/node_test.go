@@ -94,13 +94,7 @@ func TestLeaderLossAndRestartFromDisk(t *testing.T) {
 func TestSnapshotCatchUp(t *testing.T) {
 	l := newLoop(t, 3, 5, 20)
 	lead := l.waitLeader()
-	var lag uint64
-	for _, id := range l.ids() {
-		if id != lead {
-			lag = id
-			break
-		}
-	}
+	lag := l.followers(lead)[0]
 	l.isolate(lag, true)
 	for i := range 100 {
 		l.put(lead, fmt.Sprintf("k%03d", i), "v")
@@ -162,13 +156,7 @@ func TestMembershipAddPromoteRemove(t *testing.T) {
 func TestMembershipUpdatePeerURLs(t *testing.T) {
 	l := newLoop(t, 3, 4, 0)
 	lead := l.waitLeader()
-	var follower uint64
-	for _, id := range l.ids() {
-		if id != lead {
-			follower = id
-			break
-		}
-	}
+	follower := l.followers(lead)[0]
 	var others []string
 	for _, m := range l.nodes[lead].Members() {
 		if m.ID != follower {
@@ -271,12 +259,8 @@ func TestValidationAndErrors(t *testing.T) {
 	r = l.do(lead, Request{Range: &pb.RangeRequest{Key: []byte("a"), Revision: 100}})
 	require.ErrorIs(t, r.Err, mvcc.ErrFutureRev)
 	// A minority member cannot serve linearizable reads, only serializable ones.
-	var f uint64
-	for _, id := range l.ids() {
-		if id != lead {
-			f = id
-		}
-	}
+	fs := l.followers(lead)
+	f := fs[len(fs)-1]
 	l.isolate(f, true)
 	l.tick(40)
 	l.token++
@@ -347,12 +331,8 @@ func BenchmarkCommittedPuts3(b *testing.B) {
 func TestDuplicatedProposalAppliesOnce(t *testing.T) {
 	l := newLoop(t, 3, 23, 0)
 	lead := l.waitLeader()
-	var f uint64
-	for _, id := range l.ids() {
-		if id != lead {
-			f = id
-		}
-	}
+	fs := l.followers(lead)
+	f := fs[len(fs)-1]
 	l.dupProps = true
 	p := l.put(f, "dup", "v")
 	l.dupProps = false
