@@ -198,9 +198,16 @@ func Check(ops []Operation, opt Options) (Result, error) {
 // "after everything else"), clamped to the earliest return of a read that
 // saw its value, since it must have happened by then.
 func porcupineHistory(ops []Operation, rc revisionFacts) []porcupine.Operation {
-	seenBy := map[string]int64{} // value -> earliest return of a read that saw it
+	// For the values of writes of unknown outcome (a few): the earliest return
+	// of a read that saw them, MaxInt64 if none did.
+	seenBy := map[string]int64{}
+	for i := range ops {
+		if op := &ops[i]; op.Outcome == OutcomeUnknown && op.Kind.writesValue() {
+			seenBy[op.Value] = math.MaxInt64
+		}
+	}
 	see := func(v string, ret int64) {
-		if r, ok := seenBy[v]; !ok || ret < r {
+		if r, ok := seenBy[v]; ok && ret < r {
 			seenBy[v] = ret
 		}
 	}
@@ -236,14 +243,14 @@ func porcupineHistory(ops []Operation, rc revisionFacts) []porcupine.Operation {
 				continue // no one can know the lease, so no one can use it
 			}
 			ret = math.MaxInt64
-			if r, ok := seenBy[op.Value]; ok && op.Kind.writesValue() {
+			if r, ok := seenBy[op.Value]; ok && r != math.MaxInt64 && op.Kind.writesValue() {
 				ret = max(r, op.Call)
 			}
 		}
 		in := &input{op: op, rev: rc.observedRev[i]}
 		hist = append(hist, porcupine.Operation{
 			ClientId: op.Client, Input: in, Output: in, Call: op.Call, Return: ret,
-			Metadata: fmt.Sprintf("op %d on member %s", op.ID, op.Member),
+			Metadata: op, // described only if visualized (DescribeOperationMetadata)
 		})
 	}
 	return hist

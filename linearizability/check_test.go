@@ -329,6 +329,7 @@ func TestCheckVisualizes(t *testing.T) {
 	html, err := os.ReadFile(path)
 	require.NoError(t, err)
 	require.Contains(t, string(html), `get(\"a\")`)
+	require.Contains(t, string(html), "op 2 on member", "each operation names its member")
 }
 
 func TestCheckBudget(t *testing.T) {

@@ -478,6 +478,9 @@ func kvModel() porcupine.Model {
 		},
 		DescribeState: func(s any) string { return describeState(s.(*kvState)) },
 		DescribeOperationMetadata: func(info any) string {
+			if op, ok := info.(*Operation); ok {
+				return fmt.Sprintf("op %d on member %s", op.ID, op.Member)
+			}
 			if info == nil {
 				return ""
 			}
