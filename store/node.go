@@ -58,6 +58,8 @@ type Node struct {
 	term      uint64
 	ticks     int64
 	ids       reqIDGen
+	// heard is the tick at which each peer's last message arrived.
+	heard map[uint64]int64
 
 	pending   map[uint64]*pendingReq // by token
 	timeouts  []timeoutEntry         // FIFO by deadline
@@ -111,7 +113,7 @@ func Open(cfg Config) (*Node, error) {
 		cfg: cfg, id: cfg.ID, clusterID: cfg.ClusterID, log: cfg.Logger.With("member", cfg.Name),
 		storage: raft.NewMemoryStorage(), members: map[uint64]membership.Member{},
 		pending: map[uint64]*pendingReq{}, waiters: map[uint64]waiter{}, revoking: map[int64]int64{},
-		snapSent: map[uint64]int64{}, confState: &raftpb.ConfState{},
+		snapSent: map[uint64]int64{}, confState: &raftpb.ConfState{}, heard: map[uint64]int64{},
 	}
 	n.ids = newReqIDGen(n.id, cfg.Clock.Now().UnixMilli())
 	kv, err := mvcc.Open(cfg.DBPath, mvcc.Options{NoSync: cfg.DBNoSync, BatchLimit: math.MaxInt, InitialMmapSize: cfg.DBInitialMmapSize})
@@ -356,6 +358,9 @@ func (n *Node) Step(m *raftpb.Message) error {
 	}
 	if last, _ := n.storage.LastIndex(); m.GetType() == raftpb.MsgProp && !n.proposals.filter(m, last+1) {
 		return nil // every entry is already in the log: a duplicated delivery
+	}
+	if from := m.GetFrom(); from != 0 && from != n.id {
+		n.heard[from] = n.ticks
 	}
 	err := n.rn.Step(m)
 	if errors.Is(err, raft.ErrStepPeerNotFound) || errors.Is(err, raft.ErrStepLocalMsg) {

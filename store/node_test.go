@@ -153,6 +153,30 @@ func TestMembershipAddPromoteRemove(t *testing.T) {
 	require.ErrorIs(t, r.Err, ErrMemberNotFound)
 }
 
+// TestMemberRemoveKeepsAQuorumActive: removing a voter is refused when the
+// voters left would not have an active quorum, at any point of the leader's
+// election-timeout cycle (raft clears its own activity flags at each check).
+func TestMemberRemoveKeepsAQuorumActive(t *testing.T) {
+	l := newLoop(t, 3, 6, 0)
+	lead := l.waitLeader()
+	fs := l.followers(lead)
+	healthy, cut := fs[0], fs[1]
+	for range 30 { // every phase of the cycle, checked before the tick's messages are delivered
+		for _, id := range l.ids() {
+			l.nodes[id].Tick()
+		}
+		require.True(t, l.nodes[lead].mayRemoveVoter(healthy), "tick %d: a healthy cluster may lose a voter", l.nodes[lead].ticks)
+		l.deliver()
+	}
+	l.isolate(cut, true)
+	l.tick(20)
+	require.Equal(t, lead, l.leader())
+	r := l.do(lead, Request{MemberRemove: &pb.MemberRemoveRequest{ID: healthy}})
+	require.ErrorIs(t, r.Err, ErrNotEnoughStarted, "the leader and a cut-off member are not a quorum")
+	r = l.do(lead, Request{MemberRemove: &pb.MemberRemoveRequest{ID: cut}})
+	require.NoError(t, r.Err, "removing the cut-off member leaves two active voters")
+}
+
 func TestMembershipUpdatePeerURLs(t *testing.T) {
 	l := newLoop(t, 3, 4, 0)
 	lead := l.waitLeader()

@@ -380,18 +380,22 @@ func (n *Node) countLearners() int {
 
 // mayRemoveVoter is etcd's strict reconfiguration check: after removing id, the
 // voters the leader sees as active must still form a quorum.
+//
+// A voter counts as active if this member heard from it within an election
+// timeout (etcd asks its transport the same). Raft's own RecentActive is no
+// use here: with CheckQuorum the leader clears it every election timeout, so
+// right after that a healthy cluster would look inactive.
 func (n *Node) mayRemoveVoter(id uint64) bool {
-	st := n.rn.Status()
-	if st.RaftState != raft.StateLeader {
+	if n.rn.BasicStatus().RaftState != raft.StateLeader {
 		return true
 	}
 	voters, active := 0, 0
-	for vid, pr := range st.Progress {
-		if vid == id || pr.IsLearner {
+	for _, vid := range n.confState.GetVoters() {
+		if vid == id {
 			continue
 		}
 		voters++
-		if vid == n.id || pr.RecentActive {
+		if t, ok := n.heard[vid]; vid == n.id || ok && n.ticks-t <= int64(n.cfg.ElectionTicks) {
 			active++
 		}
 	}
