@@ -453,18 +453,14 @@ func (s *Store) attachAll() {
 // WriteSnapshot commits the batch and writes a consistent image of the whole
 // bbolt file (tx.WriteTo), as etcd's Maintenance.Snapshot does.
 func (s *Store) WriteSnapshot(w io.Writer) (int64, error) {
-	if err := s.commitOnly(); err != nil {
+	snap, err := s.OpenSnapshot()
+	if err != nil {
 		return 0, err
 	}
-	// No write tx may be open while the read tx is: a growing write tx would remap
-	// under the read tx's lock in this same goroutine.
-	rtx, err := s.db.Begin(false)
-	if err != nil {
-		return 0, errors.Join(err, s.begin())
-	}
-	n, err := rtx.WriteTo(w)
-	rerr := rtx.Rollback()
-	return n, errors.Join(err, rerr, s.begin())
+	// Nothing commits in this goroutine until the snapshot is closed, so a
+	// growing file cannot wait on its read transaction here.
+	n, err := snap.WriteTo(w)
+	return n, errors.Join(err, snap.Close())
 }
 
 // Snapshot is a consistent image of the backend, taken at one commit, that
