@@ -96,11 +96,7 @@ func (m *Member) header(st store.Status) *pb.ResponseHeader {
 // Defragment rewrites this member's backend file without its free pages, as
 // etcd's defrag does (DbSize drops to about DbSizeInUse).
 func (s maintenanceServer) Defragment(ctx context.Context, _ *pb.DefragmentRequest) (*pb.DefragmentResponse, error) {
-	derr, err := call(ctx, s.m, func(n *store.Node) error { return n.Defragment() })
-	if err == nil {
-		err = derr
-	}
-	if err != nil {
+	if _, err := callErr(ctx, s.m, func(n *store.Node) (struct{}, error) { return struct{}{}, n.Defragment() }); err != nil {
 		return nil, toGRPC(err)
 	}
 	return &pb.DefragmentResponse{}, nil
@@ -108,22 +104,15 @@ func (s maintenanceServer) Defragment(ctx context.Context, _ *pb.DefragmentReque
 
 // Hash returns the hash of this member's whole backend (etcd's Hash RPC).
 func (s maintenanceServer) Hash(ctx context.Context, _ *pb.HashRequest) (*pb.HashResponse, error) {
-	type hashed struct {
-		h   uint32
-		st  store.Status
-		err error
-	}
-	r, err := call(ctx, s.m, func(n *store.Node) hashed {
-		h, err := n.Hash()
-		return hashed{h, n.Status(), err}
+	var st store.Status
+	h, err := callErr(ctx, s.m, func(n *store.Node) (uint32, error) {
+		st = n.Status()
+		return n.Hash()
 	})
-	if err == nil {
-		err = r.err
-	}
 	if err != nil {
 		return nil, toGRPC(err)
 	}
-	return &pb.HashResponse{Header: s.m.header(r.st), Hash: r.h}, nil
+	return &pb.HashResponse{Header: s.m.header(st), Hash: h}, nil
 }
 
 // HashKV returns etcd's HashKV of the keyspace at a revision.
@@ -140,26 +129,15 @@ func (s maintenanceServer) HashKV(ctx context.Context, r *pb.HashKVRequest) (*pb
 // from this one, so the member goes on serving (and its raft heartbeats go
 // on) while a large snapshot is sent, as in etcd.
 func (s maintenanceServer) Snapshot(_ *pb.SnapshotRequest, stream grpc.ServerStreamingServer[pb.SnapshotResponse]) error {
-	type opened struct {
-		snap *mvcc.Snapshot
-		err  error
-	}
-	o, err := call(stream.Context(), s.m, func(n *store.Node) opened {
-		snap, err := n.OpenSnapshot()
-		return opened{snap, err}
-	})
-	if err == nil {
-		err = o.err
-	}
+	// Not the stream's context: once the member has opened the snapshot this
+	// handler must get it back to close it, even if the client has gone.
+	snap, err := callErr(context.Background(), s.m, func(n *store.Node) (*mvcc.Snapshot, error) { return n.OpenSnapshot() })
 	if err != nil {
-		if o.snap != nil {
-			o.snap.Close()
-		}
 		return toGRPC(err)
 	}
-	defer o.snap.Close()
-	w := &snapshotSender{stream: stream, hash: sha256.New(), remaining: o.snap.Size(), buf: make([]byte, 0, snapshotChunk)}
-	if _, err := o.snap.WriteTo(w); err != nil {
+	defer snap.Close()
+	w := &snapshotSender{stream: stream, hash: sha256.New(), remaining: snap.Size(), buf: make([]byte, 0, snapshotChunk)}
+	if _, err := snap.WriteTo(w); err != nil {
 		return err
 	}
 	if err := w.flush(); err != nil {

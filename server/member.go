@@ -455,14 +455,37 @@ func call[T any](ctx context.Context, m *Member, f func(n *store.Node) T) (T, er
 	if err := m.exec(ctx, func() { ch <- f(m.node) }); err != nil {
 		return zero, err
 	}
+	var err error
 	select {
 	case v := <-ch:
 		return v, nil
 	case <-ctx.Done():
-		return zero, ctx.Err()
+		err = ctx.Err()
 	case <-m.donec:
-		return zero, store.ErrStopped
+		err = store.ErrStopped
 	}
+	select {
+	case v := <-ch: // f ran after all (the run goroutine sends before it stops)
+		return v, nil
+	default:
+		return zero, err
+	}
+}
+
+// callErr is call for a function that can fail: its error, or call's.
+func callErr[T any](ctx context.Context, m *Member, f func(n *store.Node) (T, error)) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	r, err := call(ctx, m, func(n *store.Node) result {
+		v, err := f(n)
+		return result{v, err}
+	})
+	if err != nil {
+		return r.v, err
+	}
+	return r.v, r.err
 }
 
 // do submits a request to the node and waits for its answer.

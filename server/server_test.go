@@ -249,8 +249,9 @@ func TestMembership(t *testing.T) {
 	_, err = cli.MemberUpdate(ctx, id0, []string{own, "http://127.0.0.1:1"})
 	require.NoError(t, err)
 	for i := range 3 {
+		one := c.client(i)
 		require.Eventually(t, func() bool {
-			l, err := c.client(i).MemberList(ctx, clientv3.WithSerializable())
+			l, err := one.MemberList(ctx, clientv3.WithSerializable())
 			if err != nil {
 				return false
 			}
