@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/havoclab/havoc/chaos"
 	"github.com/havoclab/havoc/cluster"
 	"github.com/havoclab/havoc/internal/dockertest"
 )
@@ -61,19 +59,8 @@ func (w logWriter) Write(b []byte) (int, error) {
 func dockerDrillConfig(t *testing.T, target cluster.Target, name string) RealDrillConfig {
 	var b [3]byte
 	_, _ = rand.Read(b[:])
-	c := RealDrillConfig{DrillConfig: DrillConfig{Seed: 11, Duration: 6 * time.Second, After: 3 * time.Second,
-		Workload: Workload{Clients: 8, Rate: 400}}, Backend: BackendDocker, Target: target,
-		Binary: dockerBinary(t, target), Dir: filepath.Join(t.TempDir(), "drill"),
-		Docker: cluster.DockerConfig{RunID: "d" + hex.EncodeToString(b[:]), Log: logWriter{t}}}
-	if target == cluster.TargetEtcd {
-		c.Etcdutl = buildBin(t, "etcdutl", "go.etcd.io/etcd/etcdutl/v3")
-	}
-	switch name {
-	case DrillSaveRestore:
-		c.Faults = chaos.AllKinds
-	case DrillFollowerCatchUp:
-		c.Workload = Workload{Clients: 16, Rate: 2000}
-	}
+	c := testDrillConfig(t, BackendDocker, target, dockerBinary(t, target), name)
+	c.Docker = cluster.DockerConfig{RunID: "d" + hex.EncodeToString(b[:]), Log: logWriter{t}}
 	return c
 }
 

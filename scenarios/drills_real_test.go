@@ -7,21 +7,19 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/havoclab/havoc/chaos"
 	"github.com/havoclab/havoc/cluster"
 )
 
-// realDrillConfig is a drill short enough for a test (< 60 s each).
-func realDrillConfig(t *testing.T, target cluster.Target, name string) RealDrillConfig {
+// testDrillConfig is a drill short enough for a test (< 60 s each) on
+// backend with the given member binary; etcd drills restore with etcdutl.
+func testDrillConfig(t *testing.T, backend string, target cluster.Target, binary, name string) RealDrillConfig {
 	c := RealDrillConfig{DrillConfig: DrillConfig{Seed: 11, Duration: 6 * time.Second, After: 3 * time.Second,
-		Workload: Workload{Clients: 8, Rate: 400}}, Target: target, Dir: filepath.Join(t.TempDir(), "drill")}
+		Workload: Workload{Clients: 8, Rate: 400}}, Backend: backend, Target: target, Binary: binary,
+		Dir: filepath.Join(t.TempDir(), "drill")}
 	if target == cluster.TargetEtcd {
-		c.Binary = buildBin(t, "etcd", "go.etcd.io/etcd/server/v3")
 		c.Etcdutl = buildBin(t, "etcdutl", "go.etcd.io/etcd/etcdutl/v3")
-	} else {
-		c.Binary = buildBin(t, "harness", "github.com/havoclab/havoc/cmd/harness")
 	}
 	switch name {
 	case DrillSaveRestore:
@@ -30,6 +28,17 @@ func realDrillConfig(t *testing.T, target cluster.Target, name string) RealDrill
 		c.Workload = Workload{Clients: 16, Rate: 2000}
 	}
 	return c
+}
+
+// realDrillConfig is testDrillConfig on process clusters.
+func realDrillConfig(t *testing.T, target cluster.Target, name string) RealDrillConfig {
+	var binary string
+	if target == cluster.TargetEtcd {
+		binary = buildBin(t, "etcd", "go.etcd.io/etcd/server/v3")
+	} else {
+		binary = buildBin(t, "harness", "github.com/havoclab/havoc/cmd/harness")
+	}
+	return testDrillConfig(t, BackendProcess, target, binary, name)
 }
 
 // TestRealDrills runs every drill on process clusters of havoc and of etcd.
@@ -78,17 +87,7 @@ func TestRealDrillCatchesTamperedRestore(t *testing.T) {
 	}
 	c := realDrillConfig(t, cluster.TargetHavoc, DrillSaveRestore)
 	c.Faults = nil
-	c.tamper = func(db string) error {
-		b, err := bolt.Open(db, 0o600, nil)
-		if err != nil {
-			return err
-		}
-		defer b.Close()
-		return b.Update(func(tx *bolt.Tx) error {
-			k, _ := tx.Bucket([]byte("key")).Cursor().Last()
-			return tx.Bucket([]byte("key")).Delete(k)
-		})
-	}
+	c.tamper = dropNewestRevision
 	r, err := RunRealDrill(context.Background(), DrillSaveRestore, c)
 	require.NoError(t, err)
 	t.Log(r)

@@ -58,22 +58,25 @@ func TestDrillDeterministic(t *testing.T) {
 	require.Equal(t, a, b)
 }
 
+// dropNewestRevision is a tamper that deletes the newest revision of a
+// restored backend's key bucket: the latest acknowledged write disappears.
+func dropNewestRevision(db string) error {
+	b, err := bolt.Open(db, 0o600, nil)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	return b.Update(func(tx *bolt.Tx) error {
+		k, _ := tx.Bucket([]byte("key")).Cursor().Last()
+		return tx.Bucket([]byte("key")).Delete(k)
+	})
+}
+
 // TestDrillCatchesTamperedRestore proves save-restore can fail: a restored
 // backend whose latest write was removed must be reported.
 func TestDrillCatchesTamperedRestore(t *testing.T) {
 	c := drillConfig(3)
-	c.tamper = func(db string) error {
-		b, err := bolt.Open(db, 0o600, nil)
-		if err != nil {
-			return err
-		}
-		defer b.Close()
-		return b.Update(func(tx *bolt.Tx) error {
-			// Drop the newest revision of the key bucket.
-			k, _ := tx.Bucket([]byte("key")).Cursor().Last()
-			return tx.Bucket([]byte("key")).Delete(k)
-		})
-	}
+	c.tamper = dropNewestRevision
 	r, err := RunDrill(DrillSaveRestore, c)
 	require.NoError(t, err)
 	t.Log(r)

@@ -12,13 +12,21 @@ import (
 	"github.com/havoclab/havoc/internal/dockertest"
 )
 
+// dockerContext requires a Docker engine (see internal/dockertest) and gives
+// the test 8 minutes: a cold CI machine compiles etcd or the harness into an
+// image first.
+func dockerContext(t *testing.T) context.Context {
+	t.Helper()
+	dockertest.Require(t, true, cluster.DockerAvailable)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
 // TestDockerCleanCommand abandons a one-member etcd cluster, as a killed
 // harness would, and removes it with `harness docker clean --run`.
 func TestDockerCleanCommand(t *testing.T) {
-	dockertest.Require(t, true, cluster.DockerAvailable)
-	// A cold CI machine compiles etcd (or the harness) inside Start.
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
-	defer cancel()
+	ctx := dockerContext(t)
 	run := "tcmd" + time.Now().Format("150405")
 	d, err := cluster.NewDocker(cluster.DockerConfig{Target: cluster.TargetEtcd, Members: 1, RunID: run, Dir: t.TempDir()})
 	require.NoError(t, err)
@@ -72,9 +80,7 @@ func TestParseBytes(t *testing.T) {
 // TestRunDockerBackend runs `harness run --backend docker` end to end on a
 // short real-etcd scenario with crashes, pauses and partitions.
 func TestRunDockerBackend(t *testing.T) {
-	dockertest.Require(t, true, cluster.DockerAvailable)
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
-	defer cancel()
+	ctx := dockerContext(t)
 	var out bytes.Buffer
 	cmd := newRunCmd()
 	cmd.SetOut(&out)

@@ -2,25 +2,18 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/havoclab/havoc/cluster"
-	"github.com/havoclab/havoc/internal/dockertest"
 )
 
 // TestDrillDocker runs `harness drill save-restore --backend docker` as a user
 // would from the repository: the image is built from the module, the restore
 // runs on the host and is copied into the members' volumes.
 func TestDrillDocker(t *testing.T) {
-	dockertest.Require(t, true, cluster.DockerAvailable)
-	// A cold CI machine compiles the harness inside the drill.
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
-	defer cancel()
+	ctx := dockerContext(t)
 	var out bytes.Buffer
 	cmd := newDrillCmd()
 	cmd.SetOut(&out)
