@@ -1,40 +1,103 @@
 #!/usr/bin/env bash
-# The project's test command (what CI runs): formatting, vet, staticcheck, the
-# full test suite (Docker tests run when an engine is reachable; CI starts one),
-# every benchmark once, then a seed sweep of the default scenario in the simulator.
+# The project's test command (what CI runs). Phases, each under its own timeout
+# (scripts/phase.sh), in this order:
 #
-#   HAVOC_SWEEP_SEEDS  seeds to sweep (default 1-800; "" skips the sweep)
+#   gofmt       gofmt -l on every tracked Go file
+#   mod-tidy    go mod tidy -diff: go.mod and go.sum are tidy
+#   vet         go vet ./...
+#   staticcheck staticcheck ./... (checks and exceptions: staticcheck.conf)
+#   go-test     the whole suite through gotestsum: one line per package, then every
+#               skipped test with its skip message, every failure with its output,
+#               and "tests: N passed, N failed, N skipped". Docker tests run when an
+#               engine is reachable (CI starts one). Results in bin/test-results/
+#               (test.json: go test -json; junit.xml).
+#   bench       every benchmark once (a benchmark that fails is a bug too)
+#   sweep       the default scenario in the simulator over a fixed seed list
+#
+# The last lines are every phase's time and the test counts again.
+#
+#   HAVOC_SWEEP_SEEDS  seeds to sweep (default 1-150, the CI list; "" skips the
+#                      sweep). Larger sweeps: scripts/nightly.sh.
+#   HAVOC_SWEEP_LIMIT  the sweep phase's timeout (default 12m)
 #   HAVOC_SHORT=1      go test -short (skips the slow suites: etcd builds, Docker)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/phase.sh
+. scripts/phase.sh
 
-echo "== gofmt"
-unformatted=$(gofmt -l $(git ls-files '*.go'))
-if [ -n "$unformatted" ]; then echo "gofmt needed: $unformatted" >&2; exit 1; fi
-
-echo "== go vet"
-go vet ./...
-
-echo "== staticcheck"
-go run honnef.co/go/tools/cmd/staticcheck@v0.7.0 ./...
-
-echo "== go test"
+gotestsum=gotest.tools/gotestsum@v1.13.0
+staticcheck=honnef.co/go/tools/cmd/staticcheck@v0.7.0
+results=bin/test-results
 short=()
 [ "${HAVOC_SHORT:-}" = 1 ] && short=(-short)
-go test "${short[@]}" -count=1 -timeout 45m ./...
 
-echo "== benchmarks (one iteration each: a benchmark that fails is a bug too)"
-bench_log=$(mktemp)
-if ! go test "${short[@]}" -count=1 -run '^$' -bench . -benchtime 1x -timeout 15m ./... >"$bench_log" 2>&1; then
-  cat "$bench_log"; exit 1
-fi
-grep -E '^Benchmark' "$bench_log" || true
+# Phase bodies that are more than one command; run as `scripts/test.sh --phase NAME`.
+phase_gofmt() {
+	local unformatted
+	unformatted=$(gofmt -l $(git ls-files '*.go'))
+	if [ -n "$unformatted" ]; then
+		echo "gofmt needed: $unformatted" >&2
+		exit 1
+	fi
+}
 
-seeds=${HAVOC_SWEEP_SEEDS-1-800}
+phase_go_test() {
+	rm -rf "$results"
+	mkdir -p "$results"
+	# go test's own -timeout is a minute under the phase's, so that a hung test is
+	# reported by name, with every goroutine's stack, before the phase is killed.
+	go run "$gotestsum" --format pkgname --format-hide-empty-pkg \
+		--jsonfile "$results/test.json" --junitfile "$results/junit.xml" \
+		--post-run-command "scripts/test.sh --counts" \
+		-- "${short[@]}" -count=1 -timeout 24m ./...
+}
+
+# counts runs as gotestsum's post-run command, which passes the totals in
+# TESTS_* (a test with subtests counts once itself and once per subtest; a
+# package that does not build counts as one failure).
+counts() {
+	local failed=$((TESTS_FAILED + TESTS_ERRORS))
+	local line="tests: $((TESTS_TOTAL - TESTS_FAILED - TESTS_SKIPPED)) passed, $failed failed, $TESTS_SKIPPED skipped"
+	echo "$line" | tee "$results/counts"
+}
+
+phase_bench() {
+	local log=$results/bench.log
+	mkdir -p "$results"
+	if ! go test "${short[@]}" -count=1 -run '^$' -bench . -benchtime 1x -timeout 9m ./... >"$log" 2>&1; then
+		cat "$log"
+		exit 1
+	fi
+	grep -E '^Benchmark' "$log" || true
+}
+
+phase_sweep() {
+	mkdir -p bin
+	go build -o bin/harness ./cmd/harness
+	./bin/harness sweep --seeds "$1" --parallel "$(nproc)" --quiet --out havoc-runs
+}
+
+case "${1:-}" in
+--phase)
+	"phase_${2//-/_}" "${@:3}"
+	exit
+	;;
+--counts)
+	counts
+	exit
+	;;
+esac
+
+phase gofmt 2m scripts/test.sh --phase gofmt
+phase mod-tidy 5m go mod tidy -diff
+phase vet 10m go vet ./...
+phase staticcheck 10m go run "$staticcheck" ./...
+phase go-test 25m scripts/test.sh --phase go-test
+phase bench 10m scripts/test.sh --phase bench
+seeds=${HAVOC_SWEEP_SEEDS-1-150}
 if [ -n "$seeds" ]; then
-  echo "== seed sweep $seeds (simulator, default scenario)"
-  mkdir -p bin
-  go build -o bin/harness ./cmd/harness
-  ./bin/harness sweep --seeds "$seeds" --parallel "$(nproc)" --quiet --out havoc-runs
+	phase sweep "${HAVOC_SWEEP_LIMIT:-12m}" scripts/test.sh --phase sweep "$seeds"
 fi
+phase_table
 echo "== all green"
+cat "$results/counts"
