@@ -9,24 +9,14 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/havoclab/havoc/internal/shared"
 )
 
-// jepsenDir finds shared/testdata/jepsen-etcd by walking up from the
-// package directory (the corpus lives beside the repository, not in it).
+// jepsenDir is shared/testdata/jepsen-etcd beside the repository (the corpus is
+// not copied into it): missing, it skips the test, or fails it under CI.
 func jepsenDir(t testing.TB) string {
-	dir, err := filepath.Abs(".")
-	require.NoError(t, err)
-	for {
-		cand := filepath.Join(dir, "shared", "testdata", "jepsen-etcd")
-		if _, err := os.Stat(filepath.Join(cand, "VERDICTS")); err == nil {
-			return cand
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("shared/testdata/jepsen-etcd/VERDICTS not found above the package directory; Jepsen corpus absent")
-		}
-		dir = parent
-	}
+	return shared.Path(t, "testdata", "jepsen-etcd")
 }
 
 type jepsenVerdict struct {
