@@ -192,11 +192,6 @@ func TestDockerEtcdCluster(t *testing.T) {
 
 func TestDockerHavocCluster(t *testing.T) {
 	requireDocker(t, true)
-	mod, err := DockerConfig{}.moduleDir()
-	require.NoError(t, err)
-	if _, err := os.Stat(filepath.Join(mod, "cmd", "harness", "serve.go")); err != nil {
-		t.Skip("harness serve does not exist yet (cmd/harness/serve.go)")
-	}
 	testCluster(t, TargetHavoc)
 }
 
