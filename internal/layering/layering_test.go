@@ -1,5 +1,6 @@
-// Package layering holds the test that keeps havoc's import direction: lower layers
-// never import higher ones (docs/architecture.md).
+// Package layering holds the tests that keep havoc's structure: lower layers never
+// import higher ones (docs/architecture.md), and every package and exported name
+// is documented (doc_test.go).
 package layering
 
 import (
