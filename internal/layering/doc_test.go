@@ -71,11 +71,16 @@ func packageFiles(t *testing.T, root string) map[string][]goFile {
 	return pkgs
 }
 
+// outsideRefs are the ways comments used to cite files that are not in the
+// repository: a machine's absolute path, and the notes beside it.
+var outsideRefs = []string{"/work/", "ETCD-COMPAT", "STYLE.md"}
+
 // TestPackageDocs requires what the house style asks of comments: every package
 // has exactly one package doc comment (in doc.go when the package has one), and
 // every exported name (function, type, method of an exported type, constant and
 // variable) has a doc comment. A constant or variable may be covered by its
-// group's comment or by a comment at the end of its line.
+// group's comment or by a comment at the end of its line. No comment cites a file
+// outside the repository (outsideRefs).
 func TestPackageDocs(t *testing.T) {
 	root := moduleRoot(t)
 	pkgs := packageFiles(t, root)
@@ -105,6 +110,13 @@ func TestPackageDocs(t *testing.T) {
 				missing = append(missing, undocumented(f.ast)...)
 			}
 			require.Empty(t, missing, "package %s: exported names without a doc comment", dir)
+			for _, f := range pkgs[dir] {
+				for _, c := range f.ast.Comments {
+					for _, bad := range outsideRefs {
+						require.NotContains(t, c.Text(), bad, "%s/%s: a comment cites a file outside the repository (cite upstream by package path or URL)", dir, f.name)
+					}
+				}
+			}
 		})
 	}
 }

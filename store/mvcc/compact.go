@@ -58,7 +58,7 @@ func (s *Store) compactAt(rev int64) {
 
 // HashKV computes etcd's HashKV over the key bucket at revision rev (0 = current):
 // CRC-32C of "key" and every surviving (bucket key, value) pair, as etcd's computed path
-// (server/storage/mvcc/hash.go). It returns the hash, the revision hashed and the
+// (go.etcd.io/etcd/server/v3/storage/mvcc, hash.go). It returns the hash, the revision hashed and the
 // compaction revision, which a comparison must match too.
 func (s *Store) HashKV(rev int64) (hash uint32, hashRev, compactRev int64, err error) {
 	if s.tx == nil {

@@ -11,7 +11,8 @@
 //   - The key bucket holds revision keys (8-byte big-endian main, '_', 8-byte big-endian
 //     sub, 't' for tombstones) and proto.Marshal(mvccpb.KeyValue) values; the meta bucket
 //     holds consistent_index, term, scheduledCompactRev, finishedCompactRev and
-//     storageVersion exactly as etcd writes them (see /work/shared/ETCD-COMPAT.md §1).
+//     storageVersion exactly as etcd writes them (etcd v3.7.3's
+//     go.etcd.io/etcd/server/v3/storage/schema).
 //   - An in-memory index of key generations, rebuilt from the key bucket at Open like
 //     etcd's restore, answers which revision of a key is visible at a revision.
 //   - Request validation (Validate*) and application are separate, as in etcd: the gRPC

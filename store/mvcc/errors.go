@@ -2,7 +2,7 @@ package mvcc
 
 import "errors"
 
-// Sentinel errors. Their messages are etcd's exact wire strings (ETCD-COMPAT §5), so the
+// Sentinel errors. Their messages are etcd's exact wire strings (go.etcd.io/etcd/api/v3/v3rpc/rpctypes), so the
 // gRPC layer can send err.Error() as the status message and clientv3 recognises it.
 var (
 	// ErrCompacted is returned for a revision below the compaction revision.

@@ -5,7 +5,7 @@ import (
 	"fmt"
 )
 
-// keyIndex is the revision history of one key, in etcd's shape (key_index.go): a list of
+// keyIndex is the revision history of one key, in etcd's shape (go.etcd.io/etcd/server/v3/storage/mvcc, key_index.go): a list of
 // generations, each from a creation to a tombstone; the last generation is the live one
 // (empty when the key is deleted). Keeping etcd's shape keeps Version, compaction and
 // HashKV's keep set identical to etcd's, including its edge cases.

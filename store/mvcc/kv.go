@@ -11,7 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// writeTxn is one etcd write txn (kvstore_txn.go storeTxnWrite): all its changes share
+// writeTxn is one etcd write txn (go.etcd.io/etcd/server/v3/storage/mvcc storeTxnWrite): all its changes share
 // main revision beginRev+1, with sub-revisions in order. A txn without changes does not
 // bump the revision. A read-only operation is a writeTxn that makes no change.
 type writeTxn struct {
@@ -242,7 +242,7 @@ func mkGteRange(rangeEnd []byte) []byte {
 }
 
 // Range answers a RangeRequest at the current revision, as etcd's v3 applier
-// (server/etcdserver/txn/range.go): filters and sorts after fetching, and fetches
+// (go.etcd.io/etcd/server/v3/etcdserver/txn, range.go): filters and sorts after fetching, and fetches
 // everything when sorting or filtering so that limit applies last.
 func (s *Store) Range(r *pb.RangeRequest) (*pb.RangeResponse, error) {
 	return s.newTxn().executeRange(r)
@@ -358,7 +358,7 @@ func (k kvSorter) Len() int           { return len(k.kvs) }
 func (k kvSorter) Swap(i, j int)      { k.kvs[i], k.kvs[j] = k.kvs[j], k.kvs[i] }
 func (k kvSorter) Less(i, j int) bool { return k.less(i, j) }
 
-// Put applies a PutRequest (server/etcdserver/txn/put.go).
+// Put applies a PutRequest (go.etcd.io/etcd/server/v3/etcdserver/txn, put.go).
 func (s *Store) Put(r *pb.PutRequest) (*pb.PutResponse, error) {
 	if err := s.checkLease(r); err != nil {
 		return nil, err
@@ -419,7 +419,7 @@ func (tw *writeTxn) applyPut(r *pb.PutRequest, prev *mvccpb.KeyValue) *pb.PutRes
 	return resp
 }
 
-// DeleteRange applies a DeleteRangeRequest (server/etcdserver/txn/delete.go).
+// DeleteRange applies a DeleteRangeRequest (go.etcd.io/etcd/server/v3/etcdserver/txn, delete.go).
 func (s *Store) DeleteRange(r *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error) {
 	tw := s.newTxn()
 	resp := tw.applyDeleteRange(r)

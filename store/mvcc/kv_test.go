@@ -424,7 +424,7 @@ func TestCompactAllThenReopenKeepsRevision(t *testing.T) {
 }
 
 // refHash is an independent HashKV: it reads the bolt file directly and applies the
-// rules of ETCD-COMPAT §4 with a keep set computed from the file alone.
+// rules of etcd's HashByRev (go.etcd.io/etcd/server/v3/storage/mvcc, hash.go) with a keep set computed from the file alone.
 func refHash(t *testing.T, s *Store, rev, compactRev int64) uint32 {
 	path := filepath.Join(t.TempDir(), "snap.db")
 	f, err := os.Create(path)

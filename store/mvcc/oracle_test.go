@@ -170,7 +170,7 @@ func (t *otx) rangeReq(r *pb.RangeRequest) (*pb.RangeResponse, error) {
 	kvs = keep
 	hasFilters := r.MaxModRevision != 0 || r.MinModRevision != 0 || r.MaxCreateRevision != 0 || r.MinCreateRevision != 0
 	if r.SortOrder == pb.RangeRequest_NONE && !hasFilters && r.Limit > 0 && int64(len(kvs)) > r.Limit+1 {
-		// etcd quirk (txn/range.go rangeLimit): a sort target with order NONE counts
+		// etcd quirk (go.etcd.io/etcd/server/v3/etcdserver/txn rangeLimit): a sort target with order NONE counts
 		// as default ordering when choosing the fetch limit, so only the first
 		// limit+1 keys are fetched and then sorted.
 		kvs = kvs[:r.Limit+1]

@@ -16,7 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// Bucket names of etcd v3.7.3's backend (server/storage/schema/bucket.go).
+// Bucket names of etcd v3.7.3's backend (go.etcd.io/etcd/server/v3/storage/schema, bucket.go).
 const (
 	BucketKey            = "key"
 	BucketMeta           = "meta"
@@ -34,7 +34,7 @@ const (
 var allBuckets = []string{BucketKey, BucketMeta, BucketLease, BucketAlarm, BucketCluster,
 	BucketMembers, BucketMembersRemoved, BucketAuth, BucketAuthUsers, BucketAuthRoles}
 
-// Keys of the meta bucket (server/storage/schema/bucket.go, cindex.go, version.go).
+// Keys of the meta bucket (go.etcd.io/etcd/server/v3/storage/schema: bucket.go, cindex.go, version.go).
 var (
 	metaConsistentIndex     = []byte("consistent_index")
 	metaTerm                = []byte("term")

@@ -8,7 +8,7 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 )
 
-// Txn applies a TxnRequest as etcd's applier does (server/etcdserver/txn/txn.go):
+// Txn applies a TxnRequest as etcd's applier does (go.etcd.io/etcd/server/v3/etcdserver/txn, txn.go):
 //  1. evaluate the compares of the whole tree of nested txns against the current
 //     revision, giving the path of branches taken;
 //  2. check the chosen requests (range revisions, leases, ignore_* on missing keys)

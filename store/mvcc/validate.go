@@ -7,7 +7,7 @@ import (
 // DefaultMaxTxnOps is etcd's --max-txn-ops default.
 const DefaultMaxTxnOps = 128
 
-// ValidateRange is etcd's checkRangeRequest (server/etcdserver/api/v3rpc/key.go).
+// ValidateRange is etcd's checkRangeRequest (go.etcd.io/etcd/server/v3/etcdserver/api/v3rpc, key.go).
 func ValidateRange(r *pb.RangeRequest) error {
 	if len(r.GetKey()) == 0 {
 		return ErrEmptyKey

@@ -13,8 +13,8 @@ import (
 // the process (SIGBUS past the end of the file), which recover cannot catch.
 // This reader checks every page id, length and offset before it uses it, and
 // visits every page at most once; the layout is bbolt v1.5's
-// (internal/common/page.go, meta.go, bucket.go, little-endian on every platform
-// etcd supports).
+// (go.etcd.io/bbolt/internal/common: page.go, meta.go, bucket.go; little-endian
+// on every platform etcd supports).
 
 const (
 	boltMagic   = 0xED0CDAED

@@ -6,7 +6,8 @@
 // A snapshot file is a bbolt image of the backend (etcd's member/snap/db, whose
 // length is a multiple of the page size and so of 512) followed by the sha256 of
 // the image: exactly what `etcdctl snapshot save` writes, so its length is
-// 32 modulo 512 (/work/shared/ETCD-COMPAT.md §2).
+// 32 modulo 512 (etcd v3.7.3: go.etcd.io/etcd/client/v3/snapshot SaveWithVersion
+// requires it; go.etcd.io/etcd/etcdutl/v3/snapshot strips and checks the hash).
 //
 // # Contract
 //
