@@ -14,7 +14,12 @@
 # Phases do not nest: timeout puts CMD in a process group of its own, so an outer
 # timeout would not reach an inner one's children.
 
-export HAVOC_PHASE_LOG=${HAVOC_PHASE_LOG:-$(mktemp -t havoc-phases.XXXXXX)}
+# The outermost script makes the log and removes it when it exits.
+if [ -z "${HAVOC_PHASE_LOG:-}" ]; then
+	HAVOC_PHASE_LOG=$(mktemp -t havoc-phases.XXXXXX)
+	export HAVOC_PHASE_LOG
+	trap 'rm -f "$HAVOC_PHASE_LOG"' EXIT
+fi
 
 phase() {
 	local name=$1 limit=$2
