@@ -14,15 +14,21 @@ import (
 	"github.com/anishathalye/porcupine"
 )
 
-// DefaultTimeout is the budget of a check whose Options.Timeout is zero.
-const DefaultTimeout = 10 * time.Second
+// DefaultBudget is the budget of a check whose Options.Budget is zero:
+// the model steps Porcupine may take on one partition. A step costs about
+// a microsecond, so it is a few seconds of work on one partition.
+const DefaultBudget = 5_000_000
 
 // Options tune a check.
 type Options struct {
-	// Timeout bounds the whole check; past it the verdict is VerdictUnknown.
-	// Zero means DefaultTimeout. Writing the visualization gets its own
-	// budget of a quarter of it (at least a second) on top.
-	Timeout time.Duration
+	// Budget bounds the work of the check on each partition, counted in
+	// model steps (Porcupine's calls of the model's Step): past it the
+	// partition is undecided and, unless another partition is illegal, the
+	// verdict is VerdictInconclusive. Counting work instead of wall time
+	// makes the verdict a function of the history alone: the same on an
+	// idle machine and on a busy one. Zero means DefaultBudget. Writing the
+	// visualization takes at most the same budget again.
+	Budget int64
 	// VisualizePath, if not empty, is where Porcupine's HTML visualization
 	// of the offending partition is written when the verdict is not ok.
 	VisualizePath string
@@ -30,17 +36,17 @@ type Options struct {
 
 // Validate reports options that make no sense.
 func (o Options) Validate() error {
-	if o.Timeout < 0 {
-		return fmt.Errorf("linearizability: negative timeout %v", o.Timeout)
+	if o.Budget < 0 {
+		return fmt.Errorf("linearizability: negative budget %d", o.Budget)
 	}
 	return nil
 }
 
-func (o Options) timeout() time.Duration {
-	if o.Timeout == 0 {
-		return DefaultTimeout
+func (o Options) budget() int64 {
+	if o.Budget == 0 {
+		return DefaultBudget
 	}
-	return o.Timeout
+	return o.Budget
 }
 
 // Verdict is the answer of a check.
@@ -48,16 +54,16 @@ type Verdict string
 
 // The verdicts.
 const (
-	VerdictOK      Verdict = "ok"      // linearizable
-	VerdictIllegal Verdict = "illegal" // not linearizable: Reason says why
-	VerdictUnknown Verdict = "unknown" // the budget ran out first
+	VerdictOK           Verdict = "ok"           // linearizable
+	VerdictIllegal      Verdict = "illegal"      // not linearizable: Reason says why
+	VerdictInconclusive Verdict = "inconclusive" // the budget ran out first: Reason says where
 )
 
 // Result is the outcome of a check.
 type Result struct {
 	Verdict Verdict
-	// Reason explains an illegal or unknown verdict: the rule broken, the
-	// keys (partition) and the operations involved.
+	// Reason explains an illegal or inconclusive verdict: the rule broken,
+	// or the budget spent, the keys (partition) and the operations involved.
 	Reason string
 	// Keys and OpIDs are the keys and operation IDs Reason names.
 	Keys  []string
@@ -67,7 +73,12 @@ type Result struct {
 	// number given to Porcupine (failed, serializable and unknown reads are
 	// left out of it).
 	Partitions, Operations, Linearized int
-	// Elapsed is the wall time the check took.
+	// Steps is the work the check did: the model steps Porcupine took, over
+	// all partitions (the visualization's search not included). Like the
+	// verdict, it depends on the history and the budget alone.
+	Steps int64
+	// Elapsed is the wall time the check took (for information: nothing
+	// else depends on it).
 	Elapsed time.Duration
 	// Visualization is the file written for Options.VisualizePath, if any.
 	Visualization string
@@ -82,7 +93,6 @@ func Check(ops []Operation, opt Options) (Result, error) {
 	if err := opt.Validate(); err != nil {
 		return Result{}, err
 	}
-	deadline := start.Add(opt.timeout())
 	if err := Validate(ops); err != nil {
 		return Result{}, err
 	}
@@ -158,26 +168,20 @@ func Check(ops []Operation, opt Options) (Result, error) {
 		return done()
 	}
 
+	// Every partition is searched, even after one ran out of budget: an
+	// illegal partition later on still makes the verdict illegal.
+	undecided := -1
 	for gi, g := range groups {
-		left := time.Until(deadline)
-		if left <= 0 {
-			res.Verdict = VerdictUnknown
-			res.Reason = fmt.Sprintf("budget of %v exhausted after %d of %d partitions", opt.timeout(), gi, len(groups))
-			return done()
-		}
 		p := sub(g)
-		switch porcupine.CheckOperationsTimeout(model, p, left) {
+		r, steps := search(model, p, opt.budget())
+		res.Steps += steps
+		switch r {
 		case porcupine.Ok:
 			continue
 		case porcupine.Unknown:
-			res.Verdict = VerdictUnknown
-			res.Keys = partitionKeys(p)
-			res.Reason = fmt.Sprintf("budget of %v exhausted in partition %d of %d (keys %s, %d operations)",
-				opt.timeout(), gi+1, len(groups), describeKeys(res.Keys), len(p))
-			if opt.VisualizePath != "" {
-				res.visualize(model, p, opt)
+			if undecided < 0 {
+				undecided = gi
 			}
-			return done()
 		case porcupine.Illegal:
 			res.Verdict = VerdictIllegal
 			res.Keys = partitionKeys(p)
@@ -187,7 +191,61 @@ func Check(ops []Operation, opt Options) (Result, error) {
 			return done()
 		}
 	}
+	if undecided >= 0 {
+		p := sub(groups[undecided])
+		res.Verdict = VerdictInconclusive
+		res.Keys = partitionKeys(p)
+		res.Reason = fmt.Sprintf("budget of %d steps exhausted in partition %d of %d (keys %s, %d operations)",
+			opt.budget(), undecided+1, len(groups), describeKeys(res.Keys), len(p))
+		if opt.VisualizePath != "" {
+			res.visualize(model, p, opt)
+		}
+	}
 	return done()
+}
+
+// search runs Porcupine on one partition p with a budget of model steps
+// and returns its answer (Unknown if the budget ran out) and the steps it
+// took. Porcupine itself runs without a timeout: the step counter alone
+// ends the search, so the answer depends on p and the budget, never on
+// the machine's speed or load. Once the budget is spent every step fails,
+// which makes Porcupine backtrack to the end quickly; what it answers then
+// is discarded.
+func search(model porcupine.Model, p []porcupine.Operation, budget int64) (porcupine.CheckResult, int64) {
+	m, c := countSteps(model, budget)
+	r := porcupine.CheckOperations(m, p)
+	if c.exhausted {
+		return porcupine.Unknown, c.steps
+	}
+	if r {
+		return porcupine.Ok, c.steps
+	}
+	return porcupine.Illegal, c.steps
+}
+
+// stepCounter counts a model's steps against a budget. Porcupine calls
+// Step from one goroutine per partition and the caller reads the counter
+// after Porcupine returned, so it needs no lock.
+type stepCounter struct {
+	steps, budget int64
+	exhausted     bool
+}
+
+// countSteps returns model with its Step counted by the returned counter:
+// past budget steps, Step fails without running the model.
+func countSteps(model porcupine.Model, budget int64) (porcupine.Model, *stepCounter) {
+	c := &stepCounter{budget: budget}
+	step := model.Step
+	model.Step = func(state, in, out any) (bool, any) {
+		if c.steps >= c.budget {
+			c.exhausted = true
+			return false, state
+		}
+		c.steps++
+		return step(state, in, out)
+	}
+	model.StepContext = nil
+	return model, c
 }
 
 // porcupineHistory turns the operations Porcupine must linearize into its
@@ -223,6 +281,7 @@ func porcupineHistory(ops []Operation, rc revisionFacts) []porcupine.Operation {
 			see(kv.Value, op.Return)
 		}
 	}
+	lw := leaseWindows(ops)
 	var hist []porcupine.Operation
 	for i := range ops {
 		op := &ops[i]
@@ -247,13 +306,79 @@ func porcupineHistory(ops []Operation, rc revisionFacts) []porcupine.Operation {
 				ret = max(r, op.Call)
 			}
 		}
+		call := op.Call
+		if w, ok := lw[op.Lease]; ok && op.Outcome == OutcomeUnknown {
+			switch op.Kind {
+			case KindLeaseGrant:
+				ret = max(min(ret, w.firstReturn), call)
+			case KindLeaseRevoke:
+				call = min(max(call, w.lastCall), ret)
+			}
+		}
 		in := &input{op: op, rev: rc.observedRev[i]}
 		hist = append(hist, porcupine.Operation{
-			ClientId: op.Client, Input: in, Output: in, Call: op.Call, Return: ret,
+			ClientId: op.Client, Input: in, Output: in, Call: call, Return: ret,
 			Metadata: op, // described only if visualized (DescribeOperationMetadata)
 		})
 	}
 	return hist
+}
+
+// leaseWindow is what the operations that need a lease live say about it:
+// the earliest return and the latest call of one of them.
+type leaseWindow struct {
+	firstReturn, lastCall int64
+}
+
+// leaseWindows returns, for every lease granted at most once in ops (so
+// that "live" means "after its grant and before its revoke"), the window
+// of the acknowledged linearizable operations that need it live: a put
+// with it, a read that saw a key attached to it, a revoke that found it.
+// An unknown grant of such a lease took effect before the earliest of
+// them returned; an unknown revoke, if it took effect at all, did so after
+// the latest of them was called (and so after every one of them). Both
+// narrow where Porcupine may place the unknown operation without ruling
+// out any linearization; without them it tries every point of a long
+// history.
+func leaseWindows(ops []Operation) map[int64]leaseWindow {
+	grants := map[int64]int{}
+	for i := range ops {
+		if op := &ops[i]; op.Kind == KindLeaseGrant && op.Outcome != OutcomeFail {
+			grants[op.Lease]++
+		}
+	}
+	w := map[int64]leaseWindow{}
+	need := func(l int64, op *Operation) {
+		if l == 0 || grants[l] > 1 {
+			return
+		}
+		cur, ok := w[l]
+		if !ok {
+			cur = leaseWindow{firstReturn: math.MaxInt64, lastCall: math.MinInt64}
+		}
+		cur.firstReturn = min(cur.firstReturn, op.Return)
+		cur.lastCall = max(cur.lastCall, op.Call)
+		w[l] = cur
+	}
+	for i := range ops {
+		op := &ops[i]
+		if op.Outcome != OutcomeOK || op.Serializable {
+			continue
+		}
+		switch op.Kind {
+		case KindPutLease, KindLeaseRevoke:
+			need(op.Lease, op)
+		case KindGet, KindCAS:
+			if op.Resp.Found {
+				need(op.Resp.Lease, op)
+			}
+		case KindRange:
+			for _, kv := range op.Resp.KVs {
+				need(kv.Lease, op)
+			}
+		}
+	}
+	return w
 }
 
 func partitionKeys(p []porcupine.Operation) []string {
@@ -291,13 +416,12 @@ func describeKeys(keys []string) string {
 	return "[" + strings.Join(q, " ") + "]"
 }
 
-func (o Options) vizBudget() time.Duration {
-	return max(time.Second, o.timeout()/4)
-}
-
-// visualize writes Porcupine's HTML for partition p.
+// visualize writes Porcupine's HTML for partition p. Its search has the
+// check's budget of steps again (it repeats the check's search, which
+// fits in it unless the partition was undecided) and no timeout.
 func (res *Result) visualize(model porcupine.Model, p []porcupine.Operation, opt Options) porcupine.LinearizationInfo {
-	_, info := porcupine.CheckOperationsVerbose(model, p, opt.vizBudget())
+	m, _ := countSteps(model, opt.budget())
+	_, info := porcupine.CheckOperationsVerbose(m, p, 0)
 	if opt.VisualizePath != "" {
 		if err := porcupine.VisualizePath(model, info, opt.VisualizePath); err != nil {
 			res.Reason += fmt.Sprintf(" (writing the visualization failed: %v)", err)

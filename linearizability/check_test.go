@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -268,6 +270,32 @@ func TestCheckHandMade(t *testing.T) {
 			b.putLease(2, "a", "2", 7, 40, 50, 0).Outcome = OutcomeUnknown
 			b.revoke(1, 7, 60, 70, 4)
 		}, VerdictIllegal, "absent"},
+		{"unknown revoke after the last use of its lease", func(b *h) {
+			b.grant(0, 7, 0, 10, 1)
+			b.putLease(0, "a", "1", 7, 20, 30, 2)
+			b.revoke(1, 7, 35, 45, 0).Outcome = OutcomeUnknown
+			b.putLease(0, "b", "2", 7, 40, 50, 3)
+			b.get(2, "a", "", 60, 70, 4, 0, 0, 0)
+			b.get(2, "b", "", 80, 90, 4, 0, 0, 0)
+		}, VerdictOK, ""},
+		{"unknown revoke seen to happen, then its lease used", func(b *h) {
+			// The read shows that the revoke took effect before it; the
+			// put with the lease after the read cannot have found it.
+			b.grant(0, 7, 0, 10, 1)
+			b.putLease(0, "a", "1", 7, 20, 30, 2)
+			b.revoke(1, 7, 35, 45, 0).Outcome = OutcomeUnknown
+			b.get(2, "a", "", 50, 60, 3, 0, 0, 0)
+			b.putLease(0, "b", "2", 7, 70, 80, 4)
+		}, VerdictIllegal, ""},
+		{"unknown grant used later", func(b *h) {
+			b.add(Operation{Client: 1, Kind: KindLeaseGrant, Lease: 7, TTL: 60, Call: 0, Return: 10, Outcome: OutcomeUnknown})
+			b.putLease(0, "a", "1", 7, 20, 30, 2)
+			b.get(2, "a", "1", 40, 50, 2, 2, 2, 1).Resp.Lease = 7
+		}, VerdictOK, ""},
+		{"unknown grant used before its call", func(b *h) {
+			b.putLease(0, "a", "1", 7, 0, 10, 2)
+			b.add(Operation{Client: 1, Kind: KindLeaseGrant, Lease: 7, TTL: 60, Call: 20, Return: 30, Outcome: OutcomeUnknown})
+		}, VerdictIllegal, ""},
 		{"put detaches the lease", func(b *h) {
 			b.grant(0, 7, 0, 10, 1)
 			b.putLease(0, "a", "1", 7, 20, 30, 2)
@@ -280,7 +308,7 @@ func TestCheckHandMade(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var b h
 			tc.build(&b)
-			res, err := Check(b.ops, Options{Timeout: 5 * time.Second})
+			res, err := Check(b.ops, Options{})
 			require.NoError(t, err)
 			require.Equal(t, tc.want, res.Verdict, res.Reason)
 			require.Equal(t, len(b.ops), res.Operations)
@@ -332,12 +360,82 @@ func TestCheckVisualizes(t *testing.T) {
 	require.Contains(t, string(html), "op 2 on member", "each operation names its member")
 }
 
-func TestCheckBudget(t *testing.T) {
+// TestCheckBudgetIsWork checks that the budget counts work, not time: a
+// history that exhausts it gets the same inconclusive verdict, with the
+// same reason, on one core, with CPU hogs competing for the machine, and
+// on every repeat.
+func TestCheckBudgetIsWork(t *testing.T) {
 	ops := generate(t, genConfig{seed: 1, ops: 20000, clients: 16, keys: 4, unknownPct: 20})
-	res, err := Check(ops, Options{Timeout: time.Millisecond})
+	opt := Options{Budget: 20_000}
+	want, err := Check(ops, opt)
 	require.NoError(t, err)
-	require.Equal(t, VerdictUnknown, res.Verdict)
-	require.Contains(t, res.Reason, "budget")
+	require.Equal(t, VerdictInconclusive, want.Verdict)
+	require.Contains(t, want.Reason, "budget of 20000 steps exhausted in partition")
+	require.NotEmpty(t, want.Keys)
+	same := func(t *testing.T) {
+		t.Helper()
+		got, err := Check(ops, opt)
+		require.NoError(t, err)
+		require.Equal(t, want.Verdict, got.Verdict)
+		require.Equal(t, want.Reason, got.Reason)
+		require.Equal(t, want.Keys, got.Keys)
+		require.Equal(t, want.Steps, got.Steps)
+	}
+	hog := func() (stop func()) {
+		done := make(chan struct{})
+		var wg sync.WaitGroup
+		for range 2 * runtime.NumCPU() {
+			wg.Go(func() {
+				x := 0
+				for {
+					select {
+					case <-done:
+						return
+					default:
+						for i := range 1 << 16 {
+							x += i
+						}
+					}
+				}
+			})
+		}
+		return func() { close(done); wg.Wait() }
+	}
+
+	t.Run("repeated", func(t *testing.T) {
+		for range 3 {
+			same(t)
+		}
+	})
+	t.Run("GOMAXPROCS=1", func(t *testing.T) {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+		same(t)
+	})
+	t.Run("CPU hogs", func(t *testing.T) {
+		defer hog()()
+		same(t)
+	})
+	t.Run("GOMAXPROCS=1 and CPU hogs", func(t *testing.T) {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+		defer hog()()
+		same(t)
+	})
+	t.Run("enough budget decides", func(t *testing.T) {
+		small := generate(t, genConfig{seed: 1, ops: 2000, clients: 16, keys: 4, unknownPct: 2})
+		a, err := Check(small, Options{})
+		require.NoError(t, err)
+		require.Equal(t, VerdictOK, a.Verdict, a.Reason)
+		require.Positive(t, a.Steps)
+		// Every partition took at most a.Steps, so that budget is enough.
+		b, err := Check(small, Options{Budget: a.Steps})
+		require.NoError(t, err)
+		require.Equal(t, a, withElapsed(b, a.Elapsed))
+	})
+}
+
+func withElapsed(r Result, d time.Duration) Result {
+	r.Elapsed = d
+	return r
 }
 
 func TestHistoryRoundTrip(t *testing.T) {
@@ -407,6 +505,6 @@ func FuzzReadHistory(f *testing.F) {
 		require.NoError(t, WriteHistory(&buf2, back))
 		require.Equal(t, first, buf2.String())
 		// Check must never panic on a well-formed decode.
-		_, _ = Check(ops, Options{Timeout: 100 * time.Millisecond})
+		_, _ = Check(ops, Options{Budget: 100_000})
 	})
 }

@@ -51,12 +51,18 @@
 //     linearization, which etcd's revision order always allows. Unknown
 //     writes get an infinite return time (clamped to the first return of a
 //     read that saw their value) and an unknown revision until a read pins
-//     it; unknown reads and failed operations are left out.
+//     it; unknown reads and failed operations are left out. An unknown
+//     grant of a lease granted once took effect before the first
+//     operation that needed the lease live returned, and an unknown
+//     revoke after the last one was called: their windows shrink to
+//     that, which spares Porcupine trying them everywhere in between.
 //
-// Options.Timeout bounds the whole check; past it the verdict is
-// VerdictUnknown, never a hang. Histories with many unknown writes on few
-// keys are the expensive case (Porcupine explores where each may have taken
-// effect). An illegal verdict names the rule, the keys and the operations;
+// Options.Budget bounds the work on each partition, counted in model steps
+// (not wall time, so the verdict is the same on a fast idle machine and a
+// slow busy one); past it the verdict is VerdictInconclusive, never a hang,
+// unless another partition is illegal. Histories with many unknown writes
+// on few keys are the expensive case (Porcupine explores where each may
+// have taken effect). An illegal verdict names the rule, the keys and the operations;
 // Options.VisualizePath gets Porcupine's HTML for the offending partition.
 //
 // # Jepsen

@@ -220,13 +220,15 @@ func CheckRegister(ops []RegisterOp, opt Options) (Result, error) {
 	}
 	res := Result{Verdict: VerdictOK, Operations: len(ops), Linearized: len(hist), Partitions: 1}
 	model := RegisterModel()
-	switch porcupine.CheckOperationsTimeout(model, hist, opt.timeout()) {
+	r, steps := search(model, hist, opt.budget())
+	res.Steps = steps
+	switch r {
 	case porcupine.Illegal:
 		res.Verdict = VerdictIllegal
 		res.Reason = fmt.Sprintf("the register history of %d operations has no linearization", len(hist))
 	case porcupine.Unknown:
-		res.Verdict = VerdictUnknown
-		res.Reason = fmt.Sprintf("budget of %v exhausted", opt.timeout())
+		res.Verdict = VerdictInconclusive
+		res.Reason = fmt.Sprintf("budget of %d steps exhausted (%d operations)", opt.budget(), len(hist))
 	}
 	if res.Verdict != VerdictOK && opt.VisualizePath != "" {
 		res.visualize(model, hist, opt)

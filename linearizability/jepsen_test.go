@@ -122,7 +122,7 @@ func FuzzReadJepsen(f *testing.F) {
 		for _, op := range ops {
 			require.LessOrEqual(t, op.Call, op.Return)
 		}
-		_, err = CheckRegister(ops, Options{Timeout: time.Second})
+		_, err = CheckRegister(ops, Options{Budget: 100_000})
 		require.NoError(t, err)
 	})
 }

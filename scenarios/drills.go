@@ -73,8 +73,9 @@ type DrillConfig struct {
 	Workload Workload
 	// SnapshotCount is the members' raft snapshot interval (1000 when zero).
 	SnapshotCount uint64
-	// CheckTimeout bounds each linearizability check (20 s when zero).
-	CheckTimeout time.Duration
+	// CheckBudget bounds each linearizability check, in model steps per
+	// partition (linearizability.DefaultBudget when zero).
+	CheckBudget int64
 
 	// tamper, if set, damages a restored backend before the restored cluster
 	// starts (tests use it to prove a drill can fail).
@@ -95,8 +96,8 @@ func (c *DrillConfig) Validate() error {
 	if c.SnapshotCount == 0 {
 		c.SnapshotCount = 1000
 	}
-	if c.CheckTimeout == 0 {
-		c.CheckTimeout = 20 * time.Second
+	if c.CheckBudget == 0 {
+		c.CheckBudget = linearizability.DefaultBudget
 	}
 	if c.Members < 1 || c.Members > 9 {
 		return fmt.Errorf("scenarios: drill with %d members (want 1 to 9)", c.Members)
@@ -322,7 +323,7 @@ func (d *drillWorld) check(r *DrillReport, c *DrillConfig, what string, extra []
 	if len(extra) > 0 {
 		ops = prependHistory(extra, ops)
 	}
-	cr, err := linearizability.Check(ops, linearizability.Options{Timeout: c.CheckTimeout})
+	cr, err := linearizability.Check(ops, linearizability.Options{Budget: c.CheckBudget})
 	if err != nil {
 		return false, err
 	}

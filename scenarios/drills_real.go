@@ -526,7 +526,7 @@ func (d *realDrill) checkHistory(what string, preamble, ops []linearizability.Op
 	if len(preamble) > 0 {
 		ops = prependHistory(preamble, ops)
 	}
-	cr, err := linearizability.Check(ops, linearizability.Options{Timeout: d.c.CheckTimeout})
+	cr, err := linearizability.Check(ops, linearizability.Options{Budget: d.c.CheckBudget})
 	if err != nil {
 		return err
 	}

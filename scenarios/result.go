@@ -30,7 +30,7 @@ func (r *Result) tally() {
 func (r *Result) check(c Config, visualize bool, watch *linearizability.WatchOptions) {
 	start := time.Now()
 	defer func() { r.CheckWall = time.Since(start) }()
-	opt := linearizability.Options{Timeout: c.CheckTimeout}
+	opt := linearizability.Options{Budget: c.CheckBudget}
 	if visualize && c.Out != "" {
 		opt.VisualizePath = filepath.Join(artifactDir(c), "visualization.html")
 		_ = os.MkdirAll(filepath.Dir(opt.VisualizePath), 0o755)

@@ -42,8 +42,10 @@ type Config struct {
 	// schedule skews clocks (etcd does not promise it: lease expiry follows the
 	// leader's clock). Off by default.
 	LeaseSafetyUnderSkew bool `json:"lease_safety_under_skew,omitempty"`
-	// CheckTimeout is the checker's budget (10 s when zero).
-	CheckTimeout time.Duration `json:"check_timeout"`
+	// CheckBudget is the checker's budget in model steps per partition
+	// (linearizability.DefaultBudget when zero): work, not time, so that
+	// the verdict is a function of the seed.
+	CheckBudget int64 `json:"check_budget"`
 	// Trace records the one-line-per-event trace in Result.Trace.
 	Trace bool `json:"-"`
 	// Out is the directory that receives a failing run's artifacts ("" = none).
@@ -64,8 +66,8 @@ func (c *Config) Validate() error {
 	if c.SnapshotCount == 0 {
 		c.SnapshotCount = 1000
 	}
-	if c.CheckTimeout == 0 {
-		c.CheckTimeout = 10 * time.Second
+	if c.CheckBudget == 0 {
+		c.CheckBudget = linearizability.DefaultBudget
 	}
 	switch {
 	case c.Watchers == 0:

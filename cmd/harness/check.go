@@ -10,14 +10,14 @@ import (
 )
 
 func newCheckCmd() *cobra.Command {
-	var timeout time.Duration
+	var budget int64
 	var html string
 	cmd := &cobra.Command{
 		Use:   "check FILE",
 		Short: "Check a history file (havoc JSON lines or a Jepsen etcd log) for linearizability",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			res, err := linearizability.CheckFile(args[0], linearizability.Options{Timeout: timeout, VisualizePath: html})
+			res, err := linearizability.CheckFile(args[0], linearizability.Options{Budget: budget, VisualizePath: html})
 			if err != nil {
 				return err
 			}
@@ -38,7 +38,7 @@ func newCheckCmd() *cobra.Command {
 			}
 		},
 	}
-	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Second, "checking budget; past it the verdict is unknown (exit 3)")
+	cmd.Flags().Int64Var(&budget, "budget", linearizability.DefaultBudget, "checking budget in model steps per partition (work, not time); past it the verdict is inconclusive (exit 3)")
 	cmd.Flags().StringVar(&html, "html", "", "write Porcupine's visualization here when the history is not linearizable")
 	return cmd
 }
