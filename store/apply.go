@@ -301,7 +301,11 @@ func (n *Node) maybePublish() {
 		n.published = true
 		return
 	}
-	req := &pb.InternalRaftRequest{Header: &pb.RequestHeader{ID: n.ids.id()}, ClusterMemberAttrSet: &membershippb.ClusterMemberAttrSetRequest{
+	id, err := n.newID()
+	if err != nil {
+		return
+	}
+	req := &pb.InternalRaftRequest{Header: &pb.RequestHeader{ID: id}, ClusterMemberAttrSet: &membershippb.ClusterMemberAttrSetRequest{
 		Member_ID: n.id, MemberAttributes: &membershippb.Attributes{Name: n.cfg.Name, ClientUrls: n.cfg.ClientURLs}}}
 	data, err := proto.Marshal(req)
 	if err == nil && n.propose(data) == nil {
