@@ -143,6 +143,11 @@ func (s *Store) openDB() error {
 
 // openBolt opens the bolt file, prepares its schema and starts a batch.
 func (s *Store) openBolt() error {
+	// bbolt trusts the file: a truncated one crashes the process (SIGBUS, or
+	// a panic in a goroutine of its own) while it maps or scans it.
+	if err := CheckFile(s.path); err != nil {
+		return err
+	}
 	// The timeout only applies while another process holds the file lock: a
 	// second member on the same data dir gets an error instead of hanging.
 	db, err := bolt.Open(s.path, 0o600, &bolt.Options{NoSync: s.opts.NoSync, NoFreelistSync: true, Timeout: 2 * time.Second,
@@ -622,6 +627,9 @@ func writeFile(path string, r io.Reader, sync bool) error {
 // checkImage opens a candidate image read-only and requires a meta bucket, like
 // etcdutl snapshot restore.
 func checkImage(path string) error {
+	if err := CheckFile(path); err != nil {
+		return fmt.Errorf("mvcc: replace: image: %w", err)
+	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
 	if err != nil {
 		return fmt.Errorf("mvcc: replace: image: %w", err)
