@@ -141,6 +141,22 @@ func (s *Store) openDB() error {
 	return nil
 }
 
+// prepareSchema creates every etcd bucket and the storage version if missing.
+func prepareSchema(tx *bolt.Tx) error {
+	for _, b := range allBuckets {
+		if _, err := tx.CreateBucketIfNotExists([]byte(b)); err != nil {
+			return err
+		}
+	}
+	m := tx.Bucket([]byte(BucketMeta))
+	if m.Get(metaStorageVersion) == nil {
+		return m.Put(metaStorageVersion, []byte(StorageVersion))
+	}
+	return nil
+}
+
+var errSchemaMissing = errors.New("mvcc: schema missing")
+
 // openBolt opens the bolt file, prepares its schema and starts a batch.
 func (s *Store) openBolt() error {
 	// bbolt trusts the file: a truncated one crashes the process (SIGBUS, or
@@ -158,18 +174,23 @@ func (s *Store) openBolt() error {
 	if err != nil {
 		return fmt.Errorf("mvcc: open %s: %w", s.path, err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
+	// Write the schema only if it is missing: an empty bbolt transaction still
+	// writes a meta page, and a member that refuses to start (e.g. its log is
+	// corrupt) must leave its backend as it found it.
+	ready := db.View(func(tx *bolt.Tx) error {
 		for _, b := range allBuckets {
-			if _, err := tx.CreateBucketIfNotExists([]byte(b)); err != nil {
-				return err
+			if tx.Bucket([]byte(b)) == nil {
+				return errSchemaMissing
 			}
 		}
-		m := tx.Bucket([]byte(BucketMeta))
-		if m.Get(metaStorageVersion) == nil {
-			return m.Put(metaStorageVersion, []byte(StorageVersion))
+		if tx.Bucket([]byte(BucketMeta)).Get(metaStorageVersion) == nil {
+			return errSchemaMissing
 		}
 		return nil
-	})
+	}) == nil
+	if !ready {
+		err = db.Update(prepareSchema)
+	}
 	if err != nil {
 		db.Close()
 		return fmt.Errorf("mvcc: prepare %s: %w", s.path, err)
