@@ -8,12 +8,15 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/havoclab/havoc/vfs"
 )
 
 // Bucket names of etcd v3.7.3's backend (server/storage/schema/bucket.go).
@@ -87,7 +90,10 @@ type LeaseHooks interface {
 type Store struct {
 	path string
 	opts Options
-	db   *bolt.DB
+	// fs renames a new file over path and syncs its directory (Defragment,
+	// ReplaceWith); vfs.OS, or a recorder in tests.
+	fs vfs.FS
+	db *bolt.DB
 	// tx is the open batch; every read and write goes through it.
 	tx *bolt.Tx
 	// writes counts bucket writes in the batch, for BatchLimit.
@@ -119,7 +125,7 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.BatchLimit == 0 {
 		opts.BatchLimit = defaultBatchLimit
 	}
-	s := &Store{path: path, opts: opts, watchChunk: watchChunkEntries}
+	s := &Store{path: path, opts: opts, fs: vfs.OS(), watchChunk: watchChunkEntries}
 	s.watch.init()
 	if err := s.openDB(); err != nil {
 		return nil, err
@@ -584,11 +590,23 @@ func (s *Store) Defragment() error {
 		return fmt.Errorf("mvcc: defragment: close: %w", err)
 	}
 	s.db = nil
-	if err := os.Rename(tmp, s.path); err != nil {
+	if err := s.fs.Rename(filepath.ToSlash(tmp), filepath.ToSlash(s.path)); err != nil {
 		os.Remove(tmp)
 		return errors.Join(fmt.Errorf("mvcc: defragment: %w", err), s.openBolt())
 	}
+	if err := s.syncDir(); err != nil {
+		return errors.Join(fmt.Errorf("mvcc: defragment: %w", err), s.openBolt())
+	}
 	return s.openBolt()
+}
+
+// syncDir makes a rename over the file durable: without it a power loss can
+// bring the old file back under its name (the rename lives in the directory).
+func (s *Store) syncDir() error {
+	if s.opts.NoSync {
+		return nil
+	}
+	return s.fs.SyncDir(filepath.ToSlash(filepath.Dir(s.path)))
 }
 
 // defragTxBytes bounds the bytes Defragment copies per transaction.
@@ -615,7 +633,10 @@ func (s *Store) ReplaceWith(image io.Reader) error {
 	if err := s.Abort(); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, s.path); err != nil {
+	if err := s.fs.Rename(filepath.ToSlash(tmp), filepath.ToSlash(s.path)); err != nil {
+		return fmt.Errorf("mvcc: replace: %w", err)
+	}
+	if err := s.syncDir(); err != nil {
 		return fmt.Errorf("mvcc: replace: %w", err)
 	}
 	if err := s.openDB(); err != nil {
