@@ -291,7 +291,11 @@ func decodeConfContext(b []byte) (membership.Member, uint64) {
 }
 
 // maybePublish records the member's name and client URLs in the cluster once it has
-// a leader, as etcd's publish does (member list shows it "started").
+// a leader, as etcd's publish does (member list shows it "started"). The member is
+// published only when its attributes are applied (the members table, which only
+// apply changes, holds them); until then the proposal is made again every election
+// timeout, since a forwarded proposal can be lost (a cut link, a leader change, the
+// leader's duplicate filter).
 func (n *Node) maybePublish() {
 	if n.published || n.lead == 0 {
 		return
@@ -304,6 +308,9 @@ func (n *Node) maybePublish() {
 		n.published = true
 		return
 	}
+	if n.publishProposedAt != 0 && n.ticks-n.publishProposedAt < int64(n.cfg.ElectionTicks) {
+		return
+	}
 	id, err := n.newID()
 	if err != nil {
 		return
@@ -312,7 +319,7 @@ func (n *Node) maybePublish() {
 		Member_ID: n.id, MemberAttributes: &membershippb.Attributes{Name: n.cfg.Name, ClientUrls: n.cfg.ClientURLs}}}
 	data, err := proto.Marshal(req)
 	if err == nil && n.propose(data) == nil {
-		n.published = true
+		n.publishProposedAt = n.ticks
 	}
 }
 

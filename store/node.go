@@ -69,7 +69,9 @@ type Node struct {
 	snapSent  map[uint64]int64
 	alarms    []*pb.AlarmMember
 	published bool
-	proposals proposalLog
+	// publishProposedAt is the tick of the last publish proposal (0: none yet).
+	publishProposedAt int64
+	proposals         proposalLog
 
 	out    Output
 	halted error
