@@ -55,8 +55,11 @@ func (n *Node) applyNormal(e *raftpb.Entry) {
 	}
 	ir, err := DecodeEntry(e.GetData())
 	if err != nil {
-		n.log.Error("skipping undecodable entry", "index", e.GetIndex(), "err", err)
-		return
+		// Every member proposes only what it encoded, and the log checks each
+		// record's CRC: an undecodable committed entry is a broken invariant.
+		// Skipping it would move the consistent index past a write that some
+		// other member may have applied.
+		panic(fmt.Sprintf("store: committed entry %d undecodable: %v", e.GetIndex(), err))
 	}
 	resp := n.applyRequest(ir)
 	id := ir.GetHeader().GetID()
@@ -288,7 +291,11 @@ func decodeConfContext(b []byte) (membership.Member, uint64) {
 }
 
 // maybePublish records the member's name and client URLs in the cluster once it has
-// a leader, as etcd's publish does (member list shows it "started").
+// a leader, as etcd's publish does (member list shows it "started"). The member is
+// published only when its attributes are applied (the members table, which only
+// apply changes, holds them); until then the proposal is made again every election
+// timeout, since a forwarded proposal can be lost (a cut link, a leader change, the
+// leader's duplicate filter).
 func (n *Node) maybePublish() {
 	if n.published || n.lead == 0 {
 		return
@@ -301,11 +308,18 @@ func (n *Node) maybePublish() {
 		n.published = true
 		return
 	}
-	req := &pb.InternalRaftRequest{Header: &pb.RequestHeader{ID: n.ids.id()}, ClusterMemberAttrSet: &membershippb.ClusterMemberAttrSetRequest{
+	if n.publishProposedAt != 0 && n.ticks-n.publishProposedAt < int64(n.cfg.ElectionTicks) {
+		return
+	}
+	id, err := n.newID()
+	if err != nil {
+		return
+	}
+	req := &pb.InternalRaftRequest{Header: &pb.RequestHeader{ID: id}, ClusterMemberAttrSet: &membershippb.ClusterMemberAttrSetRequest{
 		Member_ID: n.id, MemberAttributes: &membershippb.Attributes{Name: n.cfg.Name, ClientUrls: n.cfg.ClientURLs}}}
 	data, err := proto.Marshal(req)
 	if err == nil && n.propose(data) == nil {
-		n.published = true
+		n.publishProposedAt = n.ticks
 	}
 }
 

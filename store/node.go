@@ -69,7 +69,9 @@ type Node struct {
 	snapSent  map[uint64]int64
 	alarms    []*pb.AlarmMember
 	published bool
-	proposals proposalLog
+	// publishProposedAt is the tick of the last publish proposal (0: none yet).
+	publishProposedAt int64
+	proposals         proposalLog
 
 	out    Output
 	halted error
@@ -115,7 +117,6 @@ func Open(cfg Config) (*Node, error) {
 		pending: map[uint64]*pendingReq{}, waiters: map[uint64]waiter{}, revoking: map[int64]int64{},
 		snapSent: map[uint64]int64{}, confState: &raftpb.ConfState{}, heard: map[uint64]int64{},
 	}
-	n.ids = newReqIDGen(n.id, cfg.Clock.Now().UnixMilli())
 	kv, err := mvcc.Open(cfg.DBPath, mvcc.Options{NoSync: cfg.DBNoSync, BatchLimit: math.MaxInt, InitialMmapSize: cfg.DBInitialMmapSize})
 	if err != nil {
 		return nil, fmt.Errorf("store: open backend %s: %w", cfg.DBPath, err)
@@ -130,6 +131,9 @@ func Open(cfg Config) (*Node, error) {
 		} else {
 			err = n.start()
 		}
+	}
+	if err == nil {
+		n.ids, err = openReqIDGen(cfg.FS, cfg.WALDir, n.id)
 	}
 	if err != nil {
 		_ = kv.Abort()

@@ -137,19 +137,3 @@ type confContext struct {
 	RequestID uint64            `json:"request_id"`
 	Member    membership.Member `json:"member"`
 }
-
-// reqIDGen makes request IDs unique across restarts, like etcd's idutil: the low 16
-// bits of the member ID, then the clock in milliseconds, then a counter.
-type reqIDGen struct {
-	prefix uint64
-	next   uint64
-}
-
-func newReqIDGen(memberID uint64, nowMillis int64) reqIDGen {
-	return reqIDGen{prefix: (memberID & 0xffff) << 48, next: (uint64(nowMillis) & (1<<40 - 1)) << 8}
-}
-
-func (g *reqIDGen) id() uint64 {
-	g.next++
-	return g.prefix | (g.next & (1<<48 - 1))
-}

@@ -118,8 +118,13 @@ func (n *Node) clusterHeader() *pb.ResponseHeader {
 
 func (n *Node) proposeWrite(token uint64, req *Request) {
 	if req.LeaseGrant != nil && req.LeaseGrant.ID == 0 {
+		lid, err := n.newID()
+		if err != nil {
+			n.fail(token, err)
+			return
+		}
 		g := proto.Clone(req.LeaseGrant).(*pb.LeaseGrantRequest)
-		g.ID = int64(n.ids.id() & (1<<63 - 1))
+		g.ID = int64(lid & (1<<63 - 1))
 		req = &Request{LeaseGrant: g}
 	}
 	if n.cfg.QuotaBackendBytes > 0 && (req.Put != nil || req.Txn != nil || req.LeaseGrant != nil) {
@@ -129,7 +134,11 @@ func (n *Node) proposeWrite(token uint64, req *Request) {
 			return
 		}
 	}
-	id := n.ids.id()
+	id, err := n.newID()
+	if err != nil {
+		n.fail(token, err)
+		return
+	}
 	data, err := proto.Marshal(req.internal(id))
 	if err != nil {
 		n.fail(token, fmt.Errorf("store: encode request: %w", err))
@@ -166,7 +175,11 @@ func (n *Node) raiseNoSpace() {
 		return
 	}
 	req := &Request{Alarm: &pb.AlarmRequest{Action: pb.AlarmRequest_ACTIVATE, MemberID: n.id, Alarm: pb.AlarmType_NOSPACE}}
-	if data, err := proto.Marshal(req.internal(n.ids.id())); err == nil {
+	id, err := n.newID()
+	if err != nil {
+		return
+	}
+	if data, err := proto.Marshal(req.internal(id)); err == nil {
 		_ = n.propose(data)
 	}
 }
@@ -222,7 +235,11 @@ func (n *Node) expireLeases() {
 			continue
 		}
 		req := &Request{LeaseRevoke: &pb.LeaseRevokeRequest{ID: id}}
-		data, err := proto.Marshal(req.internal(n.ids.id()))
+		rid, err := n.newID()
+		if err != nil {
+			return
+		}
+		data, err := proto.Marshal(req.internal(rid))
 		if err != nil {
 			continue
 		}
@@ -276,7 +293,11 @@ func (n *Node) checkPeerURLs(urls []string, self uint64) ([]string, error) {
 // proposeMemberChange validates a membership request against the current members
 // and proposes a ConfChangeV2 whose context names the member and the request.
 func (n *Node) proposeMemberChange(token uint64, req *Request) {
-	id := n.ids.id()
+	id, err := n.newID()
+	if err != nil {
+		n.fail(token, err)
+		return
+	}
 	var cc raftpb.ConfChangeSingle
 	var m membership.Member
 	switch {

@@ -231,3 +231,28 @@ func BenchmarkMemAppendSync(b *testing.B) {
 		}
 	}
 }
+
+// TestMemCrashUndoesRenameOverFile: replacing a file by renaming a new one over
+// it (how the backend is swapped) is lost on a crash until the directory is
+// synced; the old file comes back with its content.
+func TestMemCrashUndoesRenameOverFile(t *testing.T) {
+	m := vfs.NewMem()
+	require.NoError(t, m.MkdirAll("d"))
+	durableFile(t, m, "d/db", "old")
+	require.NoError(t, m.SyncDir("d"))
+	durableFile(t, m, "d/db.tmp", "new")
+	require.NoError(t, m.SyncDir("d"))
+	require.NoError(t, m.Rename("d/db.tmp", "d/db"))
+	m.Crash()
+	assert.Equal(t, "old", content(t, m, "d/db"))
+	used := m.Used()
+
+	require.NoError(t, m.Rename("d/db.tmp", "d/db"))
+	require.NoError(t, m.SyncDir("d"))
+	m.Crash()
+	assert.Equal(t, "new", content(t, m, "d/db"))
+	ok, err := m.Exists("d/db.tmp")
+	require.NoError(t, err)
+	assert.False(t, ok)
+	assert.Less(t, m.Used(), used, "the replaced file's bytes are freed")
+}

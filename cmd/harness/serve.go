@@ -3,9 +3,13 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"net"
+	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -14,6 +18,7 @@ import (
 
 	"github.com/havoclab/havoc/server"
 	"github.com/havoclab/havoc/store"
+	"github.com/havoclab/havoc/store/mvcc"
 	"github.com/havoclab/havoc/store/wal"
 )
 
@@ -48,14 +53,9 @@ func newServeCmd() *cobra.Command {
 			if err := cfg.Validate(); err != nil {
 				return &exitError{code: 2, msg: "harness serve: bad flags: " + strings.ReplaceAll(err.Error(), "\n", "; ")}
 			}
-			m, err := server.Start(cfg)
+			m, err := startMember(cfg)
 			if err != nil {
-				msg := "harness serve: " + strings.ReplaceAll(err.Error(), "\n", "; ")
-				if errors.Is(err, store.ErrForeignDataDir) || errors.Is(err, wal.ErrCorrupt) {
-					msg = fmt.Sprintf("harness serve: refusing data dir %s: it was not written by this havoc member: %s",
-						cfg.DataDir, strings.ReplaceAll(err.Error(), "\n", "; "))
-				}
-				return &exitError{code: 1, msg: msg}
+				return err
 			}
 			sig := make(chan os.Signal, 1)
 			signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
@@ -93,4 +93,60 @@ func newServeCmd() *cobra.Command {
 	f.Int64Var(&cfg.QuotaBackendBytes, "quota-backend-bytes", 0, "raise alarms when backend size exceeds the given quota (0 defaults to 2 GiB)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
+}
+
+// recoverHint says how to bring back a member whose data dir is damaged.
+const recoverHint = "to recover, restore the data dir from a snapshot (harness snapshot restore FILE --data-dir ...) " +
+	"or remove the member (etcdctl member remove ID) and add it back with an empty data dir"
+
+// startMember binds the member's peer and client ports, then opens (or creates)
+// its data dir and starts it. A start that fails is one line and exit code 1,
+// and leaves no data dir it created behind: the ports are bound before anything
+// is written, and a data dir that did not exist before is removed again.
+func startMember(cfg server.Config) (*server.Member, error) {
+	oneLine := func(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }
+	pl, err := net.Listen("tcp", urlHost(cfg.ListenPeerURLs[0]))
+	if err != nil {
+		return nil, &exitError{code: 1, msg: "harness serve: listen on peer URL " + cfg.ListenPeerURLs[0] + ": " + oneLine(err)}
+	}
+	cl, err := net.Listen("tcp", urlHost(cfg.ListenClientURLs[0]))
+	if err != nil {
+		pl.Close()
+		return nil, &exitError{code: 1, msg: "harness serve: listen on client URL " + cfg.ListenClientURLs[0] + ": " + oneLine(err)}
+	}
+	cfg.PeerListener, cfg.ClientListener = pl, cl
+	created := ""
+	if _, err := os.Stat(cfg.DataDir); errors.Is(err, fs.ErrNotExist) {
+		created = cfg.DataDir
+	} else if _, err := os.Stat(filepath.Join(cfg.DataDir, "member")); errors.Is(err, fs.ErrNotExist) {
+		created = filepath.Join(cfg.DataDir, "member")
+	}
+	m, err := server.Start(cfg)
+	if err == nil {
+		return m, nil
+	}
+	pl.Close()
+	cl.Close()
+	if created != "" {
+		_ = os.RemoveAll(created)
+	}
+	msg := "harness serve: " + oneLine(err)
+	switch {
+	case errors.Is(err, wal.ErrCorrupt):
+		msg = fmt.Sprintf("harness serve: refusing data dir %s: its write-ahead log is corrupt: %s; %s", cfg.DataDir, oneLine(err), recoverHint)
+	case errors.Is(err, mvcc.ErrCorrupt):
+		msg = fmt.Sprintf("harness serve: refusing data dir %s: its backend is corrupt: %s; %s", cfg.DataDir, oneLine(err), recoverHint)
+	case errors.Is(err, store.ErrForeignDataDir):
+		msg = fmt.Sprintf("harness serve: refusing data dir %s: it was not written by this havoc member: %s", cfg.DataDir, oneLine(err))
+	}
+	return nil, &exitError{code: 1, msg: msg}
+}
+
+// urlHost is the host:port a listen URL names.
+func urlHost(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return u
+	}
+	return p.Host
 }

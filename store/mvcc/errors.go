@@ -30,6 +30,9 @@ var (
 	ErrClosed = errors.New("mvcc: store is closed")
 	// ErrLocked reports a backend file held by another process.
 	ErrLocked = errors.New("mvcc: backend is locked")
+	// ErrCorrupt reports a backend file that is damaged (truncated, or without a
+	// valid meta page): opening it would crash the process.
+	ErrCorrupt = errors.New("mvcc: backend file is corrupt")
 	// ErrWatchIDExists is returned by Watch for an id that is already watching.
 	ErrWatchIDExists = errors.New("mvcc: watch id already exists")
 )

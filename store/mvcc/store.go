@@ -8,12 +8,15 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/havoclab/havoc/vfs"
 )
 
 // Bucket names of etcd v3.7.3's backend (go.etcd.io/etcd/server/v3/storage/schema, bucket.go).
@@ -87,7 +90,10 @@ type LeaseHooks interface {
 type Store struct {
 	path string
 	opts Options
-	db   *bolt.DB
+	// fs renames a new file over path and syncs its directory (Defragment,
+	// ReplaceWith); vfs.OS, or a recorder in tests.
+	fs vfs.FS
+	db *bolt.DB
 	// tx is the open batch; every read and write goes through it.
 	tx *bolt.Tx
 	// writes counts bucket writes in the batch, for BatchLimit.
@@ -119,7 +125,7 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.BatchLimit == 0 {
 		opts.BatchLimit = defaultBatchLimit
 	}
-	s := &Store{path: path, opts: opts, watchChunk: watchChunkEntries}
+	s := &Store{path: path, opts: opts, fs: vfs.OS(), watchChunk: watchChunkEntries}
 	s.watch.init()
 	if err := s.openDB(); err != nil {
 		return nil, err
@@ -141,8 +147,29 @@ func (s *Store) openDB() error {
 	return nil
 }
 
+// prepareSchema creates every etcd bucket and the storage version if missing.
+func prepareSchema(tx *bolt.Tx) error {
+	for _, b := range allBuckets {
+		if _, err := tx.CreateBucketIfNotExists([]byte(b)); err != nil {
+			return err
+		}
+	}
+	m := tx.Bucket([]byte(BucketMeta))
+	if m.Get(metaStorageVersion) == nil {
+		return m.Put(metaStorageVersion, []byte(StorageVersion))
+	}
+	return nil
+}
+
+var errSchemaMissing = errors.New("mvcc: schema missing")
+
 // openBolt opens the bolt file, prepares its schema and starts a batch.
 func (s *Store) openBolt() error {
+	// bbolt trusts the file: a truncated one crashes the process (SIGBUS, or
+	// a panic in a goroutine of its own) while it maps or scans it.
+	if err := CheckFile(s.path); err != nil {
+		return err
+	}
 	// The timeout only applies while another process holds the file lock: a
 	// second member on the same data dir gets an error instead of hanging.
 	db, err := bolt.Open(s.path, 0o600, &bolt.Options{NoSync: s.opts.NoSync, NoFreelistSync: true, Timeout: 2 * time.Second,
@@ -153,18 +180,23 @@ func (s *Store) openBolt() error {
 	if err != nil {
 		return fmt.Errorf("mvcc: open %s: %w", s.path, err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
+	// Write the schema only if it is missing: an empty bbolt transaction still
+	// writes a meta page, and a member that refuses to start (e.g. its log is
+	// corrupt) must leave its backend as it found it.
+	ready := db.View(func(tx *bolt.Tx) error {
 		for _, b := range allBuckets {
-			if _, err := tx.CreateBucketIfNotExists([]byte(b)); err != nil {
-				return err
+			if tx.Bucket([]byte(b)) == nil {
+				return errSchemaMissing
 			}
 		}
-		m := tx.Bucket([]byte(BucketMeta))
-		if m.Get(metaStorageVersion) == nil {
-			return m.Put(metaStorageVersion, []byte(StorageVersion))
+		if tx.Bucket([]byte(BucketMeta)).Get(metaStorageVersion) == nil {
+			return errSchemaMissing
 		}
 		return nil
-	})
+	}) == nil
+	if !ready {
+		err = db.Update(prepareSchema)
+	}
 	if err != nil {
 		db.Close()
 		return fmt.Errorf("mvcc: prepare %s: %w", s.path, err)
@@ -558,11 +590,23 @@ func (s *Store) Defragment() error {
 		return fmt.Errorf("mvcc: defragment: close: %w", err)
 	}
 	s.db = nil
-	if err := os.Rename(tmp, s.path); err != nil {
+	if err := s.fs.Rename(filepath.ToSlash(tmp), filepath.ToSlash(s.path)); err != nil {
 		os.Remove(tmp)
 		return errors.Join(fmt.Errorf("mvcc: defragment: %w", err), s.openBolt())
 	}
+	if err := s.syncDir(); err != nil {
+		return errors.Join(fmt.Errorf("mvcc: defragment: %w", err), s.openBolt())
+	}
 	return s.openBolt()
+}
+
+// syncDir makes a rename over the file durable: without it a power loss can
+// bring the old file back under its name (the rename lives in the directory).
+func (s *Store) syncDir() error {
+	if s.opts.NoSync {
+		return nil
+	}
+	return s.fs.SyncDir(filepath.ToSlash(filepath.Dir(s.path)))
 }
 
 // defragTxBytes bounds the bytes Defragment copies per transaction.
@@ -589,7 +633,10 @@ func (s *Store) ReplaceWith(image io.Reader) error {
 	if err := s.Abort(); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, s.path); err != nil {
+	if err := s.fs.Rename(filepath.ToSlash(tmp), filepath.ToSlash(s.path)); err != nil {
+		return fmt.Errorf("mvcc: replace: %w", err)
+	}
+	if err := s.syncDir(); err != nil {
 		return fmt.Errorf("mvcc: replace: %w", err)
 	}
 	if err := s.openDB(); err != nil {
@@ -622,6 +669,9 @@ func writeFile(path string, r io.Reader, sync bool) error {
 // checkImage opens a candidate image read-only and requires a meta bucket, like
 // etcdutl snapshot restore.
 func checkImage(path string) error {
+	if err := CheckFile(path); err != nil {
+		return fmt.Errorf("mvcc: replace: image: %w", err)
+	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
 	if err != nil {
 		return fmt.Errorf("mvcc: replace: image: %w", err)
