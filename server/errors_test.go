@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/havoclab/havoc/store/membership"
@@ -141,4 +142,59 @@ func TestWriteWithoutLeaderTimesOut(t *testing.T) {
 	_, err := pb.NewKVClient(conn).Put(ctx, &pb.PutRequest{Key: []byte("k"), Value: []byte("v")})
 	assert.Equal(t, codes.DeadlineExceeded, status.Code(err), fmt.Sprint(err))
 	assert.GreaterOrEqual(t, time.Since(began), c.members[0].requestTimeout())
+}
+
+// A restarted member that cannot reach a quorum serves no client until it is
+// ready, as etcd (which serves clients after its publish applied): clients wait
+// instead of getting "no leader" (kube-apiserver's require-leader watches) or
+// stale serializable reads, and are served on the same connection once a
+// quorum is back.
+func TestServeClientsOnlyWhenReady(t *testing.T) {
+	c := startCluster(t, 3)
+	_, err := c.client(0).Put(ctxT(t), "k", "v")
+	require.NoError(t, err)
+	for i, m := range c.members {
+		require.NoError(t, m.Close())
+		c.members[i] = nil
+	}
+	c.restart(0)
+	conn := c.rawConn(0)
+	kv := pb.NewKVClient(conn)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	_, err = kv.Range(ctx, &pb.RangeRequest{Key: []byte("k"), Serializable: true})
+	cancel()
+	assert.Equal(t, codes.DeadlineExceeded, status.Code(err), "serializable read before ready: %v", err)
+
+	ctx, cancel = context.WithTimeout(context.Background(), time.Second)
+	ctx = metadata.AppendToOutgoingContext(ctx, rpctypes.MetadataRequireLeaderKey, rpctypes.MetadataHasLeader)
+	err = func() error {
+		ws, err := pb.NewWatchClient(conn).Watch(ctx)
+		if err != nil {
+			return err
+		}
+		if err := ws.Send(&pb.WatchRequest{RequestUnion: &pb.WatchRequest_CreateRequest{
+			CreateRequest: &pb.WatchCreateRequest{Key: []byte("k")}}}); err != nil {
+			return err
+		}
+		_, err = ws.Recv()
+		return err
+	}()
+	cancel()
+	assert.Equal(t, codes.DeadlineExceeded, status.Code(err), "require-leader watch before ready: %v", err)
+	select {
+	case <-c.members[0].ReadyNotify():
+		t.Fatal("a member without a quorum is ready")
+	default:
+	}
+
+	c.restart(1)
+	select {
+	case <-c.members[0].ReadyNotify():
+	case <-time.After(10 * time.Second):
+		t.Fatal("member 0 not ready after a quorum came back")
+	}
+	r, err := kv.Range(ctxT(t), &pb.RangeRequest{Key: []byte("k"), Serializable: true})
+	require.NoError(t, err)
+	require.Len(t, r.Kvs, 1)
 }

@@ -73,6 +73,7 @@ type Member struct {
 	fwdMu sync.Mutex
 	fwd   map[string]*grpc.ClientConn
 
+	readyc   chan struct{} // closed when the member serves clients (etcd's ReadyNotify)
 	stopc    chan struct{}
 	donec    chan struct{} // closed when the run goroutine has exited
 	stopOnce sync.Once
@@ -101,7 +102,8 @@ type joinInfo struct {
 }
 
 // Start validates cfg, opens (or recovers) the member in cfg.DataDir, starts
-// listening on its peer and client URLs and returns once it serves. It fails
+// listening on its peer and client URLs and returns. It serves peers at once
+// and clients once it is ready (ReadyNotify), as etcd does. It fails
 // with a wrapped store.ErrForeignDataDir or wal.ErrCorrupt for a data dir that
 // is not this member's.
 func Start(cfg Config) (*Member, error) {
@@ -138,7 +140,7 @@ func Start(cfg Config) (*Member, error) {
 		node: node, initial: scfg.InitialCluster, waiters: map[uint64]chan store.Response{}, watchers: map[int64]watchTarget{},
 		inbox: make(chan func(), 1024), recvc: make(chan *raftpb.Message, 4096),
 		fwd: map[string]*grpc.ClientConn{}, stopc: make(chan struct{}), donec: make(chan struct{}),
-		leadChanged: make(chan struct{}),
+		leadChanged: make(chan struct{}), readyc: make(chan struct{}),
 	}
 	m.metrics = newMetrics(m)
 	maxFrame := uint64(64 << 20)
@@ -161,6 +163,7 @@ func Start(cfg Config) (*Member, error) {
 		return nil, err
 	}
 	go m.run()
+	go m.awaitReady()
 	m.log.Info("member started", "id", fmt.Sprintf("%x", m.id), "cluster", fmt.Sprintf("%x", m.clusterID),
 		"client", cfg.ListenClientURLs, "peer", cfg.ListenPeerURLs, "data-dir", cfg.DataDir)
 	return m, nil
@@ -227,8 +230,54 @@ func (m *Member) listen() error {
 	m.grpc = newGRPCServer(m)
 	m.clientSrv = newClientServer(m)
 	go func() { _ = m.peerSrv.Serve(pl) }()
-	go func() { _ = m.clientSrv.Serve(cl) }()
+	go func() {
+		// Connections wait in the listener's backlog until the member is ready.
+		select {
+		case <-m.readyc:
+			_ = m.clientSrv.Serve(cl)
+		case <-m.stopc:
+		}
+		_ = cl.Close()
+	}()
 	return nil
+}
+
+// ReadyNotify is closed once the member serves clients: it has a leader, has
+// applied everything the leader had committed when it asked (a linearizable
+// read succeeded) and its name and client URLs are in the member list. etcd
+// serves clients only after its publish proposal applied (its ReadyNotify), so a
+// restarted member that cannot reach a quorum answers no client, where it would
+// otherwise answer "no leader" or stale serializable reads.
+func (m *Member) ReadyNotify() <-chan struct{} { return m.readyc }
+
+// awaitReady closes readyc once the member is ready (see ReadyNotify).
+func (m *Member) awaitReady() {
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), m.requestTimeout())
+		_, err := m.do(ctx, store.Request{Range: &pb.RangeRequest{Key: []byte("health"), CountOnly: true}})
+		cancel()
+		if err == nil && m.published() {
+			m.log.Info("ready to serve client requests")
+			close(m.readyc)
+			return
+		}
+		select {
+		case <-m.stopc:
+			return
+		case <-time.After(m.cfg.HeartbeatInterval):
+		}
+	}
+}
+
+// published reports whether the member list has this member's name and client
+// URLs (it was published through raft and applied here).
+func (m *Member) published() bool {
+	for _, mem := range m.Members() {
+		if mem.ID == m.id {
+			return mem.Name != "" && len(mem.ClientURLs) > 0
+		}
+	}
+	return false
 }
 
 // ID returns the member's ID.
