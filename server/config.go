@@ -7,8 +7,8 @@
 //
 // Contract: the node is touched only by the member's run goroutine (every other
 // goroutine hands it a closure); the run goroutine never blocks on the network or
-// on a client (peer queues drop, watch queues grow, response channels are
-// buffered). Errors that reach a client are etcd's gRPC statuses (rpctypes), so
+// on a client (peer queues drop, a full watch queue holds its watchers in the
+// node, response channels are buffered). Errors that reach a client are etcd's gRPC statuses (rpctypes), so
 // clientv3 recognises them.
 package server
 

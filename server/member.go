@@ -473,7 +473,9 @@ func (m *Member) dispatch(out store.Output) {
 			delete(m.watchers, ev.ID)
 			tgt.ws.forget(tgt.id)
 		}
-		tgt.ws.push(resp)
+		if tgt.ws.push(resp) {
+			tgt.ws.holdAll(true)
+		}
 	}
 }
 

@@ -26,14 +26,27 @@ type watchServer struct {
 	m *Member
 }
 
+// watchSendBufLen bounds the event responses waiting on one stream (etcd's
+// chanBufLen, the watch stream's send channel).
+const watchSendBufLen = 128
+
 // watchStream is one Watch RPC. Its watchers are registered on the node under
 // member-wide IDs; the run goroutine pushes their responses here without
 // blocking, and the RPC goroutine sends them in order.
+//
+// The queue is bounded as etcd's send channel is: once watchSendBufLen event
+// responses wait, the stream is held: its watchers' events stay in the node
+// (store.Node.HoldWatch; past mvcc's own bound a watcher falls behind and later
+// catches up from history, as etcd's victims do), so a client that reads
+// slowly costs the member no memory and delays no other watcher, and loses no
+// event. When the RPC goroutine has sent what it took, it releases the stream.
 type watchStream struct {
 	m *Member
 
 	mu     sync.Mutex
 	queue  []*pb.WatchResponse
+	events int             // responses with events in queue
+	held   bool            // the node holds this stream's watchers
 	ids    map[int64]int64 // stream watch ID -> node watcher ID
 	nextID int64
 	wake   chan struct{}
@@ -45,15 +58,61 @@ type watchStream struct {
 	startRevs map[int64]int64
 }
 
-// push queues a response (run goroutine; never blocks).
-func (ws *watchStream) push(r *pb.WatchResponse) {
+// push queues a response without blocking. Responses with events are pushed
+// by the run goroutine only; it reports whether that filled the queue (the
+// caller then holds the stream's watchers).
+func (ws *watchStream) push(r *pb.WatchResponse) (filled bool) {
 	ws.mu.Lock()
 	ws.queue = append(ws.queue, r)
+	if len(r.Events) > 0 {
+		ws.events++
+		if ws.events >= watchSendBufLen && !ws.held {
+			ws.held, filled = true, true
+		}
+	}
 	ws.mu.Unlock()
 	select {
 	case ws.wake <- struct{}{}:
 	default:
 	}
+	return filled
+}
+
+// isHeld reports whether the stream's watchers are held.
+func (ws *watchStream) isHeld() bool {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	return ws.held
+}
+
+// holdAll holds every watcher of the stream on the node (run goroutine).
+func (ws *watchStream) holdAll(hold bool) {
+	ws.mu.Lock()
+	gids := make([]int64, 0, len(ws.ids))
+	for _, gid := range ws.ids {
+		gids = append(gids, gid)
+	}
+	ws.mu.Unlock()
+	slices.Sort(gids)
+	for _, gid := range gids {
+		ws.m.node.HoldWatch(gid, hold)
+	}
+}
+
+// release lets the node deliver the stream's events again once its queue has
+// room (the RPC goroutine calls it after sending what it took).
+func (ws *watchStream) release(ctx context.Context) error {
+	return ws.m.exec(ctx, func() {
+		ws.mu.Lock()
+		free := ws.held && ws.events < watchSendBufLen
+		if free {
+			ws.held = false
+		}
+		ws.mu.Unlock()
+		if free {
+			ws.holdAll(false)
+		}
+	})
 }
 
 // forget drops a stream watch ID whose watcher the node removed.
@@ -85,6 +144,10 @@ func (ws *watchStream) sentEvents(id int64) {
 // and the current revision.
 func (ws *watchStream) progressTick(ctx context.Context) error {
 	ws.mu.Lock()
+	if ws.held { // etcd sends none to a victim watcher
+		ws.mu.Unlock()
+		return nil
+	}
 	type target struct{ gid, startRev int64 }
 	var due []target
 	for id, idle := range ws.progress {
@@ -114,6 +177,7 @@ func (ws *watchStream) take() []*pb.WatchResponse {
 	defer ws.mu.Unlock()
 	q := ws.queue
 	ws.queue = nil
+	ws.events = 0
 	return q
 }
 
@@ -140,6 +204,11 @@ func (s watchServer) Watch(stream grpc.BidiStreamingServer[pb.WatchRequest, pb.W
 			}
 			if len(r.Events) > 0 {
 				ws.sentEvents(r.WatchId)
+			}
+		}
+		if ws.isHeld() {
+			if err := ws.release(ctx); err != nil {
+				return toGRPC(err)
 			}
 		}
 		select {
@@ -232,6 +301,9 @@ func (ws *watchStream) create(ctx context.Context, c *pb.WatchCreateRequest) err
 			return
 		}
 		m.watchers[gid] = watchTarget{ws: ws, id: id}
+		if ws.isHeld() {
+			m.node.HoldWatch(gid, true)
+		}
 		ws.push(&pb.WatchResponse{Header: m.watchHeader(m.node.Revision()), WatchId: id, Created: true})
 	})
 }
@@ -265,7 +337,7 @@ func (ws *watchStream) requestProgress(ctx context.Context) error {
 		m.flush()
 		rev := m.node.Revision()
 		ws.mu.Lock()
-		send := len(ws.ids) > 0
+		send := len(ws.ids) > 0 && !ws.held // a held watcher is not synced
 		for _, start := range ws.startRevs {
 			send = send && rev >= start
 		}

@@ -2,12 +2,17 @@ package server
 
 import (
 	"fmt"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/havoclab/havoc/store"
 )
 
 // nextResponse waits for a watch response on wch.
@@ -102,4 +107,73 @@ func startClusterWith(t testing.TB, n int, f func(*Config)) *testCluster {
 	configHook = f
 	defer func() { configHook = old }()
 	return startCluster(t, n)
+}
+
+// maxWatchQueue is the longest queue of responses waiting on a watch stream of m.
+func maxWatchQueue(t *testing.T, m *Member) int {
+	n, err := call(ctxT(t), m, func(*store.Node) int {
+		longest := 0
+		for _, tgt := range m.watchers {
+			tgt.ws.mu.Lock()
+			longest = max(longest, len(tgt.ws.queue))
+			tgt.ws.mu.Unlock()
+		}
+		return longest
+	})
+	require.NoError(t, err)
+	return n
+}
+
+// A client that does not read its watch stream holds a bounded queue on the
+// member (etcd's send channel of 128 responses; the rest waits in the store as
+// etcd's victims do), slows no other watcher, and, once it reads, gets every
+// event in order.
+func TestSlowWatchClientIsBounded(t *testing.T) {
+	c := startCluster(t, 1)
+	cli := c.client()
+	ctx := ctxT(t)
+	slow, err := pb.NewWatchClient(c.rawConn(0)).Watch(ctx)
+	require.NoError(t, err)
+	require.NoError(t, slow.Send(&pb.WatchRequest{RequestUnion: &pb.WatchRequest_CreateRequest{
+		CreateRequest: &pb.WatchCreateRequest{Key: []byte("k")}}}))
+	created, err := slow.Recv()
+	require.NoError(t, err)
+	require.True(t, created.Created)
+	fast := cli.Watch(ctx, "k", clientv3.WithCreatedNotify())
+	nextResponse(t, fast, "created")
+
+	const puts, workers = 600, 6
+	value := strings.Repeat("x", 4096)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < puts; i += workers {
+				_, err := cli.Put(ctx, "k", value)
+				assert.NoError(t, err)
+			}
+		})
+	}
+	var fastRevs []int64
+	for len(fastRevs) < puts {
+		resp := nextResponse(t, fast, "fast watcher")
+		for _, ev := range resp.Events {
+			fastRevs = append(fastRevs, ev.Kv.ModRevision)
+		}
+	}
+	wg.Wait()
+	assert.LessOrEqual(t, maxWatchQueue(t, c.members[0]), watchSendBufLen,
+		"responses queued for a client that does not read")
+
+	var slowRevs []int64
+	for len(slowRevs) < puts {
+		resp, err := slow.Recv()
+		require.NoError(t, err)
+		for _, ev := range resp.Events {
+			slowRevs = append(slowRevs, ev.Kv.ModRevision)
+		}
+	}
+	assert.Equal(t, fastRevs, slowRevs, "the slow client got every event once, in order")
+	for i, r := range slowRevs {
+		require.EqualValues(t, i+2, r)
+	}
 }
