@@ -23,8 +23,11 @@ type testCluster struct {
 	cfgs    []Config
 }
 
+// configHook, when set, changes every config testConfig makes.
+var configHook func(*Config)
+
 func testConfig(t testing.TB, name string, cl, pl net.Listener, initial, state string) Config {
-	return Config{
+	cfg := Config{
 		Name: name, DataDir: t.TempDir(),
 		ListenClientURLs: []string{"http://" + cl.Addr().String()}, AdvertiseClientURLs: []string{"http://" + cl.Addr().String()},
 		ListenPeerURLs: []string{"http://" + pl.Addr().String()}, InitialAdvertisePeerURLs: []string{"http://" + pl.Addr().String()},
@@ -33,6 +36,10 @@ func testConfig(t testing.TB, name string, cl, pl net.Listener, initial, state s
 		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
 		ClientListener: cl, PeerListener: pl,
 	}
+	if configHook != nil {
+		configHook(&cfg)
+	}
+	return cfg
 }
 
 func listen(t testing.TB) net.Listener {

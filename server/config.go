@@ -7,8 +7,8 @@
 //
 // Contract: the node is touched only by the member's run goroutine (every other
 // goroutine hands it a closure); the run goroutine never blocks on the network or
-// on a client (peer queues drop, watch queues grow, response channels are
-// buffered). Errors that reach a client are etcd's gRPC statuses (rpctypes), so
+// on a client (peer queues drop, a full watch queue holds its watchers in the
+// node, response channels are buffered). Errors that reach a client are etcd's gRPC statuses (rpctypes), so
 // clientv3 recognises them.
 package server
 
@@ -24,6 +24,9 @@ import (
 
 	"github.com/havoclab/havoc/store/membership"
 )
+
+// minWatchProgressInterval is the shortest WatchProgressNotifyInterval.
+const minWatchProgressInterval = 100 * time.Millisecond
 
 // Cluster states of --initial-cluster-state.
 const (
@@ -64,6 +67,10 @@ type Config struct {
 	MaxRequestBytes int
 	// QuotaBackendBytes is the NOSPACE threshold (0 = 2 GiB, negative = none).
 	QuotaBackendBytes int64
+	// WatchProgressNotifyInterval is how often a watcher created with
+	// progress_notify that got no events gets a progress notification (etcd
+	// --watch-progress-notify-interval; 10m, at least 100ms).
+	WatchProgressNotifyInterval time.Duration
 	// Logger receives the member's logs (slog.Default when nil).
 	Logger *slog.Logger
 
@@ -119,6 +126,11 @@ func (c *Config) Validate() error {
 	if c.QuotaBackendBytes == 0 {
 		c.QuotaBackendBytes = 2 << 30
 	}
+	if c.WatchProgressNotifyInterval == 0 {
+		c.WatchProgressNotifyInterval = 10 * time.Minute
+	}
+	// etcd raises a shorter interval to its minimum (v3rpc/watch.go).
+	c.WatchProgressNotifyInterval = max(c.WatchProgressNotifyInterval, minWatchProgressInterval)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -56,6 +57,13 @@ type Member struct {
 	status  atomic.Pointer[store.Status]
 	members atomic.Pointer[[]membership.Member]
 
+	// leadMu guards leadChanged, closed and replaced each time a new leader
+	// (not none) is seen, and leadElected, when this member last became leader
+	// (etcd's leaderChanged notifier and leadElectedTime).
+	leadMu      sync.Mutex
+	leadChanged chan struct{}
+	leadElected time.Time
+
 	tr        *transport
 	grpc      *grpc.Server
 	clientSrv *http.Server
@@ -65,6 +73,7 @@ type Member struct {
 	fwdMu sync.Mutex
 	fwd   map[string]*grpc.ClientConn
 
+	readyc   chan struct{} // closed when the member serves clients (etcd's ReadyNotify)
 	stopc    chan struct{}
 	donec    chan struct{} // closed when the run goroutine has exited
 	stopOnce sync.Once
@@ -93,7 +102,8 @@ type joinInfo struct {
 }
 
 // Start validates cfg, opens (or recovers) the member in cfg.DataDir, starts
-// listening on its peer and client URLs and returns once it serves. It fails
+// listening on its peer and client URLs and returns. It serves peers at once
+// and clients once it is ready (ReadyNotify), as etcd does. It fails
 // with a wrapped store.ErrForeignDataDir or wal.ErrCorrupt for a data dir that
 // is not this member's.
 func Start(cfg Config) (*Member, error) {
@@ -130,6 +140,7 @@ func Start(cfg Config) (*Member, error) {
 		node: node, initial: scfg.InitialCluster, waiters: map[uint64]chan store.Response{}, watchers: map[int64]watchTarget{},
 		inbox: make(chan func(), 1024), recvc: make(chan *raftpb.Message, 4096),
 		fwd: map[string]*grpc.ClientConn{}, stopc: make(chan struct{}), donec: make(chan struct{}),
+		leadChanged: make(chan struct{}), readyc: make(chan struct{}),
 	}
 	m.metrics = newMetrics(m)
 	maxFrame := uint64(64 << 20)
@@ -152,6 +163,7 @@ func Start(cfg Config) (*Member, error) {
 		return nil, err
 	}
 	go m.run()
+	go m.awaitReady()
 	m.log.Info("member started", "id", fmt.Sprintf("%x", m.id), "cluster", fmt.Sprintf("%x", m.clusterID),
 		"client", cfg.ListenClientURLs, "peer", cfg.ListenPeerURLs, "data-dir", cfg.DataDir)
 	return m, nil
@@ -218,8 +230,54 @@ func (m *Member) listen() error {
 	m.grpc = newGRPCServer(m)
 	m.clientSrv = newClientServer(m)
 	go func() { _ = m.peerSrv.Serve(pl) }()
-	go func() { _ = m.clientSrv.Serve(cl) }()
+	go func() {
+		// Connections wait in the listener's backlog until the member is ready.
+		select {
+		case <-m.readyc:
+			_ = m.clientSrv.Serve(cl)
+		case <-m.stopc:
+		}
+		_ = cl.Close()
+	}()
 	return nil
+}
+
+// ReadyNotify is closed once the member serves clients: it has a leader, has
+// applied everything the leader had committed when it asked (a linearizable
+// read succeeded) and its name and client URLs are in the member list. etcd
+// serves clients only after its publish proposal applied (its ReadyNotify), so a
+// restarted member that cannot reach a quorum answers no client, where it would
+// otherwise answer "no leader" or stale serializable reads.
+func (m *Member) ReadyNotify() <-chan struct{} { return m.readyc }
+
+// awaitReady closes readyc once the member is ready (see ReadyNotify).
+func (m *Member) awaitReady() {
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), m.requestTimeout())
+		_, err := m.do(ctx, store.Request{Range: &pb.RangeRequest{Key: []byte("health"), CountOnly: true}})
+		cancel()
+		if err == nil && m.published() {
+			m.log.Info("ready to serve client requests")
+			close(m.readyc)
+			return
+		}
+		select {
+		case <-m.stopc:
+			return
+		case <-time.After(m.cfg.HeartbeatInterval):
+		}
+	}
+}
+
+// published reports whether the member list has this member's name and client
+// URLs (it was published through raft and applied here).
+func (m *Member) published() bool {
+	for _, mem := range m.Members() {
+		if mem.ID == m.id {
+			return mem.Name != "" && len(mem.ClientURLs) > 0
+		}
+	}
+	return false
 }
 
 // ID returns the member's ID.
@@ -336,6 +394,15 @@ func (m *Member) flush() {
 	}
 	if lead := m.node.Leader(); lead != m.leader.Load() {
 		m.leader.Store(lead)
+		if lead != 0 {
+			m.leadMu.Lock()
+			close(m.leadChanged)
+			m.leadChanged = make(chan struct{})
+			if lead == m.id {
+				m.leadElected = time.Now()
+			}
+			m.leadMu.Unlock()
+		}
 		m.metrics.leaderChanges.Inc()
 		m.log.Info("leader changed", "leader", fmt.Sprintf("%x", lead))
 		m.publish()
@@ -406,7 +473,9 @@ func (m *Member) dispatch(out store.Output) {
 			delete(m.watchers, ev.ID)
 			tgt.ws.forget(tgt.id)
 		}
-		tgt.ws.push(resp)
+		if tgt.ws.push(resp) {
+			tgt.ws.holdAll(true)
+		}
 	}
 }
 
@@ -488,8 +557,76 @@ func callErr[T any](ctx context.Context, m *Member, f func(n *store.Node) (T, er
 	return r.v, r.err
 }
 
-// do submits a request to the node and waits for its answer.
+// leaderChangedNotify returns a channel closed when the member next sees a new
+// leader.
+func (m *Member) leaderChangedNotify() <-chan struct{} {
+	m.leadMu.Lock()
+	defer m.leadMu.Unlock()
+	return m.leadChanged
+}
+
+// requestTimeout is etcd's ReqTimeout: 5 s plus two election timeouts (the
+// node's RequestTimeoutTicks).
+func (m *Member) requestTimeout() time.Duration {
+	return 5*time.Second + 2*m.cfg.ElectionTimeout
+}
+
+// do submits a request to the node and waits for its answer, failing as etcd
+// fails in the same situation (server/etcdserver: v3_server.go, read/read.go):
+//   - a linearizable read (Range, read-only Txn) finding no leader waits, as
+//     etcd re-sends its ReadIndex, and fails with "leader changed" once a leader
+//     is elected, or "request timed out" after the request timeout; a read still
+//     waiting when a new leader is seen fails with "leader changed" too;
+//   - a write finding no leader waits for one, as raft's Propose blocks, and is
+//     then proposed; after the request timeout it fails with a deadline error;
+//   - a proposed write that times out says why, as etcd's parseProposeCtxErr.
 func (m *Member) do(ctx context.Context, req store.Request) (store.Response, error) {
+	start := time.Now()
+	write := req.IsWrite() || req.MemberAdd != nil || req.MemberRemove != nil ||
+		req.MemberPromote != nil || req.MemberUpdate != nil
+	read := !write && (req.Range != nil && !req.Range.Serializable || req.Txn != nil)
+	timer := time.NewTimer(m.requestTimeout())
+	defer timer.Stop()
+	for {
+		changed := m.leaderChangedNotify()
+		var abort <-chan struct{}
+		if read {
+			abort = changed
+		}
+		r, err := m.submit(ctx, req, abort)
+		switch {
+		case errors.Is(err, errLeaderChanged):
+			return r, rpctypes.ErrGRPCLeaderChanged
+		case errors.Is(err, store.ErrNoLeader) && (read || write):
+			select {
+			case <-changed:
+				if read {
+					return r, rpctypes.ErrGRPCLeaderChanged
+				}
+				continue
+			case <-timer.C:
+				if read {
+					return r, store.ErrTimeout
+				}
+				return r, context.DeadlineExceeded
+			case <-ctx.Done():
+				return r, ctx.Err()
+			case <-m.donec:
+				return r, store.ErrStopped
+			}
+		case write && (errors.Is(err, store.ErrTimeout) || errors.Is(err, context.DeadlineExceeded)):
+			return r, m.timeoutErr(start)
+		}
+		return r, err
+	}
+}
+
+// errLeaderChanged ends a read that was waiting when a new leader was seen.
+var errLeaderChanged = errors.New("server: leader changed")
+
+// submit hands one request to the node and waits for its answer, or for abort
+// to close (errLeaderChanged).
+func (m *Member) submit(ctx context.Context, req store.Request, abort <-chan struct{}) (store.Response, error) {
 	token := m.tokens.Add(1)
 	ch := make(chan store.Response, 1)
 	err := m.exec(ctx, func() {
@@ -502,6 +639,8 @@ func (m *Member) do(ctx context.Context, req store.Request) (store.Response, err
 	select {
 	case r := <-ch:
 		return r, r.Err
+	case <-abort:
+		return store.Response{}, errLeaderChanged
 	case <-ctx.Done():
 		// The node answers the request later (at the latest when it times out);
 		// dispatch then finds the buffered channel and nobody reads it.
@@ -509,6 +648,47 @@ func (m *Member) do(ctx context.Context, req store.Request) (store.Response, err
 	case <-m.donec:
 		return store.Response{}, store.ErrStopped
 	}
+}
+
+// timeoutErr is etcd's parseProposeCtxErr for a proposal that timed out at
+// start: the previous leader probably failed if this member became leader
+// shortly after start; the connection was probably lost if this leader has not
+// been connected to a quorum (or this follower to its leader) since start.
+func (m *Member) timeoutErr(start time.Time) error {
+	m.leadMu.Lock()
+	elected := m.leadElected
+	m.leadMu.Unlock()
+	return timeoutCause(start, elected, 2*m.cfg.ElectionTimeout, m.id, m.leader.Load(), m.Members(), m.tr.ActiveSince)
+}
+
+// timeoutCause is timeoutErr's decision, on its inputs.
+func timeoutCause(start, elected time.Time, twoElections time.Duration, self, lead uint64,
+	members []membership.Member, activeSince func(uint64) time.Time) error {
+	if start.After(elected.Add(-twoElections)) && start.Before(elected) {
+		return rpctypes.ErrGRPCTimeoutDueToLeaderFail
+	}
+	connected := func(id uint64) bool {
+		t := activeSince(id)
+		return !t.IsZero() && t.Before(start)
+	}
+	switch lead {
+	case 0:
+	case self:
+		n := 0
+		for _, mem := range members {
+			if mem.ID == self || connected(mem.ID) {
+				n++
+			}
+		}
+		if n < len(members)/2+1 {
+			return rpctypes.ErrGRPCTimeoutDueToConnectionLost
+		}
+	default:
+		if !connected(lead) {
+			return rpctypes.ErrGRPCTimeoutDueToConnectionLost
+		}
+	}
+	return rpctypes.ErrGRPCTimeout
 }
 
 // leaderClient returns a connection to the leader's client URL, for the lease

@@ -120,6 +120,7 @@ type peer struct {
 	id    uint64
 	mu    sync.Mutex
 	urls  []string
+	since time.Time // when the current stream to the peer opened (zero: none)
 	q     chan *raftpb.Message
 	stopc chan struct{}
 }
@@ -128,6 +129,26 @@ func (p *peer) peerURLs() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.urls
+}
+
+func (p *peer) setActive(t time.Time) {
+	p.mu.Lock()
+	p.since = t
+	p.mu.Unlock()
+}
+
+// ActiveSince returns since when a stream to peer id has been open (zero when
+// none is), as etcd's rafthttp Transport.ActiveSince.
+func (t *transport) ActiveSince(id uint64) time.Time {
+	t.mu.Lock()
+	p := t.peers[id]
+	t.mu.Unlock()
+	if p == nil {
+		return time.Time{}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.since
 }
 
 // errUnknownPeer is returned by Send for a peer the transport has not been told of.
@@ -235,7 +256,9 @@ func (t *transport) writer(p *peer) {
 			continue
 		}
 		began := time.Now()
+		p.setActive(began)
 		t.stream(p, conn)
+		p.setActive(time.Time{})
 		// A stream that ends at once (a proxy or firewall resetting it, the peer
 		// refusing it) must not turn into a tight reconnect loop: back off as for
 		// a failed dial unless the stream lived for a while.

@@ -554,5 +554,9 @@ func (n *Node) Watch(id int64, r mvcc.WatchRequest) error { return n.kv.Watch(id
 // CancelWatch removes a watcher; it reports whether it existed.
 func (n *Node) CancelWatch(id int64) bool { return n.kv.CancelWatch(id) }
 
+// HoldWatch stops or resumes the delivery of a watcher's events in Output (see
+// mvcc.Store.HoldWatch).
+func (n *Node) HoldWatch(id int64, hold bool) { n.kv.HoldWatch(id, hold) }
+
 // RequestProgress asks for a progress notification for a watcher.
 func (n *Node) RequestProgress(id int64) { n.kv.RequestProgress(id) }

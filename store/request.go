@@ -59,6 +59,10 @@ type Response struct {
 	Definite bool
 }
 
+// IsWrite reports whether a request goes through the raft log as an
+// InternalRaftRequest (a runtime treats its timeouts as etcd treats proposals').
+func (r *Request) IsWrite() bool { return r.isWrite() }
+
 // isWrite reports whether a request goes through the raft log as an
 // InternalRaftRequest.
 func (r *Request) isWrite() bool {

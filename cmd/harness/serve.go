@@ -92,6 +92,12 @@ func newServeCmd() *cobra.Command {
 	f.IntVar(&cfg.MaxRequestBytes, "max-request-bytes", 1572864, "maximum client request size in bytes the server will accept")
 	f.Int64Var(&cfg.QuotaBackendBytes, "quota-backend-bytes", 0, "raise alarms when backend size exceeds the given quota (0 defaults to 2 GiB)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.DurationVar(&cfg.WatchProgressNotifyInterval, "watch-progress-notify-interval", 10*time.Minute,
+		"duration of periodic watch progress notifications")
+	// etcd before 3.7 named it so; kube setups still pass it.
+	f.DurationVar(&cfg.WatchProgressNotifyInterval, "experimental-watch-progress-notify-interval", 10*time.Minute,
+		"duration of periodic watch progress notifications")
+	_ = f.MarkHidden("experimental-watch-progress-notify-interval")
 	return cmd
 }
 

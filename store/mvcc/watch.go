@@ -55,6 +55,7 @@ type watcher struct {
 	synced               bool  // every revision <= store rev is delivered or queued
 	nextRev              int64 // unsynced: next revision to read from history
 	queue                []WatchEvent
+	held                 bool // DrainWatch skips it (HoldWatch)
 }
 
 // watchState holds the watchers sorted by id: every walk over them is in id order.
@@ -110,6 +111,17 @@ func (s *Store) CancelWatch(id int64) bool {
 		s.watch.ws = append(s.watch.ws[:i], s.watch.ws[i+1:]...)
 	}
 	return ok
+}
+
+// HoldWatch stops (hold) or resumes DrainWatch for watcher id; unknown ids are
+// ignored. A held watcher keeps its responses in the store, up to its queue bound,
+// past which it falls behind and later catches up from history: a runtime whose
+// client reads slowly holds the watcher instead of buffering its events (etcd's
+// victim watchers), and loses none.
+func (s *Store) HoldWatch(id int64, hold bool) {
+	if i, ok := s.watch.find(id); ok {
+		s.watch.ws[i].held = hold
+	}
 }
 
 // RequestProgress queues a progress notification (no events, Revision = current) for
@@ -210,6 +222,9 @@ func (s *Store) DrainWatch(max int) []WatchEvent {
 	full := func() bool { return max > 0 && len(out) >= max }
 	for i := 0; i < len(s.watch.ws) && !full(); i++ {
 		w := s.watch.ws[i]
+		if w.held {
+			continue
+		}
 		n := len(w.queue)
 		if max > 0 {
 			n = min(n, max-len(out))

@@ -92,3 +92,38 @@ func TestWatchSlowDrainer(t *testing.T) {
 		require.EqualValues(t, i+2, r)
 	}
 }
+
+// TestWatchHold: a held watcher yields nothing while writes go on past its queue
+// bound (it falls behind) and others are drained as usual; released, it gets every
+// revision once, in order.
+func TestWatchHold(t *testing.T) {
+	s, _ := openTest(t, Options{NoSync: true})
+	require.NoError(t, s.Watch(1, WatchRequest{Key: []byte("k")}))
+	require.NoError(t, s.Watch(2, WatchRequest{Key: []byte("k")}))
+	s.HoldWatch(1, true)
+	s.HoldWatch(99, true) // unknown: ignored
+	n := watchQueueMax + 10
+	revs := func() map[int64][]int64 {
+		got := map[int64][]int64{}
+		for _, e := range s.DrainWatch(0) {
+			for _, ev := range e.Events {
+				got[e.ID] = append(got[e.ID], ev.Kv.ModRevision)
+			}
+		}
+		return got
+	}
+	want := make([]int64, 0, 2*n)
+	for i := range n {
+		mustPut(t, s, "k", fmt.Sprint(i))
+		want = append(want, int64(i+2))
+		if i == 5 {
+			got := revs()
+			require.Equal(t, map[int64][]int64{2: want}, got, "only the free watcher is drained")
+		}
+	}
+	got := revs()
+	require.Equal(t, map[int64][]int64{2: want[6:]}, got)
+	s.HoldWatch(1, false)
+	got = revs()
+	require.Equal(t, map[int64][]int64{1: want}, got, "released, the held watcher gets every revision once")
+}
