@@ -1,7 +1,11 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
+	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -9,15 +13,26 @@ import (
 	"github.com/havoclab/havoc/linearizability"
 )
 
+// errNotHistory reports a check input that is not a history at all.
+var errNotHistory = errors.New("not a history")
+
 func newCheckCmd() *cobra.Command {
 	var timeout time.Duration
 	var html string
 	cmd := &cobra.Command{
 		Use:   "check FILE",
 		Short: "Check a history file (havoc JSON lines or a Jepsen etcd log) for linearizability",
-		Args:  cobra.ExactArgs(1),
+		Long: `Check a history file for linearizability: havoc's JSON lines (history.json of a run
+directory) or a Jepsen etcd register log. Exit 0 when linearizable, 1 when not, 2 when
+the file is empty or not a history, 3 when the checker ran out of --timeout or the
+history has no completed operation to check.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			res, err := linearizability.CheckFile(args[0], linearizability.Options{Timeout: timeout, VisualizePath: html})
+			if timeout <= 0 {
+				return usageError(fmt.Errorf("--timeout %s: the checking budget must be positive", timeout))
+			}
+			opt := linearizability.Options{Timeout: timeout, VisualizePath: html}
+			res, err := checkFile(args[0], opt)
 			if err != nil {
 				return err
 			}
@@ -32,13 +47,76 @@ func newCheckCmd() *cobra.Command {
 				if html != "" {
 					fmt.Fprintf(cmd.OutOrStdout(), "visualization: %s\n", html)
 				}
-				return &exitError{code: 1}
+				return &exitError{code: exitViolation}
 			default:
-				return &exitError{code: 3}
+				return &exitError{code: exitInconclusive}
 			}
 		},
 	}
-	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Second, "checking budget; past it the verdict is unknown (exit 3)")
-	cmd.Flags().StringVar(&html, "html", "", "write Porcupine's visualization here when the history is not linearizable")
+	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Second, "checking budget (positive); past it the verdict is unknown (exit 3)")
+	cmd.Flags().StringVar(&html, "html", "", "write Porcupine's visualization here when the history is not linearizable (empty: none)")
 	return cmd
+}
+
+// checkFile reads and checks one history file. A file that cannot be read,
+// is empty or is not a history is a usage error (exit 2); a history without
+// one operation that completed has nothing to check (exit 3).
+func checkFile(path string, opt linearizability.Options) (linearizability.Result, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return linearizability.Result{}, usageError(err)
+	}
+	first := firstLine(data)
+	if first == nil {
+		return linearizability.Result{}, usageError(fmt.Errorf("%s: %w: the file is empty", path, errNotHistory))
+	}
+	noneCompleted := &exitError{code: exitInconclusive, msg: fmt.Sprintf("harness: %s: no completed operation: nothing to check", path)}
+	if first[0] == '{' {
+		ops, err := linearizability.ReadHistory(bytes.NewReader(data))
+		if err != nil {
+			return linearizability.Result{}, usageError(fmt.Errorf("%s: %w: %w", path, errNotHistory, err))
+		}
+		completed := 0
+		for i := range ops {
+			if ops[i].Outcome == linearizability.OutcomeOK {
+				completed++
+			}
+		}
+		if completed == 0 {
+			return linearizability.Result{}, noneCompleted
+		}
+		return linearizability.Check(ops, opt)
+	}
+	ops, err := linearizability.ReadJepsen(bytes.NewReader(data))
+	if err != nil {
+		return linearizability.Result{}, usageError(fmt.Errorf("%s: %w: %w", path, errNotHistory, err))
+	}
+	if len(ops) == 0 {
+		return linearizability.Result{}, usageError(fmt.Errorf("%s: %w: neither havoc JSON lines nor a Jepsen etcd log", path, errNotHistory))
+	}
+	completed := 0
+	for i := range ops {
+		if ops[i].Outcome == linearizability.OutcomeOK {
+			completed++
+		}
+	}
+	if completed == 0 {
+		return linearizability.Result{}, noneCompleted
+	}
+	return linearizability.CheckRegister(ops, opt)
+}
+
+// firstLine returns the first line of data that is not blank, trimmed, or nil.
+func firstLine(data []byte) []byte {
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if line := bytes.TrimSpace(sc.Bytes()); len(line) > 0 {
+			return line
+		}
+	}
+	if len(bytes.TrimSpace(data)) > 0 {
+		return bytes.TrimSpace(data)[:1] // one line longer than the scanner's buffer
+	}
+	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -44,7 +45,13 @@ the members' volumes before they start.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			kinds, err := chaos.ParseKinds(faults)
 			if err != nil {
-				return err
+				return usageError(err)
+			}
+			if !slices.Contains(scenarios.DrillNames, args[0]) {
+				return usageError(fmt.Errorf("unknown drill %q (want %s)", args[0], strings.Join(scenarios.DrillNames, ", ")))
+			}
+			if err := rf.validate(); err != nil {
+				return usageError(err)
 			}
 			c.Faults = kinds
 			if c.Seed == 0 {
@@ -66,7 +73,7 @@ the members' volumes before they start.`,
 				fmt.Fprintln(cmd.OutOrStdout(), r)
 			}
 			if !r.Passed() {
-				return &exitError{code: 1}
+				return &exitError{code: exitViolation}
 			}
 			return nil
 		},
@@ -93,6 +100,12 @@ the members' volumes before they start.`,
 type realDrillFlags struct {
 	backend, target, etcdBin, etcdutlBin, runDir string
 	docker                                       dockerFlags
+}
+
+// validate refuses a backend or target the harness does not know.
+func (f *realDrillFlags) validate() error {
+	b := backendFlags{backend: f.backend, target: f.target, docker: f.docker}
+	return b.validate()
 }
 
 // run runs the drill on process or Docker clusters. Ctrl-C (or SIGTERM)

@@ -91,6 +91,24 @@ func (b *backendFlags) register(cmd *cobra.Command) {
 	b.docker.register(fl)
 }
 
+// validate refuses a backend or target the harness does not know.
+func (b *backendFlags) validate() error {
+	switch b.backend {
+	case "sim", "process", "docker":
+	default:
+		return fmt.Errorf("unknown --backend %q (want sim, process or docker)", b.backend)
+	}
+	switch cluster.Target(b.target) {
+	case cluster.TargetHavoc, cluster.TargetEtcd:
+	default:
+		return fmt.Errorf("unknown --target %q (want havoc or etcd)", b.target)
+	}
+	if _, err := parseBytes(b.docker.memory); err != nil {
+		return fmt.Errorf("--memory: %w", err)
+	}
+	return nil
+}
+
 // newBackend builds the real backend the flags name.
 func (b *backendFlags) newBackend(c scenarios.Config) (cluster.Backend, error) {
 	if b.backend == "docker" {
@@ -168,7 +186,10 @@ and logged.`,
 			}
 			c, err := f.config(seed)
 			if err != nil {
-				return err
+				return usageError(err)
+			}
+			if err := bf.validate(); err != nil {
+				return usageError(err)
 			}
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "seed %d: %d members, %d clients, %s, faults: %s\n", seed, c.Members, c.Workload.Clients, c.Duration, f.faults)
@@ -187,8 +208,8 @@ and logged.`,
 				fmt.Fprintf(w, "rerun on %s (same workload and schedule, not the same interleaving): %s --backend %s --target %s\n",
 					bf.backend, scenarios.Repro(c), bf.backend, bf.target)
 			}
-			if !res.Passed() {
-				return &exitError{code: 1}
+			if code := verdictExit(res.Verdict); code != exitOK {
+				return &exitError{code: code}
 			}
 			return nil
 		},

@@ -52,6 +52,12 @@ func parseSeeds(s string) ([]uint64, error) {
 	return out, nil
 }
 
+// Verdicts a sweep reports for seeds that did not run to a verdict.
+const (
+	verdictError       = "error"        // the run returned an error
+	verdictWorkerError = "worker-error" // the worker process died or could not start
+)
+
 // sweepResult is one line of a sweep worker's output.
 type sweepResult struct {
 	Seed      uint64  `json:"seed"`
@@ -77,15 +83,16 @@ func newSweepCmd() *cobra.Command {
 		Long: `Run every seed of --seeds in the simulator, one worker process per core (a simulated
 world owns process-wide state, so worlds never share a process), with a progress bar,
 then print a summary table and the failing seeds with the line that reproduces each.
-Exit status 1 if any seed failed.`,
+Exit status 1 if any seed failed its check, else 4 if a seed could not run, else 3 if
+a check was inconclusive (see harness --help).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			list, err := parseSeeds(seeds)
 			if err != nil {
-				return err
+				return usageError(err)
 			}
 			if _, err := f.config(1); err != nil {
-				return err
+				return usageError(err)
 			}
 			if parallel < 1 {
 				parallel = runtime.NumCPU()
@@ -183,7 +190,7 @@ func runWorker(exe string, f runFlags, work <-chan uint64, results chan<- sweepR
 	for seed := range work {
 		if cmd == nil {
 			if err := startProc(); err != nil {
-				results <- sweepResult{Seed: seed, Verdict: "worker-error", WorkerErr: err.Error()}
+				results <- sweepResult{Seed: seed, Verdict: verdictWorkerError, WorkerErr: err.Error()}
 				continue
 			}
 		}
@@ -195,7 +202,7 @@ func runWorker(exe string, f runFlags, work <-chan uint64, results chan<- sweepR
 			err = fmt.Errorf("worker exited: %v", out.Err())
 		}
 		if err != nil {
-			r = sweepResult{Seed: seed, Verdict: "worker-error", WorkerErr: err.Error()}
+			r = sweepResult{Seed: seed, Verdict: verdictWorkerError, WorkerErr: err.Error()}
 			stop()
 		}
 		results <- r
@@ -224,7 +231,7 @@ func newSweepWorkerCmd() *cobra.Command {
 				r := sweepResult{Seed: seed, Repro: scenarios.Repro(c)}
 				res, err := scenarios.RunSim(c)
 				if err != nil {
-					r.Verdict, r.Reason = "error", err.Error()
+					r.Verdict, r.Reason = verdictError, err.Error()
 				} else {
 					r.Verdict, r.Reason, r.Ops, r.Unknown, r.Dir = res.Verdict, res.Reason, res.Operations, res.Unknown, res.Dir
 					r.WallSec, r.CheckSec = res.Wall.Seconds(), res.CheckWall.Seconds()
@@ -242,11 +249,13 @@ func newSweepWorkerCmd() *cobra.Command {
 
 func summarize(w io.Writer, all []sweepResult, elapsed time.Duration, parallel int) error {
 	byVerdict := map[string]int{}
+	var verdicts []string
 	var failed []sweepResult
 	var ops, unknown int
 	var wall, check float64
 	for _, r := range all {
 		byVerdict[r.Verdict]++
+		verdicts = append(verdicts, r.Verdict)
 		ops += r.Ops
 		unknown += r.Unknown
 		wall += r.WallSec
@@ -277,7 +286,7 @@ func summarize(w io.Writer, all []sweepResult, elapsed time.Duration, parallel i
 			fmt.Fprintf(w, "  artifacts: %s\n", r.Dir)
 		}
 	}
-	return &exitError{code: 1}
+	return &exitError{code: worstExit(verdicts...)}
 }
 
 func sortedKeys(m map[string]int) []string {
