@@ -3,8 +3,10 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -12,6 +14,10 @@ import (
 
 	"github.com/havoclab/havoc/linearizability"
 )
+
+// truncatedMark starts the line that ends a history cut at its size limit
+// (scenarios.HistoryLimitBytes).
+const truncatedMark = `{"truncated":true`
 
 // errNotHistory reports a check input that is not a history at all.
 var errNotHistory = errors.New("not a history")
@@ -22,8 +28,8 @@ func newCheckCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "check FILE",
 		Short: "Check a history file (havoc JSON lines or a Jepsen etcd log) for linearizability",
-		Long: `Check a history file for linearizability: havoc's JSON lines (history.json of a run
-directory) or a Jepsen etcd register log. Exit 0 when linearizable, 1 when not, 2 when
+		Long: `Check a history file for linearizability: havoc's JSON lines (history.json.gz of a run
+directory, compressed or not) or a Jepsen etcd register log. Exit 0 when linearizable, 1 when not, 2 when
 the file is empty or not a history, 3 when the checker ran out of --timeout or the
 history has no completed operation to check.`,
 		Args: cobra.ExactArgs(1),
@@ -66,9 +72,22 @@ func checkFile(path string, opt linearizability.Options) (linearizability.Result
 	if err != nil {
 		return linearizability.Result{}, usageError(err)
 	}
+	if bytes.HasPrefix(data, []byte{0x1f, 0x8b}) { // gzip, as a run directory's history.json.gz
+		zr, err := gzip.NewReader(bytes.NewReader(data))
+		if err == nil {
+			data, err = io.ReadAll(zr)
+		}
+		if err != nil {
+			return linearizability.Result{}, usageError(fmt.Errorf("%s: %w", path, err))
+		}
+	}
 	first := firstLine(data)
 	if first == nil {
 		return linearizability.Result{}, usageError(fmt.Errorf("%s: %w: the file is empty", path, errNotHistory))
+	}
+	if bytes.Contains(data, []byte("\n"+truncatedMark)) || bytes.HasPrefix(first, []byte(truncatedMark)) {
+		return linearizability.Result{}, &exitError{code: exitInconclusive,
+			msg: fmt.Sprintf("harness: %s: the history was truncated at its size limit; a prefix cannot be checked (rerun the seed with its reproduce line)", path)}
 	}
 	noneCompleted := &exitError{code: exitInconclusive, msg: fmt.Sprintf("harness: %s: no completed operation: nothing to check", path)}
 	if first[0] == '{' {

@@ -47,6 +47,9 @@ the members' volumes before they start.`,
 			if err != nil {
 				return usageError(err)
 			}
+			if err := drillFlagsValid(c); err != nil {
+				return usageError(err)
+			}
 			if !slices.Contains(scenarios.DrillNames, args[0]) {
 				return usageError(fmt.Errorf("unknown drill %q (want %s)", args[0], strings.Join(scenarios.DrillNames, ", ")))
 			}
@@ -94,6 +97,25 @@ the members' volumes before they start.`,
 	fl.StringVar(&rf.runDir, "run-dir", "", "where real members keep data dirs, logs and snapshots (default: a temporary directory, removed afterwards)")
 	rf.docker.register(fl)
 	return cmd
+}
+
+// drillFlagsValid refuses zero and negative counts, durations and rates: the
+// drill config would read a zero as its default, and a flag never means a
+// silent default.
+func drillFlagsValid(c scenarios.DrillConfig) error {
+	switch {
+	case c.Members < 1:
+		return fmt.Errorf("--nodes %d: a cluster has 1 to 9 members", c.Members)
+	case c.Workload.Clients < 1:
+		return fmt.Errorf("--clients %d: at least one client", c.Workload.Clients)
+	case c.Duration <= 0:
+		return fmt.Errorf("--duration %s: must be positive", c.Duration)
+	case c.After <= 0:
+		return fmt.Errorf("--after %s: must be positive", c.After)
+	case !(c.Workload.Rate > 0):
+		return fmt.Errorf("--rate %v: the offered load must be positive", c.Workload.Rate)
+	}
+	return nil
 }
 
 // realDrillFlags choose the real backend of `harness drill`.

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -23,7 +24,28 @@ func main() {
 
 // execute runs the harness with args and returns its exit code (see exitCodes).
 func execute(args []string, stdout, stderr io.Writer) int {
-	root := &cobra.Command{
+	root, started, stop := newRoot()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.Execute()
+	stop()
+	code := exitCodeOf(err, *started)
+	if err != nil && err.Error() != "" {
+		var ee *exitError
+		if errors.As(err, &ee) {
+			fmt.Fprintln(stderr, err)
+		} else {
+			fmt.Fprintln(stderr, "harness:", err)
+		}
+	}
+	return code
+}
+
+// newRoot builds the harness command. started reports whether a command's
+// RunE was reached; stop ends a CPU profile.
+func newRoot() (root *cobra.Command, started *bool, stop func()) {
+	root = &cobra.Command{
 		Use:   "harness",
 		Short: "havoc: a test harness and simulator for the high availability of an etcd-style store",
 		Long: "havoc: a test harness and simulator for the high availability of an etcd-style store.\n\n" +
@@ -33,15 +55,12 @@ func execute(args []string, stdout, stderr io.Writer) int {
 		SilenceErrors: true,
 	}
 	root.SetVersionTemplate("{{.Version}}\n")
-	root.SetArgs(args)
-	root.SetOut(stdout)
-	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError(err) })
 	var cpuProfile string
-	started := false
+	started = new(bool)
 	root.PersistentFlags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the command to this file (for go tool pprof)")
 	root.PersistentPreRunE = func(*cobra.Command, []string) error {
-		started = true
+		*started = true
 		if cpuProfile == "" {
 			return nil
 		}
@@ -52,17 +71,10 @@ func execute(args []string, stdout, stderr io.Writer) int {
 		return pprof.StartCPUProfile(f)
 	}
 	root.AddCommand(newRunCmd(), newSweepCmd(), newSweepWorkerCmd(), newCheckCmd(), newServeCmd(), newSnapshotCmd(), newDrillCmd(), newDockerCmd())
-	err := root.Execute()
-	if cpuProfile != "" {
-		pprof.StopCPUProfile()
-	}
-	code := exitCodeOf(err, started)
-	if err != nil && err.Error() != "" {
-		if _, marked := err.(*exitError); marked {
-			fmt.Fprintln(stderr, err)
-		} else {
-			fmt.Fprintln(stderr, "harness:", err)
+	stop = func() {
+		if cpuProfile != "" {
+			pprof.StopCPUProfile()
 		}
 	}
-	return code
+	return root, started, stop
 }

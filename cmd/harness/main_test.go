@@ -31,6 +31,7 @@ func writeFile(t *testing.T, name, content string) string {
 // (they used to print "ok (0 operations)" and exit 0).
 func TestCheckRefusesNonHistories(t *testing.T) {
 	unknownPut := `{"id":1,"client":1,"kind":"put","key":"k/000","value":"v1","call":1,"return":5,"outcome":"unknown","resp":{}}` + "\n"
+	okPut := `{"id":1,"client":1,"kind":"put","key":"k/000","value":"v1","call":1,"return":5,"outcome":"ok","resp":{"rev":2}}` + "\n"
 	failedGet := `{"id":2,"client":2,"kind":"get","key":"k/000","call":2,"return":3,"outcome":"fail","resp":{}}` + "\n"
 	cases := []struct {
 		name, content string
@@ -42,6 +43,7 @@ func TestCheckRefusesNonHistories(t *testing.T) {
 		{"prose", "hello world\nthis is not a history\n", exitUsage, "not a history: neither havoc JSON lines nor a Jepsen etcd log"},
 		{"bad-json", "{\"id\": \n", exitUsage, "not a history"},
 		{"nothing-completed", unknownPut + failedGet, exitInconclusive, "no completed operation"},
+		{"truncated", okPut + `{"truncated":true,"limit_bytes":10,"omitted_lines":1,"omitted_bytes":99}` + "\n", exitInconclusive, "truncated"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -55,7 +57,6 @@ func TestCheckRefusesNonHistories(t *testing.T) {
 	code, _, errOut := harness(t, "check", filepath.Join(t.TempDir(), "missing.json"))
 	require.Equal(t, exitUsage, code, errOut)
 
-	okPut := `{"id":1,"client":1,"kind":"put","key":"k/000","value":"v1","call":1,"return":5,"outcome":"ok","resp":{"rev":2}}` + "\n"
 	code, out, errOut := harness(t, "check", writeFile(t, "h.json", okPut))
 	require.Equal(t, exitOK, code, errOut)
 	require.Contains(t, out, ": ok (1 operations")
