@@ -84,18 +84,26 @@ type Fault struct {
 	Torn bool `json:"torn,omitempty"`
 }
 
-// String describes the fault on one line.
+// MemberName is the name of the member at index i of the sorted member list:
+// m1 for index 0, as every backend names its members.
+func MemberName(i int) string { return fmt.Sprintf("m%d", i+1) }
+
+// String describes the fault on one line: times in seconds, members by name.
 func (f Fault) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "at=%-8s for=%-7s %-18s", f.At, f.Duration, f.Kind)
+	fmt.Fprintf(&b, "at=%-8s for=%-7s %-18s", seconds(f.At), seconds(f.Duration), f.Kind)
 	if len(f.Members) > 0 {
-		fmt.Fprintf(&b, " members=%v", f.Members)
+		names := make([]string, len(f.Members))
+		for i, m := range f.Members {
+			names[i] = MemberName(m)
+		}
+		fmt.Fprintf(&b, " members=[%s]", strings.Join(names, " "))
 	}
 	if f.Rate > 0 {
 		fmt.Fprintf(&b, " rate=%.2f", f.Rate)
 	}
 	if f.Latency != 0 {
-		fmt.Fprintf(&b, " latency=%s", f.Latency)
+		fmt.Fprintf(&b, " latency=%s", seconds(f.Latency))
 	}
 	if f.DriftPPM != 0 {
 		fmt.Fprintf(&b, " drift=%dppm", f.DriftPPM)
@@ -105,6 +113,9 @@ func (f Fault) String() string {
 	}
 	return b.String()
 }
+
+// seconds renders d as seconds with millisecond precision ("2.762s").
+func seconds(d time.Duration) string { return fmt.Sprintf("%.3fs", d.Seconds()) }
 
 // Schedule is a run's fault plan, ordered by start time.
 type Schedule []Fault

@@ -45,8 +45,8 @@ func RunReal(ctx context.Context, b cluster.Backend, c Config) (*Result, error) 
 	if err != nil {
 		return nil, err
 	}
-	if !res.Passed() && c.Out != "" {
-		dir, werr := writeArtifacts(c, res)
+	if (!res.Passed() || c.Keep) && c.Out != "" {
+		dir, werr := writeArtifacts(c, res, c.SummaryOnly)
 		if werr != nil {
 			return res, werr
 		}

@@ -184,11 +184,10 @@ func TestRealNoLivenessLeavesArtifacts(t *testing.T) {
 	require.Contains(t, res.Reason, "does not answer")
 	require.Positive(t, res.Operations)
 	require.Zero(t, res.OK)
-	for _, f := range []string{"summary.txt", "history.json", "trace.log", "schedule.txt", "real.txt", "m2.log"} {
+	for _, f := range []string{"summary.txt", "history.json.gz", "trace.log.gz", "schedule.txt", "real.txt", "m2.log"} {
 		require.FileExists(t, filepath.Join(res.Dir, f))
 	}
-	trace, err := os.ReadFile(filepath.Join(res.Dir, "trace.log"))
-	require.NoError(t, err)
+	trace := readGzip(t, filepath.Join(res.Dir, "trace.log.gz"))
 	require.Contains(t, string(trace), "skip loss")
 	require.Contains(t, string(trace), "start crash m2")
 	require.Contains(t, string(trace), "end crash m2")

@@ -1,14 +1,10 @@
 package scenarios
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -50,6 +46,11 @@ type Config struct {
 	Trace bool `json:"-"`
 	// Out is the directory that receives a failing run's artifacts ("" = none).
 	Out string `json:"-"`
+	// Keep writes the artifacts of a passing run too.
+	Keep bool `json:"-"`
+	// SummaryOnly writes only the small artifacts (seed, config, schedule,
+	// summary) of a failing run: a sweep past its budget of full artifacts.
+	SummaryOnly bool `json:"-"`
 }
 
 // Validate fills defaults and checks the configuration.
@@ -119,20 +120,6 @@ type Result struct {
 // Passed reports whether the run found nothing wrong.
 func (r *Result) Passed() bool { return r.Verdict == VerdictOK }
 
-// Repro is the one command line that replays the run.
-func Repro(c Config) string {
-	kinds := make([]string, len(c.Faults))
-	for i, k := range c.Faults {
-		kinds[i] = string(k)
-	}
-	f := strings.Join(kinds, ",")
-	if f == "" {
-		f = "none"
-	}
-	return fmt.Sprintf("go run ./cmd/harness run --seed %d --nodes %d --clients %d --duration %s --faults %s",
-		c.Seed, c.Members, c.Workload.Clients, c.Duration, f)
-}
-
 // scheduleRand is the stream the fault schedule is drawn from: separate from the
 // world's, so that the schedule does not depend on what the run does.
 func scheduleRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 0x5eed5c4ed)) }
@@ -147,24 +134,25 @@ func Plan(c Config) chaos.Schedule {
 
 // RunSim runs one seed in the deterministic simulator: a safety phase with
 // faults, then a liveness phase that heals everything and requires the members to
-// converge; then checks the history. A failing run writes its artifacts to
-// c.Out (re-running the seed with tracing on, which determinism makes exact).
+// converge; then checks the history. A failing run (every run with c.Keep)
+// writes its artifacts to c.Out, re-running the seed with tracing on if it
+// was off (determinism makes that exact).
 func RunSim(c Config) (*Result, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	res, err := runSim(c, c.Trace)
+	res, err := runSim(c, c.Trace || (c.Keep && c.Out != "" && !c.SummaryOnly))
 	if err != nil {
 		return nil, err
 	}
-	if !res.Passed() && c.Out != "" {
+	if (!res.Passed() || c.Keep) && c.Out != "" {
 		traced := res
-		if !c.Trace {
+		if res.Trace == nil && !c.SummaryOnly {
 			if traced, err = runSim(c, true); err != nil {
 				return nil, err
 			}
 		}
-		dir, werr := writeArtifacts(c, traced)
+		dir, werr := writeArtifacts(c, traced, c.SummaryOnly)
 		if werr != nil {
 			return res, werr
 		}
@@ -183,10 +171,10 @@ func runSim(c Config, trace bool) (*Result, error) {
 	}
 	defer os.RemoveAll(dbDir)
 
-	var traceBuf bytes.Buffer
+	traceBuf := &cappedBuffer{limit: TraceLimitBytes}
 	wcfg := sim.Config{Seed: c.Seed, MaxEvents: 500_000_000}
 	if trace {
-		wcfg.Trace = &traceBuf
+		wcfg.Trace = traceBuf
 	}
 	w := sim.NewWorld(wcfg)
 	cl, err := cluster.NewSim(w, cluster.SimConfig{Members: c.Members, Dir: dbDir, SnapshotCount: c.SnapshotCount})
@@ -281,7 +269,9 @@ func runSim(c Config, trace bool) (*Result, error) {
 	res.Virtual = w.Elapsed()
 	res.Events = w.Events()
 	res.History = rec.Operations()
-	res.Trace = traceBuf.Bytes()
+	if trace {
+		res.Trace = traceBuf.Bytes()
+	}
 	res.Watch = watchEvents
 	reached := map[int]int64{}
 	for _, wt := range watchers {
@@ -315,39 +305,4 @@ func tmpfsDir() string {
 		return "/dev/shm"
 	}
 	return os.TempDir()
-}
-
-func artifactDir(c Config) string { return filepath.Join(c.Out, fmt.Sprintf("seed-%d", c.Seed)) }
-
-// writeArtifacts leaves everything needed to understand and replay a failing
-// run: seed, config, schedule, history, trace and the checker's visualization.
-func writeArtifacts(c Config, r *Result) (string, error) {
-	dir := artifactDir(c)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	cfg, _ := json.MarshalIndent(c, "", "  ")
-	var hist, watch bytes.Buffer
-	if err := linearizability.WriteHistory(&hist, r.History); err != nil {
-		return "", err
-	}
-	if err := linearizability.WriteWatchEvents(&watch, r.Watch); err != nil {
-		return "", err
-	}
-	summary := fmt.Sprintf("seed: %d\nverdict: %s\nreason: %s\nrepro: %s\n\nfaults:\n%s", c.Seed, r.Verdict, r.Reason, Repro(c), strings.Join(r.FaultLog, "\n"))
-	files := map[string][]byte{
-		"seed": fmt.Appendf(nil, "%d\n", c.Seed), "config.json": cfg, "schedule.txt": []byte(r.Schedule.String()),
-		"history.json": hist.Bytes(), "watch.json": watch.Bytes(), "trace.log": r.Trace, "summary.txt": []byte(summary),
-	}
-	names := make([]string, 0, len(files))
-	for n := range files {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	for _, n := range names {
-		if err := os.WriteFile(filepath.Join(dir, n), files[n], 0o644); err != nil {
-			return "", err
-		}
-	}
-	return dir, nil
 }

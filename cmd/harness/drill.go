@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -44,7 +45,16 @@ the members' volumes before they start.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			kinds, err := chaos.ParseKinds(faults)
 			if err != nil {
-				return err
+				return usageError(err)
+			}
+			if err := drillFlagsValid(c); err != nil {
+				return usageError(err)
+			}
+			if !slices.Contains(scenarios.DrillNames, args[0]) {
+				return usageError(fmt.Errorf("unknown drill %q (want %s)", args[0], strings.Join(scenarios.DrillNames, ", ")))
+			}
+			if err := rf.validate(); err != nil {
+				return usageError(err)
 			}
 			c.Faults = kinds
 			if c.Seed == 0 {
@@ -66,7 +76,7 @@ the members' volumes before they start.`,
 				fmt.Fprintln(cmd.OutOrStdout(), r)
 			}
 			if !r.Passed() {
-				return &exitError{code: 1}
+				return &exitError{code: exitViolation}
 			}
 			return nil
 		},
@@ -89,10 +99,35 @@ the members' volumes before they start.`,
 	return cmd
 }
 
+// drillFlagsValid refuses zero and negative counts, durations and rates: the
+// drill config would read a zero as its default, and a flag never means a
+// silent default.
+func drillFlagsValid(c scenarios.DrillConfig) error {
+	switch {
+	case c.Members < 1:
+		return fmt.Errorf("--nodes %d: a cluster has 1 to 9 members", c.Members)
+	case c.Workload.Clients < 1:
+		return fmt.Errorf("--clients %d: at least one client", c.Workload.Clients)
+	case c.Duration <= 0:
+		return fmt.Errorf("--duration %s: must be positive", c.Duration)
+	case c.After <= 0:
+		return fmt.Errorf("--after %s: must be positive", c.After)
+	case !(c.Workload.Rate > 0):
+		return fmt.Errorf("--rate %v: the offered load must be positive", c.Workload.Rate)
+	}
+	return nil
+}
+
 // realDrillFlags choose the real backend of `harness drill`.
 type realDrillFlags struct {
 	backend, target, etcdBin, etcdutlBin, runDir string
 	docker                                       dockerFlags
+}
+
+// validate refuses a backend or target the harness does not know.
+func (f *realDrillFlags) validate() error {
+	b := backendFlags{backend: f.backend, target: f.target, docker: f.docker}
+	return b.validate()
 }
 
 // run runs the drill on process or Docker clusters. Ctrl-C (or SIGTERM)

@@ -1,10 +1,11 @@
 // Command harness is havoc's one binary: run a scenario in the simulator, sweep
-// seeds, check a history file, and (with later subcommands) serve a store member.
+// seeds, check a history file, run drills, and serve a store member.
 package main
 
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"runtime/debug"
 	"runtime/pprof"
@@ -12,51 +13,68 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// exitError carries a process exit code through cobra.
-type exitError struct {
-	code int
-	msg  string
-}
-
-func (e *exitError) Error() string { return e.msg }
-
 func main() {
 	// The simulator allocates many short-lived objects; a larger GC target trades
 	// memory (a few hundred MB per run) for ~15% less wall time. GOGC overrides it.
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400)
 	}
-	root := &cobra.Command{
-		Use:           "harness",
-		Short:         "havoc: a test harness and simulator for the high availability of an etcd-style store",
+	os.Exit(execute(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// execute runs the harness with args and returns its exit code (see exitCodes).
+func execute(args []string, stdout, stderr io.Writer) int {
+	root, started, stop := newRoot()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.Execute()
+	stop()
+	code := exitCodeOf(err, *started)
+	if err != nil && err.Error() != "" {
+		var ee *exitError
+		if errors.As(err, &ee) {
+			fmt.Fprintln(stderr, err)
+		} else {
+			fmt.Fprintln(stderr, "harness:", err)
+		}
+	}
+	return code
+}
+
+// newRoot builds the harness command. started reports whether a command's
+// RunE was reached; stop ends a CPU profile.
+func newRoot() (root *cobra.Command, started *bool, stop func()) {
+	root = &cobra.Command{
+		Use:   "harness",
+		Short: "havoc: a test harness and simulator for the high availability of an etcd-style store",
+		Long: "havoc: a test harness and simulator for the high availability of an etcd-style store.\n\n" +
+			exitCodeTable() + "  (serve follows etcd: 1 when it refuses to start, 2 for bad flags)",
+		Version:       version(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError(err) })
 	var cpuProfile string
+	started = new(bool)
 	root.PersistentFlags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the command to this file (for go tool pprof)")
 	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+		*started = true
 		if cpuProfile == "" {
 			return nil
 		}
 		f, err := os.Create(cpuProfile)
 		if err != nil {
-			return err
+			return usageError(err)
 		}
 		return pprof.StartCPUProfile(f)
 	}
-	defer pprof.StopCPUProfile()
 	root.AddCommand(newRunCmd(), newSweepCmd(), newSweepWorkerCmd(), newCheckCmd(), newServeCmd(), newSnapshotCmd(), newDrillCmd(), newDockerCmd())
-	err := root.Execute()
-	pprof.StopCPUProfile()
-	if err != nil {
-		var ee *exitError
-		if errors.As(err, &ee) {
-			if ee.msg != "" {
-				fmt.Fprintln(os.Stderr, ee.msg)
-			}
-			os.Exit(ee.code)
+	stop = func() {
+		if cpuProfile != "" {
+			pprof.StopCPUProfile()
 		}
-		fmt.Fprintln(os.Stderr, "harness:", err)
-		os.Exit(2)
 	}
+	return root, started, stop
 }

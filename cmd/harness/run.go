@@ -10,10 +10,13 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/havoclab/havoc/chaos"
 	"github.com/havoclab/havoc/cluster"
@@ -29,19 +32,50 @@ type runFlags struct {
 	faults   string
 	out      string
 	rate     float64
+	keep     bool
+	// names are the flags register added, in order (the sweep passes them all
+	// on to its workers).
+	names []string
 }
 
-func (f *runFlags) register(cmd *cobra.Command, withSeed bool) {
+func (f *runFlags) register(cmd *cobra.Command, withSeed, withKeep bool) {
 	fl := cmd.Flags()
+	before := map[string]bool{}
+	fl.VisitAll(func(fl *pflag.Flag) { before[fl.Name] = true })
 	if withSeed {
 		fl.Uint64Var(&f.seed, "seed", 0, "seed of the run (0 = draw a fresh one and print it)")
 	}
-	fl.IntVar(&f.nodes, "nodes", 3, "cluster members")
-	fl.IntVar(&f.clients, "clients", 16, "concurrent client sessions")
-	fl.DurationVar(&f.duration, "duration", 60*time.Second, "virtual length of the fault (safety) phase")
+	fl.IntVar(&f.nodes, "nodes", 3, "cluster members (1 to 9)")
+	fl.IntVar(&f.clients, "clients", 16, "concurrent client sessions (at least 1)")
+	fl.DurationVar(&f.duration, "duration", 60*time.Second, "length of the fault (safety) phase, at least 1s (virtual in the simulator)")
 	fl.StringVar(&f.faults, "faults", "all", "fault kinds: all, none, or a comma list of "+kindNames())
-	fl.StringVar(&f.out, "out", "havoc-runs", "directory for the artifacts of failing runs")
-	fl.Float64Var(&f.rate, "rate", 1000, "offered load, operations per virtual second over all clients")
+	fl.StringVar(&f.out, "out", "havoc-runs", "directory for the artifacts of failing runs (empty: write none)")
+	fl.Float64Var(&f.rate, "rate", 1000, "offered load, operations per second over all clients (positive; virtual in the simulator)")
+	if withKeep {
+		fl.BoolVar(&f.keep, "keep", false, "write the artifacts of a passing run too")
+	}
+	fl.VisitAll(func(fl *pflag.Flag) {
+		if !before[fl.Name] {
+			f.names = append(f.names, fl.Name)
+		}
+	})
+}
+
+// replayNeutral are the flags of `harness run` that do not change what a
+// simulated run does, each with the reason: the reproduce line leaves them
+// out. Every other flag of run must reach scenarios.Config, which the
+// reproduce line is built from (TestReproCarriesEveryFlag holds it so).
+var replayNeutral = map[string]string{
+	"out":        "where the artifacts go, not what they hold",
+	"keep":       "whether a passing run's artifacts are written, not what they hold",
+	"cpuprofile": "profiles the harness itself",
+	"backend":    "the simulator's reproduce line replays on the simulator; a real run prints a rerun line with its backend flags",
+	"target":     "real backends only (in the rerun line of a real run)",
+	"etcd-bin":   "real backends only (in the rerun line of a real run)",
+	"run-dir":    "where real members keep their data dirs",
+	"cpus":       "Docker backend only (in the rerun line of a real run)",
+	"memory":     "Docker backend only (in the rerun line of a real run)",
+	"help":       "prints help",
 }
 
 func kindNames() string {
@@ -55,13 +89,26 @@ func kindNames() string {
 	return s
 }
 
+// config is the scenario the flags describe. Zero and negative counts,
+// durations and rates are refused here: scenarios.Config would read a zero
+// as its default, and a flag never means a silent default.
 func (f *runFlags) config(seed uint64) (scenarios.Config, error) {
+	switch {
+	case f.nodes < 1:
+		return scenarios.Config{}, fmt.Errorf("--nodes %d: a cluster has 1 to 9 members", f.nodes)
+	case f.clients < 1:
+		return scenarios.Config{}, fmt.Errorf("--clients %d: at least one client", f.clients)
+	case f.duration < time.Second:
+		return scenarios.Config{}, fmt.Errorf("--duration %s: at least 1s", f.duration)
+	case !(f.rate > 0):
+		return scenarios.Config{}, fmt.Errorf("--rate %v: the offered load must be positive", f.rate)
+	}
 	kinds, err := chaos.ParseKinds(f.faults)
 	if err != nil {
 		return scenarios.Config{}, err
 	}
 	c := scenarios.Config{
-		Seed: seed, Members: f.nodes, Duration: f.duration, Faults: kinds, Out: f.out,
+		Seed: seed, Members: f.nodes, Duration: f.duration, Faults: kinds, Out: f.out, Keep: f.keep,
 		Workload: scenarios.Workload{Clients: f.clients, Rate: f.rate},
 	}
 	return c, c.Validate()
@@ -89,6 +136,27 @@ func (b *backendFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&b.etcdBin, "etcd-bin", "", "etcd binary for --target etcd (default: etcd on PATH)")
 	fl.StringVar(&b.runDir, "run-dir", "", "where real members keep data dirs and logs (default: a temporary directory, removed afterwards)")
 	b.docker.register(fl)
+}
+
+// validate refuses a backend or target the harness does not know.
+func (b *backendFlags) validate() error {
+	switch b.backend {
+	case "sim", "process", "docker":
+	default:
+		return fmt.Errorf("unknown --backend %q (want sim, process or docker)", b.backend)
+	}
+	switch cluster.Target(b.target) {
+	case cluster.TargetHavoc, cluster.TargetEtcd:
+	default:
+		return fmt.Errorf("unknown --target %q (want havoc or etcd)", b.target)
+	}
+	if b.docker.cpus < 0 {
+		return fmt.Errorf("--cpus %v: a CPU limit (0: none)", b.docker.cpus)
+	}
+	if _, err := parseBytes(b.docker.memory); err != nil {
+		return fmt.Errorf("--memory: %w", err)
+	}
+	return nil
 }
 
 // newBackend builds the real backend the flags name.
@@ -168,10 +236,14 @@ and logged.`,
 			}
 			c, err := f.config(seed)
 			if err != nil {
-				return err
+				return usageError(err)
+			}
+			if err := bf.validate(); err != nil {
+				return usageError(err)
 			}
 			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "seed %d: %d members, %d clients, %s, faults: %s\n", seed, c.Members, c.Workload.Clients, c.Duration, f.faults)
+			fmt.Fprintf(w, "seed %d: %d members, %d clients, %s, %s ops/s, faults: %s\n", seed, c.Members, c.Workload.Clients,
+				scenarios.Seconds(c.Duration), strconv.FormatFloat(c.Workload.Rate, 'g', -1, 64), f.faults)
 			fmt.Fprint(w, scenarios.Plan(c).String())
 			var res *scenarios.Result
 			if bf.backend == "sim" {
@@ -182,35 +254,58 @@ and logged.`,
 			if err != nil {
 				return err
 			}
-			printResult(w, c, res)
+			printResult(w, c, res, bf.backend == "sim")
 			if bf.backend != "sim" && !res.Passed() {
-				fmt.Fprintf(w, "rerun on %s (same workload and schedule, not the same interleaving): %s --backend %s --target %s\n",
-					bf.backend, scenarios.Repro(c), bf.backend, bf.target)
+				fmt.Fprintf(w, "rerun on %s (same workload and schedule, not the same interleaving): %s%s\n",
+					bf.backend, scenarios.Repro(c), backendArgs(cmd.Flags()))
 			}
-			if !res.Passed() {
-				return &exitError{code: 1}
+			if code := verdictExit(res.Verdict); code != exitOK {
+				return &exitError{code: code}
 			}
 			return nil
 		},
 	}
-	f.register(cmd, true)
+	f.register(cmd, true, true)
 	bf.register(cmd)
 	return cmd
 }
 
-func printResult(w io.Writer, c scenarios.Config, r *scenarios.Result) {
+// backendArgs are the backend flags of a real run, those that differ from their
+// defaults (the run dir excepted), for its rerun line.
+func backendArgs(fs *pflag.FlagSet) string {
+	var b strings.Builder
+	for _, name := range []string{"backend", "target", "etcd-bin", "cpus", "memory"} {
+		if fl := fs.Lookup(name); fl != nil && (name == "backend" || fl.Value.String() != fl.DefValue) {
+			fmt.Fprintf(&b, " --%s %s", name, fl.Value.String())
+		}
+	}
+	return b.String()
+}
+
+// printResult prints the run's result line; the simulator's counters (virtual
+// time, events) only for a simulated run.
+func printResult(w io.Writer, c scenarios.Config, r *scenarios.Result, simulated bool) {
 	verdict := "PASS"
 	if !r.Passed() {
 		verdict = "FAIL"
 	}
-	fmt.Fprintf(w, "%s seed=%d verdict=%s ops=%d ok=%d fail=%d unknown=%d watch-events=%d leases=%d virtual=%s wall=%s check=%s events=%d\n",
-		verdict, r.Seed, r.Verdict, r.Operations, r.OK, r.Failed, r.Unknown, len(r.Watch), r.LeasesGranted, r.Virtual.Round(time.Millisecond),
-		r.Wall.Round(time.Millisecond), r.CheckWall.Round(time.Millisecond), r.Events)
+	fmt.Fprintf(w, "%s seed=%d verdict=%s ops=%d ok=%d fail=%d unknown=%d watch-events=%d leases=%d",
+		verdict, r.Seed, r.Verdict, r.Operations, r.OK, r.Failed, r.Unknown, len(r.Watch), r.LeasesGranted)
+	if simulated {
+		fmt.Fprintf(w, " virtual=%s", scenarios.Seconds(r.Virtual.Round(time.Millisecond)))
+	}
+	fmt.Fprintf(w, " wall=%s check=%s", scenarios.Seconds(r.Wall.Round(time.Millisecond)), scenarios.Seconds(r.CheckWall.Round(time.Millisecond)))
+	if simulated {
+		fmt.Fprintf(w, " events=%d", r.Events)
+	}
+	fmt.Fprintln(w)
 	if !r.Passed() {
 		fmt.Fprintf(w, "reason: %s\n", r.Reason)
-		if r.Dir != "" {
-			fmt.Fprintf(w, "artifacts: %s\n", r.Dir)
-		}
+	}
+	if r.Dir != "" {
+		fmt.Fprintf(w, "artifacts: %s\n", r.Dir)
+	}
+	if (!r.Passed() || r.Dir != "") && simulated {
 		fmt.Fprintf(w, "reproduce: %s\n", scenarios.Repro(c))
 	}
 }

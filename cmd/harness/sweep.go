@@ -19,6 +19,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/havoclab/havoc/scenarios"
 )
@@ -52,6 +53,12 @@ func parseSeeds(s string) ([]uint64, error) {
 	return out, nil
 }
 
+// Verdicts a sweep reports for seeds that did not run to a verdict.
+const (
+	verdictError       = "error"        // the run returned an error
+	verdictWorkerError = "worker-error" // the worker process died or could not start
+)
+
 // sweepResult is one line of a sweep worker's output.
 type sweepResult struct {
 	Seed      uint64  `json:"seed"`
@@ -64,12 +71,14 @@ type sweepResult struct {
 	Dir       string  `json:"dir,omitempty"`
 	Repro     string  `json:"repro"`
 	WorkerErr string  `json:"worker_error,omitempty"`
+	// Full is set by the sweep for a seed whose full artifacts were written.
+	Full bool `json:"-"`
 }
 
 func newSweepCmd() *cobra.Command {
 	var f runFlags
 	var seeds string
-	var parallel int
+	var parallel, fullArtifacts int
 	var quiet bool
 	cmd := &cobra.Command{
 		Use:   "sweep",
@@ -77,43 +86,90 @@ func newSweepCmd() *cobra.Command {
 		Long: `Run every seed of --seeds in the simulator, one worker process per core (a simulated
 world owns process-wide state, so worlds never share a process), with a progress bar,
 then print a summary table and the failing seeds with the line that reproduces each.
-Exit status 1 if any seed failed.`,
+Every failing seed leaves a summary in --out (seed, config.json, schedule.txt,
+summary.txt); the first --full-artifacts failing seeds in seed order also get their
+history, watch events and trace (rebuilt by re-running them traced).
+Exit status 1 if any seed failed its check, else 4 if a seed could not run, else 3 if
+a check was inconclusive (see harness --help).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			list, err := parseSeeds(seeds)
 			if err != nil {
-				return err
+				return usageError(err)
 			}
 			if _, err := f.config(1); err != nil {
-				return err
+				return usageError(err)
 			}
 			if parallel < 1 {
-				parallel = runtime.NumCPU()
+				return usageError(fmt.Errorf("--parallel %d: at least one worker", parallel))
+			}
+			if fullArtifacts < 0 {
+				return usageError(fmt.Errorf("--full-artifacts %d: a count (0: summaries only)", fullArtifacts))
 			}
 			parallel = min(parallel, len(list))
-			return sweep(cmd.OutOrStdout(), cmd.ErrOrStderr(), f, list, parallel, quiet)
+			args := workerArgs(cmd.Flags(), f.names)
+			return sweep(cmd.OutOrStdout(), cmd.ErrOrStderr(), args, list, parallel, fullArtifacts, quiet)
 		},
 	}
-	f.register(cmd, false)
+	f.register(cmd, false, false)
 	cmd.Flags().StringVar(&seeds, "seeds", "1-100", "seeds to run: 1-1000, 7, or a comma list")
-	cmd.Flags().IntVar(&parallel, "parallel", 0, "worker processes (0 = one per CPU)")
+	cmd.Flags().IntVar(&parallel, "parallel", runtime.NumCPU(), "worker processes (default: one per CPU)")
+	cmd.Flags().IntVar(&fullArtifacts, "full-artifacts", 5, "failing seeds (the first, in seed order) that get full artifacts; the rest get summaries (0: summaries only)")
 	cmd.Flags().BoolVar(&quiet, "quiet", false, "no progress bar")
 	return cmd
 }
 
-func (f runFlags) workerArgs() []string {
-	return []string{"sweep-worker", "--nodes", strconv.Itoa(f.nodes), "--clients", strconv.Itoa(f.clients),
-		"--duration", f.duration.String(), "--faults", f.faults, "--out", f.out, "--rate", strconv.FormatFloat(f.rate, 'g', -1, 64)}
+// workerArgs passes every run flag of the sweep (names, as registered) on to
+// its workers, with its effective value, so a new run flag cannot be dropped.
+func workerArgs(fs *pflag.FlagSet, names []string) []string {
+	args := []string{"sweep-worker"}
+	for _, n := range names {
+		args = append(args, "--"+n+"="+fs.Lookup(n).Value.String())
+	}
+	return args
 }
 
-func sweep(stdout, stderr io.Writer, f runFlags, seeds []uint64, parallel int, quiet bool) error {
+// Worker modes: a seed line may end in one of these words.
+const (
+	modeSummary = "summary" // a failing seed leaves its summary only
+	modeFull    = "full"    // a failing seed leaves its full artifacts
+)
+
+func sweep(stdout, stderr io.Writer, args []string, seeds []uint64, parallel, fullArtifacts int, quiet bool) error {
 	exe, err := os.Executable()
 	if err != nil {
 		return err
 	}
 	start := time.Now()
+	all := runSeeds(exe, args, seeds, parallel, modeSummary, !quiet, stderr)
+	if full := fullArtifactSeeds(all, fullArtifacts); len(full) > 0 {
+		again := runSeeds(exe, args, full, min(parallel, len(full)), modeFull, false, stderr)
+		for _, r := range again {
+			i, _ := slices.BinarySearchFunc(all, r.Seed, func(a sweepResult, s uint64) int { return cmp.Compare(a.Seed, s) })
+			all[i].Full = r.Verdict == all[i].Verdict
+		}
+	}
+	return summarize(stdout, all, time.Since(start), parallel)
+}
+
+// fullArtifactSeeds picks the seeds that get full artifacts: the first n
+// failing seeds that left a summary, in seed order (all is sorted). A rerun is
+// exact, so the choice does not depend on the workers' timing.
+func fullArtifactSeeds(all []sweepResult, n int) []uint64 {
+	var full []uint64
+	for _, r := range all {
+		if len(full) < n && r.Verdict != scenarios.VerdictOK && r.Verdict != verdictWorkerError && r.Dir != "" {
+			full = append(full, r.Seed)
+		}
+	}
+	return full
+}
+
+// runSeeds runs seeds on parallel worker processes in mode and returns their
+// results in seed order.
+func runSeeds(exe string, args []string, seeds []uint64, parallel int, mode string, progress bool, stderr io.Writer) []sweepResult {
 	var bar *progressbar.ProgressBar
-	if !quiet {
+	if progress {
 		bar = progressbar.NewOptions(len(seeds), progressbar.OptionSetWriter(stderr), progressbar.OptionSetDescription("seeds"),
 			progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("seeds"),
 			progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionClearOnFinish())
@@ -125,7 +181,7 @@ func sweep(stdout, stderr io.Writer, f runFlags, seeds []uint64, parallel int, q
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			runWorker(exe, f, work, results)
+			runWorker(exe, args, mode, work, results)
 		}()
 	}
 	go func() {
@@ -145,20 +201,19 @@ func sweep(stdout, stderr io.Writer, f runFlags, seeds []uint64, parallel int, q
 	if bar != nil {
 		_ = bar.Finish()
 	}
-	elapsed := time.Since(start)
 	slices.SortFunc(all, func(a, b sweepResult) int { return cmp.Compare(a.Seed, b.Seed) })
-	return summarize(stdout, all, elapsed, parallel)
+	return all
 }
 
 // runWorker feeds seeds to one worker process and relays its results. If the
 // worker dies, the seed it was running is reported as a failure and a new worker
 // takes over.
-func runWorker(exe string, f runFlags, work <-chan uint64, results chan<- sweepResult) {
+func runWorker(exe string, args []string, mode string, work <-chan uint64, results chan<- sweepResult) {
 	var cmd *exec.Cmd
 	var in io.WriteCloser
 	var out *bufio.Scanner
 	startProc := func() error {
-		cmd = exec.Command(exe, f.workerArgs()...)
+		cmd = exec.Command(exe, args...)
 		cmd.Stderr = os.Stderr
 		var err error
 		if in, err = cmd.StdinPipe(); err != nil {
@@ -183,19 +238,19 @@ func runWorker(exe string, f runFlags, work <-chan uint64, results chan<- sweepR
 	for seed := range work {
 		if cmd == nil {
 			if err := startProc(); err != nil {
-				results <- sweepResult{Seed: seed, Verdict: "worker-error", WorkerErr: err.Error()}
+				results <- sweepResult{Seed: seed, Verdict: verdictWorkerError, WorkerErr: err.Error()}
 				continue
 			}
 		}
 		var r sweepResult
-		_, err := fmt.Fprintf(in, "%d\n", seed)
+		_, err := fmt.Fprintf(in, "%d %s\n", seed, mode)
 		if err == nil && out.Scan() {
 			err = json.Unmarshal(out.Bytes(), &r)
 		} else if err == nil {
 			err = fmt.Errorf("worker exited: %v", out.Err())
 		}
 		if err != nil {
-			r = sweepResult{Seed: seed, Verdict: "worker-error", WorkerErr: err.Error()}
+			r = sweepResult{Seed: seed, Verdict: verdictWorkerError, WorkerErr: err.Error()}
 			stop()
 		}
 		results <- r
@@ -213,18 +268,20 @@ func newSweepWorkerCmd() *cobra.Command {
 			in := bufio.NewScanner(os.Stdin)
 			enc := json.NewEncoder(cmd.OutOrStdout())
 			for in.Scan() {
-				seed, err := strconv.ParseUint(strings.TrimSpace(in.Text()), 10, 64)
-				if err != nil {
+				word, mode, _ := strings.Cut(strings.TrimSpace(in.Text()), " ")
+				seed, err := strconv.ParseUint(word, 10, 64)
+				if err != nil || (mode != modeSummary && mode != modeFull) {
 					return fmt.Errorf("sweep-worker: bad seed line %q", in.Text())
 				}
 				c, err := f.config(seed)
 				if err != nil {
 					return err
 				}
+				c.SummaryOnly = mode == modeSummary
 				r := sweepResult{Seed: seed, Repro: scenarios.Repro(c)}
 				res, err := scenarios.RunSim(c)
 				if err != nil {
-					r.Verdict, r.Reason = "error", err.Error()
+					r.Verdict, r.Reason = verdictError, err.Error()
 				} else {
 					r.Verdict, r.Reason, r.Ops, r.Unknown, r.Dir = res.Verdict, res.Reason, res.Operations, res.Unknown, res.Dir
 					r.WallSec, r.CheckSec = res.Wall.Seconds(), res.CheckWall.Seconds()
@@ -236,17 +293,19 @@ func newSweepWorkerCmd() *cobra.Command {
 			return in.Err()
 		},
 	}
-	f.register(cmd, false)
+	f.register(cmd, false, false)
 	return cmd
 }
 
 func summarize(w io.Writer, all []sweepResult, elapsed time.Duration, parallel int) error {
 	byVerdict := map[string]int{}
+	var verdicts []string
 	var failed []sweepResult
 	var ops, unknown int
 	var wall, check float64
 	for _, r := range all {
 		byVerdict[r.Verdict]++
+		verdicts = append(verdicts, r.Verdict)
 		ops += r.Ops
 		unknown += r.Unknown
 		wall += r.WallSec
@@ -273,11 +332,14 @@ func summarize(w io.Writer, all []sweepResult, elapsed time.Duration, parallel i
 	fmt.Fprintf(w, "\n%d failing seeds:\n", len(failed))
 	for _, r := range failed {
 		fmt.Fprintf(w, "seed %d: %s: %s %s\n  reproduce: %s\n", r.Seed, r.Verdict, r.Reason, r.WorkerErr, r.Repro)
-		if r.Dir != "" {
+		switch {
+		case r.Dir != "" && r.Full:
 			fmt.Fprintf(w, "  artifacts: %s\n", r.Dir)
+		case r.Dir != "":
+			fmt.Fprintf(w, "  summary: %s (full artifacts: rerun with the line above)\n", r.Dir)
 		}
 	}
-	return &exitError{code: 1}
+	return &exitError{code: worstExit(verdicts...)}
 }
 
 func sortedKeys(m map[string]int) []string {
