@@ -174,13 +174,13 @@ func (r *realRun) run(ctx context.Context) (*Result, error) {
 	res.tally()
 	type failer interface{ Err() error }
 	if f, ok := r.b.(failer); ok && f.Err() != nil {
-		res.Verdict, res.Reason = VerdictFailed, f.Err().Error()
-	} else if liveErr != nil {
-		res.Verdict, res.Reason = VerdictNoLiveness, fmt.Sprintf("%v (seed %d)", liveErr, c.Seed)
+		res.addFinding(VerdictFailed, f.Err().Error())
 	}
-	if res.Verdict == "" {
-		res.check(c, true, nil)
+	if liveErr != nil {
+		res.addFinding(VerdictNoLiveness, fmt.Sprintf("%v (seed %d)", liveErr, c.Seed))
 	}
+	res.check(c, true, nil)
+	res.finish()
 	res.Wall = time.Since(r.start)
 	return res, nil
 }

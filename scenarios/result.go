@@ -3,10 +3,47 @@ package scenarios
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/havoclab/havoc/linearizability"
 )
+
+// severity orders the verdicts: the most severe finding of a run is its
+// headline. A member that died or diverged comes first (nothing else it did can
+// be trusted), then the safety checks of the history, then liveness.
+var severity = []string{
+	VerdictPanic, VerdictFailed, VerdictDivergence, VerdictIllegal, VerdictWatch, VerdictLease,
+	VerdictNoLiveness, VerdictUnknown,
+}
+
+// Finding is one thing a run found wrong: a verdict and its reason.
+type Finding struct {
+	Verdict string `json:"verdict"`
+	Reason  string `json:"reason"`
+}
+
+// addFinding records a finding; finish picks the headline.
+func (r *Result) addFinding(verdict, reason string) {
+	r.Findings = append(r.Findings, Finding{Verdict: verdict, Reason: reason})
+}
+
+// finish sets Verdict and Reason from the most severe finding (ok if none),
+// keeping the findings in order of severity.
+func (r *Result) finish() {
+	rank := func(v string) int {
+		if i := slices.Index(severity, v); i >= 0 {
+			return i
+		}
+		return len(severity)
+	}
+	slices.SortStableFunc(r.Findings, func(a, b Finding) int { return rank(a.Verdict) - rank(b.Verdict) })
+	if len(r.Findings) == 0 {
+		r.Verdict, r.Reason = VerdictOK, ""
+		return
+	}
+	r.Verdict, r.Reason = r.Findings[0].Verdict, r.Findings[0].Reason
+}
 
 // tally counts the outcomes of the recorded history.
 func (r *Result) tally() {
@@ -25,8 +62,8 @@ func (r *Result) tally() {
 }
 
 // check runs the linearizability checker (and, when watch is set, the watch
-// checker) over the history and sets the verdict. With visualize, Porcupine's
-// HTML goes into the run's artifact directory.
+// checker) over the history and records what they find. With visualize,
+// Porcupine's HTML goes into the run's artifact directory.
 func (r *Result) check(c Config, visualize bool, watch *linearizability.WatchOptions) {
 	start := time.Now()
 	defer func() { r.CheckWall = time.Since(start) }()
@@ -36,20 +73,18 @@ func (r *Result) check(c Config, visualize bool, watch *linearizability.WatchOpt
 		_ = os.MkdirAll(filepath.Dir(opt.VisualizePath), 0o755)
 	}
 	cr, err := linearizability.Check(r.History, opt)
-	var werr error
 	if watch != nil {
-		werr = linearizability.CheckWatch(r.History, r.Watch, *watch)
+		if werr := linearizability.CheckWatch(r.History, r.Watch, *watch); werr != nil {
+			r.addFinding(VerdictWatch, werr.Error())
+		}
 	}
 	switch {
-	case werr != nil && (err != nil || cr.Verdict == linearizability.VerdictOK):
-		r.Verdict, r.Reason = VerdictWatch, werr.Error()
 	case err != nil:
-		r.Verdict, r.Reason = VerdictUnknown, err.Error()
+		r.addFinding(VerdictUnknown, err.Error())
 	case cr.Verdict == linearizability.VerdictOK:
-		r.Verdict = VerdictOK
 	case cr.Verdict == linearizability.VerdictIllegal:
-		r.Verdict, r.Reason = VerdictIllegal, cr.Reason
+		r.addFinding(VerdictIllegal, cr.Reason)
 	default:
-		r.Verdict, r.Reason = VerdictUnknown, cr.Reason
+		r.addFinding(VerdictUnknown, cr.Reason)
 	}
 }

@@ -48,6 +48,10 @@ type Config struct {
 	Trace bool `json:"-"`
 	// Out is the directory that receives a failing run's artifacts ("" = none).
 	Out string `json:"-"`
+
+	// inject, set by tests, runs once the simulated cluster is set up: it may
+	// schedule what no fault kind does (a member's panic, a corrupted replica).
+	inject func(w *sim.World, cl *cluster.Sim)
 }
 
 // Validate fills defaults and checks the configuration.
@@ -91,13 +95,22 @@ const (
 	VerdictFailed     = "member-failure"
 	VerdictWatch      = "watch-violation"
 	VerdictLease      = "lease-violation"
+	// VerdictPanic: a member (or another host of the world) panicked.
+	VerdictPanic = "member-panic"
+	// VerdictDivergence: the members' replicas differ (same applied index but
+	// different keyspaces, or applied indexes that stay apart on a quiet,
+	// healed cluster): a safety bug, not a liveness one.
+	VerdictDivergence = "divergence"
 )
 
-// Result is the outcome of one run.
+// Result is the outcome of one run. Verdict and Reason are the headline: the
+// most severe of Findings, which holds everything the run found wrong (every
+// check runs even when an earlier one failed).
 type Result struct {
 	Seed                uint64                       `json:"seed"`
 	Verdict             string                       `json:"verdict"`
 	Reason              string                       `json:"reason,omitempty"`
+	Findings            []Finding                    `json:"findings,omitempty"`
 	Operations          int                          `json:"operations"`
 	OK, Failed, Unknown int                          `json:"-"`
 	Schedule            chaos.Schedule               `json:"schedule"`
@@ -112,6 +125,9 @@ type Result struct {
 	// reads that found a protected key.
 	LeasesGranted, LeaseReads int      `json:"-"`
 	FaultLog                  []string `json:"-"`
+	// Panic is the stack of a host's recovered panic (VerdictPanic), for
+	// summary.txt and panic.txt; empty otherwise.
+	Panic string `json:"-"`
 }
 
 // Passed reports whether the run found nothing wrong.
@@ -227,6 +243,10 @@ func runSim(c Config, trace bool) (*Result, error) {
 		})
 	}
 
+	if c.inject != nil {
+		c.inject(w, cl)
+	}
+
 	// Safety phase.
 	runErr := w.RunFor(c.Duration)
 	// Liveness phase: heal everything; the cluster must converge and serve.
@@ -287,22 +307,34 @@ func runSim(c Config, trace bool) (*Result, error) {
 	}
 	res.tally()
 	res.LeasesGranted, res.LeaseReads = leases.granted, leases.verified
+	var p *sim.Panic
+	if errors.As(runErr, &p) {
+		role := "host"
+		switch {
+		case slices.Contains(cl.Members(), p.Host):
+			role = "member"
+		case strings.HasPrefix(p.Host, "c"):
+			role = "client"
+		}
+		res.addFinding(VerdictPanic, fmt.Sprintf("%s %s panicked at %.3fs: %s", role, p.Host, p.At.Seconds(), p.FirstLine()))
+		res.Panic = fmt.Sprintf("%s %s panicked at %s (virtual): %v\n\n%s", role, p.Host, p.At, p.Value, p.Stack)
+	}
+	if err := cl.Err(); err != nil {
+		res.addFinding(VerdictFailed, err.Error())
+	}
+	if len(leases.errs) > 0 {
+		res.addFinding(VerdictLease, strings.Join(leases.errs, "; "))
+	}
 	switch {
-	case cl.Err() != nil:
-		res.Verdict, res.Reason = VerdictFailed, cl.Err().Error()
-	case len(leases.errs) > 0:
-		res.Verdict, res.Reason = VerdictLease, strings.Join(leases.errs, "; ")
+	case p != nil:
+	case errors.Is(runErr, sim.ErrNoProgress):
+		res.addFinding(VerdictNoLiveness, fmt.Sprintf("event budget exhausted at %s (seed %d)", w.Elapsed(), c.Seed))
 	case runErr != nil:
 		_, why := cl.Converged()
-		res.Verdict = VerdictNoLiveness
-		res.Reason = fmt.Sprintf("%v (seed %d): %s", runErr, c.Seed, why)
-		if errors.Is(runErr, sim.ErrNoProgress) {
-			res.Reason = fmt.Sprintf("event budget exhausted at %s (seed %d)", w.Elapsed(), c.Seed)
-		}
+		res.addFinding(VerdictNoLiveness, fmt.Sprintf("%v (seed %d): %s", runErr, c.Seed, why))
 	}
-	if res.Verdict == "" {
-		res.check(c, trace, &linearizability.WatchOptions{Prefix: keyPrefix, Reached: reached})
-	}
+	res.check(c, trace, &linearizability.WatchOptions{Prefix: keyPrefix, Reached: reached})
+	res.finish()
 	res.Wall = time.Since(start)
 	return res, nil
 }
@@ -332,10 +364,23 @@ func writeArtifacts(c Config, r *Result) (string, error) {
 	if err := linearizability.WriteWatchEvents(&watch, r.Watch); err != nil {
 		return "", err
 	}
-	summary := fmt.Sprintf("seed: %d\nverdict: %s\nreason: %s\nrepro: %s\n\nfaults:\n%s", c.Seed, r.Verdict, r.Reason, Repro(c), strings.Join(r.FaultLog, "\n"))
+	summary := fmt.Sprintf("seed: %d\nverdict: %s\nreason: %s\nrepro: %s\n", c.Seed, r.Verdict, r.Reason, Repro(c))
+	if len(r.Findings) > 1 {
+		summary += "\nfindings (most severe first):\n"
+		for _, f := range r.Findings {
+			summary += fmt.Sprintf("  %s: %s\n", f.Verdict, f.Reason)
+		}
+	}
+	summary += "\nfaults:\n" + strings.Join(r.FaultLog, "\n")
+	if r.Panic != "" {
+		summary += "\n\npanic:\n" + r.Panic
+	}
 	files := map[string][]byte{
 		"seed": fmt.Appendf(nil, "%d\n", c.Seed), "config.json": cfg, "schedule.txt": []byte(r.Schedule.String()),
 		"history.json": hist.Bytes(), "watch.json": watch.Bytes(), "trace.log": r.Trace, "summary.txt": []byte(summary),
+	}
+	if r.Panic != "" {
+		files["panic.txt"] = []byte(r.Panic)
 	}
 	names := make([]string, 0, len(files))
 	for n := range files {

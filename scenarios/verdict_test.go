@@ -1,0 +1,55 @@
+package scenarios
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/havoclab/havoc/chaos"
+	"github.com/havoclab/havoc/cluster"
+	"github.com/havoclab/havoc/sim"
+)
+
+// raftPanic is the panic raft raises when a follower's log lost entries the
+// leader knows it has (seen in a sweep).
+const raftPanic = "tocommit(3492) is out of range [lastIndex(3491)]. Was the raft log corrupted, truncated, or lost?"
+
+// panicAt makes member panic at virtual time at, inside its own host (as a
+// panic in its raft step would).
+func panicAt(member string, at time.Duration) func(w *sim.World, cl *cluster.Sim) {
+	return func(w *sim.World, cl *cluster.Sim) {
+		w.ScheduleAt(at, "inject", func() {
+			w.Host(member).After(0, func() { panic(raftPanic + "\n\ngoroutine 1 [running]:") })
+		})
+	}
+}
+
+// TestMemberPanicIsAVerdict: a member that panics ends the run with a failing
+// verdict naming it and quoting the panic, and leaves the artifacts with the
+// stack; the run itself returns normally.
+func TestMemberPanicIsAVerdict(t *testing.T) {
+	out := t.TempDir()
+	c := Config{Seed: 5, Duration: 5 * time.Second, Faults: []chaos.Kind{chaos.Crash}, Out: out}
+	c.inject = panicAt("m2", 3*time.Second)
+	res, err := RunSim(c)
+	require.NoError(t, err)
+	require.Equal(t, VerdictPanic, res.Verdict)
+	require.Contains(t, res.Reason, "member m2 panicked at 3.")
+	require.Contains(t, res.Reason, raftPanic)
+	require.NotContains(t, res.Reason, "goroutine")
+	require.Greater(t, res.Operations, 100, "the history up to the panic is kept and checked")
+	require.Equal(t, filepath.Join(out, "seed-5"), res.Dir)
+	for _, f := range []string{"summary.txt", "panic.txt", "history.json", "trace.log", "schedule.txt", "config.json"} {
+		require.FileExists(t, filepath.Join(res.Dir, f))
+	}
+	summary, err := os.ReadFile(filepath.Join(res.Dir, "summary.txt"))
+	require.NoError(t, err)
+	require.Contains(t, string(summary), "verdict: member-panic")
+	require.Contains(t, string(summary), "verdict_test.go", "the stack is in the summary")
+	trace, err := os.ReadFile(filepath.Join(res.Dir, "trace.log"))
+	require.NoError(t, err)
+	require.Contains(t, string(trace), "m2 panic: "+raftPanic)
+}
