@@ -15,6 +15,7 @@ import (
 	"github.com/havoclab/havoc/chaos"
 	"github.com/havoclab/havoc/cluster"
 	"github.com/havoclab/havoc/internal/detrand"
+	"github.com/havoclab/havoc/internal/testhook"
 	"github.com/havoclab/havoc/linearizability"
 	"github.com/havoclab/havoc/sim"
 )
@@ -48,10 +49,6 @@ type Config struct {
 	Trace bool `json:"-"`
 	// Out is the directory that receives a failing run's artifacts ("" = none).
 	Out string `json:"-"`
-
-	// inject, set by tests, runs once the simulated cluster is set up: it may
-	// schedule what no fault kind does (a member's panic, a corrupted replica).
-	inject func(w *sim.World, cl *cluster.Sim)
 }
 
 // Validate fills defaults and checks the configuration.
@@ -243,8 +240,8 @@ func runSim(c Config, trace bool) (*Result, error) {
 		})
 	}
 
-	if c.inject != nil {
-		c.inject(w, cl)
+	if testhook.Sim != nil {
+		testhook.Sim(w, cl)
 	}
 
 	// Safety phase.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/havoclab/havoc/chaos"
 	"github.com/havoclab/havoc/cluster"
+	"github.com/havoclab/havoc/internal/testhook"
 	"github.com/havoclab/havoc/sim"
 )
 
@@ -27,13 +28,19 @@ func panicAt(member string, at time.Duration) func(w *sim.World, cl *cluster.Sim
 	}
 }
 
+// inject sets testhook.Sim for the rest of the test.
+func inject(t *testing.T, fn func(w *sim.World, cl *cluster.Sim)) {
+	testhook.Sim = fn
+	t.Cleanup(func() { testhook.Sim = nil })
+}
+
 // TestMemberPanicIsAVerdict: a member that panics ends the run with a failing
 // verdict naming it and quoting the panic, and leaves the artifacts with the
 // stack; the run itself returns normally.
 func TestMemberPanicIsAVerdict(t *testing.T) {
 	out := t.TempDir()
 	c := Config{Seed: 5, Duration: 5 * time.Second, Faults: []chaos.Kind{chaos.Crash}, Out: out}
-	c.inject = panicAt("m2", 3*time.Second)
+	inject(t, panicAt("m2", 3*time.Second))
 	res, err := RunSim(c)
 	require.NoError(t, err)
 	require.Equal(t, VerdictPanic, res.Verdict)
