@@ -246,6 +246,7 @@ func runSim(c Config, trace bool) (*Result, error) {
 
 	// Safety phase.
 	runErr := w.RunFor(c.Duration)
+	divergence := ""
 	// Liveness phase: heal everything; the cluster must converge and serve.
 	if runErr == nil {
 		w.Tracef("chaos", "heal all; liveness phase")
@@ -292,6 +293,9 @@ func runSim(c Config, trace bool) (*Result, error) {
 		for _, wt := range watchers {
 			wt.stopped = true
 		}
+		if errors.Is(runErr, sim.ErrTimeout) {
+			divergence, runErr = diagnose(w, cl, runErr)
+		}
 	}
 	res.Virtual = w.Elapsed()
 	res.Events = w.Events()
@@ -326,6 +330,8 @@ func runSim(c Config, trace bool) (*Result, error) {
 	case p != nil:
 	case errors.Is(runErr, sim.ErrNoProgress):
 		res.addFinding(VerdictNoLiveness, fmt.Sprintf("event budget exhausted at %s (seed %d)", w.Elapsed(), c.Seed))
+	case divergence != "":
+		res.addFinding(VerdictDivergence, "replicas diverged: "+divergence)
 	case runErr != nil:
 		_, why := cl.Converged()
 		res.addFinding(VerdictNoLiveness, fmt.Sprintf("%v (seed %d): %s", runErr, c.Seed, why))
@@ -334,6 +340,38 @@ func runSim(c Config, trace bool) (*Result, error) {
 	res.finish()
 	res.Wall = time.Since(start)
 	return res, nil
+}
+
+// quietSettle is how long a healed cluster that did not converge gets, with no
+// traffic, to bring its applied indexes together before its replicas are
+// compared.
+const quietSettle = 5 * time.Second
+
+// diagnose looks closer at a healed cluster that did not converge in time (the
+// clients are stopped): it lets the members settle without traffic, then
+// compares their replicas. It returns how they diverged ("" if they did not,
+// or if a member is down: then the cluster is not live, which err says), and
+// err, or the panic that happened while settling.
+func diagnose(w *sim.World, cl *cluster.Sim, err error) (string, error) {
+	settled := func() bool {
+		var applied uint64
+		for i, name := range cl.Members() {
+			n := cl.Node(name)
+			if n == nil {
+				return false
+			}
+			if a := n.Status().Applied; i == 0 {
+				applied = a
+			} else if a != applied {
+				return false
+			}
+		}
+		return true
+	}
+	if serr := w.RunUntil(settled, quietSettle); errors.Is(serr, sim.ErrPanic) || errors.Is(serr, sim.ErrNoProgress) {
+		return "", serr
+	}
+	return cl.Divergence(), err
 }
 
 // tmpfsDir is where the members' bbolt files go: tmpfs when the machine has it.
