@@ -125,6 +125,8 @@ type Result struct {
 	// Panic is the stack of a host's recovered panic (VerdictPanic), for
 	// summary.txt and panic.txt; empty otherwise.
 	Panic string `json:"-"`
+
+	windows []faultWindow // the faults as applied, for the reasons
 }
 
 // Passed reports whether the run found nothing wrong.
@@ -232,8 +234,10 @@ func runSim(c Config, trace bool) (*Result, error) {
 			if heal == nil {
 				return
 			}
+			win := res.faultStarted(w.Elapsed(), desc)
 			w.Schedule(f.Duration, "heal", func() {
 				_ = heal()
+				res.faultEnded(win, w.Elapsed())
 				res.FaultLog = append(res.FaultLog, fmt.Sprintf("%s end %s", w.Elapsed(), desc))
 				w.Tracef("chaos", "end %s", desc)
 			})
@@ -251,6 +255,7 @@ func runSim(c Config, trace bool) (*Result, error) {
 	if runErr == nil {
 		w.Tracef("chaos", "heal all; liveness phase")
 		cl.HealAll()
+		res.healedAll(w.Elapsed())
 		okBefore := 0
 		for _, cc := range clients {
 			okBefore += cc.okCount
@@ -317,14 +322,15 @@ func runSim(c Config, trace bool) (*Result, error) {
 		case strings.HasPrefix(p.Host, "c"):
 			role = "client"
 		}
-		res.addFinding(VerdictPanic, fmt.Sprintf("%s %s panicked at %.3fs: %s", role, p.Host, p.At.Seconds(), p.FirstLine()))
+		res.addFinding(VerdictPanic, fmt.Sprintf("%s %s panicked at %.3fs (%s): %s", role, p.Host, p.At.Seconds(), res.activeAt(p.At), p.FirstLine()))
 		res.Panic = fmt.Sprintf("%s %s panicked at %s (virtual): %v\n\n%s", role, p.Host, p.At, p.Value, p.Stack)
 	}
 	if err := cl.Err(); err != nil {
 		res.addFinding(VerdictFailed, err.Error())
 	}
 	if len(leases.errs) > 0 {
-		res.addFinding(VerdictLease, strings.Join(leases.errs, "; "))
+		reason, detail := listReasonOf(leases.errs, "lease violations")
+		res.addDetailed(VerdictLease, reason, detail)
 	}
 	switch {
 	case p != nil:
@@ -400,10 +406,13 @@ func writeArtifacts(c Config, r *Result) (string, error) {
 		return "", err
 	}
 	summary := fmt.Sprintf("seed: %d\nverdict: %s\nreason: %s\nrepro: %s\n", c.Seed, r.Verdict, r.Reason, Repro(c))
-	if len(r.Findings) > 1 {
+	if len(r.Findings) > 1 || len(r.Findings) == 1 && r.Findings[0].Detail != "" {
 		summary += "\nfindings (most severe first):\n"
 		for _, f := range r.Findings {
 			summary += fmt.Sprintf("  %s: %s\n", f.Verdict, f.Reason)
+			if f.Detail != "" {
+				summary += "    in full: " + strings.ReplaceAll(f.Detail, "\n", "\n      ") + "\n"
+			}
 		}
 	}
 	summary += "\nfaults:\n" + strings.Join(r.FaultLog, "\n")

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 	bolt "go.etcd.io/bbolt"
@@ -15,6 +17,7 @@ import (
 	"github.com/havoclab/havoc/chaos"
 	"github.com/havoclab/havoc/cluster"
 	"github.com/havoclab/havoc/internal/testhook"
+	"github.com/havoclab/havoc/linearizability"
 	"github.com/havoclab/havoc/sim"
 )
 
@@ -111,4 +114,58 @@ func TestDivergenceIsAVerdict(t *testing.T) {
 	require.Positive(t, corruptedAt)
 	require.Contains(t, res.Reason, fmt.Sprintf("and m2 first differ at revision %d ", corruptedAt))
 	require.NotContains(t, res.Reason, "condition not met")
+}
+
+// TestReasonIsShortAndSaysWhatHappened: a violation found in a history whose
+// range returned 64 keys reads as one line of at most ReasonMax bytes naming
+// the anomaly, the key, the operations with their client, member and time,
+// and the faults active then; the checker's full text goes to the detail.
+func TestReasonIsShortAndSaysWhatHappened(t *testing.T) {
+	l := linearizability.OutcomeOK
+	hist := []linearizability.Operation{}
+	var kvs []linearizability.KV
+	for i := range 64 {
+		key := fmt.Sprintf("/havoc/key-%02d", i)
+		val := fmt.Sprintf("value-written-by-client-3-number-%02d", i)
+		hist = append(hist, linearizability.Operation{ID: int64(i + 1), Client: 3, Member: "m2", Kind: linearizability.KindPut, Key: key, Value: val,
+			Call: int64(time.Second) + int64(i)*int64(time.Millisecond), Return: int64(time.Second) + int64(i)*int64(time.Millisecond) + 1, Outcome: l,
+			Resp: linearizability.Response{Revision: int64(i + 2)}})
+		kvs = append(kvs, linearizability.KV{Key: key, Value: val, ModRevision: int64(i + 2), CreateRevision: int64(i + 2), Version: 1})
+	}
+	kvs[7].Value = "never-written"
+	hist = append(hist, linearizability.Operation{ID: 65, Client: 5, Member: "m1", Kind: linearizability.KindRange, Prefix: "/havoc/",
+		Call: int64(12345 * time.Millisecond), Return: int64(12400 * time.Millisecond), Outcome: l,
+		Resp: linearizability.Response{Revision: 65, KVs: kvs}})
+	r := &Result{History: hist}
+	r.faultStarted(10*time.Second, "partition [m1] | [m2 m3]")
+	w := r.faultStarted(11*time.Second, "crash m3 (torn=false)")
+	r.faultEnded(w, 12*time.Second)
+	r.check(Config{CheckTimeout: 10 * time.Second}, false, nil)
+	r.finish()
+	t.Log(r.Reason)
+	require.Equal(t, VerdictIllegal, r.Verdict)
+	require.LessOrEqual(t, len(r.Reason), ReasonMax)
+	require.Contains(t, r.Reason, `key "/havoc/key-07"`)
+	require.Contains(t, r.Reason, "#65 range by c05 via m1 at 12.345s")
+	require.Contains(t, r.Reason, "faults active: partition [m1] | [m2 m3]")
+	require.NotContains(t, r.Reason, "crash m3", "the crash had ended")
+	require.NotContains(t, r.Reason, "key-08", "not every key-value of the range")
+	require.Greater(t, len(r.Findings[0].Detail), ReasonMax, "the checker's full text is kept")
+
+	// Many lease violations: the first and a count.
+	var errs []string
+	for i := range 19 {
+		errs = append(errs, fmt.Sprintf("lease 1f%02d: key %q (put at revision %d) gone at 31.5s (read at revision %d from member 2a), protected until 33.1s", i, fmt.Sprintf("/havoc/lease-key-%02d", i), 100+i, 200+i))
+	}
+	reason, detail := listReasonOf(errs, "lease violations")
+	require.LessOrEqual(t, len(reason), ReasonMax)
+	require.Contains(t, reason, "/havoc/lease-key-00")
+	require.NotContains(t, reason, "lease-key-01")
+	require.Contains(t, reason, "(+18 more lease violations)")
+	require.Contains(t, detail, "lease-key-18")
+
+	long := clip(strings.Repeat("é", 400), ReasonMax)
+	require.LessOrEqual(t, len(long), ReasonMax)
+	require.True(t, utf8.ValidString(long), "cut on a rune boundary")
+	require.True(t, strings.HasSuffix(long, "(full text in summary.txt)"))
 }
