@@ -325,7 +325,8 @@ func (d *Docker) Err() error {
 			if st := ins.Container.State; st.Status == container.StateExited || st.Status == container.StateDead {
 				d.mu.Lock()
 				d.exited[name] = true
-				d.errs = append(d.errs, fmt.Errorf("member %s exited on its own with code %d at %s (%s)", name, st.ExitCode, st.FinishedAt, st.Error))
+				d.errs = append(d.errs, fmt.Errorf("member %s exited on its own with code %d at %s (%s); %s", name, st.ExitCode, st.FinishedAt, st.Error,
+					logExcerpt(filepath.Join(d.dir, name+".log"))))
 				d.mu.Unlock()
 				d.event(name, "found exited with code %d", st.ExitCode)
 			}

@@ -447,7 +447,7 @@ func (p *Process) launchLocked(m *member) error {
 		p.mu.Lock()
 		p.eventLocked(m.name, "pid %d exited: %v", cmd.Process.Pid, exitText(err))
 		if !m.expectExit && p.started && !p.closed {
-			p.errs = append(p.errs, fmt.Errorf("cluster: %s (pid %d) exited on its own: %v (see %s)", m.name, cmd.Process.Pid, exitText(err), m.logPath))
+			p.errs = append(p.errs, fmt.Errorf("cluster: %s (pid %d) exited on its own: %v; %s (see %s)", m.name, cmd.Process.Pid, exitText(err), logExcerpt(m.logPath), m.logPath))
 		}
 		p.mu.Unlock()
 		close(done)

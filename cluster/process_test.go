@@ -55,6 +55,7 @@ func fakeMember(args []string) {
 	}()
 	err := http.ListenAndServe(client, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/exit" {
+			fmt.Fprintln(os.Stderr, "panic: fake member gave up\n\ngoroutine 1 [running]:\nmain.fakeMember()")
 			os.Exit(7)
 		}
 		fmt.Fprint(w, `{"health":"true"}`)
@@ -172,6 +173,7 @@ func TestProcessLifecycle(t *testing.T) {
 	require.Eventually(t, func() bool { return p.Err() != nil }, 5*time.Second, 20*time.Millisecond)
 	require.ErrorContains(t, p.Err(), "m1 (pid")
 	require.ErrorContains(t, p.Err(), "exited on its own")
+	require.ErrorContains(t, p.Err(), `log: "panic: fake member gave up"`, "the error quotes the panic from the member's log")
 	require.NoError(t, p.Restart("m1"))
 	require.Eventually(t, func() bool { return healthy(urls[0]) }, 5*time.Second, 50*time.Millisecond)
 
@@ -390,4 +392,19 @@ func TestRealEtcdFaults(t *testing.T) {
 	for _, pid := range pids {
 		require.False(t, pidAlive(pid))
 	}
+}
+
+func TestLogExcerpt(t *testing.T) {
+	dir := t.TempDir()
+	write := func(s string) string {
+		p := filepath.Join(dir, "m.log")
+		require.NoError(t, os.WriteFile(p, []byte(s), 0o644))
+		return p
+	}
+	require.Equal(t, "", logExcerpt(filepath.Join(dir, "missing.log")))
+	require.Equal(t, `last log lines: "b" | "c" | "d"`, logExcerpt(write("a\nb\n\nc\nd\n")))
+	require.Equal(t, `log: "panic: new"`, logExcerpt(write("=== havoc: start\npanic: old\n=== havoc: start\nx\npanic: new\n\ngoroutine 1\nf()\n")))
+	require.Equal(t, `last log lines: "y"`, logExcerpt(write("panic: old\n=== havoc: start\ny\n")))
+	long := strings.Repeat("z", 300)
+	require.Equal(t, `last log lines: "`+long[:200]+`..."`, logExcerpt(write(long+"\n")))
 }

@@ -277,6 +277,104 @@ func (c *Sim) Converged() (bool, string) {
 	return true, ""
 }
 
+// Divergence compares the members' replicas on a healed cluster and says how
+// they differ, or returns "" when it cannot tell (a member is down, halted or
+// without a leader: that is a liveness problem) or they do not differ. The
+// replicas diverged when, with every member up and following a leader:
+//
+//  1. some member's keyspace differs from the reference member's (the leader,
+//     else the first member) at a revision both hold: the first such revision
+//     is found by bisecting HashKV over the revisions both hold; or
+//  2. the applied indexes are equal but the revisions are not (one member
+//     holds revisions the others do not); or
+//  3. the applied indexes differ although the cluster has had time to catch
+//     up with no traffic (the caller quiets the cluster first).
+func (c *Sim) Divergence() string {
+	sts := make([]store.Status, len(c.names))
+	ref := 0
+	for i, name := range c.names {
+		n := c.Node(name)
+		if n == nil {
+			return ""
+		}
+		sts[i] = n.Status()
+		if sts[i].Halted != nil || sts[i].Leader == 0 {
+			return ""
+		}
+		if sts[i].IsLeader {
+			ref = i
+		}
+	}
+	describe := func(field func(store.Status) int64) string {
+		var b []byte
+		for i, name := range c.names {
+			b = fmt.Appendf(b, " %s=%d", name, field(sts[i]))
+		}
+		return string(b)
+	}
+	applied := describe(func(st store.Status) int64 { return int64(st.Applied) })
+	revs := describe(func(st store.Status) int64 { return st.Revision })
+	refName, refNode := c.names[ref], c.Node(c.names[ref])
+	for i, name := range c.names {
+		if i == ref {
+			continue
+		}
+		n := c.Node(name)
+		lo := max(sts[ref].CompactRev, sts[i].CompactRev, 1)
+		hi := min(sts[ref].Revision, sts[i].Revision)
+		differs := func(rev int64) (bool, uint32, uint32) {
+			a, _, _, errA := refNode.HashKV(rev)
+			b, _, _, errB := n.HashKV(rev)
+			return errA == nil && errB == nil && a != b, a, b
+		}
+		if d, _, _ := differs(hi); hi >= lo && d {
+			// Bisect: differs(lo-1) is taken as false, differs(hi) is true.
+			for lo < hi {
+				mid := lo + (hi-lo)/2
+				if d, _, _ := differs(mid); d {
+					hi = mid
+				} else {
+					lo = mid + 1
+				}
+			}
+			_, a, b := differs(hi)
+			return fmt.Sprintf("%s and %s first differ at revision %d (HashKV %08x vs %08x; applied%s; revision%s)",
+				refName, name, hi, a, b, applied, revs)
+		}
+	}
+	for i, name := range c.names {
+		switch {
+		case sts[i].Applied == sts[ref].Applied && sts[i].Revision != sts[ref].Revision:
+			first := min(sts[i].Revision, sts[ref].Revision) + 1
+			return fmt.Sprintf("%s and %s applied the same index but first differ at revision %d, which only one holds (applied%s; revision%s)",
+				refName, name, first, applied, revs)
+		case sts[i].Applied != sts[ref].Applied:
+			return fmt.Sprintf("applied indexes stay apart on a healed cluster with no traffic (leader %s; applied%s; revision%s)",
+				c.names[ref], applied, revs)
+		}
+	}
+	return ""
+}
+
+// Corrupt crashes a member, hands its closed backend file to fn (which may
+// change it behind the store's back: an extra put, a changed value), and
+// restarts it. It stands for a disk or apply bug that makes one replica differ
+// from the others; tests use it to prove that a run reports such divergence.
+func (c *Sim) Corrupt(name string, fn func(dbPath string) error) error {
+	m := c.members[name]
+	if m == nil {
+		return fmt.Errorf("cluster: no member %q", name)
+	}
+	c.w.Host(name).Crash()
+	if m.node != nil {
+		m.node.Crash()
+		m.node = nil
+	}
+	err := fn(m.cfg.DBPath)
+	c.w.Host(name).Restart()
+	return err
+}
+
 // hash returns a member's HashKV, recomputed only when its applied index moved
 // (the liveness phase asks after every event).
 func (c *Sim) hash(name string) (uint32, error) {

@@ -168,7 +168,20 @@ func writeArtifacts(c Config, r *Result, summaryOnly bool) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	summary := fmt.Sprintf("seed: %d\nverdict: %s\nreason: %s\nrepro: %s\n\nfaults:\n%s", c.Seed, r.Verdict, r.Reason, Repro(c), strings.Join(r.FaultLog, "\n"))
+	summary := fmt.Sprintf("seed: %d\nverdict: %s\nreason: %s\nrepro: %s\n", c.Seed, r.Verdict, r.Reason, Repro(c))
+	if len(r.Findings) > 1 || len(r.Findings) == 1 && r.Findings[0].Detail != "" {
+		summary += "\nfindings (most severe first):\n"
+		for _, f := range r.Findings {
+			summary += fmt.Sprintf("  %s: %s\n", f.Verdict, f.Reason)
+			if f.Detail != "" {
+				summary += "    in full: " + strings.ReplaceAll(f.Detail, "\n", "\n      ") + "\n"
+			}
+		}
+	}
+	summary += "\nfaults:\n" + strings.Join(r.FaultLog, "\n")
+	if r.Panic != "" {
+		summary += "\n\npanic:\n" + r.Panic
+	}
 	if summaryOnly {
 		summary += "\n\n(summary only: the sweep's budget of full artifacts was spent; the repro line rebuilds them)"
 	}
@@ -181,6 +194,9 @@ func writeArtifacts(c Config, r *Result, summaryOnly bool) (string, error) {
 		{"config.json", append(cfg, '\n')},
 		{"schedule.txt", []byte(r.Schedule.String())},
 		{"summary.txt", []byte(summary + "\n")},
+	}
+	if r.Panic != "" {
+		files = append(files, file{"panic.txt", []byte(r.Panic)})
 	}
 	if !summaryOnly {
 		var hist, watch bytes.Buffer

@@ -257,7 +257,7 @@ func startLoad(ctx context.Context, b cluster.Backend, c *DrillConfig, clientBas
 		l.wg.Go(func() { l.r.client(ctx, clientBase+i+1, members) })
 	}
 	if len(faults) > 0 {
-		l.wg.Go(func() { l.r.faults(ctx, faults, l.r.start.Add(faultsEnd)) })
+		l.wg.Go(func() { l.r.faults(ctx, &Result{Schedule: faults}, l.r.start.Add(faultsEnd)) })
 	}
 	return l
 }

@@ -111,7 +111,7 @@ func (r *realRun) run(ctx context.Context) (*Result, error) {
 	faultsDone := make(chan struct{})
 	go func() {
 		defer close(faultsDone)
-		r.faults(ctx, res.Schedule, safetyEnd)
+		r.faults(ctx, res, safetyEnd)
 	}()
 
 	wait := func(until time.Time) bool {
@@ -132,6 +132,7 @@ func (r *realRun) run(ctx context.Context) (*Result, error) {
 	if !interrupted {
 		r.logf("heal all; liveness phase")
 		r.healAt.Store(r.now())
+		res.healedAll(time.Duration(r.now()))
 		if err := r.b.HealAll(ctx); err != nil {
 			r.logf("heal all: %v", err)
 		}
@@ -174,13 +175,13 @@ func (r *realRun) run(ctx context.Context) (*Result, error) {
 	res.tally()
 	type failer interface{ Err() error }
 	if f, ok := r.b.(failer); ok && f.Err() != nil {
-		res.Verdict, res.Reason = VerdictFailed, f.Err().Error()
-	} else if liveErr != nil {
-		res.Verdict, res.Reason = VerdictNoLiveness, fmt.Sprintf("%v (seed %d)", liveErr, c.Seed)
+		res.addFinding(VerdictFailed, f.Err().Error())
 	}
-	if res.Verdict == "" {
-		res.check(c, true, nil)
+	if liveErr != nil {
+		res.addFinding(VerdictNoLiveness, fmt.Sprintf("%v (seed %d)", liveErr, c.Seed))
 	}
+	res.check(c, true, nil)
+	res.finish()
 	res.Wall = time.Since(r.start)
 	return res, nil
 }
@@ -210,8 +211,10 @@ func (r *realRun) until(ctx context.Context, deadline time.Time, cond func() (bo
 	}
 }
 
-// faults applies the schedule on the wall clock until safetyEnd.
-func (r *realRun) faults(ctx context.Context, s chaos.Schedule, safetyEnd time.Time) {
+// faults applies res.Schedule on the wall clock until safetyEnd, recording
+// what it applied in res.
+func (r *realRun) faults(ctx context.Context, res *Result, safetyEnd time.Time) {
+	s := res.Schedule
 	sleepUntil := func(t time.Time) bool {
 		if t.After(safetyEnd) {
 			t = safetyEnd
@@ -243,12 +246,14 @@ func (r *realRun) faults(ctx context.Context, s chaos.Schedule, safetyEnd time.T
 		if heal == nil {
 			continue
 		}
+		win := res.faultStarted(time.Duration(r.now()), desc)
 		sleepUntil(at.Add(f.Duration))
 		if err := heal(); err != nil {
 			r.logf("end %s failed: %v", desc, err)
 		} else {
 			r.logf("end %s", desc)
 		}
+		res.faultEnded(win, time.Duration(r.now()))
 		if ctx.Err() != nil || !time.Now().Before(safetyEnd) {
 			return
 		}

@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/havoclab/havoc/chaos"
 	"github.com/havoclab/havoc/cluster"
 	"github.com/havoclab/havoc/internal/detrand"
+	"github.com/havoclab/havoc/internal/testhook"
 	"github.com/havoclab/havoc/linearizability"
 	"github.com/havoclab/havoc/sim"
 )
@@ -94,13 +96,22 @@ const (
 	VerdictFailed     = "member-failure"
 	VerdictWatch      = "watch-violation"
 	VerdictLease      = "lease-violation"
+	// VerdictPanic: a member (or another host of the world) panicked.
+	VerdictPanic = "member-panic"
+	// VerdictDivergence: the members' replicas differ (same applied index but
+	// different keyspaces, or applied indexes that stay apart on a quiet,
+	// healed cluster): a safety bug, not a liveness one.
+	VerdictDivergence = "divergence"
 )
 
-// Result is the outcome of one run.
+// Result is the outcome of one run. Verdict and Reason are the headline: the
+// most severe of Findings, which holds everything the run found wrong (every
+// check runs even when an earlier one failed).
 type Result struct {
 	Seed                uint64                       `json:"seed"`
 	Verdict             string                       `json:"verdict"`
 	Reason              string                       `json:"reason,omitempty"`
+	Findings            []Finding                    `json:"findings,omitempty"`
 	Operations          int                          `json:"operations"`
 	OK, Failed, Unknown int                          `json:"-"`
 	Schedule            chaos.Schedule               `json:"schedule"`
@@ -115,6 +126,11 @@ type Result struct {
 	// reads that found a protected key.
 	LeasesGranted, LeaseReads int      `json:"-"`
 	FaultLog                  []string `json:"-"`
+	// Panic is the stack of a host's recovered panic (VerdictPanic), for
+	// summary.txt and panic.txt; empty otherwise.
+	Panic string `json:"-"`
+
+	windows []faultWindow // the faults as applied, for the reasons
 }
 
 // Passed reports whether the run found nothing wrong.
@@ -209,20 +225,28 @@ func runSim(c Config, trace bool) (*Result, error) {
 			if heal == nil {
 				return
 			}
+			win := res.faultStarted(w.Elapsed(), desc)
 			w.Schedule(f.Duration, "heal", func() {
 				_ = heal()
+				res.faultEnded(win, w.Elapsed())
 				res.FaultLog = append(res.FaultLog, fmt.Sprintf("%s end %s", w.Elapsed(), desc))
 				w.Tracef("chaos", "end %s", desc)
 			})
 		})
 	}
 
+	if testhook.Sim != nil {
+		testhook.Sim(w, cl)
+	}
+
 	// Safety phase.
 	runErr := w.RunFor(c.Duration)
+	divergence := ""
 	// Liveness phase: heal everything; the cluster must converge and serve.
 	if runErr == nil {
 		w.Tracef("chaos", "heal all; liveness phase")
 		cl.HealAll()
+		res.healedAll(w.Elapsed())
 		okBefore := 0
 		for _, cc := range clients {
 			okBefore += cc.okCount
@@ -265,6 +289,9 @@ func runSim(c Config, trace bool) (*Result, error) {
 		for _, wt := range watchers {
 			wt.stopped = true
 		}
+		if errors.Is(runErr, sim.ErrTimeout) {
+			divergence, runErr = diagnose(w, cl, runErr)
+		}
 	}
 	res.Virtual = w.Elapsed()
 	res.Events = w.Events()
@@ -279,24 +306,71 @@ func runSim(c Config, trace bool) (*Result, error) {
 	}
 	res.tally()
 	res.LeasesGranted, res.LeaseReads = leases.granted, leases.verified
+	var p *sim.Panic
+	if errors.As(runErr, &p) {
+		role := "host"
+		switch {
+		case slices.Contains(cl.Members(), p.Host):
+			role = "member"
+		case strings.HasPrefix(p.Host, "c"):
+			role = "client"
+		}
+		res.addFinding(VerdictPanic, fmt.Sprintf("%s %s panicked at %.3fs (%s): %s", role, p.Host, p.At.Seconds(), res.activeAt(p.At), p.FirstLine()))
+		res.Panic = fmt.Sprintf("%s %s panicked at %s (virtual): %v\n\n%s", role, p.Host, p.At, p.Value, p.Stack)
+	}
+	if err := cl.Err(); err != nil {
+		res.addFinding(VerdictFailed, err.Error())
+	}
+	if len(leases.errs) > 0 {
+		reason, detail := listReasonOf(leases.errs, "lease violations")
+		res.addDetailed(VerdictLease, reason, detail)
+	}
 	switch {
-	case cl.Err() != nil:
-		res.Verdict, res.Reason = VerdictFailed, cl.Err().Error()
-	case len(leases.errs) > 0:
-		res.Verdict, res.Reason = VerdictLease, strings.Join(leases.errs, "; ")
+	case p != nil:
+	case errors.Is(runErr, sim.ErrNoProgress):
+		res.addFinding(VerdictNoLiveness, fmt.Sprintf("event budget exhausted at %s (seed %d)", w.Elapsed(), c.Seed))
+	case divergence != "":
+		res.addFinding(VerdictDivergence, "replicas diverged: "+divergence)
 	case runErr != nil:
 		_, why := cl.Converged()
-		res.Verdict = VerdictNoLiveness
-		res.Reason = fmt.Sprintf("%v (seed %d): %s", runErr, c.Seed, why)
-		if errors.Is(runErr, sim.ErrNoProgress) {
-			res.Reason = fmt.Sprintf("event budget exhausted at %s (seed %d)", w.Elapsed(), c.Seed)
-		}
+		res.addFinding(VerdictNoLiveness, fmt.Sprintf("%v (seed %d): %s", runErr, c.Seed, why))
 	}
-	if res.Verdict == "" {
-		res.check(c, trace, &linearizability.WatchOptions{Prefix: keyPrefix, Reached: reached})
-	}
+	res.check(c, trace, &linearizability.WatchOptions{Prefix: keyPrefix, Reached: reached})
+	res.finish()
 	res.Wall = time.Since(start)
 	return res, nil
+}
+
+// quietSettle is how long a healed cluster that did not converge gets, with no
+// traffic, to bring its applied indexes together before its replicas are
+// compared.
+const quietSettle = 5 * time.Second
+
+// diagnose looks closer at a healed cluster that did not converge in time (the
+// clients are stopped): it lets the members settle without traffic, then
+// compares their replicas. It returns how they diverged ("" if they did not,
+// or if a member is down: then the cluster is not live, which err says), and
+// err, or the panic that happened while settling.
+func diagnose(w *sim.World, cl *cluster.Sim, err error) (string, error) {
+	settled := func() bool {
+		var applied uint64
+		for i, name := range cl.Members() {
+			n := cl.Node(name)
+			if n == nil {
+				return false
+			}
+			if a := n.Status().Applied; i == 0 {
+				applied = a
+			} else if a != applied {
+				return false
+			}
+		}
+		return true
+	}
+	if serr := w.RunUntil(settled, quietSettle); errors.Is(serr, sim.ErrPanic) || errors.Is(serr, sim.ErrNoProgress) {
+		return "", serr
+	}
+	return cl.Divergence(), err
 }
 
 // tmpfsDir is where the members' bbolt files go: tmpfs when the machine has it.

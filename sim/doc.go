@@ -45,7 +45,9 @@
 //     it, even if it is repaired before they arrive.
 //
 // World.Run* return ErrTimeout or ErrNoProgress (Config.MaxEvents) instead
-// of hanging, so a stuck run fails with its seed.
+// of hanging, so a stuck run fails with its seed. A process that panics does
+// not take the caller down: the world recovers the panic, crashes the host,
+// stops, and the Run methods return a *Panic (ErrPanic) naming the host.
 //
 // # Performance
 //

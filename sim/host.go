@@ -291,7 +291,10 @@ func (h *Host) Restart() {
 	if h.w.tracing {
 		h.w.Tracef(h.name, "restart")
 	}
+	prev := h.w.current
+	h.w.current = h
 	h.proc.Start(h)
+	h.w.current = prev
 }
 
 // Pause freezes the host (like SIGSTOP): timers and deliveries falling due

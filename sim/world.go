@@ -75,6 +75,9 @@ type World struct {
 	tbuf    []byte
 
 	deadTimers int // cancelled or crashed timers still queued (an upper bound)
+
+	current  *Host  // the host whose process code is running, for panics
+	panicked *Panic // the recovered panic that stopped the world
 }
 
 // NewWorld returns an empty world at virtual time cfg.Start. It panics if
@@ -188,7 +191,9 @@ func (w *World) after(d time.Duration) int64 {
 }
 
 // RunFor processes every event due within d of now, then sets the clock to
-// now+d. It returns ErrNoProgress (wrapped) if the event limit is reached.
+// now+d. It returns ErrNoProgress (wrapped) if the event limit is reached, and
+// the *Panic (wrapping ErrPanic) if a process panicked; a world stopped by a
+// panic runs no more events.
 func (w *World) RunFor(d time.Duration) error {
 	deadline := w.after(d)
 	_, err := w.run(deadline, nil)
@@ -216,7 +221,7 @@ func (w *World) RunUntil(cond func() bool, limit time.Duration) error {
 // Step processes the next event, whatever its time, and reports whether
 // there was one. It ignores MaxEvents.
 func (w *World) Step() bool {
-	if w.q.len() == 0 {
+	if w.q.len() == 0 || w.panicked != nil {
 		return false
 	}
 	w.enter()
@@ -224,18 +229,22 @@ func (w *World) Step() bool {
 	at, ev := w.q.pop()
 	w.now = at
 	w.events++
-	w.dispatch(ev)
+	w.safeDispatch(ev)
 	return true
 }
 
 func (w *World) enter() {
 	if w.running {
-		panic("sim: World run re-entered from inside an event")
+		panic(errReentered)
 	}
 	w.running = true
 }
 
 func (w *World) leave() { w.running = false }
+
+// errReentered is the panic of a Run method called from inside an event: a
+// broken harness, which safeDispatch does not recover.
+var errReentered = errors.New("sim: World run re-entered from inside an event")
 
 // run is the event loop. It returns met=true as soon as cond (if non-nil)
 // holds; otherwise it runs to deadline and leaves the clock there.
@@ -244,6 +253,9 @@ func (w *World) run(deadline int64, cond func() bool) (met bool, err error) {
 	defer w.leave()
 	limit := w.cfg.MaxEvents
 	for {
+		if w.panicked != nil {
+			return false, w.panicked
+		}
 		if cond != nil && cond() {
 			return true, nil
 		}
@@ -261,7 +273,7 @@ func (w *World) run(deadline int64, cond func() bool) (met bool, err error) {
 		_, ev := w.q.pop()
 		w.now = at
 		w.events++
-		w.dispatch(ev)
+		w.safeDispatch(ev)
 	}
 }
 

@@ -17,6 +17,9 @@ import (
 	"github.com/stretchr/testify/require"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 
+	"github.com/havoclab/havoc/cluster"
+	"github.com/havoclab/havoc/internal/testhook"
+	"github.com/havoclab/havoc/sim"
 	"github.com/havoclab/havoc/store"
 	"github.com/havoclab/havoc/store/membership"
 	"github.com/havoclab/havoc/vfs"
@@ -25,7 +28,22 @@ import (
 // TestMain lets a test run the harness command itself in a child process (the
 // test binary re-executed with HARNESS_TEST_MAIN set), so exit codes, crashes
 // and every line on stdout and stderr are the real command's.
+//
+// With HAVOC_HARNESS_MAIN=1 it runs main with its own arguments (a sweep's
+// workers are os.Executable), and with HAVOC_TEST_PANIC=<member> that member
+// panics 2 virtual seconds into every simulated run.
 func TestMain(m *testing.M) {
+	if os.Getenv("HAVOC_HARNESS_MAIN") == "1" {
+		if member := os.Getenv("HAVOC_TEST_PANIC"); member != "" {
+			testhook.Sim = func(w *sim.World, _ *cluster.Sim) {
+				w.ScheduleAt(2*time.Second, "inject", func() {
+					w.Host(member).After(0, func() { panic("tocommit(3492) is out of range [lastIndex(3491)]") })
+				})
+			}
+		}
+		main()
+		os.Exit(0)
+	}
 	if args, ok := os.LookupEnv("HARNESS_TEST_MAIN"); ok {
 		os.Args = append([]string{"harness"}, strings.Split(args, "\x1f")...)
 		main()
