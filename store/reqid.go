@@ -32,9 +32,9 @@ var reqIDCRC = crc32.MakeTable(crc32.Castagnoli)
 // epoch, and a counter, as etcd's idutil lays out member, time and counter; the
 // epoch is reserved durably in the log directory before any ID of it is issued:
 //
-//  1. Open reads the last reserved epoch e (firstReqIDEpoch if none), writes e+1 to a
-//     temporary file, syncs it, renames it over reqIDFile and syncs the
-//     directory; only then does it issue IDs of epoch e+1.
+//  1. Open reads the last reserved epoch e (firstReqIDEpoch if none), writes
+//     e+1 to a temporary file, syncs it, renames it over reqIDFile and syncs
+//     the directory; only then does it issue IDs of epoch e+1.
 //  2. When the counter of an epoch runs out, the next epoch is reserved the
 //     same way before another ID is issued.
 //
