@@ -32,7 +32,8 @@ func (s clusterServer) MemberUpdate(ctx context.Context, r *pb.MemberUpdateReque
 	return resp.MemberUpdate, toGRPC(err)
 }
 
-// MemberList lists the members this member has applied.
+// MemberList lists the members this member has applied; a linearizable request
+// (clientv3's default) is answered after a ReadIndex barrier, as etcd's is.
 func (s clusterServer) MemberList(ctx context.Context, r *pb.MemberListRequest) (*pb.MemberListResponse, error) {
 	resp, err := s.m.do(ctx, store.Request{MemberList: r})
 	return resp.MemberList, toGRPC(err)

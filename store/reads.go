@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/binary"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/raft/v3"
 )
 
@@ -106,6 +107,8 @@ func (n *Node) serveRead(token uint64, req *Request) Response {
 		return Response{Token: token, Txn: resp}
 	case req.LeaseKeepAlive != nil:
 		return n.leaseKeepAlive(token, req.LeaseKeepAlive)
+	case req.MemberList != nil:
+		return Response{Token: token, MemberList: &pb.MemberListResponse{Header: n.clusterHeader(), Members: n.memberList()}}
 	}
 	return Response{Token: token, Err: ErrUnsupported, Definite: true}
 }

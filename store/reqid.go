@@ -32,9 +32,9 @@ var reqIDCRC = crc32.MakeTable(crc32.Castagnoli)
 // epoch, and a counter, as etcd's idutil lays out member, time and counter; the
 // epoch is reserved durably in the log directory before any ID of it is issued:
 //
-//  1. Open reads the last reserved epoch e (0 if none), writes e+1 to a
-//     temporary file, syncs it, renames it over reqIDFile and syncs the
-//     directory; only then does it issue IDs of epoch e+1.
+//  1. Open reads the last reserved epoch e (firstReqIDEpoch if none), writes
+//     e+1 to a temporary file, syncs it, renames it over reqIDFile and syncs
+//     the directory; only then does it issue IDs of epoch e+1.
 //  2. When the counter of an epoch runs out, the next epoch is reserved the
 //     same way before another ID is issued.
 //
@@ -51,31 +51,43 @@ type reqIDGen struct {
 // openReqIDGen reserves the next epoch of the member's IDs in dir.
 func openReqIDGen(fsys vfs.FS, dir string, memberID uint64) (reqIDGen, error) {
 	g := reqIDGen{fs: fsys, dir: dir, prefix: (memberID & 0xffff) << (reqIDEpochBits + reqIDCounterBits)}
-	last, err := readReqIDEpoch(fsys, path.Join(dir, reqIDFile))
+	last, ok, err := readReqIDEpoch(fsys, path.Join(dir, reqIDFile))
 	if err != nil {
 		return g, err
+	}
+	if !ok {
+		last = firstReqIDEpoch(memberID)
 	}
 	g.epoch = last
 	return g, g.reserve()
 }
 
-func readReqIDEpoch(fsys vfs.FS, name string) (uint64, error) {
+// firstReqIDEpoch is where a new member's epochs start (less one): a value taken
+// from the member ID's bits above the 16 an ID carries, in the lower half of the
+// epoch space. Two members whose IDs share their low 16 bits then issue the
+// same IDs only if their epoch ranges meet, not from their first write on.
+func firstReqIDEpoch(memberID uint64) uint64 {
+	return (memberID >> 16) % (1 << (reqIDEpochBits - 1))
+}
+
+// readReqIDEpoch returns the last reserved epoch; ok is false if none was.
+func readReqIDEpoch(fsys vfs.FS, name string) (epoch uint64, ok bool, err error) {
 	f, err := fsys.Open(name)
 	if errors.Is(err, fs.ErrNotExist) {
-		return 0, nil
+		return 0, false, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("store: read %s: %w", name, err)
+		return 0, false, fmt.Errorf("store: read %s: %w", name, err)
 	}
 	defer f.Close()
 	b, err := io.ReadAll(f)
 	if err != nil {
-		return 0, fmt.Errorf("store: read %s: %w", name, err)
+		return 0, false, fmt.Errorf("store: read %s: %w", name, err)
 	}
 	if len(b) != 12 || crc32.Checksum(b[:8], reqIDCRC) != binary.BigEndian.Uint32(b[8:]) {
-		return 0, fmt.Errorf("store: request ID file %s is corrupt (%d bytes, bad checksum or length): remove the member and add it back with an empty data dir", name, len(b))
+		return 0, false, fmt.Errorf("store: request ID file %s is corrupt (%d bytes, bad checksum or length): remove the member and add it back with an empty data dir", name, len(b))
 	}
-	return binary.BigEndian.Uint64(b[:8]), nil
+	return binary.BigEndian.Uint64(b[:8]), true, nil
 }
 
 // reserve makes epoch+1 durable and switches to it.

@@ -78,3 +78,21 @@ func TestRequestIDEpochRollsOver(t *testing.T) {
 	_, err = openReqIDGen(disk, "wal", 0xabcd)
 	require.ErrorContains(t, err, "corrupt")
 }
+
+// TestRequestIDsOfLookalikeMembers: two members whose IDs share the low 16 bits
+// an ID carries start their epochs apart, so their first IDs differ.
+func TestRequestIDsOfLookalikeMembers(t *testing.T) {
+	a, b := uint64(0x1111_2222_3333_abcd), uint64(0x9999_8888_7777_abcd)
+	var first []uint64
+	for _, m := range []uint64{a, b} {
+		disk := newMemDisk()
+		require.NoError(t, disk.MkdirAll("wal"))
+		g, err := openReqIDGen(disk, "wal", m)
+		require.NoError(t, err)
+		id, err := g.next()
+		require.NoError(t, err)
+		first = append(first, id)
+	}
+	require.NotEqual(t, first[0], first[1])
+	require.EqualValues(t, 0xabcd, first[0]>>48)
+}

@@ -48,8 +48,13 @@ func (n *Node) Submit(token uint64, req Request) {
 			resp.Leases = append(resp.Leases, &pb.LeaseStatus{ID: l.ID})
 		}
 		n.respond(Response{Token: token, LeaseLeases: resp})
+	case req.MemberList != nil && req.MemberList.Linearizable:
+		// etcd answers a linearizable member list after a ReadIndex barrier
+		// (linearizableReadNotify), so it never shows a table older than a
+		// change the cluster already acknowledged.
+		n.reads.add(token, req)
 	case req.MemberList != nil:
-		n.respond(Response{Token: token, MemberList: &pb.MemberListResponse{Header: n.clusterHeader(), Members: n.memberList()}})
+		n.respond(n.serveRead(token, &req))
 	case req.MemberAdd != nil, req.MemberRemove != nil, req.MemberPromote != nil, req.MemberUpdate != nil:
 		n.proposeMemberChange(token, &req)
 	case req.HashKV != nil:

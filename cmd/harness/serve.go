@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -102,13 +103,13 @@ func newServeCmd() *cobra.Command {
 }
 
 // recoverHint says how to bring back a member whose data dir is damaged.
-const recoverHint = "to recover, restore the data dir from a snapshot (harness snapshot restore FILE --data-dir ...) " +
+const recoverHint = "to recover, move the data dir aside and restore it from a snapshot (harness snapshot restore FILE --data-dir DIR), " +
 	"or remove the member (etcdctl member remove ID) and add it back with an empty data dir"
 
 // startMember binds the member's peer and client ports, then opens (or creates)
 // its data dir and starts it. A start that fails is one line and exit code 1,
-// and leaves no data dir it created behind: the ports are bound before anything
-// is written, and a data dir that did not exist before is removed again.
+// and leaves the data dir as it found it: the ports are bound before anything
+// is written, and every file or directory the failed start created is removed.
 func startMember(cfg server.Config) (*server.Member, error) {
 	oneLine := func(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }
 	pl, err := net.Listen("tcp", urlHost(cfg.ListenPeerURLs[0]))
@@ -121,11 +122,11 @@ func startMember(cfg server.Config) (*server.Member, error) {
 		return nil, &exitError{code: 1, msg: "harness serve: listen on client URL " + cfg.ListenClientURLs[0] + ": " + oneLine(err)}
 	}
 	cfg.PeerListener, cfg.ClientListener = pl, cl
-	created := ""
-	if _, err := os.Stat(cfg.DataDir); errors.Is(err, fs.ErrNotExist) {
-		created = cfg.DataDir
-	} else if _, err := os.Stat(filepath.Join(cfg.DataDir, "member")); errors.Is(err, fs.ErrNotExist) {
-		created = filepath.Join(cfg.DataDir, "member")
+	before, err := pathsUnder(cfg.DataDir)
+	if err != nil {
+		pl.Close()
+		cl.Close()
+		return nil, &exitError{code: 1, msg: "harness serve: data dir: " + oneLine(err)}
 	}
 	m, err := server.Start(cfg)
 	if err == nil {
@@ -133,13 +134,11 @@ func startMember(cfg server.Config) (*server.Member, error) {
 	}
 	pl.Close()
 	cl.Close()
-	if created != "" {
-		_ = os.RemoveAll(created)
-	}
+	removeNewPaths(cfg.DataDir, before)
 	msg := "harness serve: " + oneLine(err)
 	switch {
 	case errors.Is(err, wal.ErrCorrupt):
-		msg = fmt.Sprintf("harness serve: refusing data dir %s: its write-ahead log is corrupt: %s; %s", cfg.DataDir, oneLine(err), recoverHint)
+		msg = fmt.Sprintf("harness serve: refusing data dir %s: its write-ahead log is corrupt (or not havoc's): %s; %s", cfg.DataDir, oneLine(err), recoverHint)
 	case errors.Is(err, mvcc.ErrCorrupt):
 		msg = fmt.Sprintf("harness serve: refusing data dir %s: its backend is corrupt: %s; %s", cfg.DataDir, oneLine(err), recoverHint)
 	case errors.Is(err, store.ErrForeignDataDir):
@@ -155,4 +154,37 @@ func urlHost(u string) string {
 		return u
 	}
 	return p.Host
+}
+
+// pathsUnder returns every path under dir (dir included), or none if dir is
+// missing.
+func pathsUnder(dir string) (map[string]bool, error) {
+	seen := map[string]bool{}
+	err := filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		seen[p] = true
+		return nil
+	})
+	if errors.Is(err, fs.ErrNotExist) {
+		return map[string]bool{}, nil
+	}
+	return seen, err
+}
+
+// removeNewPaths removes what appeared under dir since before was taken,
+// deepest first.
+func removeNewPaths(dir string, before map[string]bool) {
+	now, _ := pathsUnder(dir)
+	var added []string
+	for p := range now {
+		if !before[p] {
+			added = append(added, p)
+		}
+	}
+	slices.SortFunc(added, func(a, b string) int { return len(b) - len(a) })
+	for _, p := range added {
+		_ = os.RemoveAll(p)
+	}
 }

@@ -176,19 +176,27 @@ func TestServeRefusesTruncatedBackend(t *testing.T) {
 }
 
 func TestServeRefusesCorruptLog(t *testing.T) {
-	peer, client := freePort(t), freePort(t)
-	dir := initDataDir(t, "http://"+peer)
-	segs, err := filepath.Glob(filepath.Join(dir, "member", "wal", "*.wal"))
-	require.NoError(t, err)
-	require.NotEmpty(t, segs)
-	b, err := os.ReadFile(segs[0])
-	require.NoError(t, err)
-	b[len(b)/3] ^= 0x40
-	require.NoError(t, os.WriteFile(segs[0], b, 0o600))
-	digest := treeDigest(t, dir)
-	out, code := runHarness(t, serveArgs(dir, peer, client)...)
-	requireRefused(t, out, code, dir, digest, "corrupt", filepath.Base(segs[0]), "offset", "snapshot restore", "member remove")
-	require.NotContains(t, out, "not written by this havoc member")
+	for _, withBackend := range []bool{true, false} {
+		t.Run(fmt.Sprintf("backend=%v", withBackend), func(t *testing.T) {
+			peer, client := freePort(t), freePort(t)
+			dir := initDataDir(t, "http://"+peer)
+			if !withBackend {
+				// Nothing may be created either: no backend, no snap dir.
+				require.NoError(t, os.RemoveAll(filepath.Join(dir, "member", "snap")))
+			}
+			segs, err := filepath.Glob(filepath.Join(dir, "member", "wal", "*.wal"))
+			require.NoError(t, err)
+			require.NotEmpty(t, segs)
+			b, err := os.ReadFile(segs[0])
+			require.NoError(t, err)
+			b[len(b)/3] ^= 0x40
+			require.NoError(t, os.WriteFile(segs[0], b, 0o600))
+			digest := treeDigest(t, dir)
+			out, code := runHarness(t, serveArgs(dir, peer, client)...)
+			requireRefused(t, out, code, dir, digest, "corrupt", filepath.Base(segs[0]), "offset", "snapshot restore", "member remove")
+			require.NotContains(t, out, "not written by this havoc member")
+		})
+	}
 }
 
 func TestServePortInUseLeavesNoDataDir(t *testing.T) {
