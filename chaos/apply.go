@@ -3,6 +3,7 @@ package chaos
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -10,6 +11,27 @@ import (
 type Links struct {
 	Loss, Duplicate, Reorder float64
 	LatencyMin, LatencyMax   time.Duration
+}
+
+// String describes the degradation on one line: the non-zero rates, and the
+// latency range in seconds.
+func (l Links) String() string {
+	var parts []string
+	for _, r := range []struct {
+		name string
+		v    float64
+	}{{"loss", l.Loss}, {"duplicate", l.Duplicate}, {"reorder", l.Reorder}} {
+		if r.v != 0 {
+			parts = append(parts, fmt.Sprintf("%s=%.3f", r.name, r.v))
+		}
+	}
+	if l.LatencyMin != 0 || l.LatencyMax != 0 {
+		parts = append(parts, fmt.Sprintf("latency=%s-%s", seconds(l.LatencyMin), seconds(l.LatencyMax)))
+	}
+	if len(parts) == 0 {
+		return "(none)"
+	}
+	return strings.Join(parts, " ")
 }
 
 // Injector is what a backend offers to chaos. Members are named; the order of
@@ -102,7 +124,7 @@ func Apply(inj Injector, f Fault) (heal func() error, desc string, err error) {
 		case Reorder:
 			l.Reorder, l.LatencyMax = f.Rate, f.Latency
 		}
-		return inj.HealNetwork, fmt.Sprintf("%s %+v", f.Kind, l), inj.DegradeLinks(l)
+		return inj.HealNetwork, fmt.Sprintf("%s %s", f.Kind, l), inj.DegradeLinks(l)
 	case Crash:
 		m := pick(f.Members)[0]
 		return func() error { return inj.Restart(m) }, fmt.Sprintf("crash %s (torn=%v)", m, f.Torn), inj.Crash(m, f.Torn)
@@ -112,7 +134,7 @@ func Apply(inj Injector, f Fault) (heal func() error, desc string, err error) {
 	case ClockSkew:
 		m := pick(f.Members)[0]
 		return func() error { return inj.SetClock(m, 0, 0) },
-			fmt.Sprintf("clock %s offset %s drift %dppm", m, f.Latency, f.DriftPPM), inj.SetClock(m, f.Latency, f.DriftPPM)
+			fmt.Sprintf("clock %s offset %s drift %dppm", m, seconds(f.Latency), f.DriftPPM), inj.SetClock(m, f.Latency, f.DriftPPM)
 	}
 	return nil, "", fmt.Errorf("%w %q", ErrUnknownKind, f.Kind)
 }

@@ -109,7 +109,7 @@ func TestApplyResolvesTargets(t *testing.T) {
 		{Fault{Kind: Crash, Members: []int{2}, Torn: true}, "crash c true", "restart c"},
 		{Fault{Kind: Pause, Members: []int{0}}, "pause a", "resume a"},
 		{Fault{Kind: ClockSkew, Members: []int{1}, Latency: time.Second, DriftPPM: 5}, "clock b 1s 5", "clock b 0s 0"},
-		{Fault{Kind: Loss, Rate: 0.5}, "links {Loss:0.5 Duplicate:0 Reorder:0 LatencyMin:0s LatencyMax:0s}", "heal"},
+		{Fault{Kind: Loss, Rate: 0.5}, "links loss=0.500", "heal"},
 	}
 	for _, c := range cases {
 		t.Run(string(c.f.Kind), func(t *testing.T) {
@@ -124,4 +124,14 @@ func TestApplyResolvesTargets(t *testing.T) {
 	}
 	_, _, err := Apply(&recorder{}, Fault{Kind: "meteor"})
 	require.ErrorIs(t, err, ErrUnknownKind)
+}
+
+// TestNaming: schedules and fault descriptions name members m1..mN and give
+// times in seconds.
+func TestNaming(t *testing.T) {
+	f := Fault{At: 61500 * time.Millisecond, Duration: 2 * time.Second, Kind: Bridge, Members: []int{2, 0}}
+	require.Equal(t, "at=61.500s  for=2.000s  bridge             members=[m3 m1]", f.String())
+	require.Equal(t, "m1", MemberName(0))
+	require.Equal(t, "loss=0.070 latency=0.010s-0.020s", Links{Loss: 0.07, LatencyMin: 10 * time.Millisecond, LatencyMax: 20 * time.Millisecond}.String())
+	require.Equal(t, "(none)", Links{}.String())
 }

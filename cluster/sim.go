@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
@@ -108,6 +110,7 @@ func NewSim(w *sim.World, cfg SimConfig) (*Sim, error) {
 	for _, m := range initial {
 		c.byID[m.ID] = m.Name
 	}
+	w.SetDescriber(c.describe)
 	for _, name := range c.names {
 		disk := vfs.NewMem()
 		m := &simMember{c: c, name: name, disk: disk}
@@ -475,6 +478,48 @@ func (m *simMember) tick() {
 	m.node.Tick()
 	m.flush()
 	m.host.After(m.cfg.TickInterval, m.tick)
+}
+
+// describe renders a raft message for the trace with member names in place
+// of raft IDs ("to:m2 from:m1" rather than 64-bit numbers).
+func (c *Sim) describe(p any) (string, bool) {
+	msg, ok := p.(*raftpb.Message)
+	if !ok {
+		return "", false
+	}
+	return c.nameIDs(msg.String()), true
+}
+
+// nameIDs replaces every whole decimal number in s that is a member's raft ID
+// by the member's name.
+func (c *Sim) nameIDs(s string) string {
+	isDigit := func(b byte) bool { return b >= '0' && b <= '9' }
+	isWord := func(b byte) bool { return isDigit(b) || b == '_' || b|0x20 >= 'a' && b|0x20 <= 'z' }
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); {
+		if !isDigit(s[i]) || (i > 0 && isWord(s[i-1])) {
+			b.WriteByte(s[i])
+			i++
+			continue
+		}
+		j := i
+		for j < len(s) && isDigit(s[j]) {
+			j++
+		}
+		if j == len(s) || !isWord(s[j]) {
+			if id, err := strconv.ParseUint(s[i:j], 10, 64); err == nil {
+				if name, ok := c.byID[id]; ok {
+					b.WriteString(name)
+					i = j
+					continue
+				}
+			}
+		}
+		b.WriteString(s[i:j])
+		i = j
+	}
+	return b.String()
 }
 
 // Receive handles raft messages from peers and requests from clients.

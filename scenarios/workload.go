@@ -167,7 +167,7 @@ func (s *Session) Next() linearizability.Operation {
 
 func (s *Session) value() string {
 	s.seq++
-	return fmt.Sprintf("c%d-%d", s.client, s.seq)
+	return fmt.Sprintf("c%02d-%d", s.client, s.seq) // client c07 writes c07-1, c07-2, ...
 }
 
 // Observe updates the session's knowledge from an ended operation.

@@ -323,13 +323,13 @@ func (n *Network) send(from *Host, to string, payload any) {
 		return
 	}
 	if n.w.tracing {
-		n.w.Tracef(from.name, "send -> %s %s", to, describe(payload))
+		n.w.Tracef(from.name, "send -> %s %s", to, n.w.describe(payload))
 	}
 	n.enqueue(l, cfg, payload)
 	if cfg.Duplicate > 0 && rnd.Float64() < cfg.Duplicate {
 		n.stats.Duplicated++
 		if n.w.tracing {
-			n.w.Tracef(from.name, "dup -> %s %s", to, describe(payload))
+			n.w.Tracef(from.name, "dup -> %s %s", to, n.w.describe(payload))
 		}
 		n.enqueue(l, cfg, payload)
 	}
@@ -393,7 +393,7 @@ func (n *Network) arriveHost(ev event) {
 	n.stats.InFlight--
 	n.stats.Delivered++
 	if n.w.tracing {
-		n.w.Tracef(h.name, "recv <- %s %s", ev.from.name, describe(ev.payload))
+		n.w.Tracef(h.name, "recv <- %s %s", ev.from.name, n.w.describe(ev.payload))
 	}
 	h.proc.Receive(ev.from.name, ev.payload)
 }
@@ -406,6 +406,6 @@ func (n *Network) drop(from, to *Host, payload any, why DropReason) {
 func (n *Network) dropName(from *Host, to string, payload any, why DropReason) {
 	n.stats.Dropped[why]++
 	if n.w.tracing {
-		n.w.Tracef(from.name, "drop -> %s %s (%s)", to, describe(payload), why)
+		n.w.Tracef(from.name, "drop -> %s %s (%s)", to, n.w.describe(payload), why)
 	}
 }

@@ -71,8 +71,9 @@ type World struct {
 	byName map[string]*Host
 	net    *Network
 
-	tracing bool
-	tbuf    []byte
+	tracing   bool
+	tbuf      []byte
+	describer func(p any) (string, bool)
 
 	deadTimers int // cancelled or crashed timers still queued (an upper bound)
 
@@ -363,6 +364,21 @@ func appendSeconds(b []byte, ns int64) []byte {
 		sec /= 10
 	}
 	return append(b, tmp[i:]...)
+}
+
+// SetDescriber sets how the trace renders the payloads d knows (ok true);
+// others keep the default rendering. A backend names there what only it
+// understands: cluster.Sim writes raft member IDs as member names.
+func (w *World) SetDescriber(d func(p any) (string, bool)) { w.describer = d }
+
+// describe renders a payload for the trace, by the describer if it knows it.
+func (w *World) describe(p any) string {
+	if w.describer != nil {
+		if s, ok := w.describer(p); ok {
+			return s
+		}
+	}
+	return describe(p)
 }
 
 // describe renders a payload for the trace deterministically: Stringers and

@@ -6,9 +6,12 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/pflag"
 	"github.com/stretchr/testify/require"
+
+	"github.com/havoclab/havoc/scenarios"
 )
 
 // runFlagValues are test values for the flags of `harness run` that change a
@@ -122,4 +125,21 @@ func TestZeroFlagsRefused(t *testing.T) {
 		require.Equal(t, exitUsage, code, "%v: %s", args, errOut)
 		require.Equal(t, 1, strings.Count(errOut, "\n"), "%v: one line: %q", args, errOut)
 	}
+}
+
+// TestResultLine: a simulated run's result line has the simulator's counters
+// (virtual time, events); a real run's has neither, and no simulator reproduce
+// line.
+func TestResultLine(t *testing.T) {
+	c := scenarios.Config{Seed: 4, Members: 3, Duration: 2 * time.Second, Workload: scenarios.Workload{Clients: 2, Rate: 10}}
+	r := &scenarios.Result{Seed: 4, Verdict: scenarios.VerdictNoLiveness, Reason: "m2 does not answer", Virtual: 3 * time.Second, Events: 99, Wall: 1500 * time.Millisecond}
+	var sim, real strings.Builder
+	printResult(&sim, c, r, true)
+	printResult(&real, c, r, false)
+	require.Contains(t, sim.String(), " virtual=3s wall=1.5s check=0s events=99\n")
+	require.Contains(t, sim.String(), "reproduce: go run ./cmd/harness run --seed 4 --nodes 3 --clients 2 --duration 2s --rate 10 --faults none\n")
+	require.NotContains(t, real.String(), "virtual=")
+	require.NotContains(t, real.String(), " events=")
+	require.NotContains(t, real.String(), "reproduce:")
+	require.Contains(t, real.String(), " wall=1.5s check=0s\nreason: m2 does not answer\n")
 }
