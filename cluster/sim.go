@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
@@ -480,46 +479,62 @@ func (m *simMember) tick() {
 	m.host.After(m.cfg.TickInterval, m.tick)
 }
 
-// describe renders a raft message for the trace with member names in place
-// of raft IDs ("to:m2 from:m1" rather than 64-bit numbers).
+// describe renders a raft message for the trace: member names in place of
+// raft IDs, and text of its own (protobuf's String varies its spacing from
+// one build to the next, so two builds would write different traces).
 func (c *Sim) describe(p any) (string, bool) {
-	msg, ok := p.(*raftpb.Message)
+	m, ok := p.(*raftpb.Message)
 	if !ok {
 		return "", false
 	}
-	return c.nameIDs(msg.String()), true
+	b := make([]byte, 0, 128)
+	b = fmt.Appendf(b, "type:%s to:%s from:%s term:%d", m.GetType(), c.memberName(m.GetTo()), c.memberName(m.GetFrom()), m.GetTerm())
+	if v := m.GetLogTerm(); v != 0 {
+		b = fmt.Appendf(b, " logTerm:%d", v)
+	}
+	if v := m.GetIndex(); v != 0 {
+		b = fmt.Appendf(b, " index:%d", v)
+	}
+	for _, e := range m.GetEntries() {
+		b = fmt.Appendf(b, " entries:{Term:%d Index:%d", e.GetTerm(), e.GetIndex())
+		if e.GetType() != raftpb.EntryNormal {
+			b = fmt.Appendf(b, " Type:%s", e.GetType())
+		}
+		b = append(b, '}')
+	}
+	if v := m.GetCommit(); v != 0 {
+		b = fmt.Appendf(b, " commit:%d", v)
+	}
+	if v := m.GetVote(); v != 0 {
+		b = fmt.Appendf(b, " vote:%s", c.memberName(v))
+	}
+	if sn := m.GetSnapshot(); sn != nil {
+		md := sn.GetMetadata()
+		b = fmt.Appendf(b, " snapshot:{index:%d term:%d voters:[", md.GetIndex(), md.GetTerm())
+		for i, id := range md.GetConfState().GetVoters() {
+			if i > 0 {
+				b = append(b, ' ')
+			}
+			b = append(b, c.memberName(id)...)
+		}
+		b = append(b, "]}"...)
+	}
+	if m.GetReject() {
+		b = fmt.Appendf(b, " reject:true rejectHint:%d", m.GetRejectHint())
+	}
+	if ctx := m.GetContext(); len(ctx) > 0 {
+		b = fmt.Appendf(b, " context:%x", ctx)
+	}
+	return string(b), true
 }
 
-// nameIDs replaces every whole decimal number in s that is a member's raft ID
-// by the member's name.
-func (c *Sim) nameIDs(s string) string {
-	isDigit := func(b byte) bool { return b >= '0' && b <= '9' }
-	isWord := func(b byte) bool { return isDigit(b) || b == '_' || b|0x20 >= 'a' && b|0x20 <= 'z' }
-	var b strings.Builder
-	b.Grow(len(s))
-	for i := 0; i < len(s); {
-		if !isDigit(s[i]) || (i > 0 && isWord(s[i-1])) {
-			b.WriteByte(s[i])
-			i++
-			continue
-		}
-		j := i
-		for j < len(s) && isDigit(s[j]) {
-			j++
-		}
-		if j == len(s) || !isWord(s[j]) {
-			if id, err := strconv.ParseUint(s[i:j], 10, 64); err == nil {
-				if name, ok := c.byID[id]; ok {
-					b.WriteString(name)
-					i = j
-					continue
-				}
-			}
-		}
-		b.WriteString(s[i:j])
-		i = j
+// memberName is the name of the member with raft ID id (the ID in decimal if
+// no member has it).
+func (c *Sim) memberName(id uint64) string {
+	if name, ok := c.byID[id]; ok {
+		return name
 	}
-	return b.String()
+	return strconv.FormatUint(id, 10)
 }
 
 // Receive handles raft messages from peers and requests from clients.

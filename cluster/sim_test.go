@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/havoclab/havoc/internal/detrand"
 	"github.com/havoclab/havoc/sim"
@@ -24,7 +26,7 @@ func TestSimTraceNamesMembers(t *testing.T) {
 	defer c.Close()
 	require.NoError(t, w.RunFor(3*time.Second))
 	s := trace.String()
-	require.Regexp(t, `m(\d) send -> m(\d) type:MsgPreVote to:m\d from:m\d `, s)
+	require.Regexp(t, `m\d send -> m\d type:MsgPreVote to:m\d from:m\d term:\d+ logTerm:\d+ index:\d+\n`, s)
 	require.Contains(t, s, "logTerm:")
 	require.NotRegexp(t, regexp.MustCompile(`(to|from):[0-9]{6,}`), s, "raw raft IDs in the trace")
 	for id, name := range c.byID {
@@ -42,8 +44,15 @@ func itoa(u uint64) string {
 	}
 }
 
-func TestNameIDs(t *testing.T) {
+func TestDescribeMessage(t *testing.T) {
 	c := &Sim{byID: map[uint64]string{691793654489339348: "m3", 42: "m1"}}
-	require.Equal(t, "to:m3 from:m1 term:2 index:421 x42 42y conf_state:{voters:m3 voters:m1}",
-		c.nameIDs("to:691793654489339348 from:42 term:2 index:421 x42 42y conf_state:{voters:691793654489339348 voters:42}"))
+	msg := &raftpb.Message{Type: raftpb.MsgApp.Enum(), To: proto.Uint64(691793654489339348), From: proto.Uint64(42), Term: proto.Uint64(2),
+		LogTerm: proto.Uint64(1), Index: proto.Uint64(3), Commit: proto.Uint64(3),
+		Entries: []*raftpb.Entry{{Term: proto.Uint64(2), Index: proto.Uint64(4)}, {Term: proto.Uint64(2), Index: proto.Uint64(5), Type: raftpb.EntryConfChangeV2.Enum()}}}
+	s, ok := c.describe(msg)
+	require.True(t, ok)
+	require.Equal(t, "type:MsgApp to:m3 from:m1 term:2 logTerm:1 index:3 entries:{Term:2 Index:4} entries:{Term:2 Index:5 Type:EntryConfChangeV2} commit:3", s)
+	_, ok = c.describe("not a raft message")
+	require.False(t, ok)
+	require.Equal(t, "7", c.memberName(7))
 }
