@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -38,8 +39,11 @@ func Repro(c Config) string {
 		kinds[i] = string(k)
 	}
 	f := strings.Join(kinds, ",")
-	if f == "" {
+	switch {
+	case f == "":
 		f = "none"
+	case slices.Equal(c.Faults, chaos.AllKinds):
+		f = "all"
 	}
 	return fmt.Sprintf("go run ./cmd/harness run --seed %d --nodes %d --clients %d --duration %s --rate %s --faults %s",
 		c.Seed, c.Members, c.Workload.Clients, Seconds(c.Duration), strconv.FormatFloat(c.Workload.Rate, 'g', -1, 64), f)

@@ -66,7 +66,7 @@ func TestKeepWritesPassingRun(t *testing.T) {
 	for k := range cfg {
 		require.Equal(t, strings.ToLower(k), k, "config.json key %q", k)
 	}
-	require.Contains(t, cfg["repro"], "--duration 2s --rate 1000")
+	require.Contains(t, cfg["repro"], "--duration 2s --rate 1000 --faults all")
 }
 
 // TestSummaryOnly: a run past a sweep's budget of full artifacts leaves the

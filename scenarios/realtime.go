@@ -169,7 +169,7 @@ func (r *realRun) run(ctx context.Context) (*Result, error) {
 	res.Trace = r.trace()
 	r.mu.Lock()
 	for _, l := range r.faultLog {
-		res.FaultLog = append(res.FaultLog, fmt.Sprintf("%s %s", l.at.Sub(r.start).Round(time.Millisecond), l.line))
+		res.FaultLog = append(res.FaultLog, fmt.Sprintf("%.3fs %s", l.at.Sub(r.start).Seconds(), l.line))
 	}
 	r.mu.Unlock()
 	res.tally()
@@ -482,7 +482,7 @@ func (r *realRun) trace() []byte {
 	slices.SortStableFunc(lines, func(a, b timedLine) int { return a.at.Compare(b.at) })
 	var sb strings.Builder
 	for _, l := range lines {
-		fmt.Fprintf(&sb, "%12s %s\n", l.at.Sub(r.start).Round(time.Microsecond), l.line)
+		fmt.Fprintf(&sb, "%012.6f %s\n", l.at.Sub(r.start).Seconds(), l.line)
 	}
 	return []byte(sb.String())
 }

@@ -220,7 +220,7 @@ func runSim(c Config, trace bool) (*Result, error) {
 			if err != nil {
 				desc = fmt.Sprintf("%s failed: %v", f.Kind, err)
 			}
-			res.FaultLog = append(res.FaultLog, fmt.Sprintf("%s start %s", w.Elapsed(), desc))
+			res.FaultLog = append(res.FaultLog, fmt.Sprintf("%.3fs start %s", w.Elapsed().Seconds(), desc))
 			w.Tracef("chaos", "start %s", desc)
 			if heal == nil {
 				return
@@ -229,7 +229,7 @@ func runSim(c Config, trace bool) (*Result, error) {
 			w.Schedule(f.Duration, "heal", func() {
 				_ = heal()
 				res.faultEnded(win, w.Elapsed())
-				res.FaultLog = append(res.FaultLog, fmt.Sprintf("%s end %s", w.Elapsed(), desc))
+				res.FaultLog = append(res.FaultLog, fmt.Sprintf("%.3fs end %s", w.Elapsed().Seconds(), desc))
 				w.Tracef("chaos", "end %s", desc)
 			})
 		})
