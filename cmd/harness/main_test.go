@@ -109,3 +109,12 @@ func TestVersion(t *testing.T) {
 	require.Contains(t, out, "go1.")
 	require.True(t, strings.Contains(out, " vcs ") || strings.Contains(out, "no VCS information"), out)
 }
+
+// TestInfrastructureErrorExits4: a run whose artifacts cannot be written is
+// the harness failing, not the store (exit 4).
+func TestInfrastructureErrorExits4(t *testing.T) {
+	notADir := writeFile(t, "file", "x")
+	code, _, errOut := harness(t, "run", "--seed", "3", "--duration", "1s", "--clients", "2", "--keep", "--out", filepath.Join(notADir, "runs"))
+	require.Equal(t, exitInfra, code, errOut)
+	require.Contains(t, errOut, "not a directory")
+}
