@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"path/filepath"
 	"testing"
 
 	"github.com/spf13/cobra"
@@ -36,4 +38,29 @@ func TestFullArtifactSeeds(t *testing.T) {
 	require.Equal(t, []uint64{2, 4}, fullArtifactSeeds(all, 2))
 	require.Equal(t, []uint64{2, 4, 5}, fullArtifactSeeds(all, 10))
 	require.Empty(t, fullArtifactSeeds(all, 0))
+}
+
+// TestSweepFullArtifactBudget: every failing seed leaves a summary; only the
+// first --full-artifacts of them, in seed order, leave history and trace.
+func TestSweepFullArtifactBudget(t *testing.T) {
+	t.Setenv("HAVOC_HARNESS_MAIN", "1")
+	t.Setenv("HAVOC_TEST_PANIC", "m2") // every seed fails (see TestMain)
+	out := t.TempDir()
+	args := []string{"sweep-worker", "--nodes=3", "--clients=2", "--duration=3s", "--faults=none", "--out=" + out, "--rate=100"}
+	var stdout, stderr bytes.Buffer
+	err := sweep(&stdout, &stderr, args, []uint64{1, 2, 3}, 2, 1, true)
+	var ee *exitError
+	require.ErrorAs(t, err, &ee)
+	require.Equal(t, exitViolation, ee.code)
+	s := stdout.String()
+	require.Contains(t, s, "  artifacts: "+filepath.Join(out, "seed-1")+"\n")
+	for _, seed := range []string{"seed-2", "seed-3"} {
+		require.Contains(t, s, "  summary: "+filepath.Join(out, seed)+" (full artifacts: rerun with the line above)\n")
+		require.NoFileExists(t, filepath.Join(out, seed, "trace.log.gz"))
+		require.NoFileExists(t, filepath.Join(out, seed, "history.json.gz"))
+		require.FileExists(t, filepath.Join(out, seed, "summary.txt"))
+		require.FileExists(t, filepath.Join(out, seed, "config.json"))
+	}
+	require.FileExists(t, filepath.Join(out, "seed-1", "trace.log.gz"))
+	require.FileExists(t, filepath.Join(out, "seed-1", "history.json.gz"))
 }
