@@ -54,6 +54,22 @@ type Injector interface {
 // ErrUnsupported is returned by an Injector for a fault its backend cannot express.
 var ErrUnsupported = fmt.Errorf("chaos: fault not supported by this backend")
 
+// Limited is an Injector that can say before a run which fault kinds it cannot
+// express (Apply of such a fault returns ErrUnsupported), so that a schedule
+// can be printed with what will be skipped.
+type Limited interface {
+	Unsupported() []Kind
+}
+
+// Unsupported returns the kinds inj says it cannot express (nil when it is not
+// Limited: then only Apply tells).
+func Unsupported(inj Injector) []Kind {
+	if l, ok := inj.(Limited); ok {
+		return l.Unsupported()
+	}
+	return nil
+}
+
 // Apply starts fault f and returns the function that ends it and a description of
 // what was done (with the leader resolved).
 func Apply(inj Injector, f Fault) (heal func() error, desc string, err error) {

@@ -133,6 +133,40 @@ func (s Schedule) String() string {
 	return b.String()
 }
 
+// Annotate is String with every fault of a kind in skip marked as skipped (the
+// backend cannot express it), and a last line listing those kinds.
+func (s Schedule) Annotate(skip []Kind) string {
+	if len(s) == 0 || len(skip) == 0 {
+		return s.String()
+	}
+	var b strings.Builder
+	var skipped []string
+	for _, f := range s {
+		b.WriteString(f.String())
+		if slices.Contains(skip, f.Kind) {
+			b.WriteString("  (skipped: not expressible on this backend)")
+			if !slices.Contains(skipped, string(f.Kind)) {
+				skipped = append(skipped, string(f.Kind))
+			}
+		}
+		b.WriteByte('\n')
+	}
+	if len(skipped) > 0 {
+		fmt.Fprintf(&b, "skipped: %s (%d of %d faults)\n", strings.Join(skipped, ", "), s.count(skip), len(s))
+	}
+	return b.String()
+}
+
+func (s Schedule) count(kinds []Kind) int {
+	n := 0
+	for _, f := range s {
+		if slices.Contains(kinds, f.Kind) {
+			n++
+		}
+	}
+	return n
+}
+
 // Has reports whether the schedule contains a fault of kind k.
 func (s Schedule) Has(k Kind) bool {
 	for _, f := range s {

@@ -135,3 +135,19 @@ func TestNaming(t *testing.T) {
 	require.Equal(t, "loss=0.070 latency=0.010s-0.020s", Links{Loss: 0.07, LatencyMin: 10 * time.Millisecond, LatencyMax: 20 * time.Millisecond}.String())
 	require.Equal(t, "(none)", Links{}.String())
 }
+
+func TestAnnotateMarksSkippedFaults(t *testing.T) {
+	s := Schedule{{At: time.Second, Duration: time.Second, Kind: Crash, Members: []int{1}},
+		{At: 3 * time.Second, Duration: time.Second, Kind: Duplicate, Rate: 0.1},
+		{At: 5 * time.Second, Duration: time.Second, Kind: Reorder, Rate: 0.1},
+		{At: 7 * time.Second, Duration: time.Second, Kind: Duplicate, Rate: 0.2}}
+	require.Equal(t, s.String(), s.Annotate(nil))
+	out := s.Annotate([]Kind{Duplicate, Reorder, ClockSkew})
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	require.Len(t, lines, 5)
+	require.NotContains(t, lines[0], "skipped")
+	for _, l := range lines[1:4] {
+		require.Contains(t, l, "(skipped: not expressible on this backend)")
+	}
+	require.Equal(t, "skipped: duplicate, reorder (3 of 4 faults)", lines[4])
+}

@@ -674,6 +674,10 @@ func (d *Docker) Resume(member string) error {
 	return nil
 }
 
+// Unsupported lists the fault kinds a container cannot suffer (chaos.Limited):
+// containers share the host kernel's clock, and peer links are TCP streams.
+func (d *Docker) Unsupported() []chaos.Kind { return realUnsupported() }
+
 // SetClock is not expressible: containers share the host's kernel clock.
 func (d *Docker) SetClock(member string, offset time.Duration, driftPPM int64) error {
 	if offset == 0 && driftPPM == 0 {

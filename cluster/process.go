@@ -674,6 +674,15 @@ func (p *Process) Resume(name string) error {
 	return err
 }
 
+// Unsupported lists the fault kinds a real process cannot suffer (chaos.Limited):
+// its clock is the host's, and its peer links are TCP streams, which neither
+// duplicate nor reorder.
+func (p *Process) Unsupported() []chaos.Kind { return realUnsupported() }
+
+func realUnsupported() []chaos.Kind {
+	return []chaos.Kind{chaos.Duplicate, chaos.Reorder, chaos.ClockSkew}
+}
+
 // SetClock is unsupported: the harness does not control a process's clock.
 func (p *Process) SetClock(name string, offset time.Duration, driftPPM int64) error {
 	return fmt.Errorf("%w: clock of a real process (%s)", chaos.ErrUnsupported, name)

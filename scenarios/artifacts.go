@@ -173,6 +173,9 @@ func writeArtifacts(c Config, r *Result, summaryOnly bool) (string, error) {
 		return "", err
 	}
 	summary := fmt.Sprintf("seed: %d\nverdict: %s\nreason: %s\nrepro: %s\n", c.Seed, r.Verdict, r.Reason, Repro(c))
+	if cav := r.Caveat(); cav != "" {
+		summary += "not tested: " + cav + "\n"
+	}
 	if len(r.Findings) > 1 || len(r.Findings) == 1 && r.Findings[0].Detail != "" {
 		summary += "\nfindings (most severe first):\n"
 		for _, f := range r.Findings {

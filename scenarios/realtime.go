@@ -237,11 +237,15 @@ func (r *realRun) faults(ctx context.Context, res *Result, safetyEnd time.Time) 
 		switch {
 		case errors.Is(err, chaos.ErrUnsupported):
 			r.logf("skip %s: %v", f.Kind, err)
+			if !slices.Contains(res.Skipped, f.Kind) {
+				res.Skipped = append(res.Skipped, f.Kind)
+			}
 			continue
 		case err != nil:
 			r.logf("start %s failed: %v", f.Kind, err)
 		default:
 			r.logf("start %s", desc)
+			res.FaultsApplied++
 		}
 		if heal == nil {
 			continue

@@ -203,6 +203,25 @@ func (r *Result) finish() {
 	r.Verdict, r.Reason = r.Findings[0].Verdict, r.Findings[0].Reason
 }
 
+// Caveat says what a run did not test, for its final line: "" when nothing
+// was skipped, "skipped: duplicate, reorder" when the backend could not
+// express some fault kinds of the schedule, and "no faults applied: skipped
+// duplicate, reorder" when it applied none of the schedule's faults (a pass
+// then says little).
+func (r *Result) Caveat() string {
+	if len(r.Skipped) == 0 {
+		return ""
+	}
+	kinds := make([]string, len(r.Skipped))
+	for i, k := range r.Skipped {
+		kinds[i] = string(k)
+	}
+	if r.FaultsApplied == 0 {
+		return "no faults applied: skipped " + strings.Join(kinds, ", ")
+	}
+	return "skipped: " + strings.Join(kinds, ", ")
+}
+
 // tally counts the outcomes of the recorded history.
 func (r *Result) tally() {
 	r.OK, r.Failed, r.Unknown = 0, 0, 0

@@ -129,6 +129,11 @@ type Result struct {
 	// Panic is the stack of a host's recovered panic (VerdictPanic), for
 	// summary.txt and panic.txt; empty otherwise.
 	Panic string `json:"-"`
+	// FaultsApplied counts the faults of the schedule that were applied;
+	// Skipped lists, once each, the kinds the backend could not express
+	// (their faults were skipped). See Caveat.
+	FaultsApplied int          `json:"faults_applied"`
+	Skipped       []chaos.Kind `json:"skipped,omitempty"`
 
 	windows []faultWindow // the faults as applied, for the reasons
 }
@@ -219,6 +224,8 @@ func runSim(c Config, trace bool) (*Result, error) {
 			heal, desc, err := chaos.Apply(cl, f)
 			if err != nil {
 				desc = fmt.Sprintf("%s failed: %v", f.Kind, err)
+			} else {
+				res.FaultsApplied++
 			}
 			res.FaultLog = append(res.FaultLog, fmt.Sprintf("%.3fs start %s", w.Elapsed().Seconds(), desc))
 			w.Tracef("chaos", "start %s", desc)

@@ -168,3 +168,12 @@ func TestReasonIsShortAndSaysWhatHappened(t *testing.T) {
 	require.True(t, utf8.ValidString(long), "cut on a rune boundary")
 	require.True(t, strings.HasSuffix(long, "(full text in summary.txt)"))
 }
+
+func TestCaveat(t *testing.T) {
+	r := &Result{}
+	require.Empty(t, r.Caveat())
+	r.Skipped = []chaos.Kind{chaos.Duplicate, chaos.Reorder}
+	require.Equal(t, "no faults applied: skipped duplicate, reorder", r.Caveat())
+	r.FaultsApplied = 2
+	require.Equal(t, "skipped: duplicate, reorder", r.Caveat())
+}

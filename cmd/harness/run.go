@@ -199,6 +199,7 @@ func (b *backendFlags) runReal(ctx context.Context, w io.Writer, c scenarios.Con
 	if err != nil {
 		return nil, err
 	}
+	fmt.Fprint(w, scenarios.Plan(c).Annotate(chaos.Unsupported(be)))
 	defer func() {
 		if err := be.Close(); err != nil {
 			fmt.Fprintln(os.Stderr, "harness: close backend:", err)
@@ -244,9 +245,9 @@ and logged.`,
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "seed %d: %d members, %d clients, %s, %s ops/s, faults: %s\n", seed, c.Members, c.Workload.Clients,
 				scenarios.Seconds(c.Duration), strconv.FormatFloat(c.Workload.Rate, 'g', -1, 64), f.faults)
-			fmt.Fprint(w, scenarios.Plan(c).String())
 			var res *scenarios.Result
 			if bf.backend == "sim" {
+				fmt.Fprint(w, scenarios.Plan(c).String())
 				res, err = scenarios.RunSim(c)
 			} else {
 				res, err = bf.runReal(cmd.Context(), w, c)
@@ -288,6 +289,9 @@ func printResult(w io.Writer, c scenarios.Config, r *scenarios.Result, simulated
 	verdict := "PASS"
 	if !r.Passed() {
 		verdict = "FAIL"
+	}
+	if cav := r.Caveat(); cav != "" {
+		verdict += " (" + cav + ")"
 	}
 	fmt.Fprintf(w, "%s seed=%d verdict=%s ops=%d ok=%d fail=%d unknown=%d watch-events=%d leases=%d",
 		verdict, r.Seed, r.Verdict, r.Operations, r.OK, r.Failed, r.Unknown, len(r.Watch), r.LeasesGranted)
