@@ -46,6 +46,24 @@ const (
 // DrillNames lists every drill.
 var DrillNames = []string{DrillSaveRestore, DrillDisasterRecovery, DrillFollowerCatchUp, DrillRollingRestart}
 
+// DrillAbout says what each drill does and what it proves, for help texts.
+var DrillAbout = map[string]string{
+	DrillSaveRestore: "saves a snapshot from one member halfway through a load phase (with --faults), restores every member " +
+		"from it into a fresh cluster, and proves the restored keyspace equals the checked history at the snapshot's " +
+		"revision; the restored cluster must then serve linearizably. Writes acknowledged after the snapshot are " +
+		"correctly absent.",
+	DrillDisasterRecovery: "like save-restore, but three quarters into the load a majority of the members is lost for " +
+		"good and the cluster is rebuilt from the snapshot. The writes acknowledged after the snapshot are listed: " +
+		"losing them is expected (a restore goes back to its snapshot); the recovery time runs from the loss to the " +
+		"first request the rebuilt cluster serves.",
+	DrillFollowerCatchUp: "partitions one follower until the leader has compacted its log past the follower's " +
+		"position, heals, and requires the follower to catch up through a raft snapshot and every member to converge " +
+		"(same HashKV).",
+	DrillRollingRestart: "restarts every member in turn under load, saving a snapshot from the leader between " +
+		"restarts; the cluster must keep a leader (no gap longer than an election), the snapshots' revisions must " +
+		"not go back, and the history must be linearizable.",
+}
+
 // simToken and simPeer are cluster.NewSim's initial cluster (names m1.., peer
 // URLs http://mN:2380, token havoc-sim): a restored sim cluster must use the
 // same, so that its members recognise their logs.
@@ -170,29 +188,48 @@ func (r *DrillReport) String() string {
 	if r.Reason != "" {
 		fmt.Fprintf(&b, " (%s)", r.Reason)
 	}
-	if r.Backend != "" {
+	// Only the lines that apply to the drill: follower-catch-up saves nothing,
+	// only save-restore and disaster-recovery restore and compare keys.
+	switch {
+	case r.SnapshotBytes == 0:
+	case r.Backend != "":
 		fmt.Fprintf(&b, "\n  snapshot %d bytes at revision %d, save began at %s, took %s",
 			r.SnapshotBytes, r.SnapshotRevision, r.SaveAt.Round(time.Millisecond), r.SaveWall.Round(time.Millisecond))
-		switch {
-		case r.RestoreWall > 0:
-			fmt.Fprintf(&b, "\n  restore %s, serving after %s", r.RestoreWall.Round(time.Millisecond), r.ServeWall.Round(time.Millisecond))
-			if r.RecoveryWall > 0 {
-				fmt.Fprintf(&b, ", recovery %s", r.RecoveryWall.Round(time.Millisecond))
-			}
-		case r.ServeWall > 0:
-			fmt.Fprintf(&b, "\n  caught up %s after the heal", r.ServeWall.Round(time.Millisecond))
-		}
-	} else {
+	default:
 		fmt.Fprintf(&b, "\n  snapshot %d bytes at revision %d, saved at %s (virtual %s, wall %s)",
 			r.SnapshotBytes, r.SnapshotRevision, r.SaveAt, r.SaveVirtual, r.SaveWall.Round(time.Microsecond))
+	}
+	switch {
+	case r.RestoreWall > 0 && r.Backend != "":
+		fmt.Fprintf(&b, "\n  restore %s, serving after %s", r.RestoreWall.Round(time.Millisecond), r.ServeWall.Round(time.Millisecond))
+		if r.RecoveryWall > 0 {
+			fmt.Fprintf(&b, ", recovery %s", r.RecoveryWall.Round(time.Millisecond))
+		}
+	case r.RestoreWall > 0:
 		fmt.Fprintf(&b, "\n  restore wall %s, serving after %s virtual", r.RestoreWall.Round(time.Microsecond), r.ServeVirtual)
 		if r.RecoveryVirtual > 0 {
 			fmt.Fprintf(&b, ", recovery %s virtual", r.RecoveryVirtual)
 		}
+	case r.ServeWall > 0 && r.Backend != "":
+		fmt.Fprintf(&b, "\n  caught up %s after the heal", r.ServeWall.Round(time.Millisecond))
 	}
-	fmt.Fprintf(&b, "\n  checked %d keys, %d revisions; %d acknowledged writes lost", r.KeysChecked, r.RevisionsChecked, len(r.Lost))
-	for _, l := range r.Lost {
-		fmt.Fprintf(&b, "\n  lost %s", l)
+	if r.KeysChecked > 0 || r.RevisionsChecked > 0 {
+		fmt.Fprintf(&b, "\n  restored keyspace checked: %d keys, %d revisions", r.KeysChecked, r.RevisionsChecked)
+	}
+	if len(r.Lost) > 0 {
+		if r.Name == DrillDisasterRecovery {
+			fmt.Fprintf(&b, "\n  %d writes were acknowledged after the snapshot (revision > %d), so the restored cluster lacks them:"+
+				" expected, a restore goes back to its snapshot (the recovery point)", len(r.Lost), r.SnapshotRevision)
+		} else {
+			fmt.Fprintf(&b, "\n  %d acknowledged writes lost", len(r.Lost))
+		}
+		const shown = 10
+		for _, l := range r.Lost[:min(shown, len(r.Lost))] {
+			fmt.Fprintf(&b, "\n    %s", l)
+		}
+		if len(r.Lost) > shown {
+			fmt.Fprintf(&b, "\n    ... and %d more (--json lists them all)", len(r.Lost)-shown)
+		}
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(&b, "\n  %s", n)

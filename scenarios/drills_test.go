@@ -43,6 +43,15 @@ func TestDrills(t *testing.T) {
 				if name == DrillDisasterRecovery {
 					require.NotEmpty(t, r.Lost, "writes after the backup must be reported lost")
 					require.Positive(t, r.RecoveryVirtual)
+					require.Contains(t, r.String(), "writes were acknowledged after the snapshot", "the report says why losing them is expected")
+				}
+				// Lines that do not apply are not printed.
+				if name == DrillFollowerCatchUp {
+					require.NotContains(t, r.String(), "snapshot 0 bytes")
+				}
+				if name == DrillFollowerCatchUp || name == DrillRollingRestart {
+					require.NotContains(t, r.String(), "restore")
+					require.NotContains(t, r.String(), "writes lost")
 				}
 			})
 		}

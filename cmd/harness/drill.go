@@ -40,9 +40,16 @@ With --backend docker every member runs in its own container (see scripts/start-
 for an engine): the image holds a static binary built from this repository (havoc, so run
 from the repository) or --etcd-bin (a static Linux etcd; default: go.mod's pinned etcd,
 built); restores still run on the host (havoc's restore or etcdutl) and are copied into
-the members' volumes before they start.`,
-		Args: cobra.ExactArgs(1),
+the members' volumes before they start.
+
+` + drillList() + `
+Without NAME, list the drills.`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				fmt.Fprint(cmd.OutOrStdout(), drillList())
+				return nil
+			}
 			kinds, err := chaos.ParseKinds(faults)
 			if err != nil {
 				return usageError(err)
@@ -97,6 +104,25 @@ the members' volumes before they start.`,
 	fl.StringVar(&rf.runDir, "run-dir", "", "where real members keep data dirs, logs and snapshots (default: a temporary directory, removed afterwards)")
 	rf.docker.register(fl)
 	return cmd
+}
+
+// drillList describes every drill, one paragraph each.
+func drillList() string {
+	var b strings.Builder
+	b.WriteString("Drills:\n")
+	for _, name := range scenarios.DrillNames {
+		fmt.Fprintf(&b, "  %s\n", name)
+		line := "   "
+		for _, w := range strings.Fields(scenarios.DrillAbout[name]) {
+			if len(line)+1+len(w) > 92 {
+				b.WriteString(line + "\n")
+				line = "   "
+			}
+			line += " " + w
+		}
+		b.WriteString(line + "\n")
+	}
+	return b.String()
 }
 
 // drillFlagsValid refuses zero and negative counts, durations and rates: the
