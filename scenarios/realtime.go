@@ -129,6 +129,7 @@ func (r *realRun) run(ctx context.Context) (*Result, error) {
 
 	// Liveness phase.
 	var liveErr error
+	divergence := ""
 	if !interrupted {
 		r.logf("heal all; liveness phase")
 		r.healAt.Store(r.now())
@@ -156,6 +157,9 @@ func (r *realRun) run(ctx context.Context) (*Result, error) {
 			liveErr = r.until(ctx, deadline.Add(c.Workload.Timeout), func() (bool, string) { return final.check(ctx, r.b, members) })
 		}
 		r.logf("liveness phase ended: %v", errOrOK(liveErr))
+		if liveErr != nil && ctx.Err() == nil {
+			divergence = r.diagnose(ctx, members)
+		}
 	}
 	r.stopping.Store(true)
 	cancel()
@@ -177,7 +181,10 @@ func (r *realRun) run(ctx context.Context) (*Result, error) {
 	if f, ok := r.b.(failer); ok && f.Err() != nil {
 		res.addFinding(VerdictFailed, f.Err().Error())
 	}
-	if liveErr != nil {
+	switch {
+	case divergence != "":
+		res.addFinding(VerdictDivergence, "replicas diverged: "+divergence)
+	case liveErr != nil:
 		res.addFinding(VerdictNoLiveness, fmt.Sprintf("%v (seed %d)", liveErr, c.Seed))
 	}
 	res.check(c, true, nil)
@@ -391,9 +398,96 @@ func realOutcome(op linearizability.Operation, err error) linearizability.Outcom
 // under load are compared at a revision all of them have reached.
 type convergence struct {
 	target int64
+	// mismatch is set when the last check found every member at the target
+	// revision but with different HashKVs.
+	mismatch *hashMismatch
+}
+
+// hashMismatch is two members whose HashKV differs at one revision.
+type hashMismatch struct {
+	rev  int64
+	a, b string
+}
+
+// diagnose looks closer at a healed cluster that did not converge in time
+// (the clients are stopped): it gives the members realQuietSettle without
+// traffic, and if they still answer at one revision with different HashKVs,
+// bisects for the first revision where two of them differ. It returns ""
+// when the replicas do not (visibly) differ.
+func (r *realRun) diagnose(ctx context.Context, members []string) string {
+	var q convergence
+	if err := r.until(ctx, time.Now().Add(realQuietSettle), func() (bool, string) { return q.check(ctx, r.b, members) }); err == nil || q.mismatch == nil {
+		return ""
+	}
+	m := q.mismatch
+	first, ha, hb, err := firstDifference(ctx, r.b, m.a, m.b, m.rev)
+	if err != nil {
+		return fmt.Sprintf("HashKV at revision %d differs between %s and %s (bisecting for the first difference failed: %v)", m.rev, m.a, m.b, err)
+	}
+	return fmt.Sprintf("%s and %s first differ at revision %d (HashKV %08x vs %08x); with no traffic both stay at revision %d", m.a, m.b, first, ha, hb, m.rev)
+}
+
+// realQuietSettle is how long a real cluster gets, with no traffic, before its
+// replicas are compared.
+const realQuietSettle = 5 * time.Second
+
+// firstDifference bisects HashKV of members a and b over the revisions both
+// hold up to rev (whose hashes differ) for the first revision at which they
+// differ, and returns it with both hashes there.
+func firstDifference(ctx context.Context, b cluster.Backend, a, c string, rev int64) (int64, uint32, uint32, error) {
+	ca, err := cluster.NewClient(b.ClientURL(a))
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer ca.Close()
+	cc, err := cluster.NewClient(b.ClientURL(c))
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer cc.Close()
+	hash := func(cli *clientv3.Client, m string, at int64) (uint32, int64, error) {
+		hctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		h, err := cli.HashKV(hctx, b.ClientURL(m), at)
+		if err != nil {
+			return 0, 0, err
+		}
+		return h.Hash, h.CompactRevision, nil
+	}
+	differs := func(at int64) (bool, uint32, uint32, int64, error) {
+		x, compX, err := hash(ca, a, at)
+		if err != nil {
+			return false, 0, 0, 0, err
+		}
+		y, compY, err := hash(cc, c, at)
+		if err != nil {
+			return false, 0, 0, 0, err
+		}
+		return x != y, x, y, max(compX, compY), nil
+	}
+	d, x, y, comp, err := differs(rev)
+	if err != nil || !d {
+		return rev, x, y, err
+	}
+	lo, hi := max(comp, 1), rev
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		d, _, _, _, err := differs(mid)
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		if d {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	_, x, y, _, err = differs(hi)
+	return hi, x, y, err
 }
 
 func (cv *convergence) check(ctx context.Context, b cluster.Backend, members []string) (bool, string) {
+	cv.mismatch = nil
 	type state struct {
 		rev  int64
 		hash uint32
@@ -464,6 +558,7 @@ func (cv *convergence) check(ctx context.Context, b cluster.Backend, members []s
 			return false, fmt.Sprintf("%s: %v", members[i], s.err)
 		}
 		if s.hash != states[0].hash || s.comp != states[0].comp {
+			cv.mismatch = &hashMismatch{rev: target, a: members[0], b: members[i]}
 			return false, fmt.Sprintf("HashKV at revision %d differs: %s has %08x (compacted %d), %s has %08x (compacted %d)",
 				target, members[0], states[0].hash, states[0].comp, members[i], s.hash, s.comp)
 		}

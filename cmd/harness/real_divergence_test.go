@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/havoclab/havoc/cluster"
+	"github.com/havoclab/havoc/scenarios"
+)
+
+// TestRealDivergenceIsAVerdict: on the process backend, a member whose
+// backend was changed behind its back (one value flipped while it was down)
+// makes the run fail as divergence naming the first differing revision, not
+// as a lack of liveness. The members are this test binary running `harness
+// serve` (TestMain).
+func TestRealDivergenceIsAVerdict(t *testing.T) {
+	t.Setenv("HAVOC_HARNESS_MAIN", "1")
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	dir := t.TempDir()
+	p, err := cluster.NewProcess(cluster.ProcessConfig{Target: cluster.TargetHavoc, Binary: exe, Members: 3, Dir: dir, Seed: 1})
+	require.NoError(t, err)
+	defer p.Close()
+	ctx := context.Background()
+	require.NoError(t, p.Start(ctx))
+
+	cli, err := cluster.NewClient(p.ClientURL("m1"))
+	require.NoError(t, err)
+	var last int64
+	for i := range 20 {
+		resp, err := cli.Put(ctx, fmt.Sprintf("/pre/%02d", i), fmt.Sprintf("value-%02d", i))
+		require.NoError(t, err)
+		last = resp.Header.Revision
+	}
+	_ = cli.Close()
+	m2, err := cluster.NewClient(p.ClientURL("m2"))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		st, err := m2.Status(ctx, p.ClientURL("m2"))
+		return err == nil && st.Header.Revision >= last
+	}, 10*time.Second, 50*time.Millisecond)
+	_ = m2.Close()
+
+	require.NoError(t, p.Stop("m2")) // a clean stop commits the backend
+	var flipped int64
+	require.NoError(t, flipNewestPut(filepath.Join(dir, "m2.data", "member", "snap", "db"), &flipped))
+	require.NoError(t, p.Restart("m2"))
+
+	c := scenarios.Config{Seed: 1, Duration: 2 * time.Second, LivenessTimeout: 4 * time.Second,
+		Workload: scenarios.Workload{Clients: 2, Rate: 20}}
+	res, err := scenarios.RunReal(ctx, p, c)
+	require.NoError(t, err)
+	t.Log(res.Reason)
+	require.Equal(t, scenarios.VerdictDivergence, res.Verdict)
+	require.Contains(t, res.Reason, fmt.Sprintf("first differ at revision %d ", flipped))
+}
+
+// flipNewestPut changes the value of the newest put in a backend file (the
+// value is the last field of the stored KeyValue) and sets *rev to its revision.
+func flipNewestPut(db string, rev *int64) error {
+	b, err := bolt.Open(db, 0o600, nil)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	return b.Update(func(tx *bolt.Tx) error {
+		bk := tx.Bucket([]byte("key"))
+		cur := bk.Cursor()
+		k, v := cur.Last()
+		for k != nil && len(k) != 17 { // skip tombstones (revision + "t")
+			k, v = cur.Prev()
+		}
+		if k == nil {
+			return errors.New("no put in the backend")
+		}
+		*rev = int64(binary.BigEndian.Uint64(k[:8]))
+		nv := append([]byte(nil), v...)
+		nv[len(nv)-1] ^= 1
+		return bk.Put(append([]byte(nil), k...), nv)
+	})
+}
