@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -162,14 +163,14 @@ func RunSim(c Config) (*Result, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	res, err := runSim(c, c.Trace || (c.Keep && c.Out != "" && !c.SummaryOnly))
+	res, err := safeRunSim(c, c.Trace || (c.Keep && c.Out != "" && !c.SummaryOnly))
 	if err != nil {
 		return nil, err
 	}
 	if (!res.Passed() || c.Keep) && c.Out != "" {
 		traced := res
 		if res.Trace == nil && !c.SummaryOnly {
-			if traced, err = runSim(c, true); err != nil {
+			if traced, err = safeRunSim(c, true); err != nil {
 				return nil, err
 			}
 		}
@@ -180,6 +181,25 @@ func RunSim(c Config) (*Result, error) {
 		res.Dir = dir
 	}
 	return res, nil
+}
+
+// ErrHarnessPanic is returned (wrapped, with the panic's first line) by
+// RunSim when the harness itself panicked outside any simulated host (in the
+// checker, say): a bug of the harness, reported as an error with the stack on
+// stderr rather than by crashing the caller (a sweep worker).
+var ErrHarnessPanic = errors.New("scenarios: the harness panicked")
+
+// safeRunSim is runSim with a panic that escaped the world (a member's panic
+// does not: the world recovers it) turned into an ErrHarnessPanic error.
+func safeRunSim(c Config, trace bool) (res *Result, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			first, _, _ := strings.Cut(fmt.Sprint(v), "\n")
+			fmt.Fprintf(os.Stderr, "havoc: seed %d: the harness panicked: %v\n%s\n", c.Seed, v, debug.Stack())
+			res, err = nil, fmt.Errorf("%w (seed %d): %s", ErrHarnessPanic, c.Seed, first)
+		}
+	}()
+	return runSim(c, trace)
 }
 
 func runSim(c Config, trace bool) (*Result, error) {

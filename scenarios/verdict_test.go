@@ -177,3 +177,13 @@ func TestCaveat(t *testing.T) {
 	r.FaultsApplied = 2
 	require.Equal(t, "skipped: duplicate, reorder", r.Caveat())
 }
+
+// TestHarnessPanicIsAnError: a panic outside every simulated host (a harness
+// bug) is an error of RunSim, not a crash of its caller.
+func TestHarnessPanicIsAnError(t *testing.T) {
+	inject(t, func(w *sim.World, cl *cluster.Sim) { panic("harness bug\nmore") })
+	_, err := RunSim(Config{Seed: 9, Duration: 2 * time.Second})
+	require.ErrorIs(t, err, ErrHarnessPanic)
+	require.ErrorContains(t, err, "(seed 9): harness bug")
+	require.NotContains(t, err.Error(), "more")
+}
