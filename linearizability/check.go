@@ -129,40 +129,17 @@ func Check(ops []Operation, opt Options) (Result, error) {
 	model.Partition = nil
 	sub := func(g []int) []porcupine.Operation {
 		p := make([]porcupine.Operation, len(g))
-		clients := map[int]int{}
 		for j, i := range g {
 			p[j] = hist[i]
-			clients[hist[i].ClientId] = 0
 		}
-		dense := make([]int, 0, len(clients))
-		for c := range clients {
-			dense = append(dense, c)
-		}
-		slices.Sort(dense)
-		for k, c := range dense {
-			clients[c] = k
-		}
-		for j := range p {
-			p[j].ClientId = clients[p[j].ClientId]
-		}
-		return p
-	}
-	groupOf := func(id int64) int {
-		for gi, g := range groups {
-			for _, i := range g {
-				if inputs[i].ID == id {
-					return gi
-				}
-			}
-		}
-		return -1
+		return denseClients(p)
 	}
 
 	if v := rc.violation; v != nil {
 		res.Verdict, res.Reason, res.OpIDs, res.Keys = VerdictIllegal, v.reason, v.ops, dedupKeys(v.keys)
 		if opt.VisualizePath != "" && len(v.ops) > 0 {
-			if gi := groupOf(v.ops[0]); gi >= 0 {
-				res.visualize(model, sub(groups[gi]), opt)
+			if p := failingHistory(ops, hist, groups, v.failing()); len(p) > 0 {
+				res.visualize(model, p, opt)
 			}
 		}
 		return done()
@@ -202,6 +179,77 @@ func Check(ops []Operation, opt Options) (Result, error) {
 		}
 	}
 	return done()
+}
+
+// denseClients renumbers the clients of p 0, 1, ... in the order of their
+// IDs, so that Porcupine's visualization has no empty rows.
+func denseClients(p []porcupine.Operation) []porcupine.Operation {
+	clients := map[int]int{}
+	for j := range p {
+		clients[p[j].ClientId] = 0
+	}
+	dense := make([]int, 0, len(clients))
+	for c := range clients {
+		dense = append(dense, c)
+	}
+	slices.Sort(dense)
+	for k, c := range dense {
+		clients[c] = k
+	}
+	for j := range p {
+		p[j].ClientId = clients[p[j].ClientId]
+	}
+	return p
+}
+
+// failingHistory returns what to visualize for a violation of the
+// revision checks at the operation with ID at: the partition that holds
+// it, or if Porcupine does not check it (a range, a serializable or
+// unknown read, a failed operation), the partitions of what it touches
+// (its key, the keys under its prefix, its lease) with the operation
+// added. Nil if at is not in ops.
+func failingHistory(ops []Operation, hist []porcupine.Operation, groups [][]int, at int64) []porcupine.Operation {
+	fi := slices.IndexFunc(ops, func(op Operation) bool { return op.ID == at })
+	if fi < 0 {
+		return nil
+	}
+	failing := &ops[fi]
+	touches := func(op *Operation) bool {
+		switch {
+		case op == failing:
+			return true
+		case failing.Kind == KindRange:
+			return op.Key != "" && strings.HasPrefix(op.Key, failing.Prefix)
+		case failing.Kind == KindLeaseGrant || failing.Kind == KindLeaseRevoke:
+			return op.Lease == failing.Lease
+		}
+		return op.Key == failing.Key && failing.Key != ""
+	}
+	var p []porcupine.Operation
+	in := false
+	for _, g := range groups {
+		if !slices.ContainsFunc(g, func(i int) bool { return touches(hist[i].Input.(*input).op) }) {
+			continue
+		}
+		for _, i := range g {
+			p = append(p, hist[i])
+			in = in || hist[i].Input.(*input).op == failing
+		}
+	}
+	if !in {
+		ret := failing.Return
+		if failing.Outcome == OutcomeUnknown {
+			ret = math.MaxInt64
+		}
+		x := &input{op: failing}
+		p = append(p, porcupine.Operation{ClientId: failing.Client, Input: x, Output: x,
+			Call: failing.Call, Return: ret, Metadata: failing})
+	}
+	// In (Call, ID) order, as hist is, whatever groups it came from.
+	slices.SortStableFunc(p, func(a, b porcupine.Operation) int {
+		return compareOps(*a.Input.(*input).op, *b.Input.(*input).op)
+	})
+	return denseClients(p)
 }
 
 // search runs Porcupine on one partition p with a budget of model steps

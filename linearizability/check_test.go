@@ -2,6 +2,7 @@ package linearizability
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -364,6 +365,47 @@ func TestCheckVisualizes(t *testing.T) {
 // history that exhausts it gets the same inconclusive verdict, with the
 // same reason, on one core, with CPU hogs competing for the machine, and
 // on every repeat.
+// TestCheckVisualizesTheFailingOperation checks that the HTML written for
+// a violation of the revision checks is that of the partition holding the
+// operation that broke the rule, or for an operation Porcupine does not
+// check (a range), of the keys it read with the operation added.
+func TestCheckVisualizesTheFailingOperation(t *testing.T) {
+	tests := []struct {
+		name   string
+		build  func(b *h) (failing int64)
+		reason string
+	}{
+		{"revision went backwards after a lease grant", func(b *h) int64 {
+			b.grant(0, 7, 0, 10, 5)
+			b.put(1, "a", "1", 0, 5, 2)
+			return b.get(2, "a", "1", 20, 30, 3, 2, 2, 1).ID
+		}, "revision went backwards"},
+		{"range missing a key", func(b *h) int64 {
+			b.grant(0, 7, 0, 10, 1)
+			b.putLease(0, "l", "x", 7, 10, 15, 2)
+			b.put(0, "p/a", "1", 20, 30, 3)
+			b.put(0, "p/b", "2", 40, 50, 4)
+			return b.rng(1, "p/", 60, 70, 4, KV{Key: "p/b", Value: "2", ModRevision: 4, CreateRevision: 4, Version: 1}).ID
+		}, "absent"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var b h
+			failing := tc.build(&b)
+			path := filepath.Join(t.TempDir(), "viz.html")
+			res, err := Check(b.ops, Options{VisualizePath: path})
+			require.NoError(t, err)
+			require.Equal(t, VerdictIllegal, res.Verdict)
+			require.Contains(t, res.Reason, tc.reason)
+			require.Contains(t, res.OpIDs, failing)
+			require.Equal(t, path, res.Visualization)
+			html, err := os.ReadFile(path)
+			require.NoError(t, err)
+			require.Contains(t, string(html), fmt.Sprintf("op %d on member", failing), "the failing operation is shown")
+		})
+	}
+}
+
 func TestCheckBudgetIsWork(t *testing.T) {
 	ops := generate(t, genConfig{seed: 1, ops: 20000, clients: 16, keys: 4, unknownPct: 20})
 	opt := Options{Budget: 20_000}

@@ -13,7 +13,14 @@ type violation struct {
 	reason string
 	ops    []int64
 	keys   []string
+	// at is the index in ops of the operation that broke the rule (the
+	// read that saw too much or too little, the later of two operations
+	// whose revisions disagree): the one a visualization must show.
+	at int
 }
+
+// failing returns the ID of the operation that broke the rule.
+func (v *violation) failing() int64 { return v.ops[v.at] }
 
 func (v *violation) String() string { return v.reason }
 
@@ -99,7 +106,7 @@ func checkRevisionRules(ops []Operation, rf *revisionFacts) *violation {
 			if j, dup := revOwner[r]; dup {
 				return &violation{
 					reason: fmt.Sprintf("duplicate revision %d: acknowledged writes #%d (%s) and #%d (%s)", r, ops[j].ID, Describe(&ops[j]), op.ID, Describe(op)),
-					ops:    []int64{ops[j].ID, op.ID}, keys: []string{ops[j].Key, op.Key},
+					ops:    []int64{ops[j].ID, op.ID}, keys: []string{ops[j].Key, op.Key}, at: 1,
 				}
 			}
 			revOwner[r] = i
@@ -415,6 +422,7 @@ func checkRealTime(ops []Operation, known []int64, observedRev map[int]int64) *v
 				ops[a.op].ID, Describe(&ops[a.op]), a.ret, a.rev, ops[b.op].ID, Describe(&ops[b.op]), b.call, what, b.rev),
 			ops:  []int64{ops[a.op].ID, ops[b.op].ID},
 			keys: []string{ops[a.op].Key, ops[b.op].Key},
+			at:   1,
 		}
 	}
 	return nil
