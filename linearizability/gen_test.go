@@ -240,14 +240,25 @@ func generate(t testing.TB, cfg genConfig) []Operation {
 	return ops
 }
 
+// suiteConfig is the configuration of TestGeneratedHistoriesAreLinearizable's
+// history of seed.
+func suiteConfig(seed uint64) genConfig {
+	return genConfig{seed: seed, ops: 300 + int(seed)*20, clients: 2 + int(seed%8), keys: 4 + int(seed%3)*4, unknownPct: int(seed % 7)}
+}
+
+// mutationConfig is the configuration of the history TestMutatedHistoriesAreNot
+// mutates for seed.
+func mutationConfig(seed uint64) genConfig {
+	return genConfig{seed: seed, ops: 400, clients: 5, keys: 8, unknownPct: int(seed % 6)}
+}
+
 func TestGeneratedHistoriesAreLinearizable(t *testing.T) {
 	n := 30
 	if testing.Short() {
 		n = 8
 	}
 	for seed := range uint64(n) {
-		cfg := genConfig{seed: seed, ops: 300 + int(seed)*20, clients: 2 + int(seed%8), keys: 4 + int(seed%3)*4, unknownPct: int(seed % 7)}
-		ops := generate(t, cfg)
+		ops := generate(t, suiteConfig(seed))
 		res, err := Check(ops, Options{})
 		require.NoError(t, err)
 		require.Equal(t, VerdictOK, res.Verdict, "seed %d: %s", seed, res.Reason)
@@ -261,8 +272,7 @@ func TestGeneratedHistoriesAreLinearizable(t *testing.T) {
 // them before every later put with the lease (over 16 million steps);
 // placing them after the lease's last use makes it under 100,000.
 func TestLeaseTiedPartition(t *testing.T) {
-	const seed = 27
-	ops := generate(t, genConfig{seed: seed, ops: 300 + seed*20, clients: 2 + seed%8, keys: 4 + seed%3*4, unknownPct: seed % 7})
+	ops := generate(t, suiteConfig(27))
 	res, err := Check(ops, Options{})
 	require.NoError(t, err)
 	require.Equal(t, VerdictOK, res.Verdict, res.Reason)
@@ -407,7 +417,7 @@ func TestMutatedHistoriesAreNot(t *testing.T) {
 		t.Run(m.name, func(t *testing.T) {
 			applied := 0
 			for seed := range uint64(n) {
-				ops := generate(t, genConfig{seed: seed, ops: 400, clients: 5, keys: 8, unknownPct: int(seed % 6)})
+				ops := generate(t, mutationConfig(seed))
 				rnd := rand.New(rand.NewPCG(seed, 99))
 				if !m.apply(ops, rnd) {
 					continue
@@ -436,16 +446,4 @@ func TestGeneratedLongHistory(t *testing.T) {
 	res, err := Check(generate(t, long100k), Options{})
 	require.NoError(t, err)
 	require.Equal(t, VerdictOK, res.Verdict, res.Reason)
-}
-
-func BenchmarkCheck100k(b *testing.B) {
-	ops := generate(b, long100k)
-	b.ResetTimer()
-	for b.Loop() {
-		res, err := Check(ops, Options{})
-		require.NoError(b, err)
-		require.Equal(b, VerdictOK, res.Verdict, res.Reason)
-	}
-	b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/check")
-	b.ReportMetric(float64(len(ops)*b.N)/b.Elapsed().Seconds(), "ops/s")
 }
