@@ -62,8 +62,10 @@
 // slow busy one); past it the verdict is VerdictInconclusive, never a hang,
 // unless another partition is illegal. Histories with many unknown writes
 // on few keys are the expensive case (Porcupine explores where each may
-// have taken effect). An illegal verdict names the rule, the keys and the operations;
-// Options.VisualizePath gets Porcupine's HTML for the offending partition.
+// have taken effect). An illegal verdict names the rule, the keys and the
+// operations; Options.VisualizePath gets Porcupine's HTML for the partition
+// that holds the operation that broke the rule (for a range, the keys it
+// read with the range added), or for the partition that ran out of budget.
 //
 // # Jepsen
 //
