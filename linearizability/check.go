@@ -32,6 +32,10 @@ type Options struct {
 	// VisualizePath, if not empty, is where Porcupine's HTML visualization
 	// of the offending partition is written when the verdict is not ok.
 	VisualizePath string
+
+	// wholeLeaseWindows turns off narrowing the windows of unknown lease
+	// grants and revokes to the lease's uses (tests compare verdicts).
+	wholeLeaseWindows bool
 }
 
 // Validate reports options that make no sense.
@@ -117,7 +121,7 @@ func Check(ops []Operation, opt Options) (Result, error) {
 	}
 
 	rc := checkRevisions(ops)
-	hist := porcupineHistory(ops, rc)
+	hist := porcupineHistory(ops, rc, !opt.wholeLeaseWindows)
 	res.Linearized = len(hist)
 	inputs := make([]*Operation, len(hist))
 	for i := range hist {
@@ -303,7 +307,7 @@ func countSteps(model porcupine.Model, budget int64) (porcupine.Model, *stepCoun
 // take effect at any time after its call, or never: "never" is the same as
 // "after everything else"), clamped to the earliest return of a read that
 // saw its value, since it must have happened by then.
-func porcupineHistory(ops []Operation, rc revisionFacts) []porcupine.Operation {
+func porcupineHistory(ops []Operation, rc revisionFacts, narrowLeases bool) []porcupine.Operation {
 	// For the values of writes of unknown outcome (a few): the earliest return
 	// of a read that saw them, MaxInt64 if none did.
 	seenBy := map[string]int64{}
@@ -329,7 +333,10 @@ func porcupineHistory(ops []Operation, rc revisionFacts) []porcupine.Operation {
 			see(kv.Value, op.Return)
 		}
 	}
-	lw := leaseWindows(ops)
+	var lw map[int64]leaseWindow
+	if narrowLeases {
+		lw = leaseWindows(ops)
+	}
 	var hist []porcupine.Operation
 	for i := range ops {
 		op := &ops[i]

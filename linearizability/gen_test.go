@@ -447,3 +447,56 @@ func TestGeneratedLongHistory(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, VerdictOK, res.Verdict, res.Reason)
 }
+
+// TestLeaseWindowsKeepVerdicts checks that narrowing the windows of unknown
+// lease grants and revokes never changes a verdict: on small histories full
+// of leases and unknown outcomes, some of them damaged so that they are no
+// longer linearizable, the verdict with the narrowed windows is the one
+// without.
+func TestLeaseWindowsKeepVerdicts(t *testing.T) {
+	n := 1000
+	if testing.Short() {
+		n = 200
+	}
+	count := map[Verdict]int{}
+	for seed := range uint64(n) {
+		ops := generate(t, genConfig{seed: seed, ops: 60, clients: 4, keys: 4, unknownPct: 25})
+		rnd := rand.New(rand.NewPCG(seed, 7))
+		var leases []int64
+		for _, op := range ops {
+			if op.Kind == KindLeaseGrant {
+				leases = append(leases, op.Lease)
+			}
+		}
+		for range rnd.IntN(3) {
+			i := rnd.IntN(len(ops))
+			op := &ops[i]
+			if op.Outcome != OutcomeOK {
+				continue
+			}
+			switch {
+			case op.Kind == KindPutLease && len(leases) > 1:
+				op.Lease = leases[rnd.IntN(len(leases))]
+			case op.Kind == KindGet && op.Resp.Found && len(leases) > 0:
+				op.Resp.Lease = leases[rnd.IntN(len(leases))]
+			case op.Kind == KindGet && op.Resp.Found:
+				op.Resp = Response{Revision: op.Resp.Revision}
+			case op.Kind == KindLeaseRevoke || op.Kind == KindLeaseGrant:
+				op.Outcome, op.Resp = OutcomeUnknown, Response{}
+			}
+		}
+		narrow, err := Check(ops, Options{})
+		require.NoError(t, err)
+		whole, err := Check(ops, Options{wholeLeaseWindows: true})
+		require.NoError(t, err)
+		if narrow.Verdict == VerdictInconclusive || whole.Verdict == VerdictInconclusive {
+			count[VerdictInconclusive]++
+			continue
+		}
+		require.Equal(t, whole.Verdict, narrow.Verdict, "seed %d: %s", seed, narrow.Reason+whole.Reason)
+		count[narrow.Verdict]++
+	}
+	t.Logf("verdicts: %v", count)
+	require.Greater(t, count[VerdictOK], n/10)
+	require.Greater(t, count[VerdictIllegal], n/10)
+}
