@@ -2,6 +2,7 @@ package linearizability
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -135,4 +136,29 @@ func BenchmarkCheckJepsen(b *testing.B) {
 		require.Equal(b, VerdictOK, res.Verdict)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "logs/s")
+}
+
+// TestCheckRegisterBudget checks that the register check counts its budget
+// in model steps too: short of it the verdict is inconclusive, the same on
+// every run, and with it the history is decided.
+func TestCheckRegisterBudget(t *testing.T) {
+	var ops []RegisterOp
+	for i := range 12 {
+		ops = append(ops,
+			RegisterOp{Process: i % 4, Kind: RegisterWrite, Value: i, Outcome: OutcomeUnknown, Call: int64(4 * i), Return: int64(4*i + 1)},
+			RegisterOp{Process: 4 + i%4, Kind: RegisterRead, Value: i, Outcome: OutcomeOK, Call: int64(4*i + 2), Return: int64(4*i + 3)})
+	}
+	full, err := CheckRegister(ops, Options{})
+	require.NoError(t, err)
+	require.Equal(t, VerdictOK, full.Verdict, full.Reason)
+	require.Positive(t, full.Steps)
+	for range 3 {
+		res, err := CheckRegister(ops, Options{Budget: full.Steps - 1})
+		require.NoError(t, err)
+		require.Equal(t, VerdictInconclusive, res.Verdict)
+		require.Equal(t, fmt.Sprintf("budget of %d steps exhausted (24 operations)", full.Steps-1), res.Reason)
+	}
+	res, err := CheckRegister(ops, Options{Budget: full.Steps})
+	require.NoError(t, err)
+	require.Equal(t, VerdictOK, res.Verdict, res.Reason)
 }
