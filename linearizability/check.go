@@ -34,8 +34,9 @@ type Options struct {
 	VisualizePath string
 
 	// wholeLeaseWindows turns off narrowing the windows of unknown lease
-	// grants and revokes to the lease's uses (tests compare verdicts).
-	wholeLeaseWindows bool
+	// grants and revokes to the lease's uses, tiedLeases splitting the
+	// keys of anchored leases (tests compare verdicts).
+	wholeLeaseWindows, tiedLeases bool
 }
 
 // Validate reports options that make no sense.
@@ -127,7 +128,7 @@ func Check(ops []Operation, opt Options) (Result, error) {
 	for i := range hist {
 		inputs[i] = hist[i].Input.(*input).op
 	}
-	groups := partition(inputs)
+	groups := partition(inputs, anchoredLeases(hist, opt.tiedLeases))
 	res.Partitions = len(groups)
 	model := kvModel()
 	model.Partition = nil
@@ -185,6 +186,27 @@ func Check(ops []Operation, opt Options) (Result, error) {
 	return done()
 }
 
+// anchoredLeases returns which leases need not tie their keys into one
+// partition (see partition): none if tied is set or if an operation of
+// hist was acknowledged without a revision; otherwise every lease whose
+// revokes in hist were all acknowledged with a revision.
+func anchoredLeases(hist []porcupine.Operation, tied bool) func(lease int64) bool {
+	if tied {
+		return nil
+	}
+	loose := map[int64]bool{}
+	for i := range hist {
+		op := hist[i].Input.(*input).op
+		if op.Outcome == OutcomeOK && op.Resp.Revision == 0 {
+			return nil
+		}
+		if op.Kind == KindLeaseRevoke && op.Outcome != OutcomeOK {
+			loose[op.Lease] = true
+		}
+	}
+	return func(lease int64) bool { return !loose[lease] }
+}
+
 // denseClients renumbers the clients of p 0, 1, ... in the order of their
 // IDs, so that Porcupine's visualization has no empty rows.
 func denseClients(p []porcupine.Operation) []porcupine.Operation {
@@ -229,16 +251,19 @@ func failingHistory(ops []Operation, hist []porcupine.Operation, groups [][]int,
 		}
 		return op.Key == failing.Key && failing.Key != ""
 	}
-	var p []porcupine.Operation
-	in := false
+	var idx []int // into hist; the grants and revokes of an anchored lease are in several groups
 	for _, g := range groups {
-		if !slices.ContainsFunc(g, func(i int) bool { return touches(hist[i].Input.(*input).op) }) {
-			continue
+		if slices.ContainsFunc(g, func(i int) bool { return touches(hist[i].Input.(*input).op) }) {
+			idx = append(idx, g...)
 		}
-		for _, i := range g {
-			p = append(p, hist[i])
-			in = in || hist[i].Input.(*input).op == failing
-		}
+	}
+	slices.Sort(idx)
+	idx = slices.Compact(idx)
+	p := make([]porcupine.Operation, 0, len(idx)+1)
+	in := false
+	for _, i := range idx {
+		p = append(p, hist[i])
+		in = in || hist[i].Input.(*input).op == failing
 	}
 	if !in {
 		ret := failing.Return

@@ -288,6 +288,25 @@ func TestCheckHandMade(t *testing.T) {
 			b.get(2, "a", "", 50, 60, 3, 0, 0, 0)
 			b.putLease(0, "b", "2", 7, 70, 80, 4)
 		}, VerdictIllegal, ""},
+		{"unknown revoke seen by one key and not by another", func(b *h) {
+			// The revoke deleted "a" before the first read returned, so it
+			// deleted "b" too: the revoke's lease must tie the two keys,
+			// since its revision is unknown.
+			b.grant(0, 7, 0, 10, 1)
+			b.putLease(0, "a", "1", 7, 10, 20, 2)
+			b.putLease(0, "b", "2", 7, 20, 30, 3)
+			b.revoke(1, 7, 40, 50, 0).Outcome = OutcomeUnknown
+			b.get(2, "a", "", 60, 70, 4, 0, 0, 0)
+			b.get(2, "b", "2", 80, 90, 4, 3, 3, 1).Resp.Lease = 7
+		}, VerdictIllegal, "no linearization"},
+		{"revoke with a revision splits its keys", func(b *h) {
+			b.grant(0, 7, 0, 10, 1)
+			b.putLease(0, "a", "1", 7, 10, 20, 2)
+			b.putLease(0, "b", "2", 7, 20, 30, 3)
+			b.revoke(1, 7, 40, 50, 4)
+			b.get(2, "a", "", 60, 70, 4, 0, 0, 0)
+			b.get(2, "b", "", 80, 90, 4, 0, 0, 0)
+		}, VerdictOK, ""},
 		{"unknown grant used later", func(b *h) {
 			b.add(Operation{Client: 1, Kind: KindLeaseGrant, Lease: 7, TTL: 60, Call: 0, Return: 10, Outcome: OutcomeUnknown})
 			b.putLease(0, "a", "1", 7, 20, 30, 2)
@@ -309,13 +328,17 @@ func TestCheckHandMade(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var b h
 			tc.build(&b)
-			res, err := Check(b.ops, Options{})
-			require.NoError(t, err)
-			require.Equal(t, tc.want, res.Verdict, res.Reason)
-			require.Equal(t, len(b.ops), res.Operations)
-			if tc.want == VerdictIllegal {
-				require.NotEmpty(t, res.Reason)
-				require.Contains(t, res.Reason, tc.reason)
+			// With the lease shortcuts (the default), and with either or
+			// both of them off: each must keep every verdict on its own.
+			for _, opt := range []Options{{}, {wholeLeaseWindows: true}, {tiedLeases: true}, {wholeLeaseWindows: true, tiedLeases: true}} {
+				res, err := Check(b.ops, opt)
+				require.NoError(t, err)
+				require.Equal(t, tc.want, res.Verdict, "%+v: %s", opt, res.Reason)
+				require.Equal(t, len(b.ops), res.Operations)
+				if tc.want == VerdictIllegal {
+					require.NotEmpty(t, res.Reason)
+					require.Contains(t, res.Reason, tc.reason)
+				}
 			}
 		})
 	}

@@ -44,8 +44,12 @@
 //     the header revision unless a delete or lease could have removed it.
 //     Serializable reads, which may be stale, are checked only here;
 //  2. Porcupine on every partition of the linearizable operations: keys are
-//     independent except where a lease (a revoke deletes all its keys) or a
-//     range prefix ties them. The model keeps value, mod and create
+//     independent except where a lease ties them (a revoke deletes all its
+//     keys at once), and even then only if one of its revokes has an
+//     unknown outcome or revision, or the history has an acknowledged
+//     operation without a revision: otherwise the revoke's revision fixes
+//     its place in every key's partition, and its grants and revokes go
+//     into each (ranges never reach Porcupine). The model keeps value, mod and create
 //     revision, version and lease per key, the live leases, and the highest
 //     revision linearized; it requires revisions to grow along the
 //     linearization, which etcd's revision order always allows. Unknown

@@ -270,7 +270,9 @@ func TestGeneratedHistoriesAreLinearizable(t *testing.T) {
 // and 19 leases form one partition of 625 operations. Its unknown lease
 // revokes could be placed anywhere after their calls, and Porcupine tried
 // them before every later put with the lease (over 16 million steps);
-// placing them after the lease's last use makes it under 100,000.
+// placing them after the lease's last use makes it under 100,000, and
+// splitting the keys of leases whose revokes all have revisions about
+// 45,000.
 func TestLeaseTiedPartition(t *testing.T) {
 	ops := generate(t, suiteConfig(27))
 	res, err := Check(ops, Options{})
@@ -448,17 +450,19 @@ func TestGeneratedLongHistory(t *testing.T) {
 	require.Equal(t, VerdictOK, res.Verdict, res.Reason)
 }
 
-// TestLeaseWindowsKeepVerdicts checks that narrowing the windows of unknown
-// lease grants and revokes never changes a verdict: on small histories full
-// of leases and unknown outcomes, some of them damaged so that they are no
-// longer linearizable, the verdict with the narrowed windows is the one
-// without.
-func TestLeaseWindowsKeepVerdicts(t *testing.T) {
+// TestLeaseShortcutsKeepVerdicts checks that the two shortcuts for leases,
+// narrowing the windows of unknown grants and revokes and splitting the
+// keys of anchored leases into partitions of their own, never change a
+// verdict: on small histories full of leases and unknown outcomes, some of
+// them damaged so that they are no longer linearizable, the verdict with
+// either or both is the one with neither.
+func TestLeaseShortcutsKeepVerdicts(t *testing.T) {
 	n := 1000
 	if testing.Short() {
 		n = 200
 	}
 	count := map[Verdict]int{}
+	split := 0
 	for seed := range uint64(n) {
 		ops := generate(t, genConfig{seed: seed, ops: 60, clients: 4, keys: 4, unknownPct: 25})
 		rnd := rand.New(rand.NewPCG(seed, 7))
@@ -485,18 +489,24 @@ func TestLeaseWindowsKeepVerdicts(t *testing.T) {
 				op.Outcome, op.Resp = OutcomeUnknown, Response{}
 			}
 		}
-		narrow, err := Check(ops, Options{})
+		want, err := Check(ops, Options{wholeLeaseWindows: true, tiedLeases: true})
 		require.NoError(t, err)
-		whole, err := Check(ops, Options{wholeLeaseWindows: true})
-		require.NoError(t, err)
-		if narrow.Verdict == VerdictInconclusive || whole.Verdict == VerdictInconclusive {
+		if want.Verdict == VerdictInconclusive {
 			count[VerdictInconclusive]++
 			continue
 		}
-		require.Equal(t, whole.Verdict, narrow.Verdict, "seed %d: %s", seed, narrow.Reason+whole.Reason)
-		count[narrow.Verdict]++
+		for _, opt := range []Options{{}, {wholeLeaseWindows: true}, {tiedLeases: true}} {
+			got, err := Check(ops, opt)
+			require.NoError(t, err)
+			require.Equal(t, want.Verdict, got.Verdict, "seed %d, %+v: %s / %s", seed, opt, got.Reason, want.Reason)
+			if opt == (Options{}) && got.Partitions > want.Partitions {
+				split++
+			}
+		}
+		count[want.Verdict]++
 	}
-	t.Logf("verdicts: %v", count)
+	t.Logf("verdicts: %v; anchored leases split %d histories", count, split)
+	require.Greater(t, split, n/10)
 	require.Greater(t, count[VerdictOK], n/10)
 	require.Greater(t, count[VerdictIllegal], n/10)
 }

@@ -457,7 +457,7 @@ func kvModel() porcupine.Model {
 				ops[i] = history[i].Input.(*input).op
 			}
 			var parts [][]porcupine.Operation
-			for _, idx := range partition(ops) {
+			for _, idx := range partition(ops, nil) {
 				p := make([]porcupine.Operation, len(idx))
 				for j, i := range idx {
 					p[j] = history[i]
