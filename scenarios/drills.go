@@ -597,7 +597,7 @@ func verdictOf(cr linearizability.Result) string {
 	if cr.Verdict == linearizability.VerdictIllegal {
 		return VerdictIllegal
 	}
-	return VerdictUnknown
+	return VerdictInconclusive
 }
 
 // writesValue reports whether an acknowledged op wrote op.Value at its revision.

@@ -17,7 +17,7 @@ import (
 // be trusted), then the safety checks of the history, then liveness.
 var severity = []string{
 	VerdictPanic, VerdictFailed, VerdictDivergence, VerdictIllegal, VerdictWatch, VerdictLease,
-	VerdictNoLiveness, VerdictUnknown,
+	VerdictNoLiveness, VerdictInconclusive,
 }
 
 // Finding is one thing a run found wrong: a verdict, its reason in one short
@@ -257,11 +257,11 @@ func (r *Result) check(c Config, visualize bool, watch *linearizability.WatchOpt
 	}
 	switch {
 	case err != nil:
-		r.addFinding(VerdictUnknown, err.Error())
+		r.addFinding(VerdictInconclusive, err.Error())
 	case cr.Verdict == linearizability.VerdictOK:
 	case cr.Verdict == linearizability.VerdictIllegal:
 		r.addDetailed(VerdictIllegal, r.illegalReason(cr), cr.Reason)
 	default:
-		r.addFinding(VerdictUnknown, cr.Reason)
+		r.addFinding(VerdictInconclusive, cr.Reason)
 	}
 }

@@ -90,13 +90,13 @@ func (c *Config) Validate() error {
 
 // Verdicts of a run.
 const (
-	VerdictOK         = "ok"
-	VerdictIllegal    = "not-linearizable"
-	VerdictNoLiveness = "no-liveness"
-	VerdictUnknown    = "unknown"
-	VerdictFailed     = "member-failure"
-	VerdictWatch      = "watch-violation"
-	VerdictLease      = "lease-violation"
+	VerdictOK           = "ok"
+	VerdictIllegal      = "not-linearizable"
+	VerdictNoLiveness   = "no-liveness"
+	VerdictInconclusive = "inconclusive"
+	VerdictFailed       = "member-failure"
+	VerdictWatch        = "watch-violation"
+	VerdictLease        = "lease-violation"
 	// VerdictPanic: a member (or another host of the world) panicked.
 	VerdictPanic = "member-panic"
 	// VerdictDivergence: the members' replicas differ (same applied index but

@@ -113,7 +113,7 @@ func verdictExit(verdict string) int {
 	switch verdict {
 	case scenarios.VerdictOK:
 		return exitOK
-	case scenarios.VerdictUnknown:
+	case scenarios.VerdictInconclusive:
 		return exitInconclusive
 	case verdictError, verdictWorkerError:
 		return exitInfra

@@ -93,11 +93,11 @@ func TestExitCodes(t *testing.T) {
 		require.Equal(t, exitUsage, code, "%v: %s", args, errOut)
 		require.NotEmpty(t, errOut, "%v", args)
 	}
-	require.Equal(t, exitInconclusive, verdictExit("unknown"))
+	require.Equal(t, exitInconclusive, verdictExit("inconclusive"))
 	require.Equal(t, exitViolation, verdictExit("not-linearizable"))
-	require.Equal(t, exitViolation, worstExit("ok", "unknown", "worker-error", "no-liveness"))
-	require.Equal(t, exitInfra, worstExit("ok", "unknown", "worker-error"))
-	require.Equal(t, exitInconclusive, worstExit("ok", "unknown"))
+	require.Equal(t, exitViolation, worstExit("ok", "inconclusive", "worker-error", "no-liveness"))
+	require.Equal(t, exitInfra, worstExit("ok", "inconclusive", "worker-error"))
+	require.Equal(t, exitInconclusive, worstExit("ok", "inconclusive"))
 }
 
 // TestVersion: --version names the module and Go version, and says when the

@@ -33,7 +33,7 @@ func TestSweepPassesEveryRunFlag(t *testing.T) {
 func TestFullArtifactSeeds(t *testing.T) {
 	all := []sweepResult{
 		{Seed: 1, Verdict: "ok"}, {Seed: 2, Verdict: "not-linearizable", Dir: "d2"}, {Seed: 3, Verdict: "worker-error"},
-		{Seed: 4, Verdict: "no-liveness", Dir: "d4"}, {Seed: 5, Verdict: "unknown", Dir: "d5"}, {Seed: 6, Verdict: "no-liveness"},
+		{Seed: 4, Verdict: "no-liveness", Dir: "d4"}, {Seed: 5, Verdict: "inconclusive", Dir: "d5"}, {Seed: 6, Verdict: "no-liveness"},
 	}
 	require.Equal(t, []uint64{2, 4}, fullArtifactSeeds(all, 2))
 	require.Equal(t, []uint64{2, 4, 5}, fullArtifactSeeds(all, 10))
