@@ -28,16 +28,18 @@ type loop struct {
 	clock   *testClock
 	dir     string
 	initial []membership.Member
-	nodes   map[uint64]*Node
-	disks   map[uint64]*vfs.Mem
-	names   map[uint64]string
-	cut     map[[2]uint64]bool
-	queue   []*raftpb.Message
-	resps   map[uint64]Response
-	events  map[uint64][]string
-	token   uint64
-	snapCnt uint64
-	release func()
+	// clusterID is the ID of the initial cluster, kept when members join.
+	clusterID uint64
+	nodes     map[uint64]*Node
+	disks     map[uint64]*vfs.Mem
+	names     map[uint64]string
+	cut       map[[2]uint64]bool
+	queue     []*raftpb.Message
+	resps     map[uint64]Response
+	events    map[uint64][]string
+	token     uint64
+	snapCnt   uint64
+	release   func()
 	// dupProps delivers every forwarded proposal twice.
 	dupProps bool
 	// quota is Config.QuotaBackendBytes for members opened from now on.
@@ -60,6 +62,11 @@ func newLoop(t testing.TB, size int, seed uint64, snapCount uint64) *loop {
 	ms, err := membership.ParseInitialCluster(joinComma(spec), "test")
 	require.NoError(t, err)
 	l.initial = ms
+	ids := make([]uint64, len(ms))
+	for i, m := range ms {
+		ids[i] = m.ID
+	}
+	l.clusterID = membership.ClusterID(ids)
 	for _, m := range ms {
 		l.disks[m.ID] = vfs.NewMem()
 		l.names[m.ID] = m.Name
@@ -92,7 +99,7 @@ func (l *loop) close() {
 
 func (l *loop) config(id uint64, join bool) Config {
 	return Config{
-		Name: l.names[id], ID: id, InitialCluster: l.initial, Join: join,
+		Name: l.names[id], ID: id, InitialCluster: l.initial, ClusterID: l.clusterID, Join: join,
 		FS: l.disks[id], WALDir: "wal", DBPath: filepath.Join(l.dir, fmt.Sprintf("%x.db", id)), DBNoSync: true,
 		Clock: l.clock, SnapshotCount: l.snapCnt, CatchUpEntries: 5, ClientURLs: []string{"http://" + l.names[id]},
 		QuotaBackendBytes: l.quota,
