@@ -74,7 +74,7 @@ var layers = [][]rule{
 	{ // 3: runtimes around the core: the gRPC server, and the cluster backends.
 		{pkg: "server", imports: []string{"store", "store/lease", "store/membership", "store/mvcc", "vfs"}},
 		{pkg: "cluster", imports: []string{"chaos", "cluster/linkproxy", "sim", "store", "store/membership", "store/mvcc", "vfs"},
-			tests: []string{"internal/dockertest", "store/snapshot"}},
+			tests: []string{"internal/detrand", "internal/dockertest", "store/snapshot"}},
 	},
 	{ // 4: the tests' hook into a simulated run.
 		{pkg: "internal/testhook", imports: []string{"cluster", "sim"}},
