@@ -34,6 +34,8 @@ import (
 //	isolate I / heal                      cut every link of I / restore every link
 //	put I K V [wait=R]                    a put submitted to member I
 //	get I K [serializable] [wait=R]       a range of one key (linearizable unless serializable)
+//	read-index I [wait=R]                 a bare ReadIndex barrier on member I (etcd's
+//	                                      linearizable member list), answered with the members
 //	crash I / restart I                   power loss (unsynced log writes lost) / reopen from disk
 //	add-learner I [start=false]           add member mI as a learner (via the leader), start it
 //	add-member I                          add member mI as a voter (via the leader), start it
@@ -65,8 +67,10 @@ type driver struct {
 	what map[uint64]string
 	// answered holds the answers by token.
 	answered map[uint64]*Response
-	// heartbeats counts the heartbeat messages delivered and dropped by a tick
-	// command, which prints them as one summary line.
+	// beats and beatsDropped count the heartbeats delivered and dropped while
+	// quietBeats is set (during heartbeat rounds), which are printed as one
+	// summary line; round is the current round, printed as a header before
+	// the first line it prints.
 	beats, beatsDropped int
 	quietBeats          bool
 	round               int
@@ -121,6 +125,9 @@ func (d *driver) run(t *testing.T, td *datadriven.TestData) string {
 			kind = "serializable"
 		}
 		d.do(t, td, id, fmt.Sprintf("get %s (%s)", k, kind), Request{Range: &pb.RangeRequest{Key: []byte(k), Serializable: ser}})
+	case "read-index":
+		id := d.member(t, td, 0)
+		d.do(t, td, id, "read-index", Request{MemberList: &pb.MemberListRequest{Linearizable: true}})
 	case "crash":
 		id := d.member(t, td, 0)
 		check(t, td, d.l.nodes[id] != nil, "member is down")
@@ -163,7 +170,7 @@ func (d *driver) run(t *testing.T, td *datadriven.TestData) string {
 func check(t *testing.T, td *datadriven.TestData, ok bool, msg string) {
 	t.Helper()
 	if !ok {
-		td.Fatalf(t, "%s: %s", td.Pos, msg)
+		td.Fatalf(t, "%s", msg)
 	}
 }
 
@@ -462,6 +469,8 @@ func (d *driver) printResponse(id uint64, r Response) {
 			kvs = append(kvs, fmt.Sprintf("%s=%s@%d", kv.GetKey(), kv.GetValue(), kv.GetModRevision()))
 		}
 		d.printf("%s -> [%s], revision %d", what, strings.Join(kvs, " "), r.Range.GetHeader().GetRevision())
+	case r.MemberList != nil:
+		d.printf("%s -> ok, members %s", what, d.members(r.MemberList.GetMembers()))
 	case r.MemberAdd != nil:
 		d.printf("%s -> ok, members %s", what, d.members(r.MemberAdd.GetMembers()))
 	case r.MemberPromote != nil:
