@@ -65,6 +65,9 @@ type driver struct {
 	snapIn map[uint64]bool
 	// what describes each pending request by token, for printing its answer.
 	what map[uint64]string
+	// replayTo is, for a restarted member, its backend's consistent index at
+	// restart: the entries up to it are applied again without keyspace effects.
+	replayTo map[uint64]uint64
 	// answered holds the answers by token.
 	answered map[uint64]*Response
 	// beats and beatsDropped count the heartbeats delivered and dropped while
@@ -133,13 +136,17 @@ func (d *driver) run(t *testing.T, td *datadriven.TestData) string {
 		check(t, td, d.l.nodes[id] != nil, "member is down")
 		d.l.crash(id)
 		delete(d.state, id)
+		delete(d.replayTo, id)
 		d.printf("%s crashed", d.name(id))
 	case "restart":
 		id := d.member(t, td, 0)
 		check(t, td, d.l.nodes[id] == nil, "member is running")
 		d.l.restart(id)
-		st := d.l.nodes[id].Status()
-		d.printf("%s restarted: term=%d commit=%d applied=%d snapshot=%d", d.name(id), st.Term, st.Committed, st.Applied, st.SnapshotIndex)
+		n := d.l.nodes[id]
+		st := n.Status()
+		ci, _ := n.kv.ConsistentIndex()
+		d.replayTo[id] = ci
+		d.printf("%s restarted: term=%d commit=%d applied=%d snapshot=%d backend at %d", d.name(id), st.Term, st.Committed, st.Applied, st.SnapshotIndex, ci)
 		d.noteState(id)
 	case "add-learner", "add-member":
 		d.addMember(t, td, td.Cmd == "add-learner")
@@ -186,6 +193,7 @@ func (d *driver) addNodes(t *testing.T, td *datadriven.TestData) {
 		td.ScanArgs(t, "snap-count", &snapCount)
 	}
 	d.l = newLoop(t, size, seed, snapCount)
+	d.replayTo = map[uint64]uint64{}
 	d.byNum, d.state, d.snapIn, d.what, d.answered = map[int]uint64{}, map[uint64]string{}, map[uint64]bool{}, map[uint64]string{}, map[uint64]*Response{}
 	for _, m := range d.l.initial {
 		num, err := strconv.Atoi(strings.TrimPrefix(m.Name, "m"))
@@ -304,7 +312,11 @@ func (d *driver) printApplied(id, lo, hi uint64) {
 		return
 	}
 	for _, e := range ents {
-		d.printf("%s applied %s", d.name(id), d.entry(e))
+		again := ""
+		if e.GetIndex() <= d.replayTo[id] {
+			again = " (again: in the backend already)"
+		}
+		d.printf("%s applied %s%s", d.name(id), d.entry(e), again)
 	}
 }
 
