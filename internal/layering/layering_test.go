@@ -110,6 +110,9 @@ func table(t *testing.T) (map[string]rule, map[string]int) {
 // (package x_test) tests.
 type imports struct {
 	pkg, test, xtest map[string]bool
+	// outside are the packages from outside the module the package's own
+	// (non-test) files import.
+	outside map[string]bool
 }
 
 // scan parses the import lines of every Go file under root (go/parser, imports
@@ -147,23 +150,26 @@ func scan(t *testing.T, root string) map[string]*imports {
 		dir := filepath.ToSlash(rel)
 		im := out[dir]
 		if im == nil {
-			im = &imports{map[string]bool{}, map[string]bool{}, map[string]bool{}}
+			im = &imports{map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}}
 			out[dir] = im
 		}
-		set := im.pkg
+		set, own := im.pkg, true
 		switch {
 		case strings.HasSuffix(f.Name.Name, "_test"):
-			set = im.xtest
+			set, own = im.xtest, false
 		case strings.HasSuffix(name, "_test.go"):
-			set = im.test
+			set, own = im.test, false
 		}
 		for _, s := range f.Imports {
 			p, err := strconv.Unquote(s.Path.Value)
 			if err != nil {
 				return fmt.Errorf("%s: import %s: %w", path, s.Path.Value, err)
 			}
-			if strings.HasPrefix(p, mod) {
+			switch {
+			case strings.HasPrefix(p, mod):
 				set[strings.TrimPrefix(p, mod)] = true
+			case own:
+				im.outside[p] = true
 			}
 		}
 		return nil
@@ -305,7 +311,9 @@ func TestWrongWayImportsFail(t *testing.T) {
 	write("store/wal/up.go", "package wal\nimport _ \""+mod+"store\"\n")
 	write("sim/x_test.go", "package sim\nimport _ \""+mod+"cluster\"\n")
 	write("newpkg/x.go", "package newpkg\n")
+	write("sim/lock.go", "package sim\nimport _ \"sync\"\nimport _ \"math/rand/v2\"\n")
 	found = scan(t, root)
+	require.Equal(t, []string{"sim is deterministic core and must not import sync"}, coreViolations(found))
 	require.Equal(t, []string{
 		"sim's tests must not import cluster: it is neither below sim nor in its tests list in internal/layering",
 		"store/wal must not import store: internal/layering's layers do not allow it (if the import is right, add it to store/wal's imports; it must point to a lower layer)",
@@ -313,6 +321,48 @@ func TestWrongWayImportsFail(t *testing.T) {
 	require.Equal(t, []string{
 		"package newpkg is not placed in internal/layering's layers: add it to the layer it belongs to, with its imports",
 	}, placement(rules, found))
+}
+
+// deterministicCore are the packages that run inside a simulated world, and
+// what they must never import: the network, processes, locks (they run on one
+// goroutine), and the unseeded random sources. A simulated run would no longer
+// replay from its seed.
+var deterministicCore = []string{"chaos", "sim", "store", "store/lease", "store/membership", "store/mvcc", "store/wal"}
+
+var runtimeImports = []string{"crypto/rand", "math/rand", "net", "net/http", "os/exec", "sync", "sync/atomic",
+	"google.golang.org/grpc"}
+
+// runtimeImport reports whether p is one of runtimeImports or below
+// google.golang.org/grpc (math/rand/v2 is allowed: the core draws from a
+// seeded generator it is handed).
+func runtimeImport(p string) bool {
+	return slices.Contains(runtimeImports, p) || strings.HasPrefix(p, "google.golang.org/grpc/")
+}
+
+// TestDeterministicCoreImports keeps the runtimes out of the deterministic core.
+func TestDeterministicCoreImports(t *testing.T) {
+	rules, _ := table(t)
+	for _, pkg := range deterministicCore {
+		_, ok := rules[pkg]
+		require.True(t, ok, "deterministic core package %s is not placed", pkg)
+	}
+	require.Empty(t, coreViolations(scan(t, moduleRoot(t))))
+}
+
+// coreViolations lists the runtime imports of the deterministic core in found.
+func coreViolations(found map[string]*imports) []string {
+	var out []string
+	for _, pkg := range deterministicCore {
+		if found[pkg] == nil {
+			continue
+		}
+		for _, imp := range sortedKeys(found[pkg].outside) {
+			if runtimeImport(imp) {
+				out = append(out, fmt.Sprintf("%s is deterministic core and must not import %s", pkg, imp))
+			}
+		}
+	}
+	return out
 }
 
 // TestNoEtcdServerImports keeps etcd's server packages out of havoc's code: the
