@@ -148,6 +148,7 @@ func (d *driver) run(t *testing.T, td *datadriven.TestData) string {
 		d.replayTo[id] = ci
 		d.printf("%s restarted: term=%d commit=%d applied=%d snapshot=%d backend at %d", d.name(id), st.Term, st.Committed, st.Applied, st.SnapshotIndex, ci)
 		d.noteState(id)
+		d.stabilize() // a runtime drains right after Open
 	case "add-learner", "add-member":
 		d.addMember(t, td, td.Cmd == "add-learner")
 	case "promote":
