@@ -7,26 +7,51 @@ import (
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"go.etcd.io/raft/v3/tracker"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/havoclab/havoc/store/wal"
 )
 
 // Raft snapshots, as in etcd: the snapshot kept in raft's storage is only a marker
-// (index, term, configuration). When the leader sends one to a follower, the
-// marker's Data is filled with an image of the whole backend at that moment. The
-// image's consistent index may be past the marker's index: the follower then skips
-// the entries its new backend already holds.
+// (index, term, configuration). When the leader sends one to a follower, it sends
+// an image of the whole backend at that moment, described by the image's own
+// consistent index, term and configuration rather than by the marker's (etcd's
+// createMergedSnapshotMessage does the same). The marker may be older than the
+// follower itself: a member added after the last snapshot is not in the marker's
+// configuration, and raft refuses a snapshot that does not name its recipient.
 
-// attachSnapshot fills an outgoing MsgSnap with the current backend image.
+// attachSnapshot fills an outgoing MsgSnap with the current backend image and
+// the metadata of that image.
 func (n *Node) attachSnapshot(m *raftpb.Message) {
 	var buf bytes.Buffer
 	if _, err := n.kv.WriteSnapshot(&buf); err != nil {
 		n.halt(fmt.Errorf("store: snapshot backend for %x: %w", m.GetTo(), err))
 		return
 	}
-	snap := &raftpb.Snapshot{Metadata: m.GetSnapshot().GetMetadata(), Data: buf.Bytes()}
-	m.Snapshot = snap
+	m.Snapshot = &raftpb.Snapshot{Metadata: n.imageMetadata(m.GetSnapshot().GetMetadata()), Data: buf.Bytes()}
 	n.snapSent[m.GetTo()] = n.ticks
+}
+
+// imageMetadata describes the committed backend image: its consistent index and
+// term, and the configuration as of that index. The image is never behind the
+// marker (snapshots are taken at the applied index, and the backend holds every
+// applied entry). Usually the backend is exactly at the applied index, and the
+// configuration is the member's; while a restarted member replays entries its
+// backend already holds, it is the one the backend recorded. Failing both, the
+// marker's metadata is kept.
+func (n *Node) imageMetadata(marker *raftpb.SnapshotMetadata) *raftpb.SnapshotMetadata {
+	ci, term := n.kv.ConsistentIndex()
+	if ci < marker.GetIndex() {
+		return marker
+	}
+	cs := n.confState
+	if ci != n.applied {
+		var err error
+		if cs, err = n.backendConfState(); err != nil || len(cs.GetVoters()) == 0 {
+			return marker
+		}
+	}
+	return &raftpb.SnapshotMetadata{Index: new(ci), Term: new(term), ConfState: proto.Clone(cs).(*raftpb.ConfState)}
 }
 
 // retrySnapshots reports a snapshot as failed when its follower is still waiting
