@@ -100,9 +100,11 @@ func (n *Node) installSnapshot(s *raftpb.Snapshot) error {
 	n.confState = md.GetConfState()
 	n.snapIndex = md.GetIndex()
 	n.proposals.pruneBelow(md.GetIndex() + 1)
-	// Entries between the marker and the image's consistent index still come
-	// through apply: it skips their keyspace effects (the image has them) but
-	// hands their configuration changes to raft.
+	// A leader describes the image by its own consistent index, so usually the
+	// two agree. Should the image be ahead of the metadata (a leader that fell
+	// back to its marker), the entries in between still come through apply: it
+	// skips their keyspace effects (the image has them) but hands their
+	// configuration changes to raft.
 	n.applied = md.GetIndex()
 	return nil
 }
