@@ -156,6 +156,7 @@ func TestEtcdctl(t *testing.T) {
 	assert.Equal(t, "foo\nbar\n", ctl("", "--endpoints="+eps[2], "get", "foo"))
 	ctl("", all, "put", "foo2", "baz")
 	assert.Equal(t, "foo\n\nfoo2\n\n", ctl("", all, "get", "foo", "--prefix", "--keys-only"))
+	assert.Equal(t, "foo\nbar\nfoo2\nbaz\n", ctl("", all, "get", "foo", "--prefix", "--stream")) // RangeStream
 	assert.Equal(t, "1\n", ctl("", all, "del", "foo2"))
 	txn := ctl("value(\"foo\") = \"bar\"\n\nput t yes\n\nput t no\n\n", all, "txn", "-i")
 	assert.Contains(t, txn, "SUCCESS")
