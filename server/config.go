@@ -59,6 +59,9 @@ type Config struct {
 	InitialClusterToken string
 	// SnapshotCount is the number of applied entries between raft snapshots (10000).
 	SnapshotCount uint64
+	// SnapshotCatchUpEntries is how many entries stay in the log after a
+	// snapshot for slow followers (etcd --snapshot-catchup-entries, 5000).
+	SnapshotCatchUpEntries uint64
 	// HeartbeatInterval is one tick (100ms).
 	HeartbeatInterval time.Duration
 	// ElectionTimeout is at least 5 heartbeats and at most 50 s (1000ms).

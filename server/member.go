@@ -124,6 +124,7 @@ func Start(cfg Config) (*Member, error) {
 		DBPath: filepath.Join(memberDir, "snap", "db"), DBInitialMmapSize: initialMmapSize,
 		Clock: wallClock{}, TickInterval: cfg.HeartbeatInterval,
 		ElectionTicks: int(cfg.ElectionTimeout / cfg.HeartbeatInterval), SnapshotCount: cfg.SnapshotCount,
+		CatchUpEntries:  cfg.SnapshotCatchUpEntries,
 		MaxRequestBytes: cfg.MaxRequestBytes, QuotaBackendBytes: cfg.QuotaBackendBytes, Logger: cfg.Logger,
 	}
 	if scfg.Join {
@@ -151,8 +152,14 @@ func Start(cfg Config) (*Member, error) {
 	}
 	m.tr = &transport{
 		id: m.id, clusterID: m.clusterID, log: m.log, maxFrameBytes: maxFrame,
-		recv:    m.deliver,
-		report:  m.reportLost,
+		recv:   m.deliver,
+		report: m.reportLost,
+		snapshotSent: func(id uint64) {
+			select {
+			case m.inbox <- func() { m.node.ReportSnapshot(id, true) }:
+			default: // raft also learns it from the follower's answer
+			}
+		},
 		members: m.Members,
 	}
 	m.publish()

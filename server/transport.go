@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -32,17 +33,25 @@ import (
 //	Transfer-Encoding: chunked
 //
 // The chunked body is a sequence of frames, each an 8-byte big-endian length and
-// then a proto-marshalled raftpb.Message (MsgSnap carries the whole backend image
-// in Snapshot.Data). Messages flow only in the request direction: A's messages to
-// B travel on a connection A opened to B. The receiver answers only to refuse
-// (412 for another cluster's ID) or when the body ends.
+// then a proto-marshalled raftpb.Message. Messages flow only in the request
+// direction: A's messages to B travel on a connection A opened to B. The
+// receiver answers only to refuse (412 for another cluster's ID) or when the
+// body ends.
+//
+// A MsgSnap, which carries the whole backend image in Snapshot.Data, does not
+// wait on that stream behind (or hold up) heartbeats and appends: as etcd's
+// snapshotSender, its own goroutine sends it as the one frame of a
+// POST /raft/snapshot (same headers), which the receiver answers with 204 once
+// the member took the message; the sender then reports the snapshot finished,
+// or failed and the peer unreachable.
 //
 // GET /members (same headers optional) returns the member list as JSON with the
 // cluster ID in X-Etcd-Cluster-ID, for a member joining an existing cluster.
 
 const (
-	streamPath  = "/raft/stream"
-	membersPath = "/members"
+	streamPath   = "/raft/stream"
+	snapshotPath = "/raft/snapshot"
+	membersPath  = "/members"
 	// peerQueueLen bounds the messages waiting for one peer; past it messages are
 	// dropped and raft is told the peer is unreachable, as etcd's rafthttp does.
 	peerQueueLen = 4096
@@ -107,6 +116,9 @@ type transport struct {
 	// report tells the member that a message to id was lost (called from writer
 	// goroutines; it must not block).
 	report func(id uint64, snapshot bool)
+	// snapshotSent tells the member that a snapshot reached peer id (it must
+	// not block).
+	snapshotSent func(id uint64)
 	// members lists the cluster for GET /members.
 	members func() []membership.Member
 
@@ -157,13 +169,20 @@ var errUnknownPeer = errors.New("server: unknown peer")
 // errQueueFull is returned by Send when the peer's queue is full.
 var errQueueFull = errors.New("server: peer queue full")
 
-// Send queues m for its destination without blocking.
+// Send queues m for its destination without blocking; a snapshot starts its
+// own sender.
 func (t *transport) Send(m *raftpb.Message) error {
 	t.mu.Lock()
 	p := t.peers[m.GetTo()]
+	if p != nil && m.GetType() == raftpb.MsgSnap && !t.closed {
+		t.wg.Go(func() { t.sendSnapshot(p, m) })
+	}
 	t.mu.Unlock()
 	if p == nil {
 		return errUnknownPeer
+	}
+	if m.GetType() == raftpb.MsgSnap {
+		return nil
 	}
 	select {
 	case p.q <- m:
@@ -347,52 +366,135 @@ func (t *transport) stream(p *peer, conn net.Conn) {
 			}
 		}
 		buf = buf[:0]
-		hasSnap := false
 		for _, m := range batch {
 			var err error
 			if buf, err = appendFrame(buf, m); err != nil {
 				t.log.Error("dropping unencodable message", "err", err)
 			}
-			hasSnap = hasSnap || m.GetType() == raftpb.MsgSnap
 		}
-		deadline := 5 * time.Second
-		if hasSnap {
-			deadline = 5*time.Second + time.Duration(len(buf)>>20)*time.Second
-		}
-		_ = conn.SetWriteDeadline(time.Now().Add(deadline))
+		_ = conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
 		_, err := cw.Write(buf)
 		if err == nil {
 			err = bw.Flush()
 		}
 		if err != nil {
 			t.log.Debug("peer stream broken", "peer", fmt.Sprintf("%x", p.id), "err", err)
-			for _, m := range batch {
-				t.report(p.id, m.GetType() == raftpb.MsgSnap)
+			for range batch {
+				t.report(p.id, false)
 			}
 			return
 		}
 		if cap(buf) > 4<<20 {
-			buf = nil // do not pin a snapshot's memory
+			buf = nil // do not pin a large batch's memory
 		}
 	}
 }
+
+// sendSnapshot POSTs a MsgSnap to p on its own connection and reports how it
+// went. It gives up when p is removed or the transport closes, or after 5 s
+// plus 1 s per MiB.
+func (t *transport) sendSnapshot(p *peer, m *raftpb.Message) {
+	frame, err := appendFrame(nil, m)
+	if err != nil {
+		t.log.Error("dropping unencodable snapshot", "err", err)
+		t.report(p.id, true)
+		return
+	}
+	urls := p.peerURLs()
+	if len(urls) == 0 {
+		t.report(p.id, true)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second+time.Duration(len(frame)>>20)*time.Second)
+	defer cancel()
+	go func() {
+		select {
+		case <-p.stopc:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	began := time.Now()
+	err = t.postSnapshot(ctx, urls[0], frame)
+	if err != nil {
+		t.log.Warn("sending snapshot failed", "peer", fmt.Sprintf("%x", p.id), "bytes", len(frame), "err", err)
+		t.report(p.id, true)
+		return
+	}
+	t.log.Info("sent snapshot", "peer", fmt.Sprintf("%x", p.id), "bytes", len(frame), "took", time.Since(began))
+	t.snapshotSent(p.id)
+}
+
+func (t *transport) postSnapshot(ctx context.Context, u string, frame []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u+snapshotPath, bytes.NewReader(frame))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("X-Server-From", fmt.Sprintf("%x", t.id))
+	req.Header.Set("X-Etcd-Cluster-ID", fmt.Sprintf("%x", t.clusterID))
+	req.Header.Set("Content-Type", "application/octet-stream")
+	resp, err := snapshotClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("peer answered %s: %s", resp.Status, bytes.TrimSpace(body))
+	}
+	return nil
+}
+
+// snapshotClient sends snapshots: a fresh connection each (no keep-alive), so a
+// proxy between members sees each as its own request.
+var snapshotClient = &http.Client{Transport: &http.Transport{
+	DialContext:       (&net.Dialer{Timeout: time.Second}).DialContext,
+	DisableKeepAlives: true,
+}}
 
 // Handler serves the peer protocol.
 func (t *transport) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+streamPath, t.serveStream)
+	mux.HandleFunc("POST "+snapshotPath, t.serveSnapshot)
 	mux.HandleFunc("GET "+membersPath, t.serveMembers)
 	return mux
 }
 
+// sameCluster refuses (412) a peer request from another cluster.
+func (t *transport) sameCluster(w http.ResponseWriter, r *http.Request) bool {
+	cid, err := strconv.ParseUint(r.Header.Get("X-Etcd-Cluster-ID"), 16, 64)
+	if err == nil && cid == t.clusterID {
+		return true
+	}
+	t.log.Warn("refusing peer request", "path", r.URL.Path, "from", r.Header.Get("X-Server-From"),
+		"cluster", r.Header.Get("X-Etcd-Cluster-ID"), "local-cluster", fmt.Sprintf("%x", t.clusterID), "reason", errClusterIDMismatch)
+	w.Header().Set("X-Etcd-Cluster-ID", fmt.Sprintf("%x", t.clusterID))
+	http.Error(w, errClusterIDMismatch.Error(), http.StatusPreconditionFailed)
+	return false
+}
+
+// serveSnapshot receives one MsgSnap and answers 204 once the member took it.
+func (t *transport) serveSnapshot(w http.ResponseWriter, r *http.Request) {
+	if !t.sameCluster(w, r) {
+		return
+	}
+	m, err := readFrame(r.Body, t.maxFrameBytes)
+	if err == nil && m.GetType() != raftpb.MsgSnap {
+		err = fmt.Errorf("got %s on the snapshot path", m.GetType())
+	}
+	if err != nil {
+		t.log.Warn("bad snapshot from peer", "from", r.Header.Get("X-Server-From"), "err", err)
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	t.recv(m)
+	w.WriteHeader(http.StatusNoContent)
+}
+
 func (t *transport) serveStream(w http.ResponseWriter, r *http.Request) {
 	from := r.Header.Get("X-Server-From")
-	cid, err := strconv.ParseUint(r.Header.Get("X-Etcd-Cluster-ID"), 16, 64)
-	if err != nil || cid != t.clusterID {
-		t.log.Warn("refusing peer stream", "from", from, "cluster", r.Header.Get("X-Etcd-Cluster-ID"),
-			"local-cluster", fmt.Sprintf("%x", t.clusterID), "reason", errClusterIDMismatch)
-		w.Header().Set("X-Etcd-Cluster-ID", fmt.Sprintf("%x", t.clusterID))
-		http.Error(w, errClusterIDMismatch.Error(), http.StatusPreconditionFailed)
+	if !t.sameCluster(w, r) {
 		return
 	}
 	br := bufio.NewReaderSize(r.Body, 64<<10)

@@ -4,13 +4,21 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/havoclab/havoc/store/membership"
 )
 
 func TestFrameRoundTrip(t *testing.T) {
@@ -74,4 +82,117 @@ func FuzzReadFrame(f *testing.F) {
 			require.True(t, proto.Equal(m, m2))
 		}
 	})
+}
+
+// throttled reads at most rate bytes a second (a slow link or follower).
+type throttled struct {
+	r    io.Reader
+	rate int
+}
+
+func (t throttled) Read(p []byte) (int, error) {
+	if len(p) > 32<<10 {
+		p = p[:32<<10]
+	}
+	n, err := t.r.Read(p)
+	time.Sleep(time.Duration(n) * time.Second / time.Duration(t.rate))
+	return n, err
+}
+
+// A snapshot to a slow follower goes on its own connection, as etcd's
+// snapshotSender: heartbeats sent after it arrive while it is still on its
+// way, and the member hears it was sent.
+func TestSnapshotDoesNotHoldUpHeartbeats(t *testing.T) {
+	type arrival struct {
+		typ raftpb.MessageType
+		at  time.Time
+	}
+	got := make(chan arrival, 1000)
+	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
+	recv := &transport{id: 2, clusterID: 7, log: discard, maxFrameBytes: 64 << 20,
+		recv: func(m *raftpb.Message) { got <- arrival{m.GetType(), time.Now()} }}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = io.NopCloser(throttled{r.Body, 1 << 20}) // 1 MiB/s per connection
+		recv.Handler().ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+
+	sent := make(chan uint64, 1)
+	lost := make(chan bool, 100)
+	send := &transport{id: 1, clusterID: 7, log: discard, maxFrameBytes: 64 << 20,
+		report:       func(_ uint64, snap bool) { lost <- snap },
+		snapshotSent: func(id uint64) { sent <- id }}
+	send.SetPeers([]membership.Member{{ID: 2, PeerURLs: []string{srv.URL}}})
+	defer send.Close()
+
+	msg := func(typ raftpb.MessageType) *raftpb.Message {
+		return &raftpb.Message{Type: typ.Enum(), From: new(uint64(1)), To: new(uint64(2)), Term: new(uint64(1))}
+	}
+	require.NoError(t, send.Send(msg(raftpb.MsgHeartbeat))) // the stream is up
+	first := <-got
+	require.Equal(t, raftpb.MsgHeartbeat, first.typ)
+
+	snap := msg(raftpb.MsgSnap)
+	snap.Snapshot = &raftpb.Snapshot{Data: bytes.Repeat([]byte{1}, 3<<20),
+		Metadata: &raftpb.SnapshotMetadata{Index: new(uint64(9)), Term: new(uint64(1))}}
+	began := time.Now()
+	require.NoError(t, send.Send(snap))
+	for range 20 {
+		time.Sleep(20 * time.Millisecond)
+		require.NoError(t, send.Send(msg(raftpb.MsgHeartbeat)))
+	}
+	heartbeats := 0
+	for {
+		a := <-got
+		if a.typ == raftpb.MsgSnap {
+			break
+		}
+		heartbeats++
+		if heartbeats == 1 {
+			assert.Less(t, a.at.Sub(began), time.Second, "first heartbeat after the snapshot")
+		}
+	}
+	assert.Equal(t, 20, heartbeats, "heartbeats that arrived before the snapshot")
+	assert.Greater(t, time.Since(began), 2*time.Second, "the snapshot took its time")
+	select {
+	case id := <-sent:
+		assert.EqualValues(t, 2, id)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the sender never reported the snapshot sent")
+	}
+	assert.Empty(t, lost)
+}
+
+// A follower that fell behind the leader's log catches up from a snapshot sent
+// on its own connection.
+func TestFollowerCatchesUpFromSnapshot(t *testing.T) {
+	var logs lockedWriter
+	logs.w = &bytes.Buffer{}
+	c := startClusterWith(t, 3, func(cfg *Config) {
+		cfg.SnapshotCount, cfg.SnapshotCatchUpEntries = 50, 10
+		cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	})
+	lead := c.waitLeader()
+	behind := (c.index(lead) + 1) % 3
+	require.NoError(t, c.members[behind].Close())
+	c.members[behind] = nil
+	cli := c.client()
+	ctx := ctxT(t)
+	value := string(bytes.Repeat([]byte("v"), 2048))
+	for i := range 200 {
+		_, err := cli.Put(ctx, fmt.Sprintf("k%03d", i), value)
+		require.NoError(t, err)
+	}
+	c.restart(behind)
+	select {
+	case <-c.members[behind].ReadyNotify():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the follower did not catch up")
+	}
+	r, err := c.client(behind).Get(ctx, "k", clientv3.WithPrefix(), clientv3.WithCountOnly(), clientv3.WithSerializable())
+	require.NoError(t, err)
+	assert.EqualValues(t, 200, r.Count)
+	logs.mu.Lock()
+	defer logs.mu.Unlock()
+	assert.Contains(t, logs.w.String(), "msg=\"sent snapshot\"")
 }

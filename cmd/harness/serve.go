@@ -88,6 +88,8 @@ func newServeCmd() *cobra.Command {
 	f.StringVar(&cfg.InitialClusterState, "initial-cluster-state", "new", "initial cluster state ('new' or 'existing')")
 	f.StringVar(&cfg.InitialClusterToken, "initial-cluster-token", "etcd-cluster", "initial cluster token (salts the member and cluster IDs)")
 	f.Uint64Var(&cfg.SnapshotCount, "snapshot-count", 10000, "number of committed transactions to trigger a snapshot")
+	f.Uint64Var(&cfg.SnapshotCatchUpEntries, "snapshot-catchup-entries", 5000,
+		"number of entries for a slow follower to catch up after compacting the raft storage entries")
 	f.UintVar(&heartbeatMs, "heartbeat-interval", 100, "time (in milliseconds) of a heartbeat interval")
 	f.UintVar(&electionMs, "election-timeout", 1000, "time (in milliseconds) for an election to timeout")
 	f.IntVar(&cfg.MaxRequestBytes, "max-request-bytes", 1572864, "maximum client request size in bytes the server will accept")
