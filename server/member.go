@@ -63,6 +63,8 @@ type Member struct {
 	leadMu      sync.Mutex
 	leadChanged chan struct{}
 	leadElected time.Time
+	// leaderWaits counts requests waiting for a leader (tests watch it).
+	leaderWaits atomic.Int64
 
 	tr        *transport
 	grpc      *grpc.Server
@@ -605,26 +607,37 @@ func (m *Member) do(ctx context.Context, req store.Request) (store.Response, err
 		case errors.Is(err, errLeaderChanged):
 			return r, rpctypes.ErrGRPCLeaderChanged
 		case errors.Is(err, store.ErrNoLeader) && (read || write):
-			select {
-			case <-changed:
-				if read {
-					return r, rpctypes.ErrGRPCLeaderChanged
-				}
+			m.leaderWaits.Add(1)
+			got := m.awaitLeader(ctx, changed, timer.C)
+			m.leaderWaits.Add(-1)
+			switch {
+			case got == nil && read:
+				return r, rpctypes.ErrGRPCLeaderChanged
+			case got == nil:
 				continue
-			case <-timer.C:
-				if read {
-					return r, store.ErrTimeout
-				}
+			case errors.Is(got, store.ErrTimeout) && write:
 				return r, context.DeadlineExceeded
-			case <-ctx.Done():
-				return r, ctx.Err()
-			case <-m.donec:
-				return r, store.ErrStopped
 			}
+			return r, got
 		case write && (errors.Is(err, store.ErrTimeout) || errors.Is(err, context.DeadlineExceeded)):
 			return r, m.timeoutErr(start)
 		}
 		return r, err
+	}
+}
+
+// awaitLeader waits until a new leader is seen (nil), the request times out
+// (store.ErrTimeout), the context ends or the member stops.
+func (m *Member) awaitLeader(ctx context.Context, changed <-chan struct{}, timeout <-chan time.Time) error {
+	select {
+	case <-changed:
+		return nil
+	case <-timeout:
+		return store.ErrTimeout
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-m.donec:
+		return store.ErrStopped
 	}
 }
 
