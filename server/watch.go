@@ -40,6 +40,9 @@ const watchSendBufLen = 128
 // catches up from history, as etcd's victims do), so a client that reads
 // slowly costs the member no memory and delays no other watcher, and loses no
 // event. When the RPC goroutine has sent what it took, it releases the stream.
+// The bound is soft by what one drain of the node brings: the responses of the
+// entries applied together when it fills, and after a release what the node
+// kept (at most mvcc's queue bound per watcher, or catch-up chunks).
 type watchStream struct {
 	m *Member
 
