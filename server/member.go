@@ -123,7 +123,7 @@ func Start(cfg Config) (*Member, error) {
 	scfg := store.Config{
 		Name: cfg.Name, InitialCluster: initial, Join: cfg.InitialClusterState == StateExisting,
 		ClientURLs: cfg.AdvertiseClientURLs, FS: vfs.OS(), WALDir: filepath.Join(memberDir, "wal"),
-		DBPath: filepath.Join(memberDir, "snap", "db"), DBInitialMmapSize: initialMmapSize,
+		DBPath: filepath.Join(memberDir, "snap", "db"), DBInitialMmapSize: initialMmapSize, StreamSnapshots: true,
 		Clock: wallClock{}, TickInterval: cfg.HeartbeatInterval,
 		ElectionTicks: int(cfg.ElectionTimeout / cfg.HeartbeatInterval), SnapshotCount: cfg.SnapshotCount,
 		CatchUpEntries:  cfg.SnapshotCatchUpEntries,
@@ -451,10 +451,23 @@ func membersEqual(a, b []membership.Member) bool {
 
 func (m *Member) dispatch(out store.Output) {
 	for _, msg := range out.Messages {
-		err := m.tr.Send(msg)
+		var img *mvcc.Snapshot // the image of a MsgSnap, streamed by the transport
+		send := m.tr.Send
+		if msg.GetType() == raftpb.MsgSnap {
+			for _, si := range out.Snapshots {
+				if si.Message == msg {
+					img = si.Image
+				}
+			}
+			send = func(msg *raftpb.Message) error { return m.tr.SendSnapshot(msg, img) }
+		}
+		err := send(msg)
 		if errors.Is(err, errUnknownPeer) {
 			m.publish() // a member added since the last refresh
-			err = m.tr.Send(msg)
+			err = send(msg)
+		}
+		if err != nil && img != nil {
+			_ = img.Close()
 		}
 		if err != nil {
 			m.node.ReportUnreachable(msg.GetTo())

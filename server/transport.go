@@ -18,9 +18,11 @@ import (
 	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/havoclab/havoc/store/membership"
+	"github.com/havoclab/havoc/store/mvcc"
 )
 
 // The peer protocol. Every connection a member opens to a peer is one HTTP/1.1
@@ -170,19 +172,16 @@ var errUnknownPeer = errors.New("server: unknown peer")
 var errQueueFull = errors.New("server: peer queue full")
 
 // Send queues m for its destination without blocking; a snapshot starts its
-// own sender.
+// own sender (SendSnapshot without an image).
 func (t *transport) Send(m *raftpb.Message) error {
+	if m.GetType() == raftpb.MsgSnap {
+		return t.SendSnapshot(m, nil)
+	}
 	t.mu.Lock()
 	p := t.peers[m.GetTo()]
-	if p != nil && m.GetType() == raftpb.MsgSnap && !t.closed {
-		t.wg.Go(func() { t.sendSnapshot(p, m) })
-	}
 	t.mu.Unlock()
 	if p == nil {
 		return errUnknownPeer
-	}
-	if m.GetType() == raftpb.MsgSnap {
-		return nil
 	}
 	select {
 	case p.q <- m:
@@ -390,22 +389,101 @@ func (t *transport) stream(p *peer, conn net.Conn) {
 	}
 }
 
+// SendSnapshot starts a goroutine that sends MsgSnap m to its destination; img,
+// when not nil, is the backend image that goes as m's Snapshot.Data, streamed
+// from the store (store.Config.StreamSnapshots), and is closed once sent or
+// failed. It fails, leaving img open, only for an unknown peer or a closed
+// transport.
+func (t *transport) SendSnapshot(m *raftpb.Message, img *mvcc.Snapshot) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := t.peers[m.GetTo()]
+	switch {
+	case p == nil:
+		return errUnknownPeer
+	case t.closed:
+		return errTransportClosed
+	}
+	t.wg.Go(func() { t.sendSnapshot(p, m, img) })
+	return nil
+}
+
+// errTransportClosed is returned by SendSnapshot after Close.
+var errTransportClosed = errors.New("server: transport closed")
+
+// snapshotFrame is the frame of MsgSnap m with img as its Snapshot.Data,
+// without holding the image in memory: the message's other fields, then the
+// snapshot field whose data bytes are streamed from img (protobuf allows the
+// fields in any order). It returns the frame's reader, its length, and a
+// function to call when done with the reader, which stops and waits for the
+// image writer.
+func snapshotFrame(m *raftpb.Message, img *mvcc.Snapshot) (io.Reader, int64, func(), error) {
+	rest := proto.Clone(m).(*raftpb.Message)
+	rest.Snapshot = nil
+	head, err := proto.Marshal(rest)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	meta, err := proto.Marshal(&raftpb.Snapshot{Metadata: m.GetSnapshot().GetMetadata()})
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	size := img.Size()
+	data := protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.BytesType), uint64(size)) // Snapshot.data
+	snapLen := int64(len(data)) + size + int64(len(meta))
+	field := protowire.AppendVarint(protowire.AppendTag(nil, 9, protowire.BytesType), uint64(snapLen)) // Message.snapshot
+	total := int64(len(head)+len(field)) + snapLen
+	prefix := binary.BigEndian.AppendUint64(nil, uint64(total))
+	prefix = append(append(append(prefix, head...), field...), data...)
+
+	pr, pw := io.Pipe()
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		n, err := img.WriteTo(pw)
+		if err == nil && n != size {
+			err = fmt.Errorf("server: snapshot image wrote %d bytes, expected %d", n, size)
+		}
+		pw.CloseWithError(err)
+	}()
+	done := func() {
+		pr.Close()
+		<-written
+	}
+	return io.MultiReader(bytes.NewReader(prefix), pr, bytes.NewReader(meta)), frameHeaderLen + total, done, nil
+}
+
 // sendSnapshot POSTs a MsgSnap to p on its own connection and reports how it
 // went. It gives up when p is removed or the transport closes, or after 5 s
 // plus 1 s per MiB.
-func (t *transport) sendSnapshot(p *peer, m *raftpb.Message) {
-	frame, err := appendFrame(nil, m)
-	if err != nil {
-		t.log.Error("dropping unencodable snapshot", "err", err)
-		t.report(p.id, true)
-		return
+func (t *transport) sendSnapshot(p *peer, m *raftpb.Message, img *mvcc.Snapshot) {
+	var body io.Reader
+	var size int64
+	if img != nil {
+		defer img.Close()
+		r, n, done, err := snapshotFrame(m, img)
+		if err != nil {
+			t.log.Error("dropping unencodable snapshot", "err", err)
+			t.report(p.id, true)
+			return
+		}
+		defer done()
+		body, size = r, n
+	} else {
+		frame, err := appendFrame(nil, m)
+		if err != nil {
+			t.log.Error("dropping unencodable snapshot", "err", err)
+			t.report(p.id, true)
+			return
+		}
+		body, size = bytes.NewReader(frame), int64(len(frame))
 	}
 	urls := p.peerURLs()
 	if len(urls) == 0 {
 		t.report(p.id, true)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second+time.Duration(len(frame)>>20)*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second+time.Duration(size>>20)*time.Second)
 	defer cancel()
 	go func() {
 		select {
@@ -415,21 +493,21 @@ func (t *transport) sendSnapshot(p *peer, m *raftpb.Message) {
 		}
 	}()
 	began := time.Now()
-	err = t.postSnapshot(ctx, urls[0], frame)
-	if err != nil {
-		t.log.Warn("sending snapshot failed", "peer", fmt.Sprintf("%x", p.id), "bytes", len(frame), "err", err)
+	if err := t.postSnapshot(ctx, urls[0], body, size); err != nil {
+		t.log.Warn("sending snapshot failed", "peer", fmt.Sprintf("%x", p.id), "bytes", size, "err", err)
 		t.report(p.id, true)
 		return
 	}
-	t.log.Info("sent snapshot", "peer", fmt.Sprintf("%x", p.id), "bytes", len(frame), "took", time.Since(began))
+	t.log.Info("sent snapshot", "peer", fmt.Sprintf("%x", p.id), "bytes", size, "took", time.Since(began))
 	t.snapshotSent(p.id)
 }
 
-func (t *transport) postSnapshot(ctx context.Context, u string, frame []byte) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u+snapshotPath, bytes.NewReader(frame))
+func (t *transport) postSnapshot(ctx context.Context, u string, body io.Reader, size int64) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u+snapshotPath, io.NopCloser(body))
 	if err != nil {
 		return err
 	}
+	req.ContentLength = size
 	req.Header.Set("X-Server-From", fmt.Sprintf("%x", t.id))
 	req.Header.Set("X-Etcd-Cluster-ID", fmt.Sprintf("%x", t.clusterID))
 	req.Header.Set("Content-Type", "application/octet-stream")

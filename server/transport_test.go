@@ -9,16 +9,19 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/havoclab/havoc/store/membership"
+	"github.com/havoclab/havoc/store/mvcc"
 )
 
 func TestFrameRoundTrip(t *testing.T) {
@@ -195,4 +198,37 @@ func TestFollowerCatchesUpFromSnapshot(t *testing.T) {
 	logs.mu.Lock()
 	defer logs.mu.Unlock()
 	assert.Contains(t, logs.w.String(), "msg=\"sent snapshot\"")
+}
+
+// snapshotFrame streams the image of a MsgSnap into the same message that the
+// in-memory frame carries, without the image in memory.
+func TestSnapshotFrameStreamsTheImage(t *testing.T) {
+	kv, err := mvcc.Open(filepath.Join(t.TempDir(), "db"), mvcc.Options{NoSync: true})
+	require.NoError(t, err)
+	defer kv.Close()
+	for i := range 100 {
+		_, err := kv.Put(&pb.PutRequest{Key: fmt.Appendf(nil, "k%d", i), Value: bytes.Repeat([]byte("v"), 1000)})
+		require.NoError(t, err)
+	}
+	img, err := kv.OpenSnapshot()
+	require.NoError(t, err)
+	defer img.Close()
+	var image bytes.Buffer
+	_, err = img.WriteTo(&image)
+	require.NoError(t, err)
+
+	m := &raftpb.Message{Type: raftpb.MsgSnap.Enum(), From: new(uint64(1)), To: new(uint64(2)), Term: new(uint64(3)),
+		Snapshot: &raftpb.Snapshot{Metadata: &raftpb.SnapshotMetadata{Index: new(uint64(9)), Term: new(uint64(2)),
+			ConfState: &raftpb.ConfState{Voters: []uint64{1, 2, 3}}}}}
+	r, size, done, err := snapshotFrame(m, img)
+	require.NoError(t, err)
+	frame, err := io.ReadAll(r)
+	done()
+	require.NoError(t, err)
+	assert.EqualValues(t, size, len(frame))
+	got, err := readFrame(bytes.NewReader(frame), 64<<20)
+	require.NoError(t, err)
+	want := proto.Clone(m).(*raftpb.Message)
+	want.Snapshot.Data = image.Bytes()
+	assert.True(t, proto.Equal(want, got))
 }

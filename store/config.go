@@ -62,6 +62,11 @@ type Config struct {
 	// CatchUpEntries is how many entries stay in the log after a snapshot for slow
 	// followers (5000 when zero).
 	CatchUpEntries uint64
+	// StreamSnapshots leaves the backend image out of an outgoing MsgSnap's
+	// Snapshot.Data: Output.Snapshots then carries the image opened, for the
+	// runtime to stream from another goroutine and Close, as etcd's snapshot
+	// sender does (the real server sets it; false: Data holds the image).
+	StreamSnapshots bool
 	// MaxRequestBytes bounds an encoded request (1.5 MiB when zero).
 	MaxRequestBytes int
 	// MaxTxnOps bounds the operations of one txn (128 when zero).

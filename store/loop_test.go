@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -44,14 +45,22 @@ type loop struct {
 	dupProps bool
 	// quota is Config.QuotaBackendBytes for members opened from now on.
 	quota int64
+	// streamSnaps is Config.StreamSnapshots for members opened from now on; the
+	// loop then fills each MsgSnap's Data from its image, as a runtime would,
+	// and counts the images in streamed.
+	streamSnaps bool
+	streamed    int
 }
 
-func newLoop(t testing.TB, size int, seed uint64, snapCount uint64) *loop {
+func newLoop(t testing.TB, size int, seed uint64, snapCount uint64, opts ...func(*loop)) *loop {
 	t.Helper()
 	l := &loop{
 		t: t, clock: &testClock{now: time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)}, dir: t.TempDir(),
 		nodes: map[uint64]*Node{}, disks: map[uint64]*vfs.Mem{}, names: map[uint64]string{},
 		cut: map[[2]uint64]bool{}, resps: map[uint64]Response{}, events: map[uint64][]string{}, snapCnt: snapCount,
+	}
+	for _, o := range opts {
+		o(l)
 	}
 	l.release = detrand.Acquire(seed)
 	t.Cleanup(l.close)
@@ -102,7 +111,7 @@ func (l *loop) config(id uint64, join bool) Config {
 		Name: l.names[id], ID: id, InitialCluster: l.initial, ClusterID: l.clusterID, Join: join,
 		FS: l.disks[id], WALDir: "wal", DBPath: filepath.Join(l.dir, fmt.Sprintf("%x.db", id)), DBNoSync: true,
 		Clock: l.clock, SnapshotCount: l.snapCnt, CatchUpEntries: 5, ClientURLs: []string{"http://" + l.names[id]},
-		QuotaBackendBytes: l.quota,
+		QuotaBackendBytes: l.quota, StreamSnapshots: l.streamSnaps,
 	}
 }
 
@@ -147,6 +156,15 @@ func (l *loop) drain() {
 	for _, id := range l.ids() {
 		out := l.nodes[id].Drain()
 		require.NoError(l.t, out.Err)
+		for _, si := range out.Snapshots {
+			require.Empty(l.t, si.Message.GetSnapshot().GetData(), "a streamed snapshot's message has no image")
+			var buf bytes.Buffer
+			_, err := si.Image.WriteTo(&buf)
+			require.NoError(l.t, err)
+			require.NoError(l.t, si.Image.Close())
+			si.Message.Snapshot.Data = buf.Bytes()
+			l.streamed++
+		}
 		l.queue = append(l.queue, out.Messages...)
 		for _, r := range out.Responses {
 			l.resps[r.Token] = r

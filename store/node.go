@@ -29,9 +29,18 @@ type Output struct {
 	Messages  []*raftpb.Message
 	Responses []Response
 	Watch     []mvcc.WatchEvent
+	// Snapshots has, with Config.StreamSnapshots, the backend image of each
+	// MsgSnap in Messages; the runtime must Close every one.
+	Snapshots []SnapshotImage
 	// Err is set once the member has halted (e.g. its log disk is full); it then
 	// ignores every input and the runtime should stop it and report Err.
 	Err error
+}
+
+// SnapshotImage is the backend image of an outgoing MsgSnap (Config.StreamSnapshots).
+type SnapshotImage struct {
+	Message *raftpb.Message
+	Image   *mvcc.Snapshot
 }
 
 // Node is one member's deterministic core. It owns a raft.RawNode, the write-ahead

@@ -92,7 +92,15 @@ func TestLeaderLossAndRestartFromDisk(t *testing.T) {
 }
 
 func TestSnapshotCatchUp(t *testing.T) {
-	l := newLoop(t, 3, 5, 20)
+	for _, stream := range []bool{false, true} {
+		t.Run(fmt.Sprintf("stream=%v", stream), func(t *testing.T) { testSnapshotCatchUp(t, stream) })
+	}
+}
+
+// testSnapshotCatchUp: with stream, the leader hands each snapshot's image to
+// the runtime opened (Output.Snapshots) instead of copying it into the message.
+func testSnapshotCatchUp(t *testing.T, stream bool) {
+	l := newLoop(t, 3, 5, 20, func(l *loop) { l.streamSnaps = stream })
 	lead := l.waitLeader()
 	lag := l.followers(lead)[0]
 	l.isolate(lag, true)
@@ -104,6 +112,9 @@ func TestSnapshotCatchUp(t *testing.T) {
 	l.tick(30)
 	st := l.nodes[lag].Status()
 	require.Greater(t, st.SnapshotIndex, uint64(50), "the follower must have caught up from a snapshot")
+	if stream {
+		require.Positive(t, l.streamed, "snapshot images handed to the runtime")
+	}
 	l.requireConverged()
 	// And it restarts from that snapshot.
 	l.crash(lag)

@@ -21,8 +21,20 @@ import (
 // configuration, and raft refuses a snapshot that does not name its recipient.
 
 // attachSnapshot fills an outgoing MsgSnap with the current backend image and
-// the metadata of that image.
+// the metadata of that image (with StreamSnapshots: opens the image for the
+// runtime to stream).
 func (n *Node) attachSnapshot(m *raftpb.Message) {
+	if n.cfg.StreamSnapshots {
+		img, err := n.kv.OpenSnapshot()
+		if err != nil {
+			n.halt(fmt.Errorf("store: snapshot backend for %x: %w", m.GetTo(), err))
+			return
+		}
+		m.Snapshot = &raftpb.Snapshot{Metadata: n.imageMetadata(m.GetSnapshot().GetMetadata())}
+		n.out.Snapshots = append(n.out.Snapshots, SnapshotImage{Message: m, Image: img})
+		n.snapSent[m.GetTo()] = n.ticks
+		return
+	}
 	var buf bytes.Buffer
 	if _, err := n.kv.WriteSnapshot(&buf); err != nil {
 		n.halt(fmt.Errorf("store: snapshot backend for %x: %w", m.GetTo(), err))
