@@ -156,10 +156,15 @@ func Start(cfg Config) (*Member, error) {
 		id: m.id, clusterID: m.clusterID, log: m.log, maxFrameBytes: maxFrame,
 		recv:   m.deliver,
 		report: m.reportLost,
-		snapshotSent: func(id uint64) {
+		snapshotDone: func(id uint64, ok bool) {
 			select {
-			case m.inbox <- func() { m.node.ReportSnapshot(id, true) }:
-			default: // raft also learns it from the follower's answer
+			case m.inbox <- func() {
+				if !ok {
+					m.node.ReportUnreachable(id)
+				}
+				m.node.ReportSnapshot(id, ok)
+			}:
+			case <-m.stopc:
 			}
 		},
 		members: m.Members,

@@ -44,8 +44,8 @@ import (
 // wait on that stream behind (or hold up) heartbeats and appends: as etcd's
 // snapshotSender, its own goroutine sends it as the one frame of a
 // POST /raft/snapshot (same headers), which the receiver answers with 204 once
-// the member took the message; the sender then reports the snapshot finished,
-// or failed and the peer unreachable.
+// the member took the message; the sender then reports the snapshot finished
+// or failed (raft sends nothing else to the follower until it hears).
 //
 // GET /members (same headers optional) returns the member list as JSON with the
 // cluster ID in X-Etcd-Cluster-ID, for a member joining an existing cluster.
@@ -118,9 +118,9 @@ type transport struct {
 	// report tells the member that a message to id was lost (called from writer
 	// goroutines; it must not block).
 	report func(id uint64, snapshot bool)
-	// snapshotSent tells the member that a snapshot reached peer id (it must
-	// not block).
-	snapshotSent func(id uint64)
+	// snapshotDone tells the member whether a snapshot reached peer id (raft
+	// waits for it; it may block until the member stops).
+	snapshotDone func(id uint64, ok bool)
 	// members lists the cluster for GET /members.
 	members func() []membership.Member
 
@@ -464,7 +464,7 @@ func (t *transport) sendSnapshot(p *peer, m *raftpb.Message, img *mvcc.Snapshot)
 		r, n, done, err := snapshotFrame(m, img)
 		if err != nil {
 			t.log.Error("dropping unencodable snapshot", "err", err)
-			t.report(p.id, true)
+			t.snapshotDone(p.id, false)
 			return
 		}
 		defer done()
@@ -473,14 +473,14 @@ func (t *transport) sendSnapshot(p *peer, m *raftpb.Message, img *mvcc.Snapshot)
 		frame, err := appendFrame(nil, m)
 		if err != nil {
 			t.log.Error("dropping unencodable snapshot", "err", err)
-			t.report(p.id, true)
+			t.snapshotDone(p.id, false)
 			return
 		}
 		body, size = bytes.NewReader(frame), int64(len(frame))
 	}
 	urls := p.peerURLs()
 	if len(urls) == 0 {
-		t.report(p.id, true)
+		t.snapshotDone(p.id, false)
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second+time.Duration(size>>20)*time.Second)
@@ -495,11 +495,11 @@ func (t *transport) sendSnapshot(p *peer, m *raftpb.Message, img *mvcc.Snapshot)
 	began := time.Now()
 	if err := t.postSnapshot(ctx, urls[0], body, size); err != nil {
 		t.log.Warn("sending snapshot failed", "peer", fmt.Sprintf("%x", p.id), "bytes", size, "err", err)
-		t.report(p.id, true)
+		t.snapshotDone(p.id, false)
 		return
 	}
 	t.log.Info("sent snapshot", "peer", fmt.Sprintf("%x", p.id), "bytes", size, "took", time.Since(began))
-	t.snapshotSent(p.id)
+	t.snapshotDone(p.id, true)
 }
 
 func (t *transport) postSnapshot(ctx context.Context, u string, body io.Reader, size int64) error {

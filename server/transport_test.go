@@ -123,8 +123,14 @@ func TestSnapshotDoesNotHoldUpHeartbeats(t *testing.T) {
 	sent := make(chan uint64, 1)
 	lost := make(chan bool, 100)
 	send := &transport{id: 1, clusterID: 7, log: discard, maxFrameBytes: 64 << 20,
-		report:       func(_ uint64, snap bool) { lost <- snap },
-		snapshotSent: func(id uint64) { sent <- id }}
+		report: func(_ uint64, snap bool) { lost <- snap },
+		snapshotDone: func(id uint64, ok bool) {
+			if ok {
+				sent <- id
+			} else {
+				lost <- true
+			}
+		}}
 	send.SetPeers([]membership.Member{{ID: 2, PeerURLs: []string{srv.URL}}})
 	defer send.Close()
 

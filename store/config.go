@@ -64,8 +64,10 @@ type Config struct {
 	CatchUpEntries uint64
 	// StreamSnapshots leaves the backend image out of an outgoing MsgSnap's
 	// Snapshot.Data: Output.Snapshots then carries the image opened, for the
-	// runtime to stream from another goroutine and Close, as etcd's snapshot
-	// sender does (the real server sets it; false: Data holds the image).
+	// runtime to stream from another goroutine, Close, and report with
+	// ReportSnapshot, as etcd's snapshot sender does (the real server sets it;
+	// false: Data holds the image and a lost one is retried after two election
+	// timeouts).
 	StreamSnapshots bool
 	// MaxRequestBytes bounds an encoded request (1.5 MiB when zero).
 	MaxRequestBytes int

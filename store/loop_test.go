@@ -50,6 +50,9 @@ type loop struct {
 	// and counts the images in streamed.
 	streamSnaps bool
 	streamed    int
+	// reportSnap has the streamed MsgSnaps, whose sender deliver tells how the
+	// send went (ReportSnapshot), as the runtime does.
+	reportSnap map[*raftpb.Message]bool
 }
 
 func newLoop(t testing.TB, size int, seed uint64, snapCount uint64, opts ...func(*loop)) *loop {
@@ -164,6 +167,10 @@ func (l *loop) drain() {
 			require.NoError(l.t, si.Image.Close())
 			si.Message.Snapshot.Data = buf.Bytes()
 			l.streamed++
+			if l.reportSnap == nil {
+				l.reportSnap = map[*raftpb.Message]bool{}
+			}
+			l.reportSnap[si.Message] = true
 		}
 		l.queue = append(l.queue, out.Messages...)
 		for _, r := range out.Responses {
@@ -189,7 +196,14 @@ func (l *loop) deliver() {
 		for _, m := range q {
 			to, from := m.GetTo(), m.GetFrom()
 			n, ok := l.nodes[to]
-			if !ok || l.cut[[2]uint64{from, to}] {
+			delivered := ok && !l.cut[[2]uint64{from, to}]
+			if l.reportSnap[m] {
+				delete(l.reportSnap, m)
+				if sender, ok := l.nodes[from]; ok {
+					sender.ReportSnapshot(to, delivered)
+				}
+			}
+			if !delivered {
 				continue
 			}
 			if l.dupProps && m.GetType() == raftpb.MsgProp {

@@ -22,7 +22,7 @@ import (
 
 // attachSnapshot fills an outgoing MsgSnap with the current backend image and
 // the metadata of that image (with StreamSnapshots: opens the image for the
-// runtime to stream).
+// runtime to stream, and to report with ReportSnapshot).
 func (n *Node) attachSnapshot(m *raftpb.Message) {
 	if n.cfg.StreamSnapshots {
 		img, err := n.kv.OpenSnapshot()
@@ -32,8 +32,7 @@ func (n *Node) attachSnapshot(m *raftpb.Message) {
 		}
 		m.Snapshot = &raftpb.Snapshot{Metadata: n.imageMetadata(m.GetSnapshot().GetMetadata())}
 		n.out.Snapshots = append(n.out.Snapshots, SnapshotImage{Message: m, Image: img})
-		n.snapSent[m.GetTo()] = n.ticks
-		return
+		return // the runtime reports how the send went (no retry timer)
 	}
 	var buf bytes.Buffer
 	if _, err := n.kv.WriteSnapshot(&buf); err != nil {
@@ -68,7 +67,8 @@ func (n *Node) imageMetadata(marker *raftpb.SnapshotMetadata) *raftpb.SnapshotMe
 
 // retrySnapshots reports a snapshot as failed when its follower is still waiting
 // for it after two election timeouts (the message was lost), so that raft sends
-// another.
+// another. Streamed snapshots (StreamSnapshots) are not timed: a large image may
+// take longer, and the runtime reports each one's outcome.
 func (n *Node) retrySnapshots() {
 	if len(n.snapSent) == 0 {
 		return
