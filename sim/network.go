@@ -103,8 +103,10 @@ func (s NetStats) DroppedTotal() int64 {
 type link struct {
 	from, to *Host
 	cfg      LinkConfig
-	custom   bool // cfg set by SetLink; else the network default applies
-	cut      bool
+	custom   bool   // cfg set by SetLink; else the network default applies
+	cut      bool   // cutSet || cutRefs > 0
+	cutSet   bool   // cut by Partition/Isolate, until Repair or Heal
+	cutRefs  int    // owned cuts (Cut) not yet released
 	cutGen   uint64 // bumped on every cut: messages sent before a cut die
 	held     bool
 	heldQ    []event
@@ -121,6 +123,9 @@ type Network struct {
 	def   LinkConfig
 	links [][]*link // [from.idx][to.idx], allocated lazily
 	stats NetStats
+	// healGen is bumped by Heal: a release of a Cut made before it does
+	// nothing (Heal already released it).
+	healGen uint64
 }
 
 func newNetwork(w *World) *Network {
@@ -241,10 +246,74 @@ func (n *Network) setCut(a, b []string, cut, both bool) {
 }
 
 func (n *Network) cutLink(l *link, cut bool) {
+	l.cutSet = cut
+	l.update()
+}
+
+// update recomputes whether l is cut from its causes.
+func (l *link) update() {
+	cut := l.cutSet || l.cutRefs > 0
 	if cut && !l.cut {
 		l.cutGen++
 	}
 	l.cut = cut
+}
+
+// Cut is Partition (both) or PartitionOneWay owned by one cause: it returns
+// the function that releases this cut only. A direction stays cut while any
+// cause holds it (Partition, Isolate or another Cut), so overlapping faults
+// each heal only what they broke. Heal releases every cut; a release after it
+// does nothing. Calling the release twice is the same as once.
+func (n *Network) Cut(from, to []string, both bool) (release func()) {
+	n.tracef("cut %s -> %s both=%v", strings.Join(from, ","), strings.Join(to, ","), both)
+	var ls []*link
+	for _, x := range from {
+		hx := n.host(x)
+		for _, y := range to {
+			hy := n.host(y)
+			if hx == hy {
+				continue
+			}
+			ls = append(ls, n.link(hx, hy))
+			if both {
+				ls = append(ls, n.link(hy, hx))
+			}
+		}
+	}
+	for _, l := range ls {
+		l.cutRefs++
+		l.update()
+	}
+	gen, done := n.healGen, false
+	return func() {
+		if done || gen != n.healGen {
+			return
+		}
+		done = true
+		n.tracef("uncut %s -> %s both=%v", strings.Join(from, ","), strings.Join(to, ","), both)
+		for _, l := range ls {
+			l.cutRefs--
+			l.update()
+		}
+	}
+}
+
+// Cuts returns how many causes hold the direction from → to cut (Partition
+// and Isolate count as one).
+func (n *Network) Cuts(from, to string) int {
+	l := n.link(n.host(from), n.host(to))
+	c := l.cutRefs
+	if l.cutSet {
+		c++
+	}
+	return c
+}
+
+// ResetLink makes the direction from → to follow the default config again
+// (undoes SetLink).
+func (n *Network) ResetLink(from, to string) {
+	n.link(n.host(from), n.host(to)).custom = false
+	n.tracef("link %s->%s default", from, to)
 }
 
 // Hold queues every message arriving on from → to (including those already
@@ -274,6 +343,7 @@ func (n *Network) release(l *link) {
 // resets every link to the default config.
 func (n *Network) Heal() {
 	n.tracef("heal")
+	n.healGen++
 	// Iterate in host order (AddHost order), so released messages queue
 	// deterministically.
 	for _, row := range n.links {
@@ -281,7 +351,7 @@ func (n *Network) Heal() {
 			if l == nil {
 				continue
 			}
-			l.cut = false
+			l.cut, l.cutSet, l.cutRefs = false, false, 0
 			l.custom = false
 			if l.held {
 				n.release(l)

@@ -238,3 +238,51 @@ func TestLinkConfig(t *testing.T) {
 	assert.Equal(t, "partition", DropPartition.String())
 	assert.Equal(t, "DropReason(99)", DropReason(99).String())
 }
+
+// TestOwnedCutsOverlap: two causes cut the same direction; releasing one
+// leaves it cut, releasing both heals it, and a Partition's repair does not
+// heal a cut another cause still holds.
+func TestOwnedCutsOverlap(t *testing.T) {
+	w, procs := netWorld(t, 5, "a", "b", "c")
+	n := w.Net()
+	delivered := func(from, to string, payload int) bool {
+		before := len(procs[to].payloads())
+		w.Host(from).Send(to, payload)
+		require.NoError(t, w.RunFor(100*time.Millisecond))
+		return len(procs[to].payloads()) > before
+	}
+	r1 := n.Cut([]string{"a"}, []string{"b", "c"}, true)
+	r2 := n.Cut([]string{"a"}, []string{"b"}, false)
+	assert.Equal(t, 2, n.Cuts("a", "b"))
+	assert.Equal(t, 1, n.Cuts("b", "a"))
+	assert.False(t, delivered("a", "b", 1))
+	r1()
+	r1() // a second release is a no-op
+	assert.False(t, delivered("a", "b", 2), "r2 still holds a->b")
+	assert.True(t, delivered("b", "a", 3))
+	assert.True(t, delivered("a", "c", 4))
+	n.Partition([]string{"a"}, []string{"b"})
+	n.Repair([]string{"a"}, []string{"b"})
+	assert.False(t, delivered("a", "b", 5), "Repair must not heal r2's cut")
+	r2()
+	assert.True(t, delivered("a", "b", 6))
+
+	r3 := n.Cut([]string{"c"}, []string{"a"}, true)
+	n.Heal()
+	assert.Equal(t, 0, n.Cuts("c", "a"))
+	r4 := n.Cut([]string{"c"}, []string{"a"}, false)
+	r3() // released by Heal already: must not release r4's cut
+	assert.Equal(t, 1, n.Cuts("c", "a"))
+	assert.False(t, delivered("c", "a", 7))
+	r4()
+	assert.True(t, delivered("c", "a", 8))
+}
+
+func TestResetLink(t *testing.T) {
+	w, _ := netWorld(t, 5, "a", "b")
+	n := w.Net()
+	n.SetLink("a", "b", LinkConfig{Loss: 1})
+	assert.Equal(t, 1.0, n.Link("a", "b").Loss)
+	n.ResetLink("a", "b")
+	assert.Equal(t, n.Default(), n.Link("a", "b"))
+}
