@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -70,6 +71,42 @@ func Unsupported(inj Injector) []Kind {
 	return nil
 }
 
+// Scoped is an Injector whose network faults can be undone one at a time:
+// each verb returns the function that heals only what that call broke (a link
+// stays cut while any fault holds it; degradations combine while they
+// overlap). Apply uses it when the Injector offers it; otherwise the end of a
+// network fault heals the whole network (HealNetwork), and overlapping network
+// faults end together.
+type Scoped interface {
+	CutLinks(from, to []string, both bool) (heal func() error, err error)
+	DegradeLinksScoped(l Links) (heal func() error, err error)
+}
+
+// Clocked is an Injector with a clock of its own (the simulator's virtual
+// time): Apply uses it for faults that unfold over time (members of a power
+// loss restarting one by one, a partition that lasts until a snapshot).
+type Clocked interface {
+	// AfterFunc calls fn once d has passed.
+	AfterFunc(d time.Duration, fn func())
+	// Notef records a note about a fault in the run's trace.
+	Notef(format string, args ...any)
+}
+
+// SnapshotProbe is an Injector that can tell whether a member cut off from the
+// leader can only be caught up by a snapshot (the leader has compacted its log
+// past the member's position). partition-until-snapshot needs it.
+type SnapshotProbe interface {
+	NeedsSnapshot(member string) bool
+}
+
+// SnapshotWaitMax bounds how long partition-until-snapshot keeps its follower
+// cut off past the window's end, waiting for the leader to compact its log;
+// then it heals and notes that no snapshot was forced.
+const SnapshotWaitMax = 20 * time.Second
+
+// snapshotPoll is how often partition-until-snapshot checks the leader's log.
+const snapshotPoll = 100 * time.Millisecond
+
 // Apply starts fault f and returns the function that ends it and a description of
 // what was done (with the leader resolved).
 func Apply(inj Injector, f Fault) (heal func() error, desc string, err error) {
@@ -96,13 +133,25 @@ func Apply(inj Injector, f Fault) (heal func() error, desc string, err error) {
 		}
 		return ms[0]
 	}
+	sc, scoped := inj.(Scoped)
+	cut := func(a, b []string, both bool) (func() error, error) {
+		if scoped {
+			return sc.CutLinks(a, b, both)
+		}
+		if both {
+			return inj.HealNetwork, inj.Partition(a, b)
+		}
+		return inj.HealNetwork, inj.PartitionOneWay(a, b)
+	}
 	switch f.Kind {
 	case IsolateLeader:
 		l := leaderOr0()
-		return inj.HealNetwork, fmt.Sprintf("isolate leader %s", l), inj.Partition([]string{l}, rest([]string{l}))
+		heal, err := cut([]string{l}, rest([]string{l}), true)
+		return heal, fmt.Sprintf("isolate leader %s", l), err
 	case PartitionMinority:
 		side := pick(f.Members)
-		return inj.HealNetwork, fmt.Sprintf("partition %v | %v", side, rest(side)), inj.Partition(side, rest(side))
+		heal, err := cut(side, rest(side), true)
+		return heal, fmt.Sprintf("partition %v | %v", side, rest(side)), err
 	case PartitionMajority:
 		// The leader and just under half of the others on one side: the leader is
 		// cut off from the majority that must elect a new leader.
@@ -116,7 +165,8 @@ func Apply(inj Injector, f Fault) (heal func() error, desc string, err error) {
 				side = append(side, m)
 			}
 		}
-		return inj.HealNetwork, fmt.Sprintf("split %v | %v", side, rest(side)), inj.Partition(side, rest(side))
+		heal, err := cut(side, rest(side), true)
+		return heal, fmt.Sprintf("split %v | %v", side, rest(side)), err
 	case Bridge:
 		if len(f.Members) < 2 || len(ms) < 3 {
 			return nil, "", fmt.Errorf("chaos: bridge needs 3 members and a side: %v", f)
@@ -124,10 +174,12 @@ func Apply(inj Injector, f Fault) (heal func() error, desc string, err error) {
 		bridge := ms[f.Members[0]%len(ms)]
 		a := pick(f.Members[1:])
 		b := rest(append(slices.Clone(a), bridge))
-		return inj.HealNetwork, fmt.Sprintf("bridge %s between %v and %v", bridge, a, b), inj.Partition(a, b)
+		heal, err := cut(a, b, true)
+		return heal, fmt.Sprintf("bridge %s between %v and %v", bridge, a, b), err
 	case OneWay:
 		from := pick(f.Members)
-		return inj.HealNetwork, fmt.Sprintf("drop %v -> %v", from, rest(from)), inj.PartitionOneWay(from, rest(from))
+		heal, err := cut(from, rest(from), false)
+		return heal, fmt.Sprintf("drop %v -> %v", from, rest(from)), err
 	case Loss, Delay, Duplicate, Reorder:
 		l := Links{}
 		switch f.Kind {
@@ -140,17 +192,129 @@ func Apply(inj Injector, f Fault) (heal func() error, desc string, err error) {
 		case Reorder:
 			l.Reorder, l.LatencyMax = f.Rate, f.Latency
 		}
-		return inj.HealNetwork, fmt.Sprintf("%s %s", f.Kind, l), inj.DegradeLinks(l)
-	case Crash:
-		m := pick(f.Members)[0]
-		return func() error { return inj.Restart(m) }, fmt.Sprintf("crash %s (torn=%v)", m, f.Torn), inj.Crash(m, f.Torn)
-	case Pause:
-		m := pick(f.Members)[0]
-		return func() error { return inj.Resume(m) }, fmt.Sprintf("pause %s", m), inj.Pause(m)
+		desc := fmt.Sprintf("%s %s", f.Kind, l)
+		if scoped {
+			heal, err := sc.DegradeLinksScoped(l)
+			return heal, desc, err
+		}
+		return inj.HealNetwork, desc, inj.DegradeLinks(l)
+	case Crash, KillLeader:
+		var m string
+		if f.Kind == KillLeader {
+			m = leaderOr0()
+		} else {
+			m = pick(f.Members)[0]
+		}
+		return func() error { return inj.Restart(m) }, fmt.Sprintf("%s %s (torn=%v)", f.Kind, m, f.Torn), inj.Crash(m, f.Torn)
+	case PowerLoss:
+		return applyPowerLoss(inj, f, pick(f.Members))
+	case Pause, PauseLeader:
+		var m string
+		if f.Kind == PauseLeader {
+			m = leaderOr0()
+		} else {
+			m = pick(f.Members)[0]
+		}
+		return func() error { return inj.Resume(m) }, fmt.Sprintf("%s %s", f.Kind, m), inj.Pause(m)
 	case ClockSkew:
 		m := pick(f.Members)[0]
 		return func() error { return inj.SetClock(m, 0, 0) },
 			fmt.Sprintf("clock %s offset %s drift %dppm", m, seconds(f.Latency), f.DriftPPM), inj.SetClock(m, f.Latency, f.DriftPPM)
+	case ClockJump:
+		m := pick(f.Members)[0]
+		return func() error { return inj.SetClock(m, 0, 0) },
+			fmt.Sprintf("clock %s jumps %s", m, seconds(f.Latency)), inj.SetClock(m, f.Latency, 0)
+	case PartitionUntilSnapshot:
+		return applyUntilSnapshot(inj, f, ms, leaderOr0(), cut, rest)
 	}
 	return nil, "", fmt.Errorf("%w %q", ErrUnknownKind, f.Kind)
+}
+
+// applyPowerLoss crashes every member of ms at once; its heal restarts them
+// together, or (with a Clocked injector and f.Latency > 0) one by one.
+func applyPowerLoss(inj Injector, f Fault, ms []string) (func() error, string, error) {
+	var errs []error
+	for _, m := range ms {
+		errs = append(errs, inj.Crash(m, f.Torn))
+	}
+	desc := fmt.Sprintf("power loss %v (torn=%v", ms, f.Torn)
+	clk, clocked := inj.(Clocked)
+	if f.Latency > 0 && clocked {
+		desc += fmt.Sprintf(", restart %s apart)", seconds(f.Latency))
+	} else {
+		desc += ", restart together)"
+	}
+	heal := func() error {
+		if f.Latency <= 0 || !clocked {
+			var errs []error
+			for _, m := range ms {
+				errs = append(errs, inj.Restart(m))
+			}
+			return errors.Join(errs...)
+		}
+		for i, m := range ms {
+			if i == 0 {
+				if err := inj.Restart(m); err != nil {
+					return err
+				}
+				continue
+			}
+			clk.AfterFunc(time.Duration(i)*f.Latency, func() {
+				if err := inj.Restart(m); err != nil {
+					clk.Notef("power loss: restart %s: %v", m, err)
+				}
+			})
+		}
+		return nil
+	}
+	return heal, desc, errors.Join(errs...)
+}
+
+// applyUntilSnapshot cuts a follower (f.Members[0], or the next member if that
+// one leads) off from the others. Its heal does not heal at once: it polls
+// until the leader's log is compacted past the follower's position and only
+// then restores the links, so the leader must send a snapshot; after
+// SnapshotWaitMax it heals anyway and notes that no compaction came.
+func applyUntilSnapshot(inj Injector, f Fault, ms []string, leader string,
+	cut func(a, b []string, both bool) (func() error, error), rest func([]string) []string) (func() error, string, error) {
+	clk, clocked := inj.(Clocked)
+	probe, probed := inj.(SnapshotProbe)
+	if !clocked || !probed || len(ms) < 2 {
+		return nil, "", fmt.Errorf("%w: %s", ErrUnsupported, f.Kind)
+	}
+	i := 0
+	if len(f.Members) > 0 {
+		i = f.Members[0] % len(ms)
+	}
+	if ms[i] == leader {
+		i = (i + 1) % len(ms)
+	}
+	m := ms[i]
+	undo, err := cut([]string{m}, rest([]string{m}), true)
+	desc := fmt.Sprintf("partition %s until the leader's log is compacted past it", m)
+	if err != nil {
+		return nil, desc, err
+	}
+	heal := func() error {
+		var waited time.Duration
+		var poll func()
+		poll = func() {
+			switch {
+			case probe.NeedsSnapshot(m):
+				clk.Notef("%s: the leader compacted past %s after %s more; healing (a snapshot must follow)", f.Kind, m, seconds(waited))
+			case waited >= SnapshotWaitMax:
+				clk.Notef("%s: no compaction past %s within %s; healing without forcing a snapshot", f.Kind, m, seconds(waited))
+			default:
+				waited += snapshotPoll
+				clk.AfterFunc(snapshotPoll, poll)
+				return
+			}
+			if err := undo(); err != nil {
+				clk.Notef("%s: heal %s: %v", f.Kind, m, err)
+			}
+		}
+		poll()
+		return nil
+	}
+	return heal, desc, nil
 }

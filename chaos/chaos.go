@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,10 +28,44 @@ const (
 	Crash             Kind = "crash"              // kill -9 (losing unsynced writes), restart when the fault ends
 	Pause             Kind = "pause"              // SIGSTOP, SIGCONT when the fault ends
 	ClockSkew         Kind = "clock-skew"         // a member's clock jumps by an offset and drifts
+	// KillLeader crashes whichever member leads when the fault starts (kill -9,
+	// losing unsynced writes, torn if asked) and restarts it at the end.
+	KillLeader Kind = "kill-leader"
+	// PowerLoss crashes several members (a majority, or all) at the same
+	// instant, each losing its unsynced writes (torn if asked); at the end they
+	// restart together, or one by one Latency apart.
+	PowerLoss Kind = "power-loss"
+	// PartitionUntilSnapshot cuts a follower off from every other member and
+	// keeps it cut, past the window's end, until the leader has compacted its
+	// log past the follower's position, so that healing makes the leader send
+	// it a snapshot (or gives up, with a note, after a bound).
+	PartitionUntilSnapshot Kind = "partition-until-snapshot"
+	// PauseLeader freezes the leader past the election timeout; it resumes as
+	// a stale leader that has missed an election.
+	PauseLeader Kind = "pause-leader"
+	// ClockJump steps a member's clock forward or back by Latency (no drift)
+	// and steps it back at the end.
+	ClockJump Kind = "clock-jump"
 )
 
 // AllKinds lists every fault kind in a fixed order.
-var AllKinds = []Kind{IsolateLeader, PartitionMinority, PartitionMajority, Bridge, OneWay, Loss, Delay, Duplicate, Reorder, Crash, Pause, ClockSkew}
+var AllKinds = []Kind{IsolateLeader, PartitionMinority, PartitionMajority, Bridge, OneWay, Loss, Delay, Duplicate, Reorder, Crash, Pause, ClockSkew,
+	KillLeader, PowerLoss, PartitionUntilSnapshot, PauseLeader, ClockJump}
+
+// Network reports whether k breaks links (partitions and degradations) rather
+// than members (crashes, pauses, clocks). The generator draws the two classes
+// on separate lanes, so a network fault can overlap a member fault.
+func (k Kind) Network() bool {
+	switch k {
+	case IsolateLeader, PartitionMinority, PartitionMajority, Bridge, OneWay, Loss, Delay, Duplicate, Reorder, PartitionUntilSnapshot:
+		return true
+	}
+	return false
+}
+
+// SkewsClocks reports whether the schedule moves a member's clock (clock-skew
+// or clock-jump), which voids the lease checks that assume clocks agree.
+func (s Schedule) SkewsClocks() bool { return s.Has(ClockSkew) || s.Has(ClockJump) }
 
 // ErrUnknownKind reports a fault name that is not a Kind.
 var ErrUnknownKind = errors.New("chaos: unknown fault kind")
@@ -76,7 +111,8 @@ type Fault struct {
 	Members []int `json:"members,omitempty"`
 	// Rate is the probability for loss, duplication and reordering.
 	Rate float64 `json:"rate,omitempty"`
-	// Latency is the added delay, or the clock offset for clock-skew.
+	// Latency is the added delay, the clock offset for clock-skew and
+	// clock-jump, or the gap between restarts for power-loss (zero: together).
 	Latency time.Duration `json:"latency,omitempty"`
 	// DriftPPM is the clock drift for clock-skew.
 	DriftPPM int64 `json:"drift_ppm,omitempty"`
@@ -204,9 +240,15 @@ type GenerateOptions struct {
 	Warmup time.Duration
 	// MaxFault is the longest fault window (5 s when zero).
 	MaxFault time.Duration
+	// Sequential draws one fault at a time, never overlapping. By default
+	// (false) network faults and member faults are drawn on two lanes whose
+	// windows overlap (a crash during a partition), and one network fault in
+	// four gets a second, overlapping network fault (a partition under loss):
+	// each fault heals only what it broke (see Scoped).
+	Sequential bool
 }
 
-// Generate draws a schedule of non-overlapping fault windows from rnd.
+// Generate draws a schedule from rnd, ordered by start time.
 func Generate(rnd *rand.Rand, o GenerateOptions) Schedule {
 	if len(o.Kinds) == 0 || o.Members < 1 {
 		return nil
@@ -217,19 +259,68 @@ func Generate(rnd *rand.Rand, o GenerateOptions) Schedule {
 	if o.MaxFault == 0 {
 		o.MaxFault = 5 * time.Second
 	}
+	if o.Sequential {
+		return lane(rnd, o, o.Kinds)
+	}
+	var net, node []Kind
+	for _, k := range o.Kinds {
+		if k.Network() {
+			net = append(net, k)
+		} else {
+			node = append(node, k)
+		}
+	}
+	s := lane(rnd, o, net)
+	for _, f := range slices.Clone(s) {
+		if rnd.IntN(4) != 0 {
+			continue
+		}
+		g := Fault{At: f.At + time.Duration(rnd.Int64N(int64(f.Duration))), Kind: net[rnd.IntN(len(net))]}
+		g.Duration = drawDuration(rnd, g.Kind, o.MaxFault)
+		if g.At+g.Duration > o.Duration-time.Second {
+			continue
+		}
+		drawTargets(rnd, &g, o.Members)
+		s = append(s, g)
+	}
+	s = append(s, lane(rnd, o, node)...)
+	slices.SortStableFunc(s, func(a, b Fault) int { return cmp.Compare(a.At, b.At) })
+	return s
+}
+
+// lane draws non-overlapping windows of kinds.
+func lane(rnd *rand.Rand, o GenerateOptions, kinds []Kind) Schedule {
+	if len(kinds) == 0 {
+		return nil
+	}
 	var s Schedule
 	t := o.Warmup
 	for {
-		d := time.Duration(500+rnd.IntN(int(o.MaxFault/time.Millisecond)-499)) * time.Millisecond
-		if t+d > o.Duration-time.Second {
+		f := Fault{At: t, Kind: kinds[rnd.IntN(len(kinds))]}
+		f.Duration = drawDuration(rnd, f.Kind, o.MaxFault)
+		if t+f.Duration > o.Duration-time.Second {
 			break
 		}
-		f := Fault{At: t, Duration: d, Kind: o.Kinds[rnd.IntN(len(o.Kinds))]}
 		drawTargets(rnd, &f, o.Members)
 		s = append(s, f)
-		t += d + time.Duration(200+rnd.IntN(2800))*time.Millisecond
+		t += f.Duration + time.Duration(200+rnd.IntN(2800))*time.Millisecond
 	}
 	return s
+}
+
+// drawDuration draws a window: 0.5 s to maxFault, but past the election
+// timeout (1 s by default) for pause-leader, and short for
+// partition-until-snapshot, whose window is only its minimum (it waits for a
+// compaction past it).
+func drawDuration(rnd *rand.Rand, k Kind, maxFault time.Duration) time.Duration {
+	ms := int(maxFault / time.Millisecond)
+	switch k {
+	case PauseLeader:
+		return time.Duration(1500+rnd.IntN(max(ms-1499, 1))) * time.Millisecond
+	case PartitionUntilSnapshot:
+		return time.Duration(500+rnd.IntN(1500)) * time.Millisecond
+	}
+	return time.Duration(500+rnd.IntN(ms-499)) * time.Millisecond
 }
 
 func drawTargets(rnd *rand.Rand, f *Fault, n int) {
@@ -245,8 +336,14 @@ func drawTargets(rnd *rand.Rand, f *Fault, n int) {
 			side := 1 + rnd.IntN(n-2)
 			f.Members = append([]int{perm[0]}, sortedInts(perm[1:1+side])...)
 		}
-	case OneWay, Crash, Pause, ClockSkew:
+	case OneWay, Crash, Pause, ClockSkew, ClockJump, PartitionUntilSnapshot:
 		f.Members = []int{perm[0]}
+	case PowerLoss:
+		k := n
+		if rnd.IntN(2) == 0 {
+			k = n/2 + 1
+		}
+		f.Members = sortedInts(perm[:k])
 	}
 	switch f.Kind {
 	case Loss:
@@ -258,11 +355,22 @@ func drawTargets(rnd *rand.Rand, f *Fault, n int) {
 		f.Latency = time.Duration(1+rnd.IntN(20)) * time.Millisecond
 	case Delay:
 		f.Latency = time.Duration(20+rnd.IntN(300)) * time.Millisecond
-	case Crash:
+	case Crash, KillLeader:
 		f.Torn = rnd.IntN(2) == 0
+	case PowerLoss:
+		f.Torn = rnd.IntN(2) == 0
+		if rnd.IntN(2) == 0 {
+			f.Latency = time.Duration(200+rnd.IntN(1800)) * time.Millisecond
+		}
 	case ClockSkew:
 		f.Latency = time.Duration(rnd.IntN(20000)-10000) * time.Millisecond
 		f.DriftPPM = int64(rnd.IntN(2001) - 1000)
+	case ClockJump:
+		// 5 s to 2 min, forward or back: past leases and election timeouts.
+		f.Latency = time.Duration(5000+rnd.IntN(115000)) * time.Millisecond
+		if rnd.IntN(2) == 0 {
+			f.Latency = -f.Latency
+		}
 	}
 }
 

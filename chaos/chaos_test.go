@@ -28,7 +28,7 @@ func TestParseKinds(t *testing.T) {
 
 func TestGenerateIsDeterministicAndWellFormed(t *testing.T) {
 	gen := func(seed uint64) Schedule {
-		return Generate(rand.New(rand.NewPCG(seed, 0)), GenerateOptions{Members: 5, Duration: 60 * time.Second, Kinds: AllKinds})
+		return Generate(rand.New(rand.NewPCG(seed, 0)), GenerateOptions{Members: 5, Duration: 60 * time.Second, Kinds: AllKinds, Sequential: true})
 	}
 	a, b := gen(1), gen(1)
 	require.Equal(t, a, b)
@@ -110,6 +110,9 @@ func TestApplyResolvesTargets(t *testing.T) {
 		{Fault{Kind: Pause, Members: []int{0}}, "pause a", "resume a"},
 		{Fault{Kind: ClockSkew, Members: []int{1}, Latency: time.Second, DriftPPM: 5}, "clock b 1s 5", "clock b 0s 0"},
 		{Fault{Kind: Loss, Rate: 0.5}, "links loss=0.500", "heal"},
+		{Fault{Kind: KillLeader, Torn: true}, "crash c true", "restart c"},
+		{Fault{Kind: PauseLeader}, "pause c", "resume c"},
+		{Fault{Kind: ClockJump, Members: []int{3}, Latency: -time.Minute}, "clock d -1m0s 0", "clock d 0s 0"},
 	}
 	for _, c := range cases {
 		t.Run(string(c.f.Kind), func(t *testing.T) {
@@ -150,4 +153,142 @@ func TestAnnotateMarksSkippedFaults(t *testing.T) {
 		require.Contains(t, l, "(skipped: not expressible on this backend)")
 	}
 	require.Equal(t, "skipped: duplicate, reorder (3 of 4 faults)", lines[4])
+}
+
+// TestGenerateOverlaps: by default network and member faults are drawn on two
+// lanes that overlap; each lane alone never overlaps itself except for the
+// companion network faults; the schedule is ordered by start time and stays
+// inside the safety phase.
+func TestGenerateOverlaps(t *testing.T) {
+	overlapNetNode, overlapNetNet := 0, 0
+	for seed := uint64(1); seed <= 20; seed++ {
+		s := Generate(rand.New(rand.NewPCG(seed, 0)), GenerateOptions{Members: 5, Duration: 60 * time.Second, Kinds: AllKinds})
+		require.Equal(t, s, Generate(rand.New(rand.NewPCG(seed, 0)), GenerateOptions{Members: 5, Duration: 60 * time.Second, Kinds: AllKinds}))
+		var nodeEnd time.Duration
+		for i, f := range s {
+			require.Less(t, f.At+f.Duration, 59*time.Second+time.Millisecond)
+			if i > 0 {
+				require.GreaterOrEqual(t, f.At, s[i-1].At, "ordered by start")
+			}
+			if !f.Kind.Network() {
+				require.GreaterOrEqual(t, f.At, nodeEnd, "member faults never overlap each other: %s", f)
+				nodeEnd = f.At + f.Duration
+			}
+			for _, g := range s[i+1:] {
+				if g.At < f.At+f.Duration {
+					switch {
+					case f.Kind.Network() && g.Kind.Network():
+						overlapNetNet++
+					case f.Kind.Network() != g.Kind.Network():
+						overlapNetNode++
+					}
+				}
+			}
+			if f.Kind == PauseLeader {
+				require.GreaterOrEqual(t, f.Duration, 1500*time.Millisecond, "past the election timeout")
+			}
+			if f.Kind == PowerLoss {
+				require.GreaterOrEqual(t, len(f.Members), 3, "a majority of 5")
+			}
+		}
+	}
+	require.Positive(t, overlapNetNode)
+	require.Positive(t, overlapNetNet)
+	// A single lane's kinds draw the same schedule as Sequential.
+	o := GenerateOptions{Members: 3, Duration: 60 * time.Second, Kinds: []Kind{Crash, Pause}}
+	seq := o
+	seq.Sequential = true
+	require.Equal(t, Generate(rand.New(rand.NewPCG(7, 0)), seq), Generate(rand.New(rand.NewPCG(7, 0)), o))
+}
+
+// scoped is a recorder with owned network faults and a clock.
+type scoped struct {
+	recorder
+	later []func()
+	notes []string
+	snap  bool
+}
+
+func (s *scoped) CutLinks(a, b []string, both bool) (func() error, error) {
+	s.calls = append(s.calls, fmt.Sprintf("cut %v %v %v", a, b, both))
+	return func() error { s.calls = append(s.calls, fmt.Sprintf("uncut %v %v", a, b)); return nil }, nil
+}
+func (s *scoped) DegradeLinksScoped(l Links) (func() error, error) {
+	s.calls = append(s.calls, fmt.Sprintf("degrade %s", l))
+	return func() error { s.calls = append(s.calls, fmt.Sprintf("undegrade %s", l)); return nil }, nil
+}
+func (s *scoped) AfterFunc(d time.Duration, fn func()) {
+	s.calls = append(s.calls, fmt.Sprintf("after %s", d))
+	s.later = append(s.later, fn)
+}
+func (s *scoped) Notef(format string, args ...any) {
+	s.notes = append(s.notes, fmt.Sprintf(format, args...))
+}
+func (s *scoped) NeedsSnapshot(m string) bool { return s.snap }
+
+// TestApplyScopedHealsOnlyItsOwn: with a Scoped injector two overlapping
+// network faults each undo only their own cut or degradation, never the
+// whole network.
+func TestApplyScopedHealsOnlyItsOwn(t *testing.T) {
+	s := &scoped{recorder: recorder{leader: "c"}}
+	h1, _, err := Apply(s, Fault{Kind: IsolateLeader})
+	require.NoError(t, err)
+	h2, _, err := Apply(s, Fault{Kind: Loss, Rate: 0.5})
+	require.NoError(t, err)
+	require.NoError(t, h1())
+	require.NoError(t, h2())
+	require.Equal(t, []string{"cut [c] [a b d e] true", "degrade loss=0.500", "uncut [c] [a b d e]", "undegrade loss=0.500"}, s.calls)
+}
+
+func TestApplyPowerLoss(t *testing.T) {
+	r := &recorder{}
+	heal, desc, err := Apply(r, Fault{Kind: PowerLoss, Members: []int{0, 2, 4}, Torn: true})
+	require.NoError(t, err)
+	require.Contains(t, desc, "restart together")
+	require.NoError(t, heal())
+	require.Equal(t, []string{"crash a true", "crash c true", "crash e true", "restart a", "restart c", "restart e"}, r.calls)
+
+	s := &scoped{}
+	heal, desc, err = Apply(s, Fault{Kind: PowerLoss, Members: []int{0, 1, 2, 3, 4}, Latency: time.Second})
+	require.NoError(t, err)
+	require.Contains(t, desc, "1.000s apart")
+	require.NoError(t, heal())
+	require.Equal(t, []string{"crash a false", "crash b false", "crash c false", "crash d false", "crash e false",
+		"restart a", "after 1s", "after 2s", "after 3s", "after 4s"}, s.calls)
+	for _, fn := range s.later {
+		fn()
+	}
+	require.Equal(t, []string{"restart b", "restart c", "restart d", "restart e"}, s.calls[10:])
+}
+
+// TestApplyPartitionUntilSnapshot: the follower stays cut past the window's
+// end until the probe says a snapshot is needed; the leader is never picked.
+func TestApplyPartitionUntilSnapshot(t *testing.T) {
+	_, _, err := Apply(&recorder{leader: "c"}, Fault{Kind: PartitionUntilSnapshot})
+	require.ErrorIs(t, err, ErrUnsupported, "needs a clock and a probe")
+
+	s := &scoped{recorder: recorder{leader: "c"}}
+	heal, desc, err := Apply(s, Fault{Kind: PartitionUntilSnapshot, Members: []int{2}})
+	require.NoError(t, err)
+	require.Contains(t, desc, "partition d until")
+	require.NoError(t, heal())
+	require.Equal(t, []string{"cut [d] [a b c e] true", "after 100ms"}, s.calls)
+	s.later[0]()
+	require.Len(t, s.later, 2, "still waiting")
+	s.snap = true
+	s.later[1]()
+	require.Equal(t, "uncut [d] [a b c e]", s.calls[len(s.calls)-1])
+	require.Contains(t, s.notes[0], "compacted past d")
+
+	// No compaction: it gives up after SnapshotWaitMax with a note.
+	s = &scoped{recorder: recorder{leader: "a"}}
+	heal, _, err = Apply(s, Fault{Kind: PartitionUntilSnapshot})
+	require.NoError(t, err)
+	require.NoError(t, heal())
+	for i := 0; i < len(s.later); i++ {
+		s.later[i]()
+	}
+	require.Equal(t, "uncut [b] [a c d e]", s.calls[len(s.calls)-1])
+	require.Contains(t, s.notes[0], "no compaction")
+	require.Len(t, s.later, int(SnapshotWaitMax/snapshotPoll))
 }

@@ -66,7 +66,14 @@ type SimConfig struct {
 	TickInterval time.Duration
 	// ElectionTicks is store.Config.ElectionTicks (10 when zero).
 	ElectionTicks int
+	// CatchUpEntries is store.Config.CatchUpEntries (the store's 5000 when
+	// zero): how far behind a follower may fall before only a snapshot can
+	// catch it up.
+	CatchUpEntries uint64
 }
+
+// defaultCatchUpEntries is store.Config's CatchUpEntries when zero.
+const defaultCatchUpEntries = 5000
 
 // Sim is a cluster of store members running as hosts of a sim.World. It
 // implements chaos.Injector with the world's verbs.
@@ -78,6 +85,9 @@ type Sim struct {
 	members map[string]*simMember
 	errs    []error
 	hashes  map[string]cachedHash
+	// degraded are the link degradations in force, by the order they began:
+	// overlapping ones combine, and each heal removes only its own.
+	degraded []*chaos.Links
 }
 
 // NewSim adds cfg.Members member hosts named m1, m2, ... to w.
@@ -117,6 +127,7 @@ func NewSim(w *sim.World, cfg SimConfig) (*Sim, error) {
 			Name: name, InitialCluster: initial, ClientURLs: []string{"http://" + name + ":2379"},
 			FS: disk, WALDir: "member/wal", DBPath: filepath.Join(cfg.Dir, name+".db"), DBNoSync: true,
 			SnapshotCount: cfg.SnapshotCount, TickInterval: cfg.TickInterval, ElectionTicks: cfg.ElectionTicks,
+			CatchUpEntries: cfg.CatchUpEntries,
 		}
 		c.members[name] = m
 		h := w.AddHost(name, m)
@@ -190,7 +201,90 @@ func (c *Sim) DegradeLinks(l chaos.Links) error {
 }
 
 // HealNetwork removes every partition and link degradation.
-func (c *Sim) HealNetwork() error { c.w.Net().Heal(); return nil }
+func (c *Sim) HealNetwork() error {
+	c.degraded = nil
+	c.w.Net().Heal()
+	return nil
+}
+
+// CutLinks cuts from → to (and back if both) for one fault and returns the
+// heal that releases that fault's cut only (chaos.Scoped): a link another
+// fault still cuts stays cut.
+func (c *Sim) CutLinks(from, to []string, both bool) (func() error, error) {
+	release := c.w.Net().Cut(from, to, both)
+	return func() error { release(); return nil }, nil
+}
+
+// DegradeLinksScoped adds a degradation of every link between members and
+// returns the heal that removes it only (chaos.Scoped). Degradations in force
+// together combine: losses compound, the highest duplication and reordering
+// rates and the longest latency apply.
+func (c *Sim) DegradeLinksScoped(l chaos.Links) (func() error, error) {
+	d := &l
+	c.degraded = append(c.degraded, d)
+	if err := c.applyDegraded(); err != nil {
+		c.degraded = slices.DeleteFunc(c.degraded, func(x *chaos.Links) bool { return x == d })
+		return nil, err
+	}
+	return func() error {
+		i := slices.Index(c.degraded, d)
+		if i < 0 {
+			return nil // healed already (HealNetwork)
+		}
+		c.degraded = slices.Delete(c.degraded, i, i+1)
+		return c.applyDegraded()
+	}, nil
+}
+
+// applyDegraded sets every member link to the combination of c.degraded, or
+// back to the network default when none is in force.
+func (c *Sim) applyDegraded() error {
+	if len(c.degraded) == 0 {
+		for _, a := range c.names {
+			for _, b := range c.names {
+				if a != b {
+					c.w.Net().ResetLink(a, b)
+				}
+			}
+		}
+		return nil
+	}
+	var sum chaos.Links
+	keep := 1.0
+	for _, d := range c.degraded {
+		keep *= 1 - d.Loss
+		sum.Duplicate = max(sum.Duplicate, d.Duplicate)
+		sum.Reorder = max(sum.Reorder, d.Reorder)
+		sum.LatencyMin = max(sum.LatencyMin, d.LatencyMin)
+		sum.LatencyMax = max(sum.LatencyMax, d.LatencyMax)
+	}
+	sum.Loss = 1 - keep
+	return c.DegradeLinks(sum)
+}
+
+// AfterFunc calls fn once d of virtual time has passed (chaos.Clocked).
+func (c *Sim) AfterFunc(d time.Duration, fn func()) { c.w.Schedule(d, "fault", fn) }
+
+// Notef writes a note about a fault to the trace (chaos.Clocked).
+func (c *Sim) Notef(format string, args ...any) { c.w.Tracef("chaos", format, args...) }
+
+// NeedsSnapshot reports whether the current leader's log has been compacted
+// past member's position, so that only a snapshot can catch member up
+// (chaos.SnapshotProbe). The member's position is taken as its commit index
+// plus a margin for entries it holds beyond it (raft's in-flight window).
+func (c *Sim) NeedsSnapshot(member string) bool {
+	l, n := c.Node(c.Leader()), c.Node(member)
+	if l == nil || n == nil {
+		return false
+	}
+	catchUp := c.cfg.CatchUpEntries
+	if catchUp == 0 {
+		catchUp = defaultCatchUpEntries
+	}
+	const inflightMargin = 64
+	snap := l.Status().SnapshotIndex
+	return snap > catchUp && snap-catchUp > n.Status().Committed+inflightMargin
+}
 
 // Crash powers a member off, losing unsynced log writes (torn if asked).
 func (c *Sim) Crash(name string, torn bool) error {

@@ -146,6 +146,14 @@ func (r *Result) Passed() bool { return r.Verdict == VerdictOK }
 // world's, so that the schedule does not depend on what the run does.
 func scheduleRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 0x5eed5c4ed)) }
 
+// untilSnapshotCatchUp and untilSnapshotCount are the members' CatchUpEntries
+// and (at most) SnapshotCount in a run whose schedule holds
+// partition-until-snapshot (a default run commits about 100 entries a second).
+const (
+	untilSnapshotCatchUp = 100
+	untilSnapshotCount   = 300
+)
+
 // Plan returns the fault schedule a configuration will run.
 func Plan(c Config) chaos.Schedule {
 	if c.Schedule != nil {
@@ -218,7 +226,15 @@ func runSim(c Config, trace bool) (*Result, error) {
 		wcfg.Trace = traceBuf
 	}
 	w := sim.NewWorld(wcfg)
-	cl, err := cluster.NewSim(w, cluster.SimConfig{Members: c.Members, Dir: dbDir, SnapshotCount: c.SnapshotCount})
+	sched := Plan(c)
+	scfg := cluster.SimConfig{Members: c.Members, Dir: dbDir, SnapshotCount: c.SnapshotCount}
+	if sched.Has(chaos.PartitionUntilSnapshot) {
+		// Frequent snapshots and a short log after each, so that a follower cut
+		// off for a few seconds falls behind it and must be sent a snapshot.
+		scfg.CatchUpEntries = untilSnapshotCatchUp
+		scfg.SnapshotCount = min(scfg.SnapshotCount, untilSnapshotCount)
+	}
+	cl, err := cluster.NewSim(w, scfg)
 	if err != nil {
 		return nil, err
 	}
@@ -236,8 +252,8 @@ func runSim(c Config, trace bool) (*Result, error) {
 		watchers[i] = &simWatcher{id: i + 1, prefix: keyPrefix, members: cl.Members(), events: &watchEvents}
 		w.AddHost(fmt.Sprintf("w%02d", i+1), watchers[i])
 	}
-	res := &Result{Seed: c.Seed, Schedule: Plan(c)}
-	leases := newSimLeaseClient(cl.Members(), 3, c.LeaseSafetyUnderSkew || !res.Schedule.Has(chaos.ClockSkew))
+	res := &Result{Seed: c.Seed, Schedule: sched}
+	leases := newSimLeaseClient(cl.Members(), 3, c.LeaseSafetyUnderSkew || !res.Schedule.SkewsClocks())
 	w.AddHost("l01", leases)
 	for _, f := range res.Schedule {
 		w.Schedule(f.At, "fault", func() {

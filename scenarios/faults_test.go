@@ -1,0 +1,176 @@
+package scenarios
+
+import (
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/havoclab/havoc/chaos"
+)
+
+// traceLine is one line of a run's trace: virtual time, source, text.
+type traceLine struct {
+	at       time.Duration
+	src, msg string
+}
+
+// runFaults runs a short traced simulation with schedule s, requires it to
+// pass, and returns its trace split into lines.
+func runFaults(t *testing.T, seed uint64, dur time.Duration, s chaos.Schedule) (*Result, []traceLine) {
+	t.Helper()
+	res, err := RunSim(Config{Seed: seed, Duration: dur, Trace: true, Schedule: s})
+	require.NoError(t, err)
+	require.True(t, res.Passed(), "%s: %s", res.Verdict, res.Reason)
+	var lines []traceLine
+	for l := range strings.SplitSeq(string(res.Trace), "\n") {
+		f := strings.SplitN(l, " ", 3)
+		if len(f) < 3 {
+			continue
+		}
+		sec, err := strconv.ParseFloat(f[0], 64)
+		require.NoError(t, err, l)
+		lines = append(lines, traceLine{at: time.Duration(sec * 1e9), src: f[1], msg: f[2]})
+	}
+	return res, lines
+}
+
+// grepTrace returns the lines of src (any source when "") whose text matches re.
+func grepTrace(lines []traceLine, src, re string) []traceLine {
+	rx := regexp.MustCompile(re)
+	var out []traceLine
+	for _, l := range lines {
+		if (src == "" || l.src == src) && rx.MatchString(l.msg) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// leaderAt returns whom member m believed to lead just before at.
+func leaderAt(lines []traceLine, m string, at time.Duration) string {
+	lead := ""
+	for _, l := range grepTrace(lines, m, `^leader is `) {
+		if l.at < at {
+			lead = strings.TrimPrefix(l.msg, "leader is ")
+		}
+	}
+	return lead
+}
+
+// startedOn returns the member named in the "chaos start" line of kind.
+func startedOn(t *testing.T, lines []traceLine, re string) string {
+	t.Helper()
+	starts := grepTrace(lines, "chaos", `^start `+re)
+	require.Len(t, starts, 1, re)
+	m := regexp.MustCompile(re).FindStringSubmatch(strings.TrimPrefix(starts[0].msg, "start "))
+	require.Len(t, m, 2)
+	return m[1]
+}
+
+func TestKillLeaderCrashesTheLeader(t *testing.T) {
+	at := 3 * time.Second
+	_, lines := runFaults(t, 11, 8*time.Second, chaos.Schedule{{At: at, Duration: 2 * time.Second, Kind: chaos.KillLeader, Torn: true}})
+	m := startedOn(t, lines, `kill-leader (m\d) \(torn=true\)`)
+	require.Equal(t, m, leaderAt(lines, m, at), "the crashed member led when the fault started")
+	require.Len(t, grepTrace(lines, m, `^crash torn$`), 1)
+	restarts := grepTrace(lines, m, `^restart$`)
+	require.Len(t, restarts, 1)
+	require.Equal(t, at+2*time.Second, restarts[0].at)
+}
+
+func TestPowerLossCrashesAtOnceAndRestartsOneByOne(t *testing.T) {
+	at := 3 * time.Second
+	_, lines := runFaults(t, 12, 10*time.Second, chaos.Schedule{{At: at, Duration: time.Second, Kind: chaos.PowerLoss,
+		Members: []int{0, 1, 2}, Latency: 500 * time.Millisecond}})
+	for i, m := range []string{"m1", "m2", "m3"} {
+		crashes := grepTrace(lines, m, `^crash$`)
+		require.Len(t, crashes, 1, m)
+		require.Equal(t, at, crashes[0].at, "%s crashed with the others", m)
+		restarts := grepTrace(lines, m, `^restart$`)
+		require.Len(t, restarts, 1, m)
+		require.Equal(t, at+time.Second+time.Duration(i)*500*time.Millisecond, restarts[0].at, m)
+	}
+	// Together, torn, on a majority (two of three).
+	_, lines = runFaults(t, 13, 8*time.Second, chaos.Schedule{{At: at, Duration: time.Second, Kind: chaos.PowerLoss,
+		Members: []int{1, 2}, Torn: true}})
+	for _, m := range []string{"m2", "m3"} {
+		require.Equal(t, at, grepTrace(lines, m, `^crash torn$`)[0].at)
+		require.Equal(t, at+time.Second, grepTrace(lines, m, `^restart$`)[0].at)
+	}
+	require.Empty(t, grepTrace(lines, "m1", `^crash`))
+}
+
+// TestPartitionUntilSnapshotSendsSnapshot: the follower is kept cut off past
+// its window until the leader compacted past it, and healing makes the
+// leader send it a snapshot.
+func TestPartitionUntilSnapshotSendsSnapshot(t *testing.T) {
+	_, lines := runFaults(t, 14, 12*time.Second, chaos.Schedule{{At: 3 * time.Second, Duration: time.Second, Kind: chaos.PartitionUntilSnapshot, Members: []int{0}}})
+	m := startedOn(t, lines, `partition (m\d) until`)
+	require.NotEqual(t, m, leaderAt(lines, m, 3*time.Second), "a follower is cut off")
+	notes := grepTrace(lines, "chaos", `compacted past `+m)
+	require.Len(t, notes, 1)
+	require.GreaterOrEqual(t, notes[0].at, grepTrace(lines, "chaos", `^end partition `+m)[0].at, "healed after the window's end")
+	snaps := grepTrace(lines, "", `^send -> `+m+` type:MsgSnap`)
+	require.NotEmpty(t, snaps, "healing must make the leader send a snapshot")
+	require.GreaterOrEqual(t, snaps[0].at, notes[0].at)
+	require.Less(t, snaps[0].at, 11*time.Second)
+}
+
+// TestPauseLeaderPastElectionTimeout: the paused leader misses an election
+// (another member leads while it sleeps) and wakes up as a stale leader.
+func TestPauseLeaderPastElectionTimeout(t *testing.T) {
+	at := 3 * time.Second
+	_, lines := runFaults(t, 15, 9*time.Second, chaos.Schedule{{At: at, Duration: 3 * time.Second, Kind: chaos.PauseLeader}})
+	m := startedOn(t, lines, `pause-leader (m\d)`)
+	require.Equal(t, m, leaderAt(lines, m, at))
+	require.Equal(t, at, grepTrace(lines, m, `^pause$`)[0].at)
+	require.Equal(t, at+3*time.Second, grepTrace(lines, m, `^resume`)[0].at)
+	other := "m1"
+	if m == other {
+		other = "m2"
+	}
+	newLeader := leaderAt(lines, other, at+3*time.Second)
+	require.NotEqual(t, m, newLeader, "an election happened while %s slept", m)
+	require.NotEmpty(t, newLeader)
+}
+
+func TestClockJump(t *testing.T) {
+	_, lines := runFaults(t, 16, 8*time.Second, chaos.Schedule{
+		{At: 3 * time.Second, Duration: 2 * time.Second, Kind: chaos.ClockJump, Members: []int{1}, Latency: -90 * time.Second}})
+	require.Equal(t, 3*time.Second, grepTrace(lines, "m2", `^clock offset=-1m30s drift=0ppm$`)[0].at)
+	require.Equal(t, 5*time.Second, grepTrace(lines, "m2", `^clock offset=0s drift=0ppm$`)[0].at)
+}
+
+// TestOverlappingFaultsHealOnlyTheirOwn: a partition overlaps a loss and a
+// crash. When the loss ends first, the partition must still hold (before,
+// every heal healed the whole network); when the partition ends, its member
+// hears from the others again.
+func TestOverlappingFaultsHealOnlyTheirOwn(t *testing.T) {
+	s := chaos.Schedule{
+		{At: 2 * time.Second, Duration: 4 * time.Second, Kind: chaos.PartitionMinority, Members: []int{2}},
+		{At: 2500 * time.Millisecond, Duration: time.Second, Kind: chaos.Loss, Rate: 0.5},
+		{At: 3 * time.Second, Duration: time.Second, Kind: chaos.Crash, Members: []int{0}},
+		{At: 3200 * time.Millisecond, Duration: 2 * time.Second, Kind: chaos.Delay, Latency: 50 * time.Millisecond},
+	}
+	_, lines := runFaults(t, 17, 9*time.Second, s)
+	var cutRecv, lossDrops, after int
+	for _, l := range lines {
+		switch {
+		case l.src == "m3" && strings.HasPrefix(l.msg, "recv <- m") && l.at > 2*time.Second+10*time.Millisecond && l.at < 6*time.Second:
+			cutRecv++
+		case strings.HasSuffix(l.msg, "(loss)") && l.at >= 3500*time.Millisecond:
+			lossDrops++
+		case l.src == "m3" && strings.HasPrefix(l.msg, "recv <- m") && l.at > 6*time.Second && l.at < 7*time.Second:
+			after++
+		}
+	}
+	require.Zero(t, cutRecv, "m3 stays cut off until its partition ends, whatever else heals")
+	require.Zero(t, lossDrops, "the loss ended at 3.5 s")
+	require.Positive(t, after, "m3 hears from the others once its partition ends")
+	require.Positive(t, len(grepTrace(lines, "", `\(loss\)$`)), "the loss did drop messages")
+	require.Equal(t, 4*time.Second, grepTrace(lines, "m1", `^restart$`)[0].at)
+}
