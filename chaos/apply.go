@@ -102,7 +102,7 @@ type SnapshotProbe interface {
 // SnapshotWaitMax bounds how long partition-until-snapshot keeps its follower
 // cut off past the window's end, waiting for the leader to compact its log;
 // then it heals and notes that no snapshot was forced.
-const SnapshotWaitMax = 20 * time.Second
+const SnapshotWaitMax = 10 * time.Second
 
 // snapshotPoll is how often partition-until-snapshot checks the leader's log.
 const snapshotPoll = 100 * time.Millisecond
