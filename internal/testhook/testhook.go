@@ -9,7 +9,7 @@ import (
 	"github.com/havoclab/havoc/sim"
 )
 
-// Sim, when set, is called by every simulated run once its cluster is set up
+// Sim is called, when set, by every simulated run once its cluster is set up
 // and before the first event: it may schedule what no fault kind does (a
 // member's panic, a corrupted replica).
 var Sim func(w *sim.World, cl *cluster.Sim)
