@@ -17,20 +17,20 @@ import (
 
 	"github.com/havoclab/havoc/chaos"
 	"github.com/havoclab/havoc/cluster"
-	"github.com/havoclab/havoc/scenarios"
+	"github.com/havoclab/havoc/scenarios/drill"
 )
 
 // newDrillCmd is `harness drill NAME`: a named backup and recovery drill in the
-// simulator (scenarios.RunDrill) or, with --backend process or docker, on OS
-// processes or containers of havoc or etcd (scenarios.RunRealDrill).
+// simulator (drill.Run) or, with --backend process or docker, on OS
+// processes or containers of havoc or etcd (drill.Run with a real backend).
 func newDrillCmd() *cobra.Command {
-	var c scenarios.DrillConfig
+	var c drill.Config
 	var faults string
 	var asJSON bool
 	var rf realDrillFlags
 	cmd := &cobra.Command{
 		Use:   "drill NAME",
-		Short: "Run a backup/recovery drill in the simulator, on real processes or in containers: " + strings.Join(scenarios.DrillNames, ", "),
+		Short: "Run a backup/recovery drill in the simulator, on real processes or in containers: " + strings.Join(drill.Names, ", "),
 		Long: `Run a named backup and recovery drill. In the simulator (default) the drill is
 deterministic per seed and its times are virtual. With --backend process the members are
 OS processes on 127.0.0.1 (this binary's serve, or etcd with --target etcd --etcd-bin PATH);
@@ -57,8 +57,8 @@ Without NAME, list the drills.`,
 			if err := drillFlagsValid(c); err != nil {
 				return usageError(err)
 			}
-			if !slices.Contains(scenarios.DrillNames, args[0]) {
-				return usageError(fmt.Errorf("unknown drill %q (want %s)", args[0], strings.Join(scenarios.DrillNames, ", ")))
+			if !slices.Contains(drill.Names, args[0]) {
+				return usageError(fmt.Errorf("unknown drill %q (want %s)", args[0], strings.Join(drill.Names, ", ")))
 			}
 			if err := rf.validate(); err != nil {
 				return usageError(err)
@@ -67,9 +67,9 @@ Without NAME, list the drills.`,
 			if c.Seed == 0 {
 				c.Seed = freshSeed()
 			}
-			var r *scenarios.DrillReport
+			var r *drill.Report
 			if rf.backend == "sim" {
-				r, err = scenarios.RunDrill(args[0], c)
+				r, err = drill.Run(context.Background(), args[0], c, drill.Backend{})
 			} else {
 				r, err = rf.run(cmd.Context(), args[0], c)
 			}
@@ -110,10 +110,10 @@ Without NAME, list the drills.`,
 func drillList() string {
 	var b strings.Builder
 	b.WriteString("Drills:\n")
-	for _, name := range scenarios.DrillNames {
+	for _, name := range drill.Names {
 		fmt.Fprintf(&b, "  %s\n", name)
 		line := "   "
-		for _, w := range strings.Fields(scenarios.DrillAbout[name]) {
+		for _, w := range strings.Fields(drill.About[name]) {
 			if len(line)+1+len(w) > 92 {
 				b.WriteString(line + "\n")
 				line = "   "
@@ -128,7 +128,7 @@ func drillList() string {
 // drillFlagsValid refuses zero and negative counts, durations and rates: the
 // drill config would read a zero as its default, and a flag never means a
 // silent default.
-func drillFlagsValid(c scenarios.DrillConfig) error {
+func drillFlagsValid(c drill.Config) error {
 	switch {
 	case c.Members < 1:
 		return fmt.Errorf("--nodes %d: a cluster has 1 to 9 members", c.Members)
@@ -158,13 +158,13 @@ func (f *realDrillFlags) validate() error {
 
 // run runs the drill on process or Docker clusters. Ctrl-C (or SIGTERM)
 // cancels it; the clusters are closed on every path.
-func (f *realDrillFlags) run(ctx context.Context, name string, c scenarios.DrillConfig) (*scenarios.DrillReport, error) {
-	rc := scenarios.RealDrillConfig{DrillConfig: c, Backend: f.backend, Target: cluster.Target(f.target), Etcdutl: f.etcdutlBin, Dir: f.runDir}
+func (f *realDrillFlags) run(ctx context.Context, name string, c drill.Config) (*drill.Report, error) {
+	rc := drill.Backend{Kind: f.backend, Target: cluster.Target(f.target), Etcdutl: f.etcdutlBin, Dir: f.runDir}
 	var err error
 	switch f.backend {
-	case scenarios.BackendProcess:
+	case drill.BackendProcess:
 		err = f.processConfig(&rc)
-	case scenarios.BackendDocker:
+	case drill.BackendDocker:
 		err = f.dockerConfig(&rc, name)
 	default:
 		err = fmt.Errorf("unknown --backend %q for a drill (want sim, process or docker)", f.backend)
@@ -177,12 +177,12 @@ func (f *realDrillFlags) run(ctx context.Context, name string, c scenarios.Drill
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return scenarios.RunRealDrill(ctx, name, rc)
+	return drill.Run(ctx, name, c, rc)
 }
 
 // processConfig fills rc for --backend process: this binary serves havoc;
 // etcd is --etcd-bin or etcd on PATH.
-func (f *realDrillFlags) processConfig(rc *scenarios.RealDrillConfig) error {
+func (f *realDrillFlags) processConfig(rc *drill.Backend) error {
 	switch rc.Target {
 	case cluster.TargetHavoc:
 		exe, err := os.Executable()
@@ -208,7 +208,7 @@ func (f *realDrillFlags) processConfig(rc *scenarios.RealDrillConfig) error {
 // dockerConfig fills rc for --backend docker: the image is built from this
 // repository (havoc) or from --etcd-bin, else go.mod's pinned etcd; an etcd
 // restore needs etcdutl on the host.
-func (f *realDrillFlags) dockerConfig(rc *scenarios.RealDrillConfig, name string) error {
+func (f *realDrillFlags) dockerConfig(rc *drill.Backend, name string) error {
 	mem, err := parseBytes(f.docker.memory)
 	if err != nil {
 		return err
@@ -218,7 +218,7 @@ func (f *realDrillFlags) dockerConfig(rc *scenarios.RealDrillConfig, name string
 	case cluster.TargetHavoc:
 	case cluster.TargetEtcd:
 		rc.Binary = f.etcdBin // a static Linux etcd; empty: build go.mod's pinned etcd
-		restores := name == scenarios.DrillSaveRestore || name == scenarios.DrillDisasterRecovery
+		restores := name == drill.SaveRestore || name == drill.DisasterRecovery
 		if restores && rc.Etcdutl == "" && f.etcdBin == "" {
 			if _, err := exec.LookPath("etcdutl"); err != nil {
 				return errors.New("--target etcd restores with etcdutl on the host: pass --etcdutl-bin (build one: go build -o /tmp/etcdutl go.etcd.io/etcd/etcdutl/v3)")

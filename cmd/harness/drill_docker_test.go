@@ -25,7 +25,7 @@ func TestDrillDocker(t *testing.T) {
 	require.NoError(t, err)
 	s := out.String()
 	require.Contains(t, s, "drill save-restore seed 5 on docker/havoc: ok")
-	require.Contains(t, s, "restored cluster history")
+	require.Contains(t, s, "restored cluster: ")
 	require.False(t, strings.Contains(s, "lost "), "save-restore reports no lost writes")
 
 	cmd = newDrillCmd()

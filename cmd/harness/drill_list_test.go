@@ -6,7 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/havoclab/havoc/scenarios"
+	"github.com/havoclab/havoc/scenarios/drill"
 )
 
 // TestDrillWithoutNameListsDrills: `harness drill` lists every drill with what
@@ -18,7 +18,7 @@ func TestDrillWithoutNameListsDrills(t *testing.T) {
 		cmd.SetOut(&out)
 		cmd.SetArgs(args)
 		require.NoError(t, cmd.Execute())
-		for _, name := range scenarios.DrillNames {
+		for _, name := range drill.Names {
 			require.Contains(t, out.String(), "  "+name+"\n")
 		}
 		require.Contains(t, out.String(), "losing them is expected")

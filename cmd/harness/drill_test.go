@@ -33,7 +33,7 @@ func TestDrillProcessEtcd(t *testing.T) {
 	require.NoError(t, err)
 	s := string(out)
 	require.Contains(t, s, "drill save-restore seed 5 on process/etcd: ok")
-	require.Contains(t, s, "restored cluster history")
+	require.Contains(t, s, "restored cluster: ")
 	require.False(t, strings.Contains(s, "lost "), "save-restore reports no lost writes")
 
 	// A wrong backend is refused before anything runs.

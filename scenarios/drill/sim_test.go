@@ -1,6 +1,7 @@
-package scenarios
+package drill
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -8,10 +9,11 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/havoclab/havoc/chaos"
+	"github.com/havoclab/havoc/scenarios"
 )
 
-func drillConfig(seed uint64) DrillConfig {
-	return DrillConfig{Seed: seed, Duration: 6 * time.Second, After: 3 * time.Second, Workload: Workload{Rate: 300}}
+func drillConfig(seed uint64) Config {
+	return Config{Seed: seed, Duration: 6 * time.Second, After: 3 * time.Second, Workload: scenarios.Workload{Rate: 300}}
 }
 
 func TestDrills(t *testing.T) {
@@ -19,37 +21,37 @@ func TestDrills(t *testing.T) {
 	if testing.Short() {
 		seeds = seeds[:2]
 	}
-	for _, name := range DrillNames {
+	for _, name := range Names {
 		for _, seed := range seeds {
 			t.Run(name, func(t *testing.T) {
 				c := drillConfig(seed)
-				if name == DrillSaveRestore {
+				if name == SaveRestore {
 					c.Faults = chaos.AllKinds
 				}
-				if name == DrillFollowerCatchUp {
+				if name == FollowerCatchUp {
 					c.Workload.Rate = 2000
 				}
 				start := time.Now()
-				r, err := RunDrill(name, c)
+				r, err := Run(context.Background(), name, c, Backend{})
 				require.NoError(t, err)
 				t.Logf("%s\n  (wall %s)", r, time.Since(start).Round(time.Millisecond))
 				require.True(t, r.Passed(), "%s", r)
 				switch name {
-				case DrillSaveRestore, DrillDisasterRecovery:
+				case SaveRestore, DisasterRecovery:
 					require.Positive(t, r.SnapshotBytes)
 					require.Positive(t, r.KeysChecked)
 					require.Positive(t, r.RevisionsChecked)
 				}
-				if name == DrillDisasterRecovery {
+				if name == DisasterRecovery {
 					require.NotEmpty(t, r.Lost, "writes after the backup must be reported lost")
 					require.Positive(t, r.RecoveryVirtual)
 					require.Contains(t, r.String(), "writes were acknowledged after the snapshot", "the report says why losing them is expected")
 				}
 				// Lines that do not apply are not printed.
-				if name == DrillFollowerCatchUp {
+				if name == FollowerCatchUp {
 					require.NotContains(t, r.String(), "snapshot 0 bytes")
 				}
-				if name == DrillFollowerCatchUp || name == DrillRollingRestart {
+				if name == FollowerCatchUp || name == RollingRestart {
 					require.NotContains(t, r.String(), "restore")
 					require.NotContains(t, r.String(), "writes lost")
 				}
@@ -59,9 +61,9 @@ func TestDrills(t *testing.T) {
 }
 
 func TestDrillDeterministic(t *testing.T) {
-	a, err := RunDrill(DrillSaveRestore, drillConfig(7))
+	a, err := Run(context.Background(), SaveRestore, drillConfig(7), Backend{})
 	require.NoError(t, err)
-	b, err := RunDrill(DrillSaveRestore, drillConfig(7))
+	b, err := Run(context.Background(), SaveRestore, drillConfig(7), Backend{})
 	require.NoError(t, err)
 	a.SaveWall, b.SaveWall, a.RestoreWall, b.RestoreWall = 0, 0, 0, 0
 	require.Equal(t, a, b)
@@ -86,10 +88,10 @@ func dropNewestRevision(db string) error {
 func TestDrillCatchesTamperedRestore(t *testing.T) {
 	c := drillConfig(3)
 	c.tamper = dropNewestRevision
-	r, err := RunDrill(DrillSaveRestore, c)
+	r, err := Run(context.Background(), SaveRestore, c, Backend{})
 	require.NoError(t, err)
 	t.Log(r)
-	require.Equal(t, VerdictFailed, r.Verdict)
+	require.Equal(t, scenarios.VerdictFailed, r.Verdict)
 	require.Contains(t, r.Reason, "revision")
 
 	c.tamper = func(db string) error {
@@ -111,8 +113,8 @@ func TestDrillCatchesTamperedRestore(t *testing.T) {
 			return bk.Put(append([]byte(nil), k...), nv)
 		})
 	}
-	r, err = RunDrill(DrillSaveRestore, c)
+	r, err = Run(context.Background(), SaveRestore, c, Backend{})
 	require.NoError(t, err)
 	t.Log(r)
-	require.Equal(t, VerdictFailed, r.Verdict)
+	require.Equal(t, scenarios.VerdictFailed, r.Verdict)
 }

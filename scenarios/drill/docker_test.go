@@ -1,4 +1,4 @@
-package scenarios
+package drill
 
 import (
 	"context"
@@ -56,7 +56,7 @@ func (w logWriter) Write(b []byte) (int, error) {
 
 // dockerDrillConfig is realDrillConfig's drill on Docker: the same durations
 // and workloads, members in containers, etcd restored by the host's etcdutl.
-func dockerDrillConfig(t *testing.T, target cluster.Target, name string) RealDrillConfig {
+func dockerDrillConfig(t *testing.T, target cluster.Target, name string) realDrill {
 	var b [3]byte
 	_, _ = rand.Read(b[:])
 	c := testDrillConfig(t, BackendDocker, target, dockerBinary(t, target), name)
@@ -73,15 +73,15 @@ func TestDockerDrills(t *testing.T) {
 		target cluster.Target
 		names  []string
 	}{
-		{cluster.TargetHavoc, DrillNames},
-		{cluster.TargetEtcd, DrillNames},
+		{cluster.TargetHavoc, Names},
+		{cluster.TargetEtcd, Names},
 	}
 	for _, tc := range cases {
 		for _, name := range tc.names {
 			t.Run(string(tc.target)+"/"+name, func(t *testing.T) {
 				c := dockerDrillConfig(t, tc.target, name)
 				start := time.Now()
-				r, err := RunRealDrill(context.Background(), name, c)
+				r, err := Run(context.Background(), name, c.Config, c.Backend)
 				wall := time.Since(start)
 				for _, sub := range []string{"c1", "restored"} {
 					left, lerr := cluster.Leftovers(context.Background(), c.Docker.RunID+"-"+sub)
@@ -94,19 +94,19 @@ func TestDockerDrills(t *testing.T) {
 				require.Equal(t, "docker/"+string(tc.target), r.Backend)
 				require.Less(t, wall, time.Minute)
 				switch name {
-				case DrillSaveRestore, DrillDisasterRecovery:
+				case SaveRestore, DisasterRecovery:
 					require.Positive(t, r.SnapshotBytes)
 					require.Positive(t, r.SnapshotRevision)
 					require.Positive(t, r.KeysChecked, "the restored members served the saved keys")
 					require.Positive(t, r.RevisionsChecked)
 					require.Positive(t, r.RestoreWall)
 					require.Positive(t, r.ServeWall)
-				case DrillRollingRestart:
+				case RollingRestart:
 					require.Positive(t, r.SnapshotBytes)
-				case DrillFollowerCatchUp:
+				case FollowerCatchUp:
 					require.Positive(t, r.ServeWall)
 				}
-				if name == DrillDisasterRecovery {
+				if name == DisasterRecovery {
 					require.NotEmpty(t, r.Lost, "writes after the backup must be reported lost")
 					require.Positive(t, r.RecoveryWall)
 				}

@@ -1,8 +1,11 @@
-package scenarios
+package drill
 
 import (
 	"context"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -10,28 +13,35 @@ import (
 
 	"github.com/havoclab/havoc/chaos"
 	"github.com/havoclab/havoc/cluster"
+	"github.com/havoclab/havoc/scenarios"
 )
+
+// realDrill is a drill's configuration with its backend.
+type realDrill struct {
+	Config
+	Backend
+}
 
 // testDrillConfig is a drill short enough for a test (< 60 s each) on
 // backend with the given member binary; etcd drills restore with etcdutl.
-func testDrillConfig(t *testing.T, backend string, target cluster.Target, binary, name string) RealDrillConfig {
-	c := RealDrillConfig{DrillConfig: DrillConfig{Seed: 11, Duration: 6 * time.Second, After: 3 * time.Second,
-		Workload: Workload{Clients: 8, Rate: 400}}, Backend: backend, Target: target, Binary: binary,
-		Dir: filepath.Join(t.TempDir(), "drill")}
+func testDrillConfig(t *testing.T, backend string, target cluster.Target, binary, name string) realDrill {
+	c := realDrill{Config: Config{Seed: 11, Duration: 6 * time.Second, After: 3 * time.Second,
+		Workload: scenarios.Workload{Clients: 8, Rate: 400}}, Backend: Backend{Kind: backend, Target: target, Binary: binary,
+		Dir: filepath.Join(t.TempDir(), "drill")}}
 	if target == cluster.TargetEtcd {
 		c.Etcdutl = buildBin(t, "etcdutl", "go.etcd.io/etcd/etcdutl/v3")
 	}
 	switch name {
-	case DrillSaveRestore:
+	case SaveRestore:
 		c.Faults = chaos.AllKinds
-	case DrillFollowerCatchUp:
-		c.Workload = Workload{Clients: 16, Rate: 2000}
+	case FollowerCatchUp:
+		c.Workload = scenarios.Workload{Clients: 16, Rate: 2000}
 	}
 	return c
 }
 
 // realDrillConfig is testDrillConfig on process clusters.
-func realDrillConfig(t *testing.T, target cluster.Target, name string) RealDrillConfig {
+func realDrillConfig(t *testing.T, target cluster.Target, name string) realDrill {
 	var binary string
 	if target == cluster.TargetEtcd {
 		binary = buildBin(t, "etcd", "go.etcd.io/etcd/server/v3")
@@ -47,29 +57,29 @@ func TestRealDrills(t *testing.T) {
 		t.Skip("runs real clusters for minutes")
 	}
 	for _, target := range []cluster.Target{cluster.TargetHavoc, cluster.TargetEtcd} {
-		for _, name := range DrillNames {
+		for _, name := range Names {
 			t.Run(string(target)+"/"+name, func(t *testing.T) {
 				c := realDrillConfig(t, target, name)
 				start := time.Now()
-				r, err := RunRealDrill(context.Background(), name, c)
+				r, err := Run(context.Background(), name, c.Config, c.Backend)
 				require.NoError(t, err)
 				t.Logf("%s\n  (wall %s)", r, time.Since(start).Round(time.Millisecond))
 				require.True(t, r.Passed(), "%s", r)
 				require.Equal(t, "process/"+string(target), r.Backend)
 				switch name {
-				case DrillSaveRestore, DrillDisasterRecovery:
+				case SaveRestore, DisasterRecovery:
 					require.Positive(t, r.SnapshotBytes)
 					require.Positive(t, r.SnapshotRevision)
 					require.Positive(t, r.KeysChecked)
 					require.Positive(t, r.RevisionsChecked)
 					require.Positive(t, r.RestoreWall)
 					require.Positive(t, r.ServeWall)
-				case DrillRollingRestart:
+				case RollingRestart:
 					require.Positive(t, r.SnapshotBytes)
-				case DrillFollowerCatchUp:
+				case FollowerCatchUp:
 					require.Positive(t, r.ServeWall)
 				}
-				if name == DrillDisasterRecovery {
+				if name == DisasterRecovery {
 					require.NotEmpty(t, r.Lost, "writes after the backup must be reported lost")
 					require.Positive(t, r.RecoveryWall)
 				}
@@ -85,12 +95,37 @@ func TestRealDrillCatchesTamperedRestore(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs real clusters")
 	}
-	c := realDrillConfig(t, cluster.TargetHavoc, DrillSaveRestore)
+	c := realDrillConfig(t, cluster.TargetHavoc, SaveRestore)
 	c.Faults = nil
 	c.tamper = dropNewestRevision
-	r, err := RunRealDrill(context.Background(), DrillSaveRestore, c)
+	r, err := Run(context.Background(), SaveRestore, c.Config, c.Backend)
 	require.NoError(t, err)
 	t.Log(r)
-	require.Equal(t, VerdictFailed, r.Verdict)
+	require.Equal(t, scenarios.VerdictFailed, r.Verdict)
 	require.Contains(t, r.Reason, "revision")
+}
+
+var (
+	binOnce  sync.Once
+	binDir   string
+	binErr   error
+	binMu    sync.Mutex
+	binBuilt = map[string]string{}
+)
+
+// buildBin builds a main package once per test process.
+func buildBin(t *testing.T, name, pkg string) string {
+	t.Helper()
+	binOnce.Do(func() { binDir, binErr = os.MkdirTemp("", "havoc-drill-bin-") })
+	require.NoError(t, binErr)
+	binMu.Lock()
+	defer binMu.Unlock()
+	if p, ok := binBuilt[name]; ok {
+		return p
+	}
+	out := filepath.Join(binDir, name)
+	b, err := exec.Command("go", "build", "-o", out, pkg).CombinedOutput()
+	require.NoError(t, err, "build %s: %s", pkg, b)
+	binBuilt[name] = out
+	return out
 }
