@@ -155,11 +155,10 @@ type ClusterSpec struct {
 	CatchUp bool
 }
 
-// Cluster is one running cluster with its workload, on its own clock.
+// Cluster is one running cluster with its workload, on its own clock. The
+// fault verbs and the leader are the backend's own (chaos.Injector).
 type Cluster interface {
-	Members() []string
-	// Leader is the current leader, "" when none.
-	Leader() string
+	chaos.Injector
 	// Now is the time on the cluster's clock (the history's clock for its
 	// workload, from the start of the load).
 	Now() time.Duration
@@ -173,14 +172,9 @@ type Cluster interface {
 	// HashKV is one member's HashKV at its current revision.
 	HashKV(member string) (hash uint32, rev int64, err error)
 	// Stop takes a member down cleanly (a graceful stop; in the simulator a
-	// crash that keeps synced writes); Kill crashes it; Restart starts it.
+	// crash that keeps synced writes).
 	Stop(member string) error
-	Kill(member string) error
-	Restart(member string) error
-	// Isolate partitions member from the others; HealNetwork heals links;
-	// HealAll heals every fault.
-	Isolate(member string) error
-	HealNetwork() error
+	// HealAll ends every fault.
 	HealAll() error
 	// Save writes a snapshot of one member's backend to path (the leader, or
 	// another member that is up).
@@ -202,6 +196,7 @@ type Cluster interface {
 	Keyspace() (Keyspace, error)
 	// Err reports members that failed on their own.
 	Err() error
+	// Close stops the workload and the members; it may be called twice.
 	Close()
 }
 

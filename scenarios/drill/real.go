@@ -1,6 +1,7 @@
 package drill
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -200,7 +202,7 @@ func (e *realEnv) NewCluster(spec ClusterSpec) (Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	rc := &realCluster{ctx: e.ctx, b: b, start: time.Now()}
+	rc := &realCluster{backend: b, ctx: e.ctx, start: time.Now()}
 	if spec.RestoreFrom != "" {
 		rc.start = launch
 		err = pollUntil(e.ctx, 30*time.Second, func() (bool, string) {
@@ -280,46 +282,84 @@ func (e *realEnv) restoreMember(snapPath string, spec cluster.ProcessSpec, m clu
 // is the workload history's, from the load's start (a restored cluster's
 // from its launch, before the restore).
 type realCluster struct {
+	backend
 	ctx      context.Context
-	b        backend
 	start    time.Time
 	load     *scenarios.RealLoad
 	stopped  []linearizability.Operation
 	keyspace *clientKeyspace
 	notef    func(string, ...any)
 	closed   bool
+	// isolated are the members cut off by Partition's first side, with the
+	// size of their logs when the network healed (evidence of a snapshot
+	// catch-up, noted by Settle).
+	isolated []string
+	logAt    map[string]int64
 }
 
-func (c *realCluster) Members() []string           { return c.b.Members() }
-func (c *realCluster) Leader() string              { return c.b.Leader() }
-func (c *realCluster) Stop(m string) error         { return c.b.Stop(m) }
-func (c *realCluster) Kill(m string) error         { return c.b.Crash(m, false) }
-func (c *realCluster) Restart(m string) error      { return c.b.Restart(m) }
-func (c *realCluster) HealNetwork() error          { return c.b.HealNetwork() }
-func (c *realCluster) HealAll() error              { return c.b.HealAll(c.ctx) }
-func (c *realCluster) Err() error                  { return c.b.Err() }
+// Partition cuts a from b and remembers a.
+func (c *realCluster) Partition(a, b []string) error {
+	c.isolated = append(c.isolated, a...)
+	return c.backend.Partition(a, b)
+}
+
+// HealNetwork heals every link, first noting where the isolated members'
+// logs end.
+func (c *realCluster) HealNetwork() error {
+	c.logAt = map[string]int64{}
+	for _, m := range c.isolated {
+		if st, err := os.Stat(c.logPath(m)); err == nil {
+			c.logAt[m] = st.Size()
+		}
+	}
+	return c.backend.HealNetwork()
+}
+
+func (c *realCluster) logPath(m string) string { return filepath.Join(c.Dir(), m+".log") }
+
+// noteLogs notes up to 3 lines that mention a snapshot in each healed
+// member's log since the heal (informational).
+func (c *realCluster) noteLogs() {
+	for _, m := range sortedKeys(c.logAt) {
+		f, err := os.Open(c.logPath(m))
+		if err != nil {
+			continue
+		}
+		var lines []string
+		sc := bufio.NewScanner(io.NewSectionReader(f, c.logAt[m], 1<<40))
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() && len(lines) < 3 {
+			if line := sc.Text(); strings.Contains(strings.ToLower(line), "snapshot") {
+				lines = append(lines, line[:min(len(line), 200)])
+			}
+		}
+		_ = f.Close()
+		if len(lines) > 0 {
+			c.notef("%s log after the heal: %s", m, strings.Join(lines, " | "))
+		}
+	}
+	c.logAt = nil
+}
+
+func (c *realCluster) HealAll() error              { return c.backend.HealAll(c.ctx) }
 func (c *realCluster) Sleep(d time.Duration) error { return sleepCtx(c.ctx, d) }
 
 // Now is truncated to milliseconds: reports read better, and an earlier
 // save start only weakens checkRestored's "acknowledged before the save".
 func (c *realCluster) Now() time.Duration { return time.Since(c.start).Truncate(time.Millisecond) }
 
-func (c *realCluster) Isolate(m string) error {
-	return c.b.Partition([]string{m}, others(c.b.Members(), m))
-}
-
 func (c *realCluster) Until(limit time.Duration, cond func() (bool, string)) error {
 	return pollUntil(c.ctx, limit, cond)
 }
 
 func (c *realCluster) Status(m string) (Status, error) {
-	cli, err := c.b.Client(m)
+	cli, err := c.backend.Client(m)
 	if err != nil {
 		return Status{}, err
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, time.Second)
 	defer cancel()
-	st, err := cli.Status(ctx, c.b.ClientURL(m))
+	st, err := cli.Status(ctx, c.backend.ClientURL(m))
 	if err != nil {
 		return Status{}, err
 	}
@@ -327,13 +367,13 @@ func (c *realCluster) Status(m string) (Status, error) {
 }
 
 func (c *realCluster) HashKV(m string) (uint32, int64, error) {
-	cli, err := c.b.Client(m)
+	cli, err := c.backend.Client(m)
 	if err != nil {
 		return 0, 0, err
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
 	defer cancel()
-	resp, err := cli.HashKV(ctx, c.b.ClientURL(m), 0)
+	resp, err := cli.HashKV(ctx, c.backend.ClientURL(m), 0)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -352,14 +392,14 @@ func (c *realCluster) Save(path string) (Save, error) {
 				return Save{}, err
 			}
 		}
-		src := c.b.Leader()
+		src := c.backend.Leader()
 		if src == "" {
 			lastErr = errors.New("no leader")
 			continue
 		}
 		sv := Save{Source: src, Start: c.Now()}
 		start := time.Now()
-		n, err := saveFrom(c.ctx, c.b, src, path)
+		n, err := saveFrom(c.ctx, c.backend, src, path)
 		if err != nil {
 			lastErr = fmt.Errorf("from %s: %w", src, err)
 			continue
@@ -442,6 +482,7 @@ func (c *realCluster) StopLoad(time.Duration) error {
 // Settle waits until the members agree under load, stops the load and
 // waits until they agree again.
 func (c *realCluster) Settle(limit time.Duration) error {
+	c.noteLogs()
 	if c.stopped == nil {
 		if err := c.converge(limit); err != nil {
 			_ = c.StopLoad(limit)
@@ -454,7 +495,7 @@ func (c *realCluster) Settle(limit time.Duration) error {
 
 func (c *realCluster) converge(limit time.Duration) error {
 	var cv scenarios.Convergence
-	return pollUntil(c.ctx, limit, func() (bool, string) { return cv.Check(c.ctx, c.b) })
+	return pollUntil(c.ctx, limit, func() (bool, string) { return cv.Check(c.ctx, c.backend) })
 }
 
 func (c *realCluster) History() []linearizability.Operation {
@@ -472,7 +513,7 @@ func (c *realCluster) WatchLeader() func() time.Duration {
 	wg.Go(func() {
 		last := time.Now()
 		for ctx.Err() == nil {
-			if c.b.Leader() != "" {
+			if c.backend.Leader() != "" {
 				last = time.Now()
 			} else if gap := time.Since(last); gap > worst {
 				worst = gap
@@ -497,7 +538,7 @@ func (c *realCluster) Close() {
 	}
 	c.closed = true
 	_ = c.StopLoad(0)
-	_ = c.b.Close()
+	_ = c.backend.Close()
 }
 
 // clientKeyspace is a restored real cluster as checkRestored reads it: the

@@ -65,26 +65,32 @@ func TestRealDrills(t *testing.T) {
 				require.NoError(t, err)
 				t.Logf("%s\n  (wall %s)", r, time.Since(start).Round(time.Millisecond))
 				require.True(t, r.Passed(), "%s", r)
-				require.Equal(t, "process/"+string(target), r.Backend)
-				switch name {
-				case SaveRestore, DisasterRecovery:
-					require.Positive(t, r.SnapshotBytes)
-					require.Positive(t, r.SnapshotRevision)
-					require.Positive(t, r.KeysChecked)
-					require.Positive(t, r.RevisionsChecked)
-					require.Positive(t, r.RestoreWall)
-					require.Positive(t, r.ServeWall)
-				case RollingRestart:
-					require.Positive(t, r.SnapshotBytes)
-				case FollowerCatchUp:
-					require.Positive(t, r.ServeWall)
-				}
-				if name == DisasterRecovery {
-					require.NotEmpty(t, r.Lost, "writes after the backup must be reported lost")
-					require.Positive(t, r.RecoveryWall)
-				}
+				requireRealReport(t, name, "process/"+string(target), r)
 			})
 		}
+	}
+}
+
+// requireRealReport requires what every real drill reports on backend.
+func requireRealReport(t *testing.T, name, backend string, r *Report) {
+	t.Helper()
+	require.Equal(t, backend, r.Backend)
+	switch name {
+	case SaveRestore, DisasterRecovery:
+		require.Positive(t, r.SnapshotBytes)
+		require.Positive(t, r.SnapshotRevision)
+		require.Positive(t, r.KeysChecked, "the restored members served the saved keys")
+		require.Positive(t, r.RevisionsChecked)
+		require.Positive(t, r.RestoreWall)
+		require.Positive(t, r.ServeWall)
+	case RollingRestart:
+		require.Positive(t, r.SnapshotBytes)
+	case FollowerCatchUp:
+		require.Positive(t, r.ServeWall)
+	}
+	if name == DisasterRecovery {
+		require.NotEmpty(t, r.Lost, "writes after the backup must be reported lost")
+		require.Positive(t, r.RecoveryWall)
 	}
 }
 

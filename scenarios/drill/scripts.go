@@ -51,7 +51,7 @@ func saveRestore(env Env, c *Config, r *Report, lose bool) error {
 		lossAt = c1.Now()
 		lost := c1.Members()[:c.Members/2+1]
 		for _, name := range lost {
-			_ = c1.Kill(name)
+			_ = c1.Crash(name, false)
 		}
 		r.notef("lost members %s for good at %s", strings.Join(lost, ","), lossAt)
 	}
@@ -158,7 +158,7 @@ func followerCatchUp(env Env, c *Config, r *Report) error {
 		return nil
 	}
 	follower := others(cl.Members(), leader)[0]
-	_ = cl.Isolate(follower)
+	_ = cl.Partition([]string{follower}, others(cl.Members(), follower))
 	before, err := cl.Status(follower)
 	if err != nil {
 		return fmt.Errorf("drill: status of %s: %w", follower, err)

@@ -67,12 +67,12 @@ func (e *simEnv) NewCluster(spec ClusterSpec) (Cluster, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	s := &simCluster{w: sim.NewWorld(sim.Config{Seed: seed, MaxEvents: 500_000_000})}
-	cl, err := cluster.NewSim(s.w, cluster.SimConfig{Members: e.c.Members, Dir: dir, SnapshotCount: e.c.SnapshotCount})
+	w := sim.NewWorld(sim.Config{Seed: seed, MaxEvents: 500_000_000})
+	cl, err := cluster.NewSim(w, cluster.SimConfig{Members: e.c.Members, Dir: dir, SnapshotCount: e.c.SnapshotCount})
 	if err != nil {
 		return nil, err
 	}
-	s.cl = cl
+	s := &simCluster{Sim: cl, w: w}
 	if spec.RestoreFrom != "" {
 		s.view = filepath.Join(e.dir, "restored-view.db")
 		if err := e.restore(s.w, spec.RestoreFrom, dir, s.view); err != nil {
@@ -133,8 +133,8 @@ func (e *simEnv) restore(w *sim.World, snapPath, dir, view string) error {
 
 // simCluster is one simulated world with a cluster and its clients.
 type simCluster struct {
+	*cluster.Sim
 	w      *sim.World
-	cl     *cluster.Sim
 	load   *scenarios.SimLoad
 	view   string // restored clusters: a copy of the restored backend
 	closed bool
@@ -144,27 +144,17 @@ type simCluster struct {
 func (s *simCluster) Close() {
 	if !s.closed {
 		s.closed = true
-		s.cl.Close()
+		s.Sim.Close()
 	}
 }
 
-func (s *simCluster) Members() []string           { return s.cl.Members() }
-func (s *simCluster) Leader() string              { return s.cl.Leader() }
 func (s *simCluster) Now() time.Duration          { return s.w.Elapsed() }
 func (s *simCluster) Sleep(d time.Duration) error { return s.w.RunFor(d) }
-func (s *simCluster) Stop(m string) error         { _ = s.cl.Crash(m, false); return nil }
-func (s *simCluster) Kill(m string) error         { return s.cl.Crash(m, false) }
-func (s *simCluster) Restart(m string) error      { _ = s.cl.Restart(m); return nil }
-func (s *simCluster) HealNetwork() error          { return s.cl.HealNetwork() }
-func (s *simCluster) HealAll() error              { s.cl.HealAll(); return nil }
+func (s *simCluster) Stop(m string) error         { _ = s.Sim.Crash(m, false); return nil }
+func (s *simCluster) HealAll() error              { s.Sim.HealAll(); return nil }
 func (s *simCluster) Acknowledged() int           { return s.load.Acknowledged() }
-func (s *simCluster) Err() error                  { return s.cl.Err() }
 
 func (s *simCluster) History() []linearizability.Operation { return s.load.History() }
-
-func (s *simCluster) Isolate(m string) error {
-	return s.cl.Partition([]string{m}, others(s.cl.Members(), m))
-}
 
 func (s *simCluster) Until(limit time.Duration, cond func() (bool, string)) error {
 	var why string
@@ -178,7 +168,7 @@ func (s *simCluster) Until(limit time.Duration, cond func() (bool, string)) erro
 var errDown = errors.New("drill: member is down")
 
 func (s *simCluster) Status(m string) (Status, error) {
-	n := s.cl.Node(m)
+	n := s.Sim.Node(m)
 	if n == nil {
 		return Status{}, fmt.Errorf("%w: %s", errDown, m)
 	}
@@ -187,7 +177,7 @@ func (s *simCluster) Status(m string) (Status, error) {
 }
 
 func (s *simCluster) HashKV(m string) (uint32, int64, error) {
-	n := s.cl.Node(m)
+	n := s.Sim.Node(m)
 	if n == nil {
 		return 0, 0, fmt.Errorf("%w: %s", errDown, m)
 	}
@@ -197,13 +187,13 @@ func (s *simCluster) HashKV(m string) (uint32, int64, error) {
 
 // Save snapshots the leader (else the first member up) between two events.
 func (s *simCluster) Save(path string) (Save, error) {
-	src := s.cl.Leader()
-	for _, name := range s.cl.Members() {
-		if src == "" && s.cl.Node(name) != nil {
+	src := s.Sim.Leader()
+	for _, name := range s.Sim.Members() {
+		if src == "" && s.Sim.Node(name) != nil {
 			src = name
 		}
 	}
-	n := s.cl.Node(src)
+	n := s.Sim.Node(src)
 	if n == nil {
 		return Save{}, fmt.Errorf("drill: member %s is down at the save", src)
 	}
@@ -238,11 +228,11 @@ func (s *simCluster) Settle(limit time.Duration) error {
 		if !s.load.Idle() {
 			return false
 		}
-		ok, _ := s.cl.Converged()
+		ok, _ := s.Sim.Converged()
 		return ok
 	}, limit)
 	if err != nil {
-		_, why := s.cl.Converged()
+		_, why := s.Sim.Converged()
 		return fmt.Errorf("%w: %s", err, why)
 	}
 	return nil
@@ -256,7 +246,7 @@ func (s *simCluster) WatchLeader() func() time.Duration {
 		if stopped {
 			return
 		}
-		if s.cl.Leader() != "" {
+		if s.Sim.Leader() != "" {
 			last = s.w.Elapsed()
 		} else if gap := s.w.Elapsed() - last; gap > worst {
 			worst = gap
