@@ -41,7 +41,7 @@ type rule struct {
 //	  < store/wal, store/mvcc, vfs/vfstest
 //	  < store, store/snapshot
 //	  < server, cluster
-//	  < internal/testhook < scenarios < cmd/harness
+//	  < internal/testhook < scenarios < scenarios/drill < cmd/harness
 //
 // sim, chaos and linearizability depend on nothing of havoc's: the simulator
 // knows no store, a fault is plain data, and the checker re-implements etcd's
@@ -81,11 +81,16 @@ var layers = [][]rule{
 	},
 	{ // 5: runs, drills and their judgement.
 		{pkg: "scenarios", imports: []string{"chaos", "cluster", "internal/detrand", "internal/testhook", "linearizability",
-			"sim", "store", "store/mvcc", "store/snapshot", "vfs"},
+			"sim", "store", "store/mvcc"},
 			tests: []string{"internal/dockertest"}},
 	},
-	{ // 6: the command line.
-		{pkg: "cmd/harness", imports: []string{"chaos", "cluster", "linearizability", "scenarios", "server", "store",
+	{ // 6: the drills, written once over a simulated and a real environment.
+		{pkg: "scenarios/drill", imports: []string{"chaos", "cluster", "internal/detrand", "linearizability", "scenarios",
+			"sim", "store/mvcc", "store/snapshot", "vfs"},
+			tests: []string{"internal/dockertest"}},
+	},
+	{ // 7: the command line.
+		{pkg: "cmd/harness", imports: []string{"chaos", "cluster", "linearizability", "scenarios", "scenarios/drill", "server", "store",
 			"store/mvcc", "store/snapshot", "store/wal"},
 			tests: []string{"internal/dockertest"}},
 	},
