@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -69,37 +67,13 @@ func saveSnapshot(ctx context.Context, endpoint, path string) (version string, e
 		return "", err
 	}
 	defer cli.Close()
-	part := path + ".part"
-	defer os.Remove(part) // gone after the rename; left-overs of a failure go too
-	f, err := os.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
 	resp, err := cli.SnapshotWithVersion(ctx)
 	if err != nil {
 		return "", fmt.Errorf("snapshot from %s: %w", endpoint, err)
 	}
 	defer resp.Snapshot.Close()
-	n, err := io.Copy(f, resp.Snapshot)
-	if err != nil {
+	if _, err := snapshot.SaveStream(resp.Snapshot, path); err != nil {
 		return "", fmt.Errorf("snapshot from %s: %w", endpoint, err)
-	}
-	if n%512 != 32 {
-		return "", fmt.Errorf("snapshot from %s: %w: %d bytes (sha256 checksum not found)", endpoint, snapshot.ErrMissingHash, n)
-	}
-	if err := f.Sync(); err != nil {
-		return "", err
-	}
-	if err := f.Close(); err != nil {
-		return "", err
-	}
-	if err := os.Rename(part, path); err != nil {
-		return "", err
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		_ = d.Sync()
-		d.Close()
 	}
 	return resp.Version, nil
 }

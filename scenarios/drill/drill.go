@@ -14,6 +14,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -93,8 +94,18 @@ func Run(ctx context.Context, name string, c Config, b Backend) (*Report, error)
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
+	dir := b.Dir
+	if dir == "" {
+		var err error
+		if dir, err = os.MkdirTemp(scenarios.TempDir(), "havoc-drill-"); err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
 	r := &Report{Name: name, Seed: c.Seed}
-	env, err := newEnv(ctx, &c, b, r)
+	env, err := newEnv(ctx, &c, b, r, dir)
 	if err != nil {
 		return nil, err
 	}

@@ -1,11 +1,9 @@
 package drill
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -50,15 +48,15 @@ type Backend struct {
 	// here becomes <RunID>-<cluster> per cluster (c1, restored), so that a
 	// caller can find what a drill created by label.
 	Docker cluster.DockerConfig
-	// Dir keeps the real clusters' run directories and the snapshot files;
-	// when empty a temporary directory is used and removed at the end.
+	// Dir keeps the clusters' run directories and the snapshot files; when
+	// empty a temporary directory is used and removed at the end.
 	Dir string
 }
 
 // newEnv validates b and makes its environment.
-func newEnv(ctx context.Context, c *Config, b Backend, r *Report) (Env, error) {
+func newEnv(ctx context.Context, c *Config, b Backend, r *Report, dir string) (Env, error) {
 	if b.Kind == "" || b.Kind == BackendSim {
-		return newSimEnv(c, r)
+		return newSimEnv(c, r, dir), nil
 	}
 	if b.Target == "" {
 		b.Target = cluster.TargetHavoc
@@ -76,21 +74,8 @@ func newEnv(ctx context.Context, c *Config, b Backend, r *Report) (Env, error) {
 		}
 	}
 	r.Backend = b.Kind + "/" + string(b.Target)
-	e := &realEnv{ctx: ctx, c: c, b: b, r: r, dir: b.Dir}
-	if e.dir == "" {
-		var err error
-		if e.dir, err = os.MkdirTemp(scenarios.TempDir(), "havoc-real-drill-"); err != nil {
-			return nil, err
-		}
-		e.temp = true
-	} else if err := os.MkdirAll(e.dir, 0o755); err != nil {
-		return nil, err
-	}
-	if err := e.ensureImage(); err != nil {
-		e.Close()
-		return nil, err
-	}
-	return e, nil
+	e := &realEnv{ctx: ctx, c: c, b: b, r: r, dir: dir}
+	return e, e.ensureImage()
 }
 
 // realEnv runs a drill on process or Docker clusters of havoc or etcd, on
@@ -100,12 +85,11 @@ func newEnv(ctx context.Context, c *Config, b Backend, r *Report) (Env, error) {
 // in the backend's Prepare hook (Docker then copies it into the member's
 // volume); the restored keyspace is read over gRPC.
 type realEnv struct {
-	ctx  context.Context
-	c    *Config
-	b    Backend
-	r    *Report
-	dir  string
-	temp bool
+	ctx context.Context
+	c   *Config
+	b   Backend
+	r   *Report
+	dir string
 }
 
 func (e *realEnv) Dir() string                 { return e.dir }
@@ -128,11 +112,7 @@ const (
 	catchUpSnapshotCount = 100
 )
 
-func (e *realEnv) Close() {
-	if e.temp {
-		_ = os.RemoveAll(e.dir)
-	}
-}
+func (e *realEnv) Close() {}
 
 // ensureImage, on Docker, gets the members' image once per drill (building
 // the binary when Binary is empty), so that each cluster's Start finds it by
@@ -318,22 +298,16 @@ func (c *realCluster) HealNetwork() error {
 func (c *realCluster) logPath(m string) string { return filepath.Join(c.Dir(), m+".log") }
 
 // noteLogs notes up to 3 lines that mention a snapshot in each healed
-// member's log since the heal (informational).
+// member's log since the heal (evidence of the catch-up path).
 func (c *realCluster) noteLogs() {
 	for _, m := range sortedKeys(c.logAt) {
-		f, err := os.Open(c.logPath(m))
-		if err != nil {
-			continue
-		}
+		b, _ := os.ReadFile(c.logPath(m))
 		var lines []string
-		sc := bufio.NewScanner(io.NewSectionReader(f, c.logAt[m], 1<<40))
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() && len(lines) < 3 {
-			if line := sc.Text(); strings.Contains(strings.ToLower(line), "snapshot") {
+		for _, line := range strings.Split(string(b[min(c.logAt[m], int64(len(b))):]), "\n") {
+			if strings.Contains(strings.ToLower(line), "snapshot") && len(lines) < 3 {
 				lines = append(lines, line[:min(len(line), 200)])
 			}
 		}
-		_ = f.Close()
 		if len(lines) > 0 {
 			c.notef("%s log after the heal: %s", m, strings.Join(lines, " | "))
 		}
@@ -411,8 +385,7 @@ func (c *realCluster) Save(path string) (Save, error) {
 	return Save{}, fmt.Errorf("drill: no snapshot after 5 attempts: %w", lastErr)
 }
 
-// saveFrom is one save attempt: barrier read, stream into path.part, require
-// the sha256 trailer, fsync, rename.
+// saveFrom is one save attempt: a barrier read, then etcdctl's save.
 func saveFrom(ctx context.Context, b backend, member, path string) (int64, error) {
 	cli, err := b.Client(member)
 	if err != nil {
@@ -431,26 +404,7 @@ func saveFrom(ctx context.Context, b backend, member, path string) (int64, error
 		return 0, err
 	}
 	defer rc.Close()
-	part := path + ".part"
-	f, err := os.Create(part)
-	if err != nil {
-		return 0, err
-	}
-	defer os.Remove(part)
-	n, err := io.Copy(f, rc)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return 0, err
-	}
-	if n%512 != 32 {
-		return 0, fmt.Errorf("%w: %d bytes", snapshot.ErrMissingHash, n)
-	}
-	return n, os.Rename(part, path)
+	return snapshot.SaveStream(rc, path)
 }
 
 func (c *realCluster) Acknowledged() int {

@@ -36,19 +36,15 @@ type simEnv struct {
 	release func()
 }
 
-func newSimEnv(c *Config, r *Report) (*simEnv, error) {
-	dir, err := os.MkdirTemp(scenarios.TempDir(), "havoc-drill-")
-	if err != nil {
-		return nil, err
-	}
-	return &simEnv{c: c, r: r, dir: dir, release: detrand.Acquire(c.Seed)}, nil
+func newSimEnv(c *Config, r *Report, dir string) *simEnv {
+	return &simEnv{c: c, r: r, dir: dir, release: detrand.Acquire(c.Seed)}
 }
 
 func (e *simEnv) Dir() string                 { return e.dir }
 func (e *simEnv) Virtual() bool               { return true }
 func (e *simEnv) MaxLeaderGap() time.Duration { return 3 * time.Second }
 func (e *simEnv) CatchUpEntries() uint64      { return 5000 } // store.Config's default, which cluster.Sim keeps
-func (e *simEnv) Close()                      { e.release(); _ = os.RemoveAll(e.dir) }
+func (e *simEnv) Close()                      { e.release() }
 
 // simToken is cluster.NewSim's cluster token (members m1.., peer URLs
 // http://mN:2380): a restored sim cluster must use the same, so that its
