@@ -15,7 +15,7 @@ var About = map[string]string{
 		"revision; the restored cluster must then serve linearizably. Writes acknowledged after the snapshot are " +
 		"correctly absent.",
 	DisasterRecovery: "like save-restore, but three quarters into the load a majority of the members is lost for " +
-		"good and the cluster is rebuilt from the snapshot. The writes acknowledged after the snapshot are listed: " +
+		"good and, at the end of the load phase, the cluster is rebuilt from the snapshot. The writes acknowledged after the snapshot are listed: " +
 		"losing them is expected (a restore goes back to its snapshot); the recovery time runs from the loss to the " +
 		"first request the rebuilt cluster serves.",
 	FollowerCatchUp: "partitions one follower until the leader has compacted its log past the follower's " +
