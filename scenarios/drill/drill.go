@@ -227,6 +227,9 @@ type Save struct {
 	Start  time.Duration // when the save began, on the cluster's clock
 	Bytes  int64
 	Wall   time.Duration // how long writing it took
+	// Waited (simulator) is the virtual time from Start until a member held
+	// every acknowledged write.
+	Waited time.Duration
 }
 
 // faultSchedule draws save-restore's faults over the load phase; the same

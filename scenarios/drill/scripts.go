@@ -330,7 +330,7 @@ func save(cl Cluster, path string, r *Report) (Save, error) {
 	if err := snapshot.Verify(path); err != nil {
 		return sv, fmt.Errorf("drill: the fresh snapshot does not verify: %w", err)
 	}
-	r.SnapshotBytes, r.SnapshotRevision, r.SaveAt = sv.Bytes, st.Revision, sv.Start
+	r.SnapshotBytes, r.SnapshotRevision, r.SaveAt, r.SaveVirtual = sv.Bytes, st.Revision, sv.Start, sv.Waited
 	return sv, nil
 }
 

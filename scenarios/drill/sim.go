@@ -19,6 +19,7 @@ import (
 	"github.com/havoclab/havoc/linearizability"
 	"github.com/havoclab/havoc/scenarios"
 	"github.com/havoclab/havoc/sim"
+	"github.com/havoclab/havoc/store"
 	"github.com/havoclab/havoc/store/mvcc"
 	"github.com/havoclab/havoc/store/snapshot"
 	"github.com/havoclab/havoc/vfs"
@@ -163,6 +164,18 @@ func (s *simCluster) Until(limit time.Duration, cond func() (bool, string)) erro
 
 var errDown = errors.New("drill: member is down")
 
+// lastAckedWrite is the highest revision an acknowledged write of h got.
+func lastAckedWrite(h []linearizability.Operation) int64 {
+	var last int64
+	for i := range h {
+		op := &h[i]
+		if op.Outcome == linearizability.OutcomeOK && (writesValue(op) || op.Kind == linearizability.KindDelete) {
+			last = max(last, op.Resp.Revision)
+		}
+	}
+	return last
+}
+
 func (s *simCluster) Status(m string) (Status, error) {
 	n := s.Sim.Node(m)
 	if n == nil {
@@ -181,19 +194,29 @@ func (s *simCluster) HashKV(m string) (uint32, int64, error) {
 	return h, rev, err
 }
 
-// Save snapshots the leader (else the first member up) between two events.
+// Save snapshots the leader (else the first member up) between two events,
+// once it holds every write acknowledged so far (what the real save's barrier
+// read ensures): if none does yet (faults took them down, or the one up is
+// behind), the world runs until one does, up to 10 s.
 func (s *simCluster) Save(path string) (Save, error) {
-	src := s.Sim.Leader()
-	for _, name := range s.Sim.Members() {
-		if src == "" && s.Sim.Node(name) != nil {
-			src = name
+	sv := Save{Start: s.w.Elapsed()}
+	need := lastAckedWrite(s.load.History())
+	var n *store.Node
+	ready := func() bool {
+		sv.Source = s.Sim.Leader()
+		for _, name := range s.Sim.Members() {
+			if sv.Source == "" && s.Sim.Node(name) != nil {
+				sv.Source = name
+			}
 		}
+		n = s.Sim.Node(sv.Source)
+		return n != nil && n.Status().Revision >= need
 	}
-	n := s.Sim.Node(src)
-	if n == nil {
-		return Save{}, fmt.Errorf("drill: member %s is down at the save", src)
+	if err := s.w.RunUntil(ready, 10*time.Second); err != nil {
+		return sv, fmt.Errorf("drill: no member up with revision %d to save from: %w", need, err)
 	}
-	sv := Save{Source: src, Start: s.w.Elapsed()}
+	src := sv.Source
+	sv.Waited = s.w.Elapsed() - sv.Start
 	start := time.Now()
 	var img bytes.Buffer
 	if _, err := n.WriteSnapshot(&img); err != nil {

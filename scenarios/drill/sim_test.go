@@ -118,3 +118,19 @@ func TestDrillCatchesTamperedRestore(t *testing.T) {
 	t.Log(r)
 	require.Equal(t, scenarios.VerdictFailed, r.Verdict)
 }
+
+// TestDrillSaveWaitsForAMember: with every fault kind, seed 8's schedule has
+// no member up at Duration/2, and the first to come back is behind. The save
+// waits until a member holds every acknowledged write (as the real save's
+// barrier read does) instead of ending the drill with an error, or saving
+// from the lagging member and reporting a write lost.
+func TestDrillSaveWaitsForAMember(t *testing.T) {
+	c := drillConfig(8)
+	c.Workload.Clients = 16
+	c.Faults = chaos.AllKinds
+	r, err := Run(context.Background(), SaveRestore, c, Backend{})
+	require.NoError(t, err)
+	t.Log(r)
+	require.True(t, r.Passed(), "%s", r)
+	require.Equal(t, c.Duration/2, r.SaveAt)
+}
