@@ -19,7 +19,6 @@ import (
 	"github.com/havoclab/havoc/linearizability"
 	"github.com/havoclab/havoc/scenarios"
 	"github.com/havoclab/havoc/sim"
-	"github.com/havoclab/havoc/store"
 	"github.com/havoclab/havoc/store/mvcc"
 	"github.com/havoclab/havoc/store/snapshot"
 	"github.com/havoclab/havoc/vfs"
@@ -201,7 +200,6 @@ func (s *simCluster) HashKV(m string) (uint32, int64, error) {
 func (s *simCluster) Save(path string) (Save, error) {
 	sv := Save{Start: s.w.Elapsed()}
 	need := lastAckedWrite(s.load.History())
-	var n *store.Node
 	ready := func() bool {
 		sv.Source = s.Sim.Leader()
 		for _, name := range s.Sim.Members() {
@@ -209,13 +207,13 @@ func (s *simCluster) Save(path string) (Save, error) {
 				sv.Source = name
 			}
 		}
-		n = s.Sim.Node(sv.Source)
+		n := s.Sim.Node(sv.Source)
 		return n != nil && n.Status().Revision >= need
 	}
 	if err := s.w.RunUntil(ready, 10*time.Second); err != nil {
 		return sv, fmt.Errorf("drill: no member up with revision %d to save from: %w", need, err)
 	}
-	src := sv.Source
+	src, n := sv.Source, s.Sim.Node(sv.Source)
 	sv.Waited = s.w.Elapsed() - sv.Start
 	start := time.Now()
 	var img bytes.Buffer
