@@ -140,7 +140,9 @@ func latencyPlot(r *Report) (*plot.Plot, error) {
 	if math.IsInf(ymin, 0) {
 		ymin, ymax = plotFloorMs, 1
 	}
-	p.Y.Min, p.Y.Max = ymin, ymax*1.5
+	// Headroom above the data for the legend (a decade and a half on the log axis).
+	p.Y.Min, p.Y.Max = ymin, ymax*30
+	p.X.Min, p.X.Max = 0, r.Measured.Seconds()
 	if err := shadeFaults(p, r, p.Y.Min, p.Y.Max); err != nil {
 		return nil, err
 	}
@@ -155,14 +157,7 @@ func latencyPlot(r *Report) (*plot.Plot, error) {
 		c := plotutil.Color(i)
 		sc.GlyphStyle = draw.GlyphStyle{Color: fade(c), Radius: vg.Points(1), Shape: draw.CircleGlyph{}}
 		p.Add(sc)
-		var p99 plotter.XYs
-		for _, sec := range r.Series {
-			for _, so := range sec.Ops {
-				if so.Op == op && so.Count > 0 {
-					p99 = append(p99, plotter.XY{X: float64(sec.At) + 0.5, Y: max(so.P99, plotFloorMs)})
-				}
-			}
-		}
+		p99 := windowP99(r, op)
 		if len(p99) > 0 {
 			l, err := plotter.NewLine(p99)
 			if err != nil {
@@ -170,7 +165,7 @@ func latencyPlot(r *Report) (*plot.Plot, error) {
 			}
 			l.Color, l.Width = c, vg.Points(1.5)
 			p.Add(l)
-			p.Legend.Add(op+" (p99 per second)", l)
+			p.Legend.Add(fmt.Sprintf("%s p99 per %s", op, plotWindow(r.Measured)), l)
 		}
 		p.Legend.Add(op, sc)
 	}
@@ -185,6 +180,40 @@ func latencyPlot(r *Report) (*plot.Plot, error) {
 	}
 	p.Add(plotter.NewGrid())
 	return p, nil
+}
+
+// plotWindow is the window of the latency plot's p99 line: a second, or
+// less for a run shorter than 30 s so that the line has 30 points.
+func plotWindow(measured time.Duration) time.Duration {
+	if measured >= 30*time.Second {
+		return time.Second
+	}
+	return max(10*time.Millisecond, (measured/30).Round(10*time.Millisecond))
+}
+
+// windowP99 is op's p99 latency per plotWindow, at each window's middle.
+func windowP99(r *Report, op string) plotter.XYs {
+	w := plotWindow(r.Measured)
+	hs := map[int]*hdrhistogram.Histogram{}
+	last := 0
+	for _, s := range r.Samples {
+		if s.Op != op || s.Err {
+			continue
+		}
+		i := int(s.Start / w)
+		if hs[i] == nil {
+			hs[i] = newHist()
+		}
+		record(hs[i], s.Latency)
+		last = max(last, i)
+	}
+	var pts plotter.XYs
+	for i := 0; i <= last; i++ {
+		if h := hs[i]; h != nil {
+			pts = append(pts, plotter.XY{X: (time.Duration(i)*w + w/2).Seconds(), Y: max(ms(h.ValueAtQuantile(99)), plotFloorMs)})
+		}
+	}
+	return pts
 }
 
 // fade makes a scatter colour translucent so that dense regions read darker.
@@ -207,7 +236,8 @@ func throughputPlot(r *Report) (*plot.Plot, error) {
 			ymax = math.Max(ymax, float64(max(so.Count, so.Errors)))
 		}
 	}
-	p.Y.Min, p.Y.Max = 0, ymax*1.1
+	p.Y.Min, p.Y.Max = 0, ymax*1.3
+	p.X.Min, p.X.Max = 0, r.Measured.Seconds()
 	if err := shadeFaults(p, r, 0, p.Y.Max); err != nil {
 		return nil, err
 	}
@@ -303,8 +333,8 @@ func percentilePlot(title string, rs []*Report) (*plot.Plot, error) {
 // the nines its count supports (one request in 10^x), ending at the maximum.
 func percentileCurve(h *hdrhistogram.Histogram) plotter.XYs {
 	top := math.Log10(float64(h.TotalCount()))
-	var pts plotter.XYs
-	for x := 0.0; x < top; x += 0.05 {
+	pts := plotter.XYs{{X: 0, Y: max(ms(h.Min()), plotFloorMs)}}
+	for x := 0.05; x < top; x += 0.05 {
 		q := 1 - math.Pow(10, -x)
 		pts = append(pts, plotter.XY{X: x, Y: max(ms(h.ValueAtQuantile(q*100)), plotFloorMs)})
 	}

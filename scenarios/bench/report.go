@@ -31,7 +31,8 @@ type Report struct {
 	Measured time.Duration `json:"measured_ns"`
 	// Ops holds one entry per operation, in name order.
 	Ops []OpStats `json:"ops"`
-	// Series holds one entry per second of the measured part.
+	// Series holds one entry per second of the measured part (requests
+	// answered after it count in Ops only).
 	Series []Second `json:"series"`
 	// Faults holds one entry per injected fault.
 	Faults []FaultReport `json:"faults,omitempty"`
@@ -77,14 +78,15 @@ func (l Latency) At(q float64) float64 {
 	return 0
 }
 
-// Second is one second of the measured part.
+// Second is one second of the measured part: what was answered in it.
 type Second struct {
 	// At is the second's start, in whole seconds from the start of the measured part.
 	At  int         `json:"at_s"`
 	Ops []SecondOps `json:"ops"`
 }
 
-// SecondOps are one operation's figures in one second: requests due then.
+// SecondOps are one operation's figures in one second: the requests answered
+// (Count) or failed (Errors) in it, and the latency of those answered.
 type SecondOps struct {
 	Op     string  `json:"op"`
 	Count  int64   `json:"count"`
@@ -152,22 +154,27 @@ func Analyze(target string, cfg Config, samples []Sample, measured time.Duration
 			st = &OpStats{Op: s.Op, hist: newHist()}
 			byOp[s.Op] = st
 		}
-		sec := int(s.Start / time.Second)
+		if s.Err {
+			st.Errors++
+		} else {
+			st.Count++
+			record(st.hist, s.Latency)
+		}
+		sec := int(s.End() / time.Second)
+		if sec > lastSec {
+			continue // answered after the measured part: in the totals, not the series
+		}
 		k := secKey{sec, s.Op}
 		acc := secs[k]
 		if acc == nil {
 			acc = &secAcc{h: newHist()}
 			secs[k] = acc
 		}
-		lastSec = max(lastSec, sec)
 		if s.Err {
-			st.Errors++
 			acc.errs++
 			continue
 		}
-		st.Count++
 		acc.count++
-		record(st.hist, s.Latency)
 		record(acc.h, s.Latency)
 	}
 	names := make([]string, 0, len(byOp))

@@ -34,13 +34,28 @@ func TestPercentileTable(t *testing.T) {
 	assert.InEpsilon(t, 1, st.Latency.Min, 0.002)
 
 	require.Len(t, r.Series, 10)
-	for i, s := range r.Series {
-		assert.Equal(t, i, s.At)
-		require.Len(t, s.Ops, 1)
-		assert.Equal(t, int64(100), s.Ops[0].Count)
-		assert.InEpsilon(t, float64(i*100+100), s.Ops[0].Max, 0.002)
+	for i, sec := range r.Series {
+		assert.Equal(t, i, sec.At)
+		require.Len(t, sec.Ops, 1)
+		var count, errs int64
+		var maxMs float64
+		for _, s := range samples {
+			if s.End() >= time.Duration(i)*time.Second && s.End() < time.Duration(i+1)*time.Second {
+				if s.Err {
+					errs++
+					continue
+				}
+				count++
+				maxMs = max(maxMs, float64(s.Latency)/float64(time.Millisecond))
+			}
+		}
+		assert.Equal(t, count, sec.Ops[0].Count, "second %d: the requests answered in it", i)
+		assert.Equal(t, errs, sec.Ops[0].Errors, "second %d", i)
+		if count > 0 {
+			assert.InEpsilon(t, maxMs, sec.Ops[0].Max, 0.002, "second %d", i)
+		}
 	}
-	assert.Equal(t, int64(1), r.Series[5].Ops[0].Errors)
+	assert.Equal(t, int64(1), r.Series[8].Ops[0].Errors, "failed at 5 s + 3 s")
 
 	var b bytes.Buffer
 	r.WriteTable(&b)
