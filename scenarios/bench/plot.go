@@ -188,7 +188,7 @@ func plotWindow(measured time.Duration) time.Duration {
 	if measured >= 30*time.Second {
 		return time.Second
 	}
-	return max(10*time.Millisecond, (measured/30).Round(10*time.Millisecond))
+	return max(10*time.Millisecond, (measured / 30).Round(10*time.Millisecond))
 }
 
 // windowP99 is op's p99 latency per plotWindow, at each window's middle.
