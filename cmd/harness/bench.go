@@ -33,6 +33,7 @@ type benchFlags struct {
 	rounds    int
 	nodes     int
 	jsonPath  string
+	csvPath   string
 	plotDir   string
 	bf        backendFlags
 }
@@ -85,6 +86,7 @@ during the fault and the time to recover.`,
 	fl.Uint64Var(&f.cfg.Seed, "seed", 1, "seed of the key draws and the link proxies")
 	fl.StringArrayVar(&f.faults, "fault", nil, "fault during the measured part, KIND[:MEMBER]@AT[+FOR] (repeatable): kill-leader or a kind of --faults")
 	fl.StringVar(&f.jsonPath, "json", "", "write the reports (figures and per-second series) to this JSON file")
+	fl.StringVar(&f.csvPath, "csv", "", "write the figures of every run to this CSV file, and the per-second series next to it (NAME-series.csv)")
 	fl.StringVar(&f.plotDir, "plot", "", "write PNG plots (latency and throughput over time, latency percentiles) to this directory")
 	return cmd
 }
@@ -225,6 +227,13 @@ func (f *benchFlags) run(ctx context.Context, w io.Writer) error {
 		}
 		fmt.Fprintln(w, "json:", f.jsonPath)
 	}
+	if f.csvPath != "" {
+		series, err := writeBenchCSV(f.csvPath, all)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(w, "csv:", f.csvPath, series)
+	}
 	if f.plotDir != "" {
 		files, err := bench.WritePlots(f.plotDir, all, merged)
 		if err != nil {
@@ -357,4 +366,27 @@ func writeBenchJSON(path string, runs, merged []*bench.Report) error {
 		return err
 	}
 	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// writeBenchCSV writes the summary CSV to path and the series CSV next to it,
+// and returns the series file's name.
+func writeBenchCSV(path string, runs []*bench.Report) (string, error) {
+	series := strings.TrimSuffix(path, ".csv") + "-series.csv"
+	for _, out := range []struct {
+		path  string
+		write func(io.Writer, []*bench.Report) error
+	}{{path, bench.WriteSummaryCSV}, {series, bench.WriteSeriesCSV}} {
+		f, err := os.Create(out.path)
+		if err != nil {
+			return "", err
+		}
+		err = out.write(f, runs)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return "", err
+		}
+	}
+	return series, nil
 }

@@ -44,9 +44,9 @@ func TestBenchCommand(t *testing.T) {
 	}
 	t.Setenv("HAVOC_HARNESS_MAIN", "1") // the members are this test binary running main
 	dir := t.TempDir()
-	jsonPath, plotDir := filepath.Join(dir, "bench.json"), filepath.Join(dir, "plots")
+	jsonPath, plotDir, csvPath := filepath.Join(dir, "bench.json"), filepath.Join(dir, "plots"), filepath.Join(dir, "bench.csv")
 	code, out, errOut := harness(t, "bench", "--workload", "txn", "--clients", "4", "--duration", "1s", "--warmup", "200ms",
-		"--json", jsonPath, "--plot", plotDir)
+		"--json", jsonPath, "--plot", plotDir, "--csv", csvPath)
 	require.Equal(t, exitOK, code, "stdout %s\nstderr %s", out, errOut)
 	assert.Contains(t, out, "havoc: 3 members on the process backend up in")
 	assert.Contains(t, out, "p99.9")
@@ -68,6 +68,10 @@ func TestBenchCommand(t *testing.T) {
 	assert.Equal(t, "txn", doc.Runs[0].Ops[0].Op)
 	assert.Positive(t, doc.Runs[0].Ops[0].Count)
 	assert.Len(t, doc.Runs[0].Series, 1)
+	csvText, err := os.ReadFile(csvPath)
+	require.NoError(t, err)
+	assert.Contains(t, string(csvText), "\nhavoc,txn,txn,")
+	assert.FileExists(t, filepath.Join(dir, "bench-series.csv"))
 	for _, name := range []string{"havoc-latency.png", "havoc-throughput.png", "havoc-percentiles.png"} {
 		assert.FileExists(t, filepath.Join(plotDir, name))
 	}

@@ -254,7 +254,7 @@ func analyzeFault(f FaultRecord, samples []Sample, measured time.Duration) Fault
 	if at > 0 {
 		fr.Baseline = float64(pre.TotalCount()) / at.Seconds()
 	}
-	good := time.Duration(RecoveredLatency*float64(pre.ValueAtQuantile(99))*float64(time.Microsecond)) + RecoveredSlack
+	good := time.Duration(RecoveredLatency*float64(valueAt(pre, 0.99))*float64(time.Microsecond)) + RecoveredSlack
 	var starts []time.Duration
 	for _, s := range samples {
 		if !isProbe(s.Op) && !s.Err && s.Start >= at && s.Latency <= good {

@@ -37,18 +37,10 @@ func WritePlots(dir string, runs, merged []*Report) ([]string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	perTarget := map[string]int{}
-	for _, r := range runs {
-		perTarget[r.Target]++
-	}
-	seen := map[string]int{}
+	names := runNames(runs)
 	var files []string
-	for _, r := range runs {
-		seen[r.Target]++
-		name := r.Target
-		if perTarget[r.Target] > 1 {
-			name = fmt.Sprintf("%s-r%d", r.Target, seen[r.Target])
-		}
+	for i, r := range runs {
+		name := names[i]
 		for _, p := range []struct {
 			suffix string
 			make   func(*Report) (*plot.Plot, error)
@@ -210,7 +202,7 @@ func windowP99(r *Report, op string) plotter.XYs {
 	var pts plotter.XYs
 	for i := 0; i <= last; i++ {
 		if h := hs[i]; h != nil {
-			pts = append(pts, plotter.XY{X: (time.Duration(i)*w + w/2).Seconds(), Y: max(ms(h.ValueAtQuantile(99)), plotFloorMs)})
+			pts = append(pts, plotter.XY{X: (time.Duration(i)*w + w/2).Seconds(), Y: max(ms(valueAt(h, 0.99)), plotFloorMs)})
 		}
 	}
 	return pts
@@ -336,7 +328,7 @@ func percentileCurve(h *hdrhistogram.Histogram) plotter.XYs {
 	pts := plotter.XYs{{X: 0, Y: max(ms(h.Min()), plotFloorMs)}}
 	for x := 0.05; x < top; x += 0.05 {
 		q := 1 - math.Pow(10, -x)
-		pts = append(pts, plotter.XY{X: x, Y: max(ms(h.ValueAtQuantile(q*100)), plotFloorMs)})
+		pts = append(pts, plotter.XY{X: x, Y: max(ms(valueAt(h, q)), plotFloorMs)})
 	}
 	return append(pts, plotter.XY{X: math.Max(top, 0.05), Y: max(ms(h.Max()), plotFloorMs)})
 }

@@ -106,6 +106,16 @@ func record(h *hdrhistogram.Histogram, d time.Duration) {
 	_ = h.RecordValue(min(us, histHighUs)) // in range by construction
 }
 
+// valueAt is h's value at quantile q (a fraction), never below the minimum:
+// hdrhistogram-go answers 0 for a quantile whose rank rounds to zero (p10 of
+// two values), where HDR's definition is the smallest value.
+func valueAt(h *hdrhistogram.Histogram, q float64) int64 {
+	if h.TotalCount() == 0 {
+		return 0
+	}
+	return max(h.ValueAtQuantile(q*100), h.Min())
+}
+
 func ms(us int64) float64 { return float64(us) / 1000 }
 
 // summarize turns a histogram into a Latency.
@@ -119,7 +129,7 @@ func summarize(h *hdrhistogram.Histogram) Latency {
 	}
 	l.Min, l.Max, l.Mean = ms(h.Min()), ms(h.Max()), h.Mean()/1000
 	for i, q := range Quantiles {
-		l.Percentiles[i].Ms = ms(h.ValueAtQuantile(q * 100))
+		l.Percentiles[i].Ms = ms(valueAt(h, q))
 	}
 	return l
 }
@@ -197,8 +207,8 @@ func Analyze(target string, cfg Config, samples []Sample, measured time.Duration
 			if acc := secs[secKey{sec, op}]; acc != nil {
 				so.Count, so.Errors = acc.count, acc.errs
 				if acc.count > 0 {
-					so.P50 = ms(acc.h.ValueAtQuantile(50))
-					so.P99 = ms(acc.h.ValueAtQuantile(99))
+					so.P50 = ms(valueAt(acc.h, 0.5))
+					so.P99 = ms(valueAt(acc.h, 0.99))
 					so.Max = ms(acc.h.Max())
 				}
 			}

@@ -158,3 +158,31 @@ func TestParseFault(t *testing.T) {
 		})
 	}
 }
+
+// TestCSV: the summary has one row per run and operation, the series one
+// per run, second and operation; a target that ran twice is named by round.
+func TestCSV(t *testing.T) {
+	s := []Sample{{Op: "put", Start: 0, Latency: time.Millisecond}, {Op: "put", Start: time.Second, Latency: 2 * time.Millisecond}}
+	a := Analyze("havoc", Config{Workload: WorkloadPut}, s, 2*time.Second, nil)
+	b := Analyze("havoc", Config{Workload: WorkloadPut}, s, 2*time.Second, nil)
+	var sum, series bytes.Buffer
+	require.NoError(t, WriteSummaryCSV(&sum, []*Report{a, b}))
+	require.NoError(t, WriteSeriesCSV(&series, []*Report{a, b}))
+	assert.Equal(t, "run,workload,op,ok,errors,ops_per_sec,min_ms,p10_ms,p25_ms,p50_ms,p75_ms,p90_ms,p95_ms,p99_ms,p99.9_ms,max_ms\n"+
+		"havoc-r1,put,put,2,0,1.000,1.000,1.000,1.000,1.000,2.000,2.000,2.000,2.000,2.000,2.000\n"+
+		"havoc-r2,put,put,2,0,1.000,1.000,1.000,1.000,1.000,2.000,2.000,2.000,2.000,2.000,2.000\n", sum.String())
+	assert.Equal(t, "run,second,op,ok,errors,p50_ms,p99_ms,max_ms\n"+
+		"havoc-r1,0,put,1,0,1.000,1.000,1.000\nhavoc-r1,1,put,1,0,2.000,2.000,2.000\n"+
+		"havoc-r2,0,put,1,0,1.000,1.000,1.000\nhavoc-r2,1,put,1,0,2.000,2.000,2.000\n", series.String())
+}
+
+// TestPercentileOfFewSamples: with two latencies, 1 and 2 ms, p10 is the
+// smaller (hdrhistogram-go alone answers 0: the rank rounds to zero).
+func TestPercentileOfFewSamples(t *testing.T) {
+	s := []Sample{{Op: "get", Latency: time.Millisecond}, {Op: "get", Start: 1, Latency: 2 * time.Millisecond}}
+	r := Analyze("x", Config{Workload: WorkloadGet}, s, time.Second, nil)
+	st, _ := r.Op("get")
+	assert.InEpsilon(t, 1, st.Latency.At(0.10), 0.002)
+	assert.InEpsilon(t, 2, st.Latency.At(0.99), 0.002)
+	assert.InEpsilon(t, 1, r.Series[0].Ops[0].P50, 0.002)
+}
