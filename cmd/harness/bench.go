@@ -87,7 +87,7 @@ during the fault and the time to recover.`,
 	fl.StringArrayVar(&f.faults, "fault", nil, "fault during the measured part, KIND[:MEMBER]@AT[+FOR] (repeatable): kill-leader or a kind of --faults")
 	fl.StringVar(&f.jsonPath, "json", "", "write the reports (figures and per-second series) to this JSON file")
 	fl.StringVar(&f.csvPath, "csv", "", "write the figures of every run to this CSV file, and the per-second series next to it (NAME-series.csv)")
-	fl.StringVar(&f.plotDir, "plot", "", "write PNG plots (latency and throughput over time, latency percentiles) to this directory")
+	fl.StringVar(&f.plotDir, "plot", "", "write PNG plots (latency and throughput over time, latency percentiles) and index.html joining them with the tables to this directory")
 	return cmd
 }
 
@@ -239,7 +239,11 @@ func (f *benchFlags) run(ctx context.Context, w io.Writer) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(w, "plots: %s\n", strings.Join(files, " "))
+		page, err := bench.WriteHTML(f.plotDir, all, merged, files)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "plots: %s\nreport: %s\n", strings.Join(files, " "), page)
 	}
 	return nil
 }

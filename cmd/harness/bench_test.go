@@ -75,4 +75,8 @@ func TestBenchCommand(t *testing.T) {
 	for _, name := range []string{"havoc-latency.png", "havoc-throughput.png", "havoc-percentiles.png"} {
 		assert.FileExists(t, filepath.Join(plotDir, name))
 	}
+	page, err := os.ReadFile(filepath.Join(plotDir, "index.html"))
+	require.NoError(t, err)
+	assert.Contains(t, string(page), `<img src="havoc-latency.png"`)
+	assert.Contains(t, string(page), "p99.9")
 }
