@@ -16,13 +16,14 @@ const (
 	WorkloadPut   Workload = "put"   // Put of a key drawn from the key space
 	WorkloadGet   Workload = "get"   // Get of one key (linearizable unless Serializable)
 	WorkloadRange Workload = "range" // Get of the key prefix with a limit (a paginated list's first page)
-	WorkloadTxn   Workload = "txn"   // compare-and-set: If(mod_revision == last seen) Then(put) Else(get)
+	WorkloadList  Workload = "list"  // the whole prefix in pages of Limit, pinned to the first page's revision (as kube-apiserver lists)
+	WorkloadTxn   Workload = "txn"   // compare-and-set: If(mod_revision == last seen) Then(TxnOps puts) Else(get)
 	WorkloadWatch Workload = "watch" // puts; the latency from each put's send to its event at every watcher
 	WorkloadLease Workload = "lease" // one lease per client, renewed with KeepAliveOnce
 )
 
 // Workloads lists every workload in a fixed order.
-var Workloads = []Workload{WorkloadPut, WorkloadGet, WorkloadRange, WorkloadTxn, WorkloadWatch, WorkloadLease}
+var Workloads = []Workload{WorkloadPut, WorkloadGet, WorkloadRange, WorkloadList, WorkloadTxn, WorkloadWatch, WorkloadLease}
 
 // ErrConfig reports a configuration the benchmark refuses.
 var ErrConfig = errors.New("bench: bad configuration")
@@ -59,11 +60,14 @@ type Config struct {
 	KeySpace int
 	// Sequential draws keys in order (0, 1, 2, ... wrapping) instead of at random.
 	Sequential bool
-	// Serializable makes get and range serializable (answered by the member
+	// Serializable makes get, range and list serializable (answered by the member
 	// the request reaches, without a ReadIndex round).
 	Serializable bool
-	// Limit is the range workload's page size (100 when zero).
+	// Limit is the page size of the range and list workloads (100 when zero).
 	Limit int64
+	// TxnOps is the number of puts in a txn's success branch, on consecutive
+	// keys from the drawn one (1 when zero; at most KeySpace).
+	TxnOps int
 	// Watchers is the number of watchers of the watch workload (1 when zero).
 	Watchers int
 	// Seed seeds the key draws.
@@ -107,12 +111,18 @@ func (c *Config) Validate() error {
 	if c.Watchers == 0 {
 		c.Watchers = 1
 	}
+	if c.TxnOps == 0 {
+		c.TxnOps = 1
+	}
 	var bad []string
 	if !slices.Contains(Workloads, c.Workload) {
 		bad = append(bad, fmt.Sprintf("workload %q (want one of %s)", c.Workload, workloadList()))
 	}
-	if c.Clients < 1 || c.Conns < 1 || c.Watchers < 1 || c.KeySpace < 1 || c.Limit < 1 {
-		bad = append(bad, "clients, conns, watchers, key space and limit must be positive")
+	if c.Clients < 1 || c.Conns < 1 || c.Watchers < 1 || c.KeySpace < 1 || c.Limit < 1 || c.TxnOps < 1 {
+		bad = append(bad, "clients, conns, watchers, key space, limit and txn ops must be positive")
+	}
+	if c.TxnOps > c.KeySpace {
+		bad = append(bad, fmt.Sprintf("%d puts per txn need as many distinct keys (key space %d)", c.TxnOps, c.KeySpace))
 	}
 	if c.Rate < 0 || c.Warmup < 0 || c.Duration < 0 || c.Total < 0 || c.Timeout < 0 {
 		bad = append(bad, "rate, warmup, duration, total and timeout must not be negative")

@@ -24,6 +24,7 @@ const (
 	opPut        = "put"
 	opGet        = "get"
 	opRange      = "range"
+	opList       = "list"
 	opTxn        = "txn"
 	opWatch      = "watch"
 	opKeepAlive  = "keepalive"
@@ -32,13 +33,17 @@ const (
 	serializable = "-serializable"
 )
 
-// The fault probe: a put and a linearizable get every probeEvery, at most
-// probeInFlight of each outstanding, each bounded by probeTimeout.
+// The fault probe: a put (each of a fresh key) and a linearizable get every
+// probeEvery, each bounded by probeTimeout. probeInFlight (per kind) is enough
+// for every probe of a timeout's length to hang without the probe skipping a
+// beat: a smaller bound left the probe blind for a second after a leader kill
+// (every probe sent during the election hung, and no new one went out until
+// they timed out).
 const (
 	probeKey      = "bench-probe"
 	probeEvery    = 10 * time.Millisecond
-	probeInFlight = 16
 	probeTimeout  = time.Second
+	probeInFlight = int32(2 * probeTimeout / probeEvery)
 )
 
 // stampSize is the bytes at the head of a watch workload's value: the send
@@ -190,7 +195,7 @@ func (w *workers) draw(worker int) int {
 // lease workload's leases.
 func (w *workers) setup(ctx context.Context) error {
 	switch w.cfg.Workload {
-	case WorkloadGet, WorkloadRange, WorkloadTxn:
+	case WorkloadGet, WorkloadRange, WorkloadList, WorkloadTxn:
 		var next atomic.Int64
 		errs := make([]error, w.cfg.Clients)
 		var wg sync.WaitGroup
@@ -262,12 +267,19 @@ func (w *workers) request(ctx context.Context, worker int, _ int64) (string, err
 		opts := append([]clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithLimit(w.cfg.Limit)}, readOpts...)
 		_, err := cli.Get(ctx, KeyPrefix, opts...)
 		return opRange + suffix, err
+	case WorkloadList:
+		err := w.list(ctx, cli, readOpts)
+		return opList + suffix, err
 	case WorkloadTxn:
 		i := w.draw(worker)
 		k := w.key(i)
+		puts := make([]clientv3.Op, w.cfg.TxnOps)
+		for j := range puts {
+			puts[j] = clientv3.OpPut(w.key((i+j)%w.cfg.KeySpace), string(st.value))
+		}
 		resp, err := cli.Txn(ctx).
 			If(clientv3.Compare(clientv3.ModRevision(k), "=", st.revs[i])).
-			Then(clientv3.OpPut(k, string(st.value))).
+			Then(puts...).
 			Else(clientv3.OpGet(k)).
 			Commit()
 		if err != nil {
@@ -284,6 +296,30 @@ func (w *workers) request(ctx context.Context, worker int, _ int64) (string, err
 		return opKeepAlive, err
 	}
 	panic(fmt.Sprintf("bench: workload %q passed Validate", w.cfg.Workload))
+}
+
+// list reads the whole key prefix in pages of Limit keys, every page after
+// the first pinned to the first page's revision, as kube-apiserver lists.
+func (w *workers) list(ctx context.Context, cli *clientv3.Client, readOpts []clientv3.OpOption) error {
+	end := clientv3.GetPrefixRangeEnd(KeyPrefix)
+	from, rev := KeyPrefix, int64(0)
+	for {
+		opts := append([]clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(w.cfg.Limit)}, readOpts...)
+		if rev != 0 {
+			opts = append(opts, clientv3.WithRev(rev))
+		}
+		resp, err := cli.Get(ctx, from, opts...)
+		if err != nil {
+			return err
+		}
+		if rev == 0 {
+			rev = resp.Header.Revision
+		}
+		if !resp.More || len(resp.Kvs) == 0 {
+			return nil
+		}
+		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
 }
 
 // watch watches the key prefix until ctx ends and samples, for every put
@@ -331,7 +367,7 @@ func probe(ctx context.Context, cli *clientv3.Client, origin time.Time) []Sample
 		var err error
 		op := opProbePut
 		if kind == 0 {
-			_, err = cli.Put(rctx, probeKey, sent.String())
+			_, err = cli.Put(rctx, probeKey+"/"+strconv.FormatInt(sent.UnixNano(), 10), "")
 		} else {
 			op = opProbeGet
 			_, err = cli.Get(rctx, probeKey)
