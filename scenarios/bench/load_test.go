@@ -120,3 +120,33 @@ func TestDriveStopsOnCancel(t *testing.T) {
 		assert.False(t, s.Err)
 	}
 }
+
+// TestProbeKeepsSendingWhileRequestsHang: while the cluster swallows every
+// request (an election after a leader kill), the probe still sends every
+// probeEvery, so the first success after the cluster is back is seen within
+// a probe period (with at most 16 in flight it went blind for a timeout).
+func TestProbeKeepsSendingWhileRequestsHang(t *testing.T) {
+	if testing.Short() {
+		t.Skip("1.5 s of wall clock")
+	}
+	origin := time.Now()
+	back := 600 * time.Millisecond
+	hangUntilBack := func(ctx context.Context) error {
+		if time.Since(origin) >= back {
+			return nil
+		}
+		<-ctx.Done() // swallowed: answered by the timeout
+		return ctx.Err()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	samples := probe(ctx, hangUntilBack, hangUntilBack, origin)
+	SortSamples(samples)
+	r := Analyze("fake", Config{}, samples, 1500*time.Millisecond,
+		[]FaultRecord{{Fault: Fault{Kind: KillLeader}, Desc: "crash m1", Start: 100 * time.Millisecond}})
+	f := r.Faults[0]
+	for _, w := range []time.Duration{f.WriteUnavailable, f.ReadUnavailable} {
+		assert.GreaterOrEqual(t, w, back-100*time.Millisecond)
+		assert.Less(t, w, back-100*time.Millisecond+10*probeEvery, "seen within a few probe periods of the cluster's return")
+	}
+}

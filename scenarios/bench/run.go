@@ -125,7 +125,15 @@ func Run(ctx context.Context, target string, cfg Config, endpoints []string, inj
 	defer endRun()
 	var records []FaultRecord
 	if len(cfg.Faults) > 0 {
-		bg.Go(func() { add(probe(runCtx, probeConn, origin)) })
+		put := func(ctx context.Context) error {
+			_, err := probeConn.Put(ctx, probeKey+"/"+strconv.FormatInt(time.Now().UnixNano(), 10), "")
+			return err
+		}
+		get := func(ctx context.Context) error {
+			_, err := probeConn.Get(ctx, probeKey)
+			return err
+		}
+		bg.Go(func() { add(probe(runCtx, put, get, origin)) })
 		bg.Go(func() { records = inject(runCtx, inj, cfg.Faults, origin) })
 	}
 	load := Load{Clients: cfg.Clients, Rate: cfg.Rate, Warmup: cfg.Warmup, Duration: cfg.Duration, Total: cfg.Total, Timeout: cfg.Timeout}
@@ -351,9 +359,9 @@ func watch(ctx context.Context, cli *clientv3.Client, origin time.Time, ready ch
 	return out
 }
 
-// probe writes and reads probeKey every probeEvery until ctx ends, for the
+// probe calls put and get every probeEvery until ctx ends, for the
 // unavailability windows of the faults.
-func probe(ctx context.Context, cli *clientv3.Client, origin time.Time) []Sample {
+func probe(ctx context.Context, put, get func(context.Context) error, origin time.Time) []Sample {
 	var (
 		mu       sync.Mutex
 		out      []Sample
@@ -364,14 +372,11 @@ func probe(ctx context.Context, cli *clientv3.Client, origin time.Time) []Sample
 		defer inflight[kind].Add(-1)
 		sent := time.Now()
 		rctx, cancel := context.WithTimeout(ctx, probeTimeout)
-		var err error
-		op := opProbePut
-		if kind == 0 {
-			_, err = cli.Put(rctx, probeKey+"/"+strconv.FormatInt(sent.UnixNano(), 10), "")
-		} else {
-			op = opProbeGet
-			_, err = cli.Get(rctx, probeKey)
+		op, do := opProbePut, put
+		if kind == 1 {
+			op, do = opProbeGet, get
 		}
+		err := do(rctx)
 		cancel()
 		if ctx.Err() != nil {
 			return
