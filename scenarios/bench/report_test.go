@@ -106,6 +106,11 @@ func TestFaultWindows(t *testing.T) {
 		Sample{Op: opProbePut, Start: 4150 * time.Millisecond, Latency: 100 * time.Millisecond},
 		Sample{Op: opProbeGet, Start: 4400 * time.Millisecond, Latency: 100 * time.Millisecond},
 	)
+	// A stall before the fault: 5% of the requests before it took 400 ms. It
+	// must not make the held requests look recovered.
+	for i := 0; i < 15; i++ {
+		samples[i].Latency = 400 * time.Millisecond
+	}
 	SortSamples(samples)
 	rec := FaultRecord{Fault: Fault{Kind: KillLeader, At: 3 * time.Second}, Desc: "crash m1", Start: 3 * time.Second}
 	r := Analyze("x", Config{Workload: WorkloadPut}, samples, 10*time.Second, []FaultRecord{rec})
