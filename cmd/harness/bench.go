@@ -179,6 +179,9 @@ func (f *benchFlags) run(ctx context.Context, w io.Writer) error {
 		}
 	}
 	fmt.Fprintf(w, "bench %s: %s, warm-up %s, %s\n", cfg.Workload, cfg.Loop(), cfg.Warmup, measuredText(cfg))
+	if st, err := os.Stderr.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+		cfg.Progress = os.Stderr // a terminal: one progress line, rewritten every second
+	}
 	perTarget := make([][]*bench.Report, len(targets))
 	var all []*bench.Report
 	for round := range f.rounds {

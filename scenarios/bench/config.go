@@ -3,6 +3,7 @@ package bench
 import (
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"time"
@@ -74,6 +75,10 @@ type Config struct {
 	Seed uint64
 	// Faults are injected during the measured part (they need an injector).
 	Faults []Fault
+	// Progress, when set, gets a line every second while the run goes (the
+	// elapsed time and the answers so far), each starting with a carriage
+	// return so that a terminal shows one line, cleared when the run ends.
+	Progress io.Writer `json:"-"`
 }
 
 // KeyPrefix starts every key the benchmark writes.

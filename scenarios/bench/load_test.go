@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -149,4 +150,39 @@ func TestProbeKeepsSendingWhileRequestsHang(t *testing.T) {
 		assert.GreaterOrEqual(t, w, back-100*time.Millisecond)
 		assert.Less(t, w, back-100*time.Millisecond+10*probeEvery, "seen within a few probe periods of the cluster's return")
 	}
+}
+
+// TestProgressLine: the progress line is rewritten in place and cleared at
+// the end of the run.
+func TestProgressLine(t *testing.T) {
+	if testing.Short() {
+		t.Skip("1 s of wall clock")
+	}
+	var b syncBuffer
+	var answered, failed atomic.Int64
+	answered.Store(42)
+	failed.Store(1)
+	ctx, cancel := context.WithTimeout(context.Background(), 1100*time.Millisecond)
+	defer cancel()
+	progress(ctx, Config{Workload: WorkloadPut, Duration: 10 * time.Second, Progress: &b}, "havoc", time.Now(), &answered, &failed)
+	assert.Equal(t, "\r\033[Khavoc put: 1s of 10s, 42 answered, 1 failed\r\033[K", b.String())
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and a later reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b = append(s.b, p...)
+	return len(p), nil
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return string(s.b)
 }

@@ -137,7 +137,20 @@ func Run(ctx context.Context, target string, cfg Config, endpoints []string, inj
 		bg.Go(func() { records = inject(runCtx, inj, cfg.Faults, origin) })
 	}
 	load := Load{Clients: cfg.Clients, Rate: cfg.Rate, Warmup: cfg.Warmup, Duration: cfg.Duration, Total: cfg.Total, Timeout: cfg.Timeout}
-	samples, measured := Drive(ctx, load, origin, w.request)
+	var answered, failed atomic.Int64
+	req := func(ctx context.Context, worker int, seq int64) (string, error) {
+		op, err := w.request(ctx, worker, seq)
+		if err != nil {
+			failed.Add(1)
+		} else {
+			answered.Add(1)
+		}
+		return op, err
+	}
+	if cfg.Progress != nil {
+		bg.Go(func() { progress(runCtx, cfg, target, origin, &answered, &failed) })
+	}
+	samples, measured := Drive(ctx, load, origin, req)
 	if cfg.Workload == WorkloadWatch {
 		sleepUntil(ctx, time.Now().Add(watchDrain))
 	}
@@ -151,6 +164,28 @@ func Run(ctx context.Context, target string, cfg Config, endpoints []string, inj
 	}
 	SortSamples(samples)
 	return Analyze(target, cfg, samples, measured, records), nil
+}
+
+// progress writes a line to cfg.Progress every second until ctx ends.
+func progress(ctx context.Context, cfg Config, target string, origin time.Time, answered, failed *atomic.Int64) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			fmt.Fprint(cfg.Progress, "\r\033[K")
+			return
+		case <-tick.C:
+			at := time.Since(origin)
+			phase := fmt.Sprintf("%s of %s", at.Truncate(time.Second), cfg.Duration)
+			if at < 0 {
+				phase = "warm-up"
+			} else if cfg.Duration == 0 {
+				phase = fmt.Sprintf("%s, total %d", at.Truncate(time.Second), cfg.Total)
+			}
+			fmt.Fprintf(cfg.Progress, "\r\033[K%s %s: %s, %d answered, %d failed", target, cfg.Workload, phase, answered.Load(), failed.Load())
+		}
+	}
 }
 
 // newClient connects to endpoints with one attempt per request: a failure is
