@@ -83,9 +83,12 @@ var layers = [][]rule{
 		{pkg: "scenarios", imports: []string{"chaos", "cluster", "internal/detrand", "internal/testhook", "linearizability",
 			"sim", "store", "store/mvcc", "store/snapshot", "vfs"},
 			tests: []string{"internal/dockertest"}},
+		// Capacity and latency through clientv3: faults as chaos verbs on the
+		// backend the command started; the end-to-end test starts one.
+		{pkg: "scenarios/bench", imports: []string{"chaos"}, tests: []string{"cluster"}},
 	},
 	{ // 6: the command line.
-		{pkg: "cmd/harness", imports: []string{"chaos", "cluster", "linearizability", "scenarios", "server", "store",
+		{pkg: "cmd/harness", imports: []string{"chaos", "cluster", "linearizability", "scenarios", "scenarios/bench", "server", "store",
 			"store/mvcc", "store/snapshot", "store/wal"},
 			tests: []string{"internal/dockertest"}},
 	},
