@@ -191,3 +191,26 @@ func TestPercentileOfFewSamples(t *testing.T) {
 	assert.InEpsilon(t, 2, st.Latency.At(0.99), 0.002)
 	assert.InEpsilon(t, 1, r.Series[0].Ops[0].P50, 0.002)
 }
+
+// TestCompareTable: every figure side by side with its ratio, the faults'
+// windows included.
+func TestCompareTable(t *testing.T) {
+	mk := func(target string, lat, unavailable time.Duration) *Report {
+		var s []Sample
+		for i := range 100 {
+			s = append(s, Sample{Op: "put", Start: time.Duration(i) * 10 * time.Millisecond, Latency: lat})
+		}
+		s = append(s, Sample{Op: opProbePut, Start: 500 * time.Millisecond, Latency: unavailable}, Sample{Op: opProbeGet, Start: 500 * time.Millisecond, Latency: unavailable})
+		SortSamples(s)
+		rec := FaultRecord{Fault: Fault{Kind: KillLeader, At: 500 * time.Millisecond}, Desc: "crash m1", Start: 500 * time.Millisecond}
+		return Analyze(target, Config{Workload: WorkloadPut}, s, time.Second, []FaultRecord{rec})
+	}
+	var b bytes.Buffer
+	WriteCompare(&b, mk("havoc", time.Millisecond, 200*time.Millisecond), mk("etcd", 2*time.Millisecond, 400*time.Millisecond))
+	out := b.String()
+	assert.Contains(t, out, "compare havoc vs etcd")
+	assert.Regexp(t, `put +ops/s +100\.0 +100\.0 +1\.00x`, out)
+	assert.Regexp(t, `put +p50 ms +1\.00 +2\.00 +0\.50x`, out)
+	assert.Regexp(t, `kill-leader@500ms +writes unavailable +0\.200s +0\.400s +0\.50x`, out)
+	assert.Regexp(t, `kill-leader@500ms +reads unavailable +0\.200s +0\.400s +0\.50x`, out)
+}

@@ -84,8 +84,8 @@ func msText(v float64) string {
 }
 
 // WriteCompare prints a and b (the same benchmark on two targets) side by
-// side: per operation its throughput and latency percentiles, and the ratio
-// a/b of each.
+// side: per operation its throughput and latency percentiles, per fault its
+// unavailability windows and recovery, and the ratio a/b of each.
 func WriteCompare(w io.Writer, a, b *Report) {
 	fmt.Fprintf(w, "compare %s vs %s: %s, %s (ratio = %s / %s)\n", a.Target, b.Target, a.Config.Workload, a.Loop, a.Target, b.Target)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -104,6 +104,22 @@ func WriteCompare(w io.Writer, a, b *Report) {
 			row(quantileName(q.Q)+" ms", q.Ms, sb.Latency.Percentiles[i].Ms, msText)
 		}
 		row("max ms", sa.Latency.Max, sb.Latency.Max, msText)
+	}
+	for i, fa := range a.Faults {
+		if i >= len(b.Faults) {
+			break
+		}
+		fb := b.Faults[i]
+		row := func(name string, x, y time.Duration) {
+			r := "-"
+			if x >= 0 && y > 0 {
+				r = ratio(x.Seconds(), y.Seconds())
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t\n", fa.Fault, name, window(x), window(y), r)
+		}
+		row("writes unavailable", fa.WriteUnavailable, fb.WriteUnavailable)
+		row("reads unavailable", fa.ReadUnavailable, fb.ReadUnavailable)
+		row("recovered after", fa.Recovered, fb.Recovered)
 	}
 	_ = tw.Flush()
 }
