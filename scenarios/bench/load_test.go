@@ -12,18 +12,22 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// stallOnce is a fake server that answers at once, except that the first
-// request due at or after stallAt (from origin) hangs for stall: a server
-// that stops for a while, as a GC pause or a leader election does.
+// stallOnce is a fake server that answers in about a millisecond, except
+// that the first request due at or after stallAt (from origin) hangs for
+// stall: a server that stops for a while, as a GC pause or a leader election
+// does. (The millisecond keeps a closed loop from sampling millions of no-op
+// requests.)
 func stallOnce(origin time.Time, stallAt, stall time.Duration) Request {
 	var stalled atomic.Bool
 	return func(ctx context.Context, _ int, _ int64) (string, error) {
+		d := time.Millisecond
 		if time.Since(origin) >= stallAt && stalled.CompareAndSwap(false, true) {
-			select {
-			case <-time.After(stall):
-			case <-ctx.Done():
-				return "put", ctx.Err()
-			}
+			d = stall
+		}
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return "put", ctx.Err()
 		}
 		return "put", nil
 	}
