@@ -132,6 +132,14 @@ func TestFaultWindows(t *testing.T) {
 	var b bytes.Buffer
 	r.WriteTable(&b)
 	assert.Contains(t, b.String(), "unavailable: writes 1.200s, linearizable reads 1.500s")
+
+	// A fault before any answer has no baseline to recover to.
+	r = Analyze("x", Config{Workload: WorkloadPut}, samples, 10*time.Second,
+		[]FaultRecord{{Fault: Fault{Kind: KillLeader}, Desc: "crash m1", Start: time.Microsecond}})
+	assert.Equal(t, time.Duration(-1), r.Faults[0].Recovered)
+	b.Reset()
+	r.WriteTable(&b)
+	assert.Contains(t, b.String(), "recovered: unknown, no request was answered before the fault")
 }
 
 func TestParseFault(t *testing.T) {

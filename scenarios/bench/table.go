@@ -56,8 +56,12 @@ func (f FaultReport) write(w io.Writer) {
 		fmt.Fprintf(w, ", error: %s", f.Err)
 	}
 	fmt.Fprintf(w, "\n  unavailable: writes %s, linearizable reads %s\n", window(f.WriteUnavailable), window(f.ReadUnavailable))
-	fmt.Fprintf(w, "  recovered (%.0f%% of the %.1f ops/s before, at about the latency before): %s\n",
-		RecoveredShare*100, f.Baseline, window(f.Recovered))
+	if f.Baseline > 0 {
+		fmt.Fprintf(w, "  recovered (%.0f%% of the %.1f ops/s before, at about the latency before): %s\n",
+			RecoveredShare*100, f.Baseline, window(f.Recovered))
+	} else {
+		fmt.Fprintln(w, "  recovered: unknown, no request was answered before the fault to compare with")
+	}
 	fmt.Fprintf(w, "  during the fault: %d errors, p50 %s p99 %s max %s ms\n",
 		f.DuringErrors, msText(f.During.At(0.5)), msText(f.During.At(0.99)), msText(f.During.Max))
 }
