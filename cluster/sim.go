@@ -152,21 +152,20 @@ func (c *Sim) Node(name string) *store.Node {
 // halted member).
 func (c *Sim) Err() error { return errors.Join(c.errs...) }
 
-// Leader returns the name of a member that is up, not paused and believes it
-// leads, preferring the highest term (chaos.Injector).
+// Leader returns the member that is up, not paused and believes it leads,
+// with the highest term (chooseLeader: the rule of every backend; a down or
+// paused member is one that would not answer a real backend's Status).
 func (c *Sim) Leader() string {
-	best, term := "", uint64(0)
+	claims := make([]leaderClaim, 0, len(c.names))
 	for _, name := range c.names {
 		n := c.Node(name)
 		if n == nil || c.w.Host(name).Paused() {
 			continue
 		}
 		st := n.Status()
-		if st.IsLeader && st.Term >= term {
-			best, term = name, st.Term
-		}
+		claims = append(claims, leaderClaim{member: name, term: st.Term, leads: st.IsLeader})
 	}
-	return best
+	return chooseLeader(claims)
 }
 
 // Partition cuts both directions between a and b.
