@@ -28,17 +28,24 @@ type memberEndpoints interface {
 	ClientURL(member string) string
 }
 
-// realNet implements the network verbs of chaos.Injector and Leader for a real
-// backend, which embeds it. The semantics are the simulator's (sim.Network):
+// realNet implements the network verbs of chaos.Injector and chaos.Scoped and
+// Leader for a real backend, which embeds it. The semantics are the
+// simulator's (sim.Network and Sim):
 //
 //   - Link state is kept per direction, and a cut and a degradation of the
-//     same direction are independent: Partition and PartitionOneWay set cuts
-//     and leave latency and loss alone; DegradeLinks replaces the degradation
-//     of every link and leaves cuts alone.
-//   - Each fault has an undo that heals only what it broke: Repair undoes
-//     Partition, RepairOneWay undoes PartitionOneWay (cuts only), RestoreLinks
-//     undoes DegradeLinks (degradation only). HealNetwork makes every link
-//     healthy, as sim.Network.Heal does.
+//     same direction are independent: Partition, PartitionOneWay and CutLinks
+//     set cuts and leave latency and loss alone; DegradeLinks and
+//     DegradeLinksScoped set the latency and loss of every link and leave cuts
+//     alone.
+//   - A direction is cut while any cause holds it: Partition or
+//     PartitionOneWay (one cause, until HealNetwork), or any CutLinks whose
+//     heal has not run. So overlapping faults each heal only what they broke.
+//   - The scoped degradations in force combine: losses compound, the longest
+//     latency applies; when the last one ends the links have none. An
+//     unscoped DegradeLinks sets the degradation directly (until HealNetwork
+//     or the next scoped change), as Sim.DegradeLinks does.
+//   - HealNetwork makes every link healthy and ends every cause; a scoped heal
+//     that runs after it (or a second time) does nothing.
 //   - Leader is the member that answers Status naming itself leader, with the
 //     highest term among such answers (see chooseLeader).
 //
@@ -51,13 +58,18 @@ type realNet struct {
 	// event records what a verb did ("net" is the member of the event).
 	event func(what string)
 
-	mu sync.Mutex // one verb at a time: each reads and rewrites link states
+	mu       sync.Mutex // guards the fields below; one verb at a time
+	cutSet   map[[2]string]bool
+	cutRefs  map[[2]string]int
+	degraded []*chaos.Links // scoped degradations in force, oldest first
+	deg      chaos.Links    // the degradation of every link
+	healGen  uint64         // bumped by HealNetwork: older scoped heals are void
 }
 
 // statusTimeout bounds each member's Status call in Leader.
 const statusTimeout = 500 * time.Millisecond
 
-// network checks the names and returns the links to change.
+// network checks the names and returns the links to change. r.mu is held.
 func (r *realNet) network(sets ...[]string) (*linkproxy.Network, error) {
 	if r.lnet == nil {
 		return nil, errNotStarted // a backend value not made by its constructor
@@ -74,102 +86,204 @@ func (r *realNet) network(sets ...[]string) (*linkproxy.Network, error) {
 			}
 		}
 	}
+	if r.cutSet == nil {
+		r.cutSet, r.cutRefs = map[[2]string]bool{}, map[[2]string]int{}
+	}
 	return n, nil
 }
 
-// update rewrites the state of from -> to with f (from == to is skipped: a
-// member's link to itself does not exist).
-func update(n *linkproxy.Network, from, to string, f func(*linkproxy.LinkState)) {
-	if from == to {
-		return
+// directions lists the directed links from a to b (and b to a with both),
+// skipping a member's link to itself.
+func directions(a, b []string, both bool) [][2]string {
+	var ls [][2]string
+	for _, x := range a {
+		for _, y := range b {
+			if x == y {
+				continue
+			}
+			ls = append(ls, [2]string{x, y})
+			if both {
+				ls = append(ls, [2]string{y, x})
+			}
+		}
 	}
-	s := n.Link(from, to)
-	f(&s)
-	n.SetLink(from, to, s)
+	return ls
 }
 
-// setCut sets or clears the cut of every direction from a to b (and b to a
-// with both), keeping each link's degradation.
-func (r *realNet) setCut(a, b []string, cut, both bool, what string) error {
+// flush writes the state of every link between members to the proxies. r.mu
+// is held.
+func (r *realNet) flush(n *linkproxy.Network) {
+	ms := r.eps.Members()
+	for _, l := range directions(ms, ms, false) {
+		want := linkproxy.LinkState{
+			Cut:        r.cutSet[l] || r.cutRefs[l] > 0,
+			Loss:       r.deg.Loss,
+			LatencyMin: r.deg.LatencyMin,
+			LatencyMax: r.deg.LatencyMax,
+		}
+		if n.Link(l[0], l[1]) != want {
+			n.SetLink(l[0], l[1], want)
+		}
+	}
+}
+
+// partition sets an unscoped cut.
+func (r *realNet) partition(a, b []string, both bool, what string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	n, err := r.network(a, b)
 	if err != nil {
 		return err
 	}
-	set := func(s *linkproxy.LinkState) { s.Cut = cut }
-	for _, x := range a {
-		for _, y := range b {
-			update(n, x, y, set)
-			if both {
-				update(n, y, x, set)
-			}
-		}
+	for _, l := range directions(a, b, both) {
+		r.cutSet[l] = true
 	}
+	r.flush(n)
 	r.event(what)
 	return nil
 }
 
 // Partition cuts both directions of every link between a member of a and a
-// member of b. Latency and loss on those links stay as they were.
+// member of b, until HealNetwork. Latency and loss stay as they were.
 func (r *realNet) Partition(a, b []string) error {
-	return r.setCut(a, b, true, true, fmt.Sprintf("partition %v | %v", a, b))
+	return r.partition(a, b, true, fmt.Sprintf("partition %v | %v", a, b))
 }
 
-// PartitionOneWay cuts every link from a member of from to a member of to;
-// replies on connections opened the other way still cross (see package
-// linkproxy for what a one-way cut means on TCP).
+// PartitionOneWay cuts every link from a member of from to a member of to,
+// until HealNetwork; replies on connections opened the other way still cross
+// (see package linkproxy for what a one-way cut means on TCP).
 func (r *realNet) PartitionOneWay(from, to []string) error {
-	return r.setCut(from, to, true, false, fmt.Sprintf("cut %v -> %v", from, to))
+	return r.partition(from, to, false, fmt.Sprintf("cut %v -> %v", from, to))
 }
 
-// Repair undoes Partition(a, b): both directions between a and b are no
-// longer cut. Their degradation stays.
-func (r *realNet) Repair(a, b []string) error {
-	return r.setCut(a, b, false, true, fmt.Sprintf("repair %v | %v", a, b))
+// CutLinks cuts from -> to (and back with both) for one fault and returns the
+// heal that releases that fault's cut only (chaos.Scoped): a direction another
+// cause still holds stays cut.
+func (r *realNet) CutLinks(from, to []string, both bool) (func() error, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n, err := r.network(from, to)
+	if err != nil {
+		return nil, err
+	}
+	ls := directions(from, to, both)
+	for _, l := range ls {
+		r.cutRefs[l]++
+	}
+	r.flush(n)
+	arrow := "->"
+	if both {
+		arrow = "|"
+	}
+	r.event(fmt.Sprintf("cut %v %s %v", from, arrow, to))
+	gen, done := r.healGen, false
+	return func() error {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if done || gen != r.healGen {
+			return nil
+		}
+		done = true
+		n, err := r.network()
+		if err != nil {
+			return err
+		}
+		for _, l := range ls {
+			r.cutRefs[l]--
+		}
+		r.flush(n)
+		r.event(fmt.Sprintf("uncut %v %s %v", from, arrow, to))
+		return nil
+	}, nil
 }
 
-// RepairOneWay undoes PartitionOneWay(from, to).
-func (r *realNet) RepairOneWay(from, to []string) error {
-	return r.setCut(from, to, false, false, fmt.Sprintf("repair %v -> %v", from, to))
-}
-
-// DegradeLinks sets latency and loss (as connection resets) on every link
-// between members, replacing an earlier degradation and keeping every cut.
-// Duplication and reordering cannot be done to a TCP byte stream: they are
-// unsupported, and nothing changes.
-func (r *realNet) DegradeLinks(l chaos.Links) error {
+// checkLinks refuses what a TCP link cannot do.
+func checkLinks(l chaos.Links) error {
 	if l.Duplicate > 0 || l.Reorder > 0 {
 		return fmt.Errorf("%w: duplication and reordering (peer links are TCP streams)", chaos.ErrUnsupported)
 	}
-	return r.degrade(l, fmt.Sprintf("degrade links: %s", l))
+	return nil
 }
 
-// RestoreLinks undoes DegradeLinks: no link has latency or loss. Cuts stay.
-func (r *realNet) RestoreLinks() error {
-	return r.degrade(chaos.Links{}, "restore links")
-}
-
-func (r *realNet) degrade(l chaos.Links, what string) error {
+// DegradeLinks sets latency and loss (as connection resets) on every link
+// between members, replacing the degradation in force and keeping every cut.
+// Duplication and reordering cannot be done to a TCP byte stream: they are
+// unsupported, and nothing changes.
+func (r *realNet) DegradeLinks(l chaos.Links) error {
+	if err := checkLinks(l); err != nil {
+		return err
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	n, err := r.network()
 	if err != nil {
 		return err
 	}
-	ms := r.eps.Members()
-	for _, x := range ms {
-		for _, y := range ms {
-			update(n, x, y, func(s *linkproxy.LinkState) {
-				s.Loss, s.LatencyMin, s.LatencyMax = l.Loss, l.LatencyMin, l.LatencyMax
-			})
-		}
-	}
-	r.event(what)
+	r.deg = l
+	r.flush(n)
+	r.event(fmt.Sprintf("degrade links: %s", l))
 	return nil
 }
 
-// HealNetwork makes every link healthy: no cut, no latency, no loss.
+// DegradeLinksScoped adds a degradation of every link for one fault and
+// returns the heal that removes it only (chaos.Scoped). The degradations in
+// force combine (combineLinks).
+func (r *realNet) DegradeLinksScoped(l chaos.Links) (func() error, error) {
+	if err := checkLinks(l); err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n, err := r.network()
+	if err != nil {
+		return nil, err
+	}
+	d := &l
+	r.degraded = append(r.degraded, d)
+	r.deg = combineLinks(r.degraded)
+	r.flush(n)
+	r.event(fmt.Sprintf("degrade links: %s (in force: %s)", l, r.deg))
+	return func() error {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		i := slices.Index(r.degraded, d)
+		if i < 0 {
+			return nil // healed already (HealNetwork, or this heal ran)
+		}
+		n, err := r.network()
+		if err != nil {
+			return err
+		}
+		r.degraded = slices.Delete(r.degraded, i, i+1)
+		r.deg = combineLinks(r.degraded)
+		r.flush(n)
+		r.event(fmt.Sprintf("restore links from %s (in force: %s)", l, r.deg))
+		return nil
+	}, nil
+}
+
+// combineLinks is the degradation of several in force together, as Sim
+// combines them: losses compound, the highest duplication and reordering
+// rates and the longest latency apply. None is no degradation.
+func combineLinks(ds []*chaos.Links) chaos.Links {
+	if len(ds) == 0 {
+		return chaos.Links{}
+	}
+	var sum chaos.Links
+	keep := 1.0
+	for _, d := range ds {
+		keep *= 1 - d.Loss
+		sum.Duplicate = max(sum.Duplicate, d.Duplicate)
+		sum.Reorder = max(sum.Reorder, d.Reorder)
+		sum.LatencyMin = max(sum.LatencyMin, d.LatencyMin)
+		sum.LatencyMax = max(sum.LatencyMax, d.LatencyMax)
+	}
+	sum.Loss = 1 - keep
+	return sum
+}
+
+// HealNetwork makes every link healthy and ends every cause of a cut or a
+// degradation: scoped heals that run later do nothing.
 func (r *realNet) HealNetwork() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -177,6 +291,10 @@ func (r *realNet) HealNetwork() error {
 	if err != nil {
 		return err
 	}
+	clear(r.cutSet)
+	clear(r.cutRefs)
+	r.degraded, r.deg = nil, chaos.Links{}
+	r.healGen++
 	n.Heal()
 	r.event("heal")
 	return nil
@@ -240,3 +358,9 @@ func (r *realNet) Leader() string {
 
 // errNotStarted is realNet's answer for a backend whose proxies do not exist.
 var errNotStarted = errors.New("cluster: network fault before Start or after Close")
+
+var (
+	_ chaos.Scoped = (*Process)(nil)
+	_ chaos.Scoped = (*Docker)(nil)
+	_ chaos.Scoped = (*Sim)(nil)
+)
