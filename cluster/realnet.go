@@ -262,8 +262,8 @@ func (r *realNet) DegradeLinksScoped(l chaos.Links) (func() error, error) {
 	}, nil
 }
 
-// combineLinks is the degradation of several in force together, as Sim
-// combines them: losses compound, the highest duplication and reordering
+// combineLinks is the degradation of several in force together, on every
+// backend (Sim too): losses compound, the highest duplication and reordering
 // rates and the longest latency apply. None is no degradation.
 func combineLinks(ds []*chaos.Links) chaos.Links {
 	if len(ds) == 0 {

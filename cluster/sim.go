@@ -248,17 +248,7 @@ func (c *Sim) applyDegraded() error {
 		}
 		return nil
 	}
-	var sum chaos.Links
-	keep := 1.0
-	for _, d := range c.degraded {
-		keep *= 1 - d.Loss
-		sum.Duplicate = max(sum.Duplicate, d.Duplicate)
-		sum.Reorder = max(sum.Reorder, d.Reorder)
-		sum.LatencyMin = max(sum.LatencyMin, d.LatencyMin)
-		sum.LatencyMax = max(sum.LatencyMax, d.LatencyMax)
-	}
-	sum.Loss = 1 - keep
-	return c.DegradeLinks(sum)
+	return c.DegradeLinks(combineLinks(c.degraded))
 }
 
 // AfterFunc calls fn once d of virtual time has passed (chaos.Clocked).
