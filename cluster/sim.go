@@ -152,21 +152,20 @@ func (c *Sim) Node(name string) *store.Node {
 // halted member).
 func (c *Sim) Err() error { return errors.Join(c.errs...) }
 
-// Leader returns the name of a member that is up, not paused and believes it
-// leads, preferring the highest term (chaos.Injector).
+// Leader returns the member that is up, not paused and believes it leads,
+// with the highest term (chooseLeader: the rule of every backend; a down or
+// paused member is one that would not answer a real backend's Status).
 func (c *Sim) Leader() string {
-	best, term := "", uint64(0)
+	claims := make([]leaderClaim, 0, len(c.names))
 	for _, name := range c.names {
 		n := c.Node(name)
 		if n == nil || c.w.Host(name).Paused() {
 			continue
 		}
 		st := n.Status()
-		if st.IsLeader && st.Term >= term {
-			best, term = name, st.Term
-		}
+		claims = append(claims, leaderClaim{member: name, term: st.Term, leads: st.IsLeader})
 	}
-	return best
+	return chooseLeader(claims)
 }
 
 // Partition cuts both directions between a and b.
@@ -249,17 +248,7 @@ func (c *Sim) applyDegraded() error {
 		}
 		return nil
 	}
-	var sum chaos.Links
-	keep := 1.0
-	for _, d := range c.degraded {
-		keep *= 1 - d.Loss
-		sum.Duplicate = max(sum.Duplicate, d.Duplicate)
-		sum.Reorder = max(sum.Reorder, d.Reorder)
-		sum.LatencyMin = max(sum.LatencyMin, d.LatencyMin)
-		sum.LatencyMax = max(sum.LatencyMax, d.LatencyMax)
-	}
-	sum.Loss = 1 - keep
-	return c.DegradeLinks(sum)
+	return c.DegradeLinks(combineLinks(c.degraded))
 }
 
 // AfterFunc calls fn once d of virtual time has passed (chaos.Clocked).

@@ -202,20 +202,17 @@ func errOrOK(err error) string {
 
 // until polls cond every 250 ms until it holds or deadline passes.
 func (r *realRun) until(ctx context.Context, deadline time.Time, cond func() (bool, string)) error {
-	for {
-		ok, why := cond()
-		if ok {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not converged %s after the heal: %s", time.Duration(r.now()-r.healAt.Load()).Round(time.Millisecond), why)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(250 * time.Millisecond):
-		}
+	dctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	var why string
+	err := cluster.PollUntil(dctx, cluster.Backoff{First: 250 * time.Millisecond}, func() (ok bool, _ error) {
+		ok, why = cond()
+		return ok, nil
+	})
+	if err != nil && ctx.Err() == nil {
+		return fmt.Errorf("not converged %s after the heal: %s", time.Duration(r.now()-r.healAt.Load()).Round(time.Millisecond), why)
 	}
+	return err
 }
 
 // faults applies res.Schedule on the wall clock until safetyEnd, recording
