@@ -70,6 +70,9 @@ type SimConfig struct {
 	// zero): how far behind a follower may fall before only a snapshot can
 	// catch it up.
 	CatchUpEntries uint64
+	// QuotaBackendBytes is store.Config.QuotaBackendBytes (2 GiB when zero,
+	// no quota when negative).
+	QuotaBackendBytes int64
 }
 
 // defaultCatchUpEntries is store.Config's CatchUpEntries when zero.
@@ -127,7 +130,7 @@ func NewSim(w *sim.World, cfg SimConfig) (*Sim, error) {
 			Name: name, InitialCluster: initial, ClientURLs: []string{"http://" + name + ":2379"},
 			FS: disk, WALDir: "member/wal", DBPath: filepath.Join(cfg.Dir, name+".db"), DBNoSync: true,
 			SnapshotCount: cfg.SnapshotCount, TickInterval: cfg.TickInterval, ElectionTicks: cfg.ElectionTicks,
-			CatchUpEntries: cfg.CatchUpEntries,
+			CatchUpEntries: cfg.CatchUpEntries, QuotaBackendBytes: cfg.QuotaBackendBytes,
 		}
 		c.members[name] = m
 		h := w.AddHost(name, m)

@@ -41,7 +41,7 @@ type rule struct {
 //	  < store/wal, store/mvcc, vfs/vfstest
 //	  < store, store/snapshot
 //	  < server, cluster
-//	  < internal/testhook < scenarios < cmd/harness
+//	  < internal/testhook < scenarios < scenarios/scenario < scenarios/library < cmd/harness
 //
 // sim, chaos and linearizability depend on nothing of havoc's: the simulator
 // knows no store, a fault is plain data, and the checker re-implements etcd's
@@ -87,8 +87,15 @@ var layers = [][]rule{
 		// backend the command started; the end-to-end test starts one.
 		{pkg: "scenarios/bench", imports: []string{"chaos"}, tests: []string{"cluster"}},
 	},
-	{ // 6: the command line.
-		{pkg: "cmd/harness", imports: []string{"chaos", "cluster", "linearizability", "scenarios", "scenarios/bench", "server", "store",
+	{ // 6: the scenario file, a run as data.
+		{pkg: "scenarios/scenario", imports: []string{"chaos", "linearizability", "scenarios"}},
+	},
+	{ // 7: the scenario library, files of the scenario format.
+		{pkg: "scenarios/library", imports: []string{"scenarios/scenario"}},
+	},
+	{ // 8: the command line.
+		{pkg: "cmd/harness", imports: []string{"chaos", "cluster", "linearizability", "scenarios", "scenarios/bench", "scenarios/library",
+			"scenarios/scenario", "server", "store",
 			"store/mvcc", "store/snapshot", "store/wal"},
 			tests: []string{"internal/dockertest"}},
 	},
