@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 )
 
@@ -29,9 +30,20 @@ const (
 	KindLeaseGrant  Kind = "lease-grant"  // grant lease Lease (or the server's choice, in Resp.LeaseID) with TTL
 	KindPutLease    Kind = "put-lease"    // write Value to Key attached to Lease
 	KindLeaseRevoke Kind = "lease-revoke" // revoke Lease, deleting every key attached to it
+	KindCompact     Kind = "compact"      // compact the keyspace history up to revision Rev
+	KindDefrag      Kind = "defrag"       // defragment Member's backend (no effect on the keyspace)
 )
 
-var knownKinds = []Kind{KindGet, KindPut, KindDelete, KindRange, KindCAS, KindLeaseGrant, KindPutLease, KindLeaseRevoke}
+var knownKinds = []Kind{KindGet, KindPut, KindDelete, KindRange, KindCAS, KindLeaseGrant, KindPutLease, KindLeaseRevoke, KindCompact, KindDefrag}
+
+// The error texts of a read or compaction the store refused because of the
+// revision it named (etcd's mvcc.ErrCompacted and mvcc.ErrFutureRev). The
+// checker finds them in Operation.Error of a failed operation, whatever
+// prefix the transport added.
+const (
+	ErrTextCompacted = "required revision has been compacted"
+	ErrTextFutureRev = "required revision is a future revision"
+)
 
 // Outcome says what the client knows about whether a request took effect.
 type Outcome string
@@ -58,6 +70,7 @@ type Operation struct {
 	ExpectAbsent bool     `json:"expect_absent,omitempty"`
 	Lease        int64    `json:"lease,omitempty"`
 	TTL          int64    `json:"ttl,omitempty"`
+	Rev          int64    `json:"at_rev,omitempty"`
 	Call         int64    `json:"call"`
 	Return       int64    `json:"return"`
 	Outcome      Outcome  `json:"outcome"`
@@ -99,6 +112,12 @@ type KV struct {
 	Lease          int64  `json:"lease,omitempty"`
 }
 
+// refused reports whether op failed because of the revision it named:
+// compacted, or in the future.
+func (op *Operation) refused(text string) bool {
+	return op.Outcome == OutcomeFail && strings.Contains(op.Error, text)
+}
+
 // isWrite reports whether the kind can change the keyspace.
 func (k Kind) isWrite() bool {
 	switch k {
@@ -131,6 +150,12 @@ func (op *Operation) validate() error {
 	}
 	if op.Kind == KindLeaseRevoke && op.Lease == 0 {
 		return fmt.Errorf("%w: op %d: lease-revoke without lease", ErrMalformed, op.ID)
+	}
+	if op.Kind == KindCompact && op.Rev <= 0 {
+		return fmt.Errorf("%w: op %d: compact without a revision", ErrMalformed, op.ID)
+	}
+	if op.Rev < 0 || op.Rev != 0 && op.Kind != KindGet && op.Kind != KindRange && op.Kind != KindCompact {
+		return fmt.Errorf("%w: op %d: revision %d on a %s", ErrMalformed, op.ID, op.Rev, op.Kind)
 	}
 	return nil
 }

@@ -411,13 +411,25 @@ func Describe(op *Operation) string {
 		req = fmt.Sprintf("lease-grant(%d, ttl %d)", op.Lease, op.TTL)
 	case KindLeaseRevoke:
 		req = fmt.Sprintf("lease-revoke(%d)", op.Lease)
+	case KindCompact:
+		req = fmt.Sprintf("compact(%d)", op.Rev)
+	case KindDefrag:
+		req = "defrag"
 	default:
 		req = string(op.Kind)
+	}
+	if op.Rev != 0 && op.Kind != KindCompact {
+		req += fmt.Sprintf(" at rev %d", op.Rev)
 	}
 	if op.Serializable {
 		req += " serializable"
 	}
-	if op.Outcome != OutcomeOK {
+	switch {
+	case op.refused(ErrTextCompacted):
+		return fmt.Sprintf("%s -> refused: compacted", req)
+	case op.refused(ErrTextFutureRev):
+		return fmt.Sprintf("%s -> refused: future revision", req)
+	case op.Outcome != OutcomeOK:
 		return fmt.Sprintf("%s -> %s", req, op.Outcome)
 	}
 	var resp string

@@ -66,7 +66,10 @@ func (o *observation) kv(ops []Operation) KV {
 //     falls between that mod_revision and the read's header revision;
 //  4. a read that finds a key absent is not preceded (by revision) by a
 //     known put of it, unless a delete or lease of unknown revision could
-//     explain the absence.
+//     explain the absence;
+//  5. reads at a past revision (Operation.Rev) are checked by rules 3 and
+//     4 at that revision, and compactions and the revisions reads name
+//     agree (checkCompactions).
 //
 // revisionFacts is what checkRevisions learned: the first violation (nil if
 // none) and the revision reads saw each unknown write at (by op index).
@@ -186,6 +189,11 @@ func checkRevisionRules(ops []Operation, rf *revisionFacts) *violation {
 			continue
 		}
 		h := op.Resp.Revision
+		if op.Rev != 0 {
+			// A read at a past revision sees the keyspace at that revision:
+			// checked against the replay of the writes like any read, at Rev.
+			h = op.Rev
+		}
 		switch {
 		case op.Kind == KindGet, op.Kind == KindCAS && !op.Resp.Succeeded:
 			obs = append(obs, observation{op: int32(i), kvAt: -1, key: op.Key, found: op.Resp.Found, h: h})
@@ -268,6 +276,9 @@ func checkRevisionRules(ops []Operation, rf *revisionFacts) *violation {
 	}
 
 	if v := checkRealTime(ops, known, observedRev); v != nil {
+		return v
+	}
+	if v := checkCompactions(ops); v != nil {
 		return v
 	}
 

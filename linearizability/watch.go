@@ -15,11 +15,17 @@ type WatchEvent struct {
 	Watcher  int    `json:"watcher"`
 	Member   string `json:"member"`
 	Time     int64  `json:"time"`
-	Type     string `json:"type"` // "put" or "delete"
+	Type     string `json:"type"` // "put", "delete" or WatchCompacted
 	Key      string `json:"key"`
 	Value    string `json:"value,omitempty"`
 	Revision int64  `json:"rev"` // the event's mod revision
 }
+
+// WatchCompacted is the type of the mark a watcher records when its watch
+// was canceled because the revisions it asked for were compacted: Revision
+// is the compact revision the store named, where the watcher resumed. The
+// writes between its last event and that revision need not appear.
+const WatchCompacted = "compacted"
 
 // ErrWatch reports a broken watch guarantee.
 var ErrWatch = errors.New("linearizability: watch guarantee broken")
@@ -42,7 +48,9 @@ type WatchOptions struct {
 //     lease revoke that could have made it;
 //  3. agreed: watchers report the same events for the same revision;
 //  4. complete: every acknowledged write to a watched key, up to the revision a
-//     watcher reached, appears in its stream.
+//     watcher reached, appears in its stream, except where the watcher was
+//     told its next revisions were compacted (a WatchCompacted mark, which
+//     a requested compaction must explain).
 func CheckWatch(ops []Operation, events []WatchEvent, opt WatchOptions) error {
 	writer := make(map[string]int, len(ops))
 	for i := range ops {
@@ -66,6 +74,15 @@ func CheckWatch(ops []Operation, events []WatchEvent, opt WatchOptions) error {
 			unknownRevoke = true
 		}
 	}
+	var compactedTo int64 // the highest compaction that may have happened
+	for i := range ops {
+		if op := &ops[i]; op.Kind == KindCompact && op.Outcome != OutcomeFail {
+			compactedTo = max(compactedTo, op.Rev)
+		}
+	}
+	// gap is a range of revisions a watcher skipped because they were compacted.
+	type gap struct{ from, to int64 } // (from, to)
+	gaps := map[int][]gap{}
 	byWatcher := map[int][]WatchEvent{}
 	for _, e := range events {
 		byWatcher[e.Watcher] = append(byWatcher[e.Watcher], e)
@@ -81,6 +98,18 @@ func CheckWatch(ops []Operation, events []WatchEvent, opt WatchOptions) error {
 		seenBy[w] = seen
 		var last int64
 		for _, e := range byWatcher[w] {
+			if e.Type == WatchCompacted {
+				switch {
+				case e.Revision > compactedTo:
+					return fmt.Errorf("%w: watcher %d was told revision %d was compacted (from %s), but no compaction to it was requested", ErrWatch, w, e.Revision, e.Member)
+				case e.Revision <= last:
+					return fmt.Errorf("%w: watcher %d was told revision %d was compacted (from %s) after an event at revision %d", ErrWatch, w, e.Revision, e.Member, last)
+				}
+				gaps[w] = append(gaps[w], gap{from: last, to: e.Revision})
+				// It resumes at the compact revision, whose events it must get.
+				last = e.Revision - 1
+				continue
+			}
 			k := evKey{e.Revision, e.Key}
 			switch {
 			case !strings.HasPrefix(e.Key, opt.Prefix):
@@ -133,6 +162,9 @@ func CheckWatch(ops []Operation, events []WatchEvent, opt WatchOptions) error {
 				(op.Kind == KindDelete && op.Resp.Deleted > 0)
 			r := op.Resp.Revision
 			if !wrote || r == 0 || r > reached {
+				continue
+			}
+			if slices.ContainsFunc(gaps[w], func(g gap) bool { return g.from < r && r < g.to }) {
 				continue
 			}
 			if !have[evKey{r, op.Key}] {

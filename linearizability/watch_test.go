@@ -65,3 +65,28 @@ func TestCheckWatch(t *testing.T) {
 		require.NoError(t, CheckWatch(watchHistory(), short, WatchOptions{Prefix: "k/", Reached: map[int]int64{1: 2}}))
 	})
 }
+
+func TestCheckWatchCompacted(t *testing.T) {
+	opt := WatchOptions{Prefix: "k/", Reached: map[int]int64{1: 5}}
+	compacted := append(watchHistory(), Operation{ID: 6, Kind: KindCompact, Rev: 4, Outcome: OutcomeOK, Resp: Response{Revision: 5}})
+	// The watcher saw revision 2, was told 4 was compacted and resumed there.
+	mark := func(rev int64) WatchEvent { return WatchEvent{Watcher: 1, Type: WatchCompacted, Revision: rev} }
+	resumed := []WatchEvent{stream(1)[0], mark(4), stream(1)[2], stream(1)[3]}
+	require.NoError(t, CheckWatch(compacted, resumed, opt))
+
+	t.Run("the compact revision's events are required", func(t *testing.T) {
+		evs := []WatchEvent{stream(1)[0], mark(4), stream(1)[3]}
+		require.ErrorContains(t, CheckWatch(compacted, evs, opt), "never got #3")
+	})
+	t.Run("no compaction requested", func(t *testing.T) {
+		require.ErrorContains(t, CheckWatch(watchHistory(), resumed, opt), "no compaction to it was requested")
+	})
+	t.Run("a failed compaction does not explain it", func(t *testing.T) {
+		failed := append(watchHistory(), Operation{ID: 6, Kind: KindCompact, Rev: 4, Outcome: OutcomeFail})
+		require.ErrorContains(t, CheckWatch(failed, resumed, opt), "no compaction to it was requested")
+	})
+	t.Run("compacted below an event seen", func(t *testing.T) {
+		evs := []WatchEvent{stream(1)[0], stream(1)[1], mark(3), stream(1)[2], stream(1)[3]}
+		require.ErrorContains(t, CheckWatch(compacted, evs, opt), "after an event at revision 3")
+	})
+}
