@@ -23,6 +23,9 @@ import (
 type ClientRequest struct {
 	ID  uint64
 	Req store.Request
+	// Defragment, if set, asks the member to defragment its backend
+	// (etcd's maintenance Defragment, not a store.Request) instead of Req.
+	Defragment bool
 }
 
 // ClientResponse is a member's answer to a ClientRequest.
@@ -634,6 +637,14 @@ func (m *simMember) Receive(from string, payload any) {
 		}
 		_ = m.node.Step(p)
 	case *ClientRequest:
+		if p.Defragment {
+			var r store.Response
+			if err := m.node.Defragment(); err != nil {
+				r = store.Response{Err: err, Definite: true}
+			}
+			m.host.Send(from, &ClientResponse{ID: p.ID, Resp: r})
+			break
+		}
 		m.token++
 		m.clients[m.token] = clientRef{host: from, id: p.ID}
 		m.node.Submit(m.token, p.Req)

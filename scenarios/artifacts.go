@@ -119,6 +119,7 @@ type configFile struct {
 type weightFile struct {
 	Kind         linearizability.Kind `json:"kind"`
 	Serializable bool                 `json:"serializable"`
+	Variant      Variant              `json:"variant,omitempty"`
 	Weight       int                  `json:"weight"`
 }
 

@@ -91,6 +91,16 @@ func (w *simWatcher) Receive(from string, payload any) {
 	w.heard = w.host.World().Elapsed()
 	for _, resp := range r.Responses {
 		if resp.Canceled {
+			if resp.CompactRevision > w.lastRev+1 {
+				// The revisions it has not seen were compacted away: note
+				// the gap (the checker excuses only that) and resume at
+				// the compact revision, as clientv3 users must.
+				*w.events = append(*w.events, linearizability.WatchEvent{
+					Watcher: w.id, Member: from, Time: int64(w.host.World().Elapsed()),
+					Type: linearizability.WatchCompacted, Revision: resp.CompactRevision,
+				})
+				w.lastRev = resp.CompactRevision - 1
+			}
 			w.heard = -silentAfter // force a re-watch at the next poll
 			return
 		}

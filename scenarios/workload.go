@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/havoclab/havoc/linearizability"
@@ -27,6 +28,10 @@ type Workload struct {
 	LeaseTTL int64
 	// Mix weighs the operation kinds (DefaultMix when nil).
 	Mix []Weight
+	// PastFloor is the lowest revision a read at a past revision or a
+	// compaction names (1 when zero): a history that starts from a restored
+	// snapshot holds nothing about the revisions below it.
+	PastFloor int64
 }
 
 // keyPrefix is the prefix of the workload's plain keys, which watchers watch.
@@ -36,20 +41,45 @@ const keyPrefix = "k/"
 type Weight struct {
 	Kind         linearizability.Kind
 	Serializable bool
-	Weight       int
+	// Variant picks how the operation is made (empty: the plain one).
+	Variant Variant
+	Weight  int
 }
+
+// Variant names a way of making an operation of a kind.
+type Variant string
+
+// The variants.
+const (
+	// VariantPast reads a get or range at a past revision: usually a recent
+	// one, sometimes one near the last compaction (on either side of it)
+	// or one in the future, on purpose.
+	VariantPast Variant = "past"
+	// VariantAPIServer compacts as kube-apiserver does: a cas on
+	// compactRevKey, and if it succeeded, a compaction to the revision the
+	// session saw at its previous cas (one period earlier).
+	VariantAPIServer Variant = "apiserver"
+)
+
+// compactRevKey is the key kube-apiserver's compactors elect one of them with.
+const compactRevKey = "compact_rev_key"
 
 // DefaultMix is the operation mix of the default scenario.
 var DefaultMix = []Weight{
-	{Kind: linearizability.KindGet, Weight: 20},
-	{Kind: linearizability.KindGet, Serializable: true, Weight: 5},
-	{Kind: linearizability.KindPut, Weight: 25},
-	{Kind: linearizability.KindDelete, Weight: 5},
-	{Kind: linearizability.KindRange, Weight: 5},
-	{Kind: linearizability.KindCAS, Weight: 20},
-	{Kind: linearizability.KindLeaseGrant, Weight: 3},
-	{Kind: linearizability.KindPutLease, Weight: 10},
-	{Kind: linearizability.KindLeaseRevoke, Weight: 3},
+	{Kind: linearizability.KindGet, Weight: 200},
+	{Kind: linearizability.KindGet, Serializable: true, Weight: 50},
+	{Kind: linearizability.KindPut, Weight: 250},
+	{Kind: linearizability.KindDelete, Weight: 50},
+	{Kind: linearizability.KindRange, Weight: 50},
+	{Kind: linearizability.KindCAS, Weight: 200},
+	{Kind: linearizability.KindLeaseGrant, Weight: 30},
+	{Kind: linearizability.KindPutLease, Weight: 100},
+	{Kind: linearizability.KindLeaseRevoke, Weight: 30},
+	{Kind: linearizability.KindGet, Variant: VariantPast, Weight: 30},
+	{Kind: linearizability.KindRange, Variant: VariantPast, Weight: 10},
+	{Kind: linearizability.KindCompact, Weight: 1},
+	{Kind: linearizability.KindCompact, Variant: VariantAPIServer, Weight: 2},
+	{Kind: linearizability.KindDefrag, Weight: 1},
 }
 
 // Validate fills defaults and checks the workload.
@@ -107,6 +137,16 @@ type Session struct {
 	total    int
 	leases   []int64
 	lastSeen map[string]string
+
+	// maxRev is the highest header revision the session has seen, compacted
+	// the highest revision it knows was compacted: past reads and
+	// compactions pick their revisions near them.
+	maxRev, compacted int64
+	// periodRev is the header revision of the session's last cas on
+	// compactRevKey (kube-apiserver compacts to it one period later).
+	periodRev int64
+	// pending is an operation to issue next (the compaction after a won cas).
+	pending *linearizability.Operation
 }
 
 // NewSession returns the generator of client's operations, drawing from rnd.
@@ -120,6 +160,10 @@ func NewSession(w *Workload, client int, rnd *rand.Rand) *Session {
 
 // Next draws the session's next operation (request fields only).
 func (s *Session) Next() linearizability.Operation {
+	if p := s.pending; p != nil {
+		s.pending = nil
+		return *p
+	}
 	pick := s.rnd.IntN(s.total)
 	var wt Weight
 	for _, m := range s.w.Mix {
@@ -134,10 +178,22 @@ func (s *Session) Next() linearizability.Operation {
 	switch wt.Kind {
 	case linearizability.KindGet, linearizability.KindDelete:
 		op.Key = key
+		if wt.Variant == VariantPast {
+			op.Rev = s.pastRev()
+		}
 	case linearizability.KindPut:
 		op.Key, op.Value = key, s.value()
 	case linearizability.KindRange:
 		op.Prefix = keyPrefix
+		if wt.Variant == VariantPast {
+			op.Rev = s.pastRev()
+		}
+	case linearizability.KindCompact:
+		if wt.Variant == VariantAPIServer {
+			op = s.apiserverCAS()
+			break
+		}
+		op.Rev = s.compactRev()
 	case linearizability.KindCAS:
 		op.Key, op.Value = key, s.value()
 		if v, ok := s.lastSeen[key]; ok && v != "" {
@@ -165,15 +221,72 @@ func (s *Session) Next() linearizability.Operation {
 	return op
 }
 
+// pastRev picks the revision of a read at a past revision: mostly one of
+// the last 200, sometimes one next to the last compaction the session
+// knows, sometimes a future one.
+func (s *Session) pastRev() int64 {
+	floor := max(1, s.w.PastFloor)
+	switch p := s.rnd.IntN(20); {
+	case p < 3:
+		return max(floor, s.maxRev+50+s.rnd.Int64N(100))
+	case p < 6 && s.compacted > 0:
+		return max(floor, s.compacted-2+s.rnd.Int64N(5))
+	}
+	return max(floor, s.maxRev-s.rnd.Int64N(200))
+}
+
+// compactRev picks the revision of an etcd-style compaction: mostly one a
+// little below the current one, sometimes a future one or one already
+// compacted, on purpose.
+func (s *Session) compactRev() int64 {
+	floor := max(1, s.w.PastFloor)
+	switch p := s.rnd.IntN(10); {
+	case p == 0:
+		return max(floor, s.maxRev+100+s.rnd.Int64N(100))
+	case p == 1 && s.compacted > 0:
+		return max(floor, s.compacted-s.rnd.Int64N(5))
+	}
+	return max(floor, s.maxRev-100-s.rnd.Int64N(1000))
+}
+
+// apiserverCAS is kube-apiserver's compactor election: a cas on
+// compactRevKey from the value the session last saw.
+func (s *Session) apiserverCAS() linearizability.Operation {
+	op := linearizability.Operation{Kind: linearizability.KindCAS, Key: compactRevKey, Value: s.value()}
+	if v := s.lastSeen[compactRevKey]; v != "" {
+		op.Expect = v
+	} else {
+		op.ExpectAbsent = true
+	}
+	return op
+}
+
 func (s *Session) value() string {
 	s.seq++
 	return fmt.Sprintf("c%02d-%d", s.client, s.seq) // client c07 writes c07-1, c07-2, ...
 }
 
-// Observe updates the session's knowledge from an ended operation.
-func (s *Session) Observe(op linearizability.Operation, outcome linearizability.Outcome, r linearizability.Response) {
+// Observe updates the session's knowledge from an ended operation (errText
+// is the client's error, if any).
+func (s *Session) Observe(op linearizability.Operation, outcome linearizability.Outcome, r linearizability.Response, errText string) {
+	if outcome == linearizability.OutcomeFail && strings.Contains(errText, linearizability.ErrTextCompacted) {
+		s.compacted = max(s.compacted, op.Rev)
+	}
 	if outcome != linearizability.OutcomeOK {
 		return
+	}
+	s.maxRev = max(s.maxRev, r.Revision)
+	if op.Key == compactRevKey && op.Kind == linearizability.KindCAS {
+		if r.Succeeded && s.periodRev > 0 {
+			s.pending = &linearizability.Operation{Kind: linearizability.KindCompact, Rev: s.periodRev}
+		}
+		s.periodRev = r.Revision
+	}
+	if op.Kind == linearizability.KindCompact {
+		s.compacted = max(s.compacted, op.Rev)
+	}
+	if op.Rev != 0 {
+		return // what a past read saw is not the current value
 	}
 	switch op.Kind {
 	case linearizability.KindGet:
