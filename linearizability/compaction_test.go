@@ -165,3 +165,69 @@ func TestValidateRevisionFields(t *testing.T) {
 		require.ErrorIs(t, Validate([]Operation{op}), ErrMalformed, "%+v", op)
 	}
 }
+
+func TestCheckPaginatedList(t *testing.T) {
+	kv := func(k, v string, rev int64) KV {
+		return KV{Key: k, Value: v, ModRevision: rev, CreateRevision: rev, Version: 1}
+	}
+	// Writes p/a@2, p/b@3, p/c@4, then p/d@6 after the list's revision 5
+	// (q@5 is outside the prefix).
+	base := func(b *h) {
+		b.put(0, "p/a", "a1", 0, 10, 2)
+		b.put(0, "p/b", "b1", 20, 30, 3)
+		b.put(0, "p/c", "c1", 40, 50, 4)
+		b.put(0, "q", "q1", 60, 70, 5)
+	}
+	page := func(b *h, from string, at, call int64, more bool, kvs ...KV) *Operation {
+		op := b.rng(1, "p/", call, call+5, 6, kvs...)
+		op.From, op.Limit, op.Rev, op.Resp.More = from, 2, at, more
+		return op
+	}
+	tests := []struct {
+		name   string
+		build  func(b *h)
+		want   Verdict
+		reason string
+	}{
+		{"two pages at the first page's revision", func(b *h) {
+			base(b)
+			first := page(b, "", 0, 80, true, kv("p/a", "a1", 2), kv("p/b", "b1", 3))
+			first.Resp.Revision = 5
+			b.put(0, "p/d", "d1", 90, 95, 6)
+			page(b, "p/b\x00", 5, 100, false, kv("p/c", "c1", 4))
+		}, VerdictOK, ""},
+		{"a later page sees a key written after the list's revision", func(b *h) {
+			base(b)
+			page(b, "", 5, 80, true, kv("p/a", "a1", 2), kv("p/b", "b1", 3))
+			b.put(0, "p/d", "d1", 90, 95, 6)
+			page(b, "p/b\x00", 5, 100, true, kv("p/c", "c1", 4), kv("p/d", "d1", 6))
+		}, VerdictIllegal, "above the header revision"},
+		{"the last page misses a key", func(b *h) {
+			base(b)
+			page(b, "", 5, 80, true, kv("p/a", "a1", 2), kv("p/b", "b1", 3))
+			page(b, "p/b\x00", 5, 100, false)
+		}, VerdictIllegal, "found key \"p/c\" absent"},
+		{"a page returns more keys than its limit", func(b *h) {
+			base(b)
+			page(b, "", 5, 80, false, kv("p/a", "a1", 2), kv("p/b", "b1", 3), kv("p/c", "c1", 4))
+		}, VerdictIllegal, "with limit 2 returned 3 keys"},
+		{"a short page says there are more", func(b *h) {
+			base(b)
+			page(b, "", 5, 80, true, kv("p/a", "a1", 2))
+		}, VerdictIllegal, "said there were more"},
+		{"a page returns a key before its start", func(b *h) {
+			base(b)
+			page(b, "p/b\x00", 5, 80, false, kv("p/a", "a1", 2), kv("p/c", "c1", 4))
+		}, VerdictIllegal, "outside the range"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b h
+			tt.build(&b)
+			res, err := Check(b.ops, Options{})
+			require.NoError(t, err)
+			require.Equal(t, tt.want, res.Verdict, res.Reason)
+			require.Contains(t, res.Reason, tt.reason)
+		})
+	}
+}

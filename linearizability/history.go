@@ -71,6 +71,8 @@ type Operation struct {
 	Lease        int64    `json:"lease,omitempty"`
 	TTL          int64    `json:"ttl,omitempty"`
 	Rev          int64    `json:"at_rev,omitempty"`
+	From         string   `json:"from,omitempty"`
+	Limit        int64    `json:"limit,omitempty"`
 	Call         int64    `json:"call"`
 	Return       int64    `json:"return"`
 	Outcome      Outcome  `json:"outcome"`
@@ -96,6 +98,8 @@ type Response struct {
 	KVs []KV `json:"kvs,omitempty"`
 	// Succeeded reports whether a cas took its then branch (the put).
 	Succeeded bool `json:"succeeded,omitempty"`
+	// More reports that a range cut by its Limit left keys out.
+	More bool `json:"more,omitempty"`
 	// Deleted is the number of keys a delete removed (0 or 1).
 	Deleted int64 `json:"deleted,omitempty"`
 	// LeaseID is the lease a lease-grant created.
@@ -150,6 +154,9 @@ func (op *Operation) validate() error {
 	}
 	if op.Kind == KindLeaseRevoke && op.Lease == 0 {
 		return fmt.Errorf("%w: op %d: lease-revoke without lease", ErrMalformed, op.ID)
+	}
+	if (op.From != "" || op.Limit != 0) && op.Kind != KindRange || op.Limit < 0 {
+		return fmt.Errorf("%w: op %d: from %q, limit %d on a %s", ErrMalformed, op.ID, op.From, op.Limit, op.Kind)
 	}
 	if op.Kind == KindCompact && op.Rev <= 0 {
 		return fmt.Errorf("%w: op %d: compact without a revision", ErrMalformed, op.ID)

@@ -395,6 +395,12 @@ func Describe(op *Operation) string {
 		req = fmt.Sprintf("get(%q)", op.Key)
 	case KindRange:
 		req = fmt.Sprintf("range(%q*)", op.Prefix)
+		if op.From != "" {
+			req = fmt.Sprintf("range(%q*, from %q)", op.Prefix, op.From)
+		}
+		if op.Limit != 0 {
+			req += fmt.Sprintf(" limit %d", op.Limit)
+		}
 	case KindPut:
 		req = fmt.Sprintf("put(%q, %q)", op.Key, op.Value)
 	case KindPutLease:
@@ -442,6 +448,9 @@ func Describe(op *Operation) string {
 			parts[i] = fmt.Sprintf("%q=%s", kv.Key, describeKV(true, kv))
 		}
 		resp = "[" + strings.Join(parts, ", ") + "]"
+		if op.Resp.More {
+			resp += " more"
+		}
 	case KindCAS:
 		if op.Resp.Succeeded {
 			resp = "succeeded"

@@ -36,7 +36,11 @@ func ToRequest(op linearizability.Operation) store.Request {
 		return store.Request{DeleteRange: &pb.DeleteRangeRequest{Key: key}}
 	case linearizability.KindRange:
 		p := []byte(op.Prefix)
-		return store.Request{Range: &pb.RangeRequest{Key: p, RangeEnd: prefixEnd(p), Serializable: op.Serializable, Revision: op.Rev}}
+		from := p
+		if op.From != "" {
+			from = []byte(op.From)
+		}
+		return store.Request{Range: &pb.RangeRequest{Key: from, RangeEnd: prefixEnd(p), Serializable: op.Serializable, Revision: op.Rev, Limit: op.Limit}}
 	case linearizability.KindCompact:
 		return store.Request{Compaction: &pb.CompactionRequest{Revision: op.Rev}}
 	case linearizability.KindCAS:
@@ -78,6 +82,7 @@ func FromResponse(op linearizability.Operation, r store.Response) (linearizabili
 	case r.Range != nil:
 		out.Revision = r.Range.GetHeader().GetRevision()
 		if op.Kind == linearizability.KindRange {
+			out.More = r.Range.More
 			for _, kv := range r.Range.Kvs {
 				out.KVs = append(out.KVs, toKV(kv))
 			}

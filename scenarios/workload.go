@@ -59,6 +59,11 @@ const (
 	// compactRevKey, and if it succeeded, a compaction to the revision the
 	// session saw at its previous cas (one period earlier).
 	VariantAPIServer Variant = "apiserver"
+	// VariantPaged lists a range page by page as kube-apiserver does: a
+	// limit, the revision of the first page pinned for the others, each
+	// page from the last key + "\x00", until the store says there is no
+	// more (a page that fails ends the list).
+	VariantPaged Variant = "paged"
 )
 
 // compactRevKey is the key kube-apiserver's compactors elect one of them with.
@@ -77,6 +82,7 @@ var DefaultMix = []Weight{
 	{Kind: linearizability.KindLeaseRevoke, Weight: 30},
 	{Kind: linearizability.KindGet, Variant: VariantPast, Weight: 30},
 	{Kind: linearizability.KindRange, Variant: VariantPast, Weight: 10},
+	{Kind: linearizability.KindRange, Variant: VariantPaged, Weight: 5},
 	{Kind: linearizability.KindCompact, Weight: 1},
 	{Kind: linearizability.KindCompact, Variant: VariantAPIServer, Weight: 2},
 	{Kind: linearizability.KindDefrag, Weight: 1},
@@ -185,8 +191,11 @@ func (s *Session) Next() linearizability.Operation {
 		op.Key, op.Value = key, s.value()
 	case linearizability.KindRange:
 		op.Prefix = keyPrefix
-		if wt.Variant == VariantPast {
+		switch wt.Variant {
+		case VariantPast:
 			op.Rev = s.pastRev()
+		case VariantPaged:
+			op.Limit = 1 + s.rnd.Int64N(int64(s.w.Keys)/4+1)
 		}
 	case linearizability.KindCompact:
 		if wt.Variant == VariantAPIServer {
@@ -276,6 +285,14 @@ func (s *Session) Observe(op linearizability.Operation, outcome linearizability.
 		return
 	}
 	s.maxRev = max(s.maxRev, r.Revision)
+	if op.Kind == linearizability.KindRange && op.Limit > 0 && r.More && len(r.KVs) > 0 {
+		next := op
+		next.From = r.KVs[len(r.KVs)-1].Key + "\x00"
+		if next.Rev == 0 {
+			next.Rev = r.Revision // the first page pins the list's revision
+		}
+		s.pending = &next
+	}
 	if op.Key == compactRevKey && op.Kind == linearizability.KindCAS {
 		if r.Succeeded && s.periodRev > 0 {
 			s.pending = &linearizability.Operation{Kind: linearizability.KindCompact, Rev: s.periodRev}
