@@ -68,6 +68,8 @@ type Operation struct {
 	Value        string   `json:"value,omitempty"`
 	Expect       string   `json:"expect,omitempty"`
 	ExpectAbsent bool     `json:"expect_absent,omitempty"`
+	ByMod        bool     `json:"by_mod,omitempty"`
+	ExpectMod    int64    `json:"expect_mod,omitempty"`
 	Lease        int64    `json:"lease,omitempty"`
 	TTL          int64    `json:"ttl,omitempty"`
 	Rev          int64    `json:"at_rev,omitempty"`
@@ -157,6 +159,9 @@ func (op *Operation) validate() error {
 	}
 	if (op.From != "" || op.Limit != 0) && op.Kind != KindRange || op.Limit < 0 {
 		return fmt.Errorf("%w: op %d: from %q, limit %d on a %s", ErrMalformed, op.ID, op.From, op.Limit, op.Kind)
+	}
+	if op.ByMod && (op.Kind != KindCAS || op.ExpectAbsent && op.ExpectMod != 0) || !op.ByMod && op.ExpectMod != 0 {
+		return fmt.Errorf("%w: op %d: a %s compares mod_revision %d (by_mod %t, expect_absent %t)", ErrMalformed, op.ID, op.Kind, op.ExpectMod, op.ByMod, op.ExpectAbsent)
 	}
 	if op.Kind == KindCompact && op.Rev <= 0 {
 		return fmt.Errorf("%w: op %d: compact without a revision", ErrMalformed, op.ID)

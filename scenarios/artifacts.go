@@ -45,8 +45,12 @@ func Repro(c Config) string {
 	case slices.Equal(c.Faults, chaos.AllKinds):
 		f = "all"
 	}
-	return fmt.Sprintf("go run ./cmd/harness run --seed %d --nodes %d --clients %d --duration %s --rate %s --faults %s",
+	line := fmt.Sprintf("go run ./cmd/harness run --seed %d --nodes %d --clients %d --duration %s --rate %s --faults %s",
 		c.Seed, c.Members, c.Workload.Clients, Seconds(c.Duration), strconv.FormatFloat(c.Workload.Rate, 'g', -1, 64), f)
+	if p := c.Workload.Profile; p != "" && p != ProfileEtcd {
+		line += " --profile " + p
+	}
+	return line
 }
 
 // Seconds renders d in seconds, as flags accept it ("60s", "2.5s", "0.001s").
@@ -103,6 +107,7 @@ type configFile struct {
 	Schedule             []faultFile  `json:"schedule,omitempty"`
 	Clients              int          `json:"clients"`
 	Rate                 float64      `json:"rate"`
+	Profile              string       `json:"profile"`
 	Keys                 int          `json:"keys"`
 	LeaseKeys            int          `json:"lease_keys"`
 	ClientTimeoutS       float64      `json:"client_timeout_s"`
@@ -138,7 +143,7 @@ type faultFile struct {
 func newConfigFile(c Config) configFile {
 	f := configFile{
 		Seed: c.Seed, Members: c.Members, DurationS: c.Duration.Seconds(), Faults: c.Faults,
-		Clients: c.Workload.Clients, Rate: c.Workload.Rate, Keys: c.Workload.Keys, LeaseKeys: c.Workload.LeaseKeys,
+		Clients: c.Workload.Clients, Rate: c.Workload.Rate, Profile: c.Workload.Profile, Keys: c.Workload.Keys, LeaseKeys: c.Workload.LeaseKeys,
 		ClientTimeoutS: c.Workload.Timeout.Seconds(), LeaseTTLS: c.Workload.LeaseTTL,
 		LivenessTimeoutS: c.LivenessTimeout.Seconds(), SnapshotCount: c.SnapshotCount, Watchers: c.Watchers,
 		LeaseSafetyUnderSkew: c.LeaseSafetyUnderSkew, CheckBudget: c.CheckBudget, Repro: Repro(c),

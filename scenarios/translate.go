@@ -45,7 +45,10 @@ func ToRequest(op linearizability.Operation) store.Request {
 		return store.Request{Compaction: &pb.CompactionRequest{Revision: op.Rev}}
 	case linearizability.KindCAS:
 		cmp := &pb.Compare{Key: key, Target: pb.Compare_VALUE, Result: pb.Compare_EQUAL, TargetUnion: &pb.Compare_Value{Value: []byte(op.Expect)}}
-		if op.ExpectAbsent {
+		switch {
+		case op.ByMod:
+			cmp = &pb.Compare{Key: key, Target: pb.Compare_MOD, Result: pb.Compare_EQUAL, TargetUnion: &pb.Compare_ModRevision{ModRevision: op.ExpectMod}}
+		case op.ExpectAbsent:
 			cmp = &pb.Compare{Key: key, Target: pb.Compare_CREATE, Result: pb.Compare_EQUAL, TargetUnion: &pb.Compare_CreateRevision{CreateRevision: 0}}
 		}
 		return store.Request{Txn: &pb.TxnRequest{

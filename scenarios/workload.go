@@ -26,7 +26,10 @@ type Workload struct {
 	// LeaseTTL is the TTL of granted leases in seconds (3600 when zero: leases
 	// end by revoke, not expiry, so the checker needs no clock).
 	LeaseTTL int64
-	// Mix weighs the operation kinds (DefaultMix when nil).
+	// Profile names the traffic profile (ProfileEtcd when empty): its mix
+	// (when Mix is nil) and its keys.
+	Profile string
+	// Mix weighs the operation kinds (the Profile's mix when nil).
 	Mix []Weight
 	// PastFloor is the lowest revision a read at a past revision or a
 	// compaction names (1 when zero): a history that starts from a restored
@@ -64,6 +67,12 @@ const (
 	// page from the last key + "\x00", until the store says there is no
 	// more (a page that fails ends the list).
 	VariantPaged Variant = "paged"
+	// VariantByMod makes a cas compare mod_revision, as kube-apiserver's
+	// creates (mod_revision == 0) and updates (the mod_revision last seen)
+	// do, instead of the value. The history keeps the value the session saw
+	// with that mod_revision as Expect: values are unique, so the two
+	// compares agree on a correct store, and the checker reads Expect.
+	VariantByMod Variant = "by-mod"
 )
 
 // compactRevKey is the key kube-apiserver's compactors elect one of them with.
@@ -108,8 +117,14 @@ func (w *Workload) Validate() error {
 	if w.LeaseTTL == 0 {
 		w.LeaseTTL = 3600
 	}
+	if w.Profile == "" {
+		w.Profile = ProfileEtcd
+	}
+	if err := checkProfile(w.Profile); err != nil {
+		return err
+	}
 	if w.Mix == nil {
-		w.Mix = DefaultMix
+		w.Mix = Profiles[w.Profile]
 	}
 	if w.Clients < 1 || w.Rate <= 0 || w.Keys < 1 || w.LeaseKeys < 1 || w.Timeout <= 0 {
 		return fmt.Errorf("scenarios: invalid workload %+v", *w)
@@ -143,6 +158,7 @@ type Session struct {
 	total    int
 	leases   []int64
 	lastSeen map[string]string
+	lastMod  map[string]int64 // the mod_revision of lastSeen's value, if known
 
 	// maxRev is the highest header revision the session has seen, compacted
 	// the highest revision it knows was compacted: past reads and
@@ -161,7 +177,7 @@ func NewSession(w *Workload, client int, rnd *rand.Rand) *Session {
 	for _, m := range w.Mix {
 		total += m.Weight
 	}
-	return &Session{w: w, client: client, rnd: rnd, total: total, lastSeen: map[string]string{}}
+	return &Session{w: w, client: client, rnd: rnd, total: total, lastSeen: map[string]string{}, lastMod: map[string]int64{}}
 }
 
 // Next draws the session's next operation (request fields only).
@@ -179,7 +195,7 @@ func (s *Session) Next() linearizability.Operation {
 		}
 		pick -= m.Weight
 	}
-	key := fmt.Sprintf("%s%03d", keyPrefix, s.rnd.IntN(s.w.Keys))
+	key := s.w.key(s.rnd.IntN(s.w.Keys))
 	op := linearizability.Operation{Kind: wt.Kind, Serializable: wt.Serializable}
 	switch wt.Kind {
 	case linearizability.KindGet, linearizability.KindDelete:
@@ -190,11 +206,12 @@ func (s *Session) Next() linearizability.Operation {
 	case linearizability.KindPut:
 		op.Key, op.Value = key, s.value()
 	case linearizability.KindRange:
-		op.Prefix = keyPrefix
+		op.Prefix = s.w.prefix()
 		switch wt.Variant {
 		case VariantPast:
 			op.Rev = s.pastRev()
 		case VariantPaged:
+			op.Prefix = s.w.listPrefix(s.rnd.IntN(len(kubeResources)))
 			op.Limit = 1 + s.rnd.Int64N(int64(s.w.Keys)/4+1)
 		}
 	case linearizability.KindCompact:
@@ -209,6 +226,13 @@ func (s *Session) Next() linearizability.Operation {
 			op.Expect = v
 		} else {
 			op.ExpectAbsent = true
+		}
+		if wt.Variant == VariantByMod {
+			mod, known := s.lastMod[key]
+			op.ByMod = op.ExpectAbsent || known && mod != 0
+			if op.ByMod && !op.ExpectAbsent {
+				op.ExpectMod = mod
+			}
 		}
 	case linearizability.KindLeaseGrant:
 		op.TTL = s.w.LeaseTTL
@@ -305,24 +329,19 @@ func (s *Session) Observe(op linearizability.Operation, outcome linearizability.
 	if op.Rev != 0 {
 		return // what a past read saw is not the current value
 	}
+	seen := func(v string, mod int64) { s.lastSeen[op.Key], s.lastMod[op.Key] = v, mod }
 	switch op.Kind {
 	case linearizability.KindGet:
-		if r.Found {
-			s.lastSeen[op.Key] = r.Value
-		} else {
-			s.lastSeen[op.Key] = ""
-		}
+		seen(r.Value, r.ModRevision) // "" and 0 if absent
 	case linearizability.KindPut:
-		s.lastSeen[op.Key] = op.Value
+		seen(op.Value, r.Revision)
 	case linearizability.KindDelete:
-		s.lastSeen[op.Key] = ""
+		seen("", 0)
 	case linearizability.KindCAS:
 		if r.Succeeded {
-			s.lastSeen[op.Key] = op.Value
-		} else if r.Found {
-			s.lastSeen[op.Key] = r.Value
+			seen(op.Value, r.Revision)
 		} else {
-			s.lastSeen[op.Key] = ""
+			seen(r.Value, r.ModRevision)
 		}
 	case linearizability.KindLeaseGrant:
 		if r.LeaseID != 0 {

@@ -84,3 +84,31 @@ func TestSessionRevisions(t *testing.T) {
 		require.GreaterOrEqual(t, s.Next().Rev, int64(990))
 	}
 }
+
+func TestProfiles(t *testing.T) {
+	for _, name := range ProfileNames() {
+		w := Workload{Profile: name}
+		require.NoError(t, w.Validate(), name)
+		require.Equal(t, Profiles[name], w.Mix)
+	}
+	w := Workload{Profile: "no-such"}
+	require.ErrorContains(t, w.Validate(), `unknown profile "no-such"`)
+
+	// The kubernetes profile's keys and cas: /registry/<resource>/<ns>/<name>,
+	// creates compare mod_revision == 0, updates the mod_revision last seen.
+	k := Workload{Profile: ProfileKubernetes, Mix: []Weight{{Kind: linearizability.KindCAS, Variant: VariantByMod, Weight: 1}}, Keys: 1}
+	require.NoError(t, k.Validate())
+	s := NewSession(&k, 1, rand.New(rand.NewPCG(1, 2)))
+	create := s.Next()
+	require.Equal(t, "/registry/pods/ns-0/obj-000", create.Key)
+	require.True(t, create.ByMod)
+	require.True(t, create.ExpectAbsent)
+	require.Zero(t, create.ExpectMod)
+	s.Observe(create, linearizability.OutcomeOK, linearizability.Response{Revision: 7, Succeeded: true}, "")
+	update := s.Next()
+	require.True(t, update.ByMod)
+	require.Equal(t, create.Value, update.Expect)
+	require.EqualValues(t, 7, update.ExpectMod)
+	req := ToRequest(update).Txn
+	require.EqualValues(t, 7, req.Compare[0].GetModRevision())
+}
