@@ -41,6 +41,8 @@ type ClientWatch struct {
 	ID       uint64
 	Key, End []byte
 	StartRev int64
+	// PrevKV asks for each event's previous key-value (etcd's prev_kv).
+	PrevKV   bool
 	Progress bool
 	Cancel   bool
 }
@@ -671,7 +673,7 @@ func (m *simMember) watch(from string, w *ClientWatch) {
 	}
 	m.watches.next++
 	id := m.watches.next
-	if err := m.node.Watch(id, mvcc.WatchRequest{Key: w.Key, End: w.End, StartRev: w.StartRev}); err != nil {
+	if err := m.node.Watch(id, mvcc.WatchRequest{Key: w.Key, End: w.End, StartRev: w.StartRev, PrevKV: w.PrevKV}); err != nil {
 		return
 	}
 	m.watches.byNode[id] = ref

@@ -378,7 +378,7 @@ func runSim(c Config, trace bool) (*Result, error) {
 		_, why := cl.Converged()
 		res.addFinding(VerdictNoLiveness, fmt.Sprintf("%v (seed %d): %s", runErr, c.Seed, why))
 	}
-	res.check(c, trace, &linearizability.WatchOptions{Prefix: c.Workload.prefix(), Reached: reached})
+	res.check(c, trace, &linearizability.WatchOptions{Prefix: c.Workload.prefix(), Reached: reached, IsCreate: true, PrevKV: true})
 	res.finish()
 	res.Wall = time.Since(start)
 	return res, nil
