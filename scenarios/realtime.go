@@ -384,7 +384,8 @@ func (cn *realConn) do(ctx context.Context, q store.Request) (store.Response, er
 // realOutcome classifies a failed request. A read that failed had no effect. A
 // write failed definitely only on a status that etcd returns when it rejects
 // the request as invalid, or when applying it changed nothing (a missing or
-// existing lease, a full database, too many requests); anything else —
+// existing lease, a full database, too many requests), or when gRPC could
+// not dial the member at all; anything else —
 // timeouts, lost connections, "no leader", "leader changed", "request timed
 // out" — may have been proposed and stays unknown.
 func realOutcome(op linearizability.Operation, err error) linearizability.Outcome {
@@ -392,6 +393,11 @@ func realOutcome(op linearizability.Operation, err error) linearizability.Outcom
 		return linearizability.OutcomeFail
 	}
 	if st, ok := status.FromError(err); ok {
+		// gRPC fails a call it could not put on any connection (the member
+		// is down: the dial was refused) with the dial error: nothing was sent.
+		if st.Code() == codes.Unavailable && strings.Contains(st.Message(), "Error while dialing") {
+			return linearizability.OutcomeFail
+		}
 		switch st.Code() {
 		case codes.InvalidArgument, codes.NotFound, codes.FailedPrecondition, codes.OutOfRange,
 			codes.ResourceExhausted, codes.PermissionDenied, codes.Unauthenticated:
