@@ -23,6 +23,9 @@ import (
 type ClientRequest struct {
 	ID  uint64
 	Req store.Request
+	// Defragment, if set, asks the member to defragment its backend
+	// (etcd's maintenance Defragment, not a store.Request) instead of Req.
+	Defragment bool
 }
 
 // ClientResponse is a member's answer to a ClientRequest.
@@ -38,6 +41,8 @@ type ClientWatch struct {
 	ID       uint64
 	Key, End []byte
 	StartRev int64
+	// PrevKV asks for each event's previous key-value (etcd's prev_kv).
+	PrevKV   bool
 	Progress bool
 	Cancel   bool
 }
@@ -637,6 +642,14 @@ func (m *simMember) Receive(from string, payload any) {
 		}
 		_ = m.node.Step(p)
 	case *ClientRequest:
+		if p.Defragment {
+			var r store.Response
+			if err := m.node.Defragment(); err != nil {
+				r = store.Response{Err: err, Definite: true}
+			}
+			m.host.Send(from, &ClientResponse{ID: p.ID, Resp: r})
+			break
+		}
 		m.token++
 		m.clients[m.token] = clientRef{host: from, id: p.ID}
 		m.node.Submit(m.token, p.Req)
@@ -663,7 +676,7 @@ func (m *simMember) watch(from string, w *ClientWatch) {
 	}
 	m.watches.next++
 	id := m.watches.next
-	if err := m.node.Watch(id, mvcc.WatchRequest{Key: w.Key, End: w.End, StartRev: w.StartRev}); err != nil {
+	if err := m.node.Watch(id, mvcc.WatchRequest{Key: w.Key, End: w.End, StartRev: w.StartRev, PrevKV: w.PrevKV}); err != nil {
 		return
 	}
 	m.watches.byNode[id] = ref

@@ -50,8 +50,12 @@ func Repro(c Config) string {
 	case slices.Equal(c.Faults, chaos.AllKinds):
 		f = "all"
 	}
-	return fmt.Sprintf("go run ./cmd/harness run --seed %d --nodes %d --clients %d --duration %s --rate %s --faults %s",
+	line := fmt.Sprintf("go run ./cmd/harness run --seed %d --nodes %d --clients %d --duration %s --rate %s --faults %s",
 		c.Seed, c.Members, c.Workload.Clients, Seconds(c.Duration), strconv.FormatFloat(c.Workload.Rate, 'g', -1, 64), f)
+	if p := c.Workload.Profile; p != "" && p != ProfileEtcd {
+		line += " --profile " + p
+	}
+	return line
 }
 
 // ScenarioFile is the name of the effective scenario in a run directory.
@@ -131,6 +135,7 @@ type configFile struct {
 	Schedule             []faultFile  `json:"schedule,omitempty"`
 	Clients              int          `json:"clients"`
 	Rate                 float64      `json:"rate"`
+	Profile              string       `json:"profile"`
 	Keys                 int          `json:"keys"`
 	LeaseKeys            int          `json:"lease_keys"`
 	ClientTimeoutS       float64      `json:"client_timeout_s"`
@@ -147,6 +152,7 @@ type configFile struct {
 type weightFile struct {
 	Kind         linearizability.Kind `json:"kind"`
 	Serializable bool                 `json:"serializable"`
+	Variant      Variant              `json:"variant,omitempty"`
 	Weight       int                  `json:"weight"`
 }
 
@@ -165,7 +171,7 @@ type faultFile struct {
 func newConfigFile(c Config) configFile {
 	f := configFile{
 		Seed: c.Seed, Members: c.Members, DurationS: c.Duration.Seconds(), Faults: c.Faults,
-		Clients: c.Workload.Clients, Rate: c.Workload.Rate, Keys: c.Workload.Keys, LeaseKeys: c.Workload.LeaseKeys,
+		Clients: c.Workload.Clients, Rate: c.Workload.Rate, Profile: c.Workload.Profile, Keys: c.Workload.Keys, LeaseKeys: c.Workload.LeaseKeys,
 		ClientTimeoutS: c.Workload.Timeout.Seconds(), LeaseTTLS: c.Workload.LeaseTTL,
 		LivenessTimeoutS: c.LivenessTimeout.Seconds(), SnapshotCount: c.SnapshotCount, Watchers: max(c.Watchers, 0),
 		LeaseSafetyUnderSkew: c.LeaseSafetyUnderSkew, CheckBudget: c.CheckBudget, Repro: Repro(c),

@@ -550,7 +550,12 @@ func restoreWorld(c DrillConfig, dir, snapPath string, r *DrillReport) (*drillWo
 		}
 		return os.WriteFile(filepath.Join(dir, "restored-view.db"), b, 0o600)
 	}
-	d2, err := newDrillWorld(c.Seed^0x7e57043ed, &c, w2dir, 100, prepare)
+	// The restored cluster's history starts at the snapshot: its clients
+	// name no revision below it (the first world's compactions and writes
+	// are not in that history).
+	c2 := c
+	c2.Workload.PastFloor = r.SnapshotRevision + 1
+	d2, err := newDrillWorld(c.Seed^0x7e57043ed, &c2, w2dir, 100, prepare)
 	if err != nil {
 		return nil, 0, err
 	}

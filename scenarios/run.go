@@ -284,7 +284,7 @@ func runSim(c Config, trace bool) (*Result, error) {
 	var watchEvents []linearizability.WatchEvent
 	watchers := make([]*simWatcher, max(c.Watchers, 0))
 	for i := range watchers {
-		watchers[i] = &simWatcher{id: i + 1, prefix: keyPrefix, members: cl.Members(), events: &watchEvents}
+		watchers[i] = &simWatcher{id: i + 1, prefix: c.Workload.prefix(), members: cl.Members(), events: &watchEvents}
 		w.AddHost(fmt.Sprintf("w%02d", i+1), watchers[i])
 	}
 	res := &Result{Seed: c.Seed, Schedule: sched}
@@ -413,7 +413,7 @@ func runSim(c Config, trace bool) (*Result, error) {
 		_, why := cl.Converged()
 		res.addFinding(VerdictNoLiveness, fmt.Sprintf("%v (seed %d): %s", runErr, c.Seed, why))
 	}
-	res.check(c, trace, &linearizability.WatchOptions{Prefix: keyPrefix, Reached: reached})
+	res.check(c, trace, &linearizability.WatchOptions{Prefix: c.Workload.prefix(), Reached: reached, IsCreate: true, PrevKV: true})
 	res.finish()
 	res.Wall = time.Since(start)
 	return res, nil

@@ -33,6 +33,7 @@ type runFlags struct {
 	faults   string
 	out      string
 	rate     float64
+	profile  string
 	keep     bool
 	scenario string
 	// names are the flags register added, in order (the sweep passes them all
@@ -53,6 +54,7 @@ func (f *runFlags) register(cmd *cobra.Command, withSeed, withKeep bool) {
 	fl.StringVar(&f.faults, "faults", "all", "fault kinds: all, none, or a comma list of "+kindNames())
 	fl.StringVar(&f.out, "out", "havoc-runs", "directory for the artifacts of failing runs (empty: write none)")
 	fl.Float64Var(&f.rate, "rate", 1000, "offered load, operations per second over all clients (positive; virtual in the simulator)")
+	fl.StringVar(&f.profile, "profile", scenarios.ProfileEtcd, "traffic profile: "+strings.Join(scenarios.ProfileNames(), ", "))
 	if withKeep {
 		fl.BoolVar(&f.keep, "keep", false, "write the artifacts of a passing run too")
 	}
@@ -113,7 +115,7 @@ func (f *runFlags) config(seed uint64) (scenarios.Config, error) {
 	}
 	c := scenarios.Config{
 		Seed: seed, Members: f.nodes, Duration: f.duration, Faults: kinds, Out: f.out, Keep: f.keep,
-		Workload: scenarios.Workload{Clients: f.clients, Rate: f.rate},
+		Workload: scenarios.Workload{Clients: f.clients, Rate: f.rate, Profile: f.profile},
 	}
 	return c, c.Validate()
 }
