@@ -55,7 +55,6 @@ import (
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
-	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/havoclab/havoc/chaos"
@@ -176,6 +175,10 @@ func (c DockerConfig) cacheDir() (string, error) {
 // peer links through harness-owned proxies. Its methods are safe for concurrent
 // use.
 type Docker struct {
+	// realNet gives the link-fault verbs (Partition, PartitionOneWay, Repair,
+	// RepairOneWay, DegradeLinks, RestoreLinks, HealNetwork) and Leader.
+	realNet
+
 	cfg    DockerConfig
 	dir    string
 	ownDir bool // dir is a temporary directory of ours: removed at Close unless Start failed
@@ -236,6 +239,7 @@ func NewDocker(cfg DockerConfig) (*Docker, error) {
 	if d.log == nil {
 		d.log = io.Discard
 	}
+	d.realNet = realNet{eps: d, lnet: d.linkNet, event: func(what string) { d.event("net", "%s", what) }}
 	for i := 1; i <= cfg.Members; i++ {
 		d.names = append(d.names, fmt.Sprintf("m%d", i))
 	}
@@ -551,29 +555,29 @@ func (d *Docker) waitHealthy(ctx context.Context, m *dockerMember) error {
 	hc := &http.Client{Timeout: time.Second}
 	url := fmt.Sprintf("http://127.0.0.1:%d/health", m.clientPort)
 	var last error
-	for {
+	err := PollUntil(ctx, Backoff{First: 50 * time.Millisecond, Max: 200 * time.Millisecond}, func() (bool, error) {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		resp, err := hc.Do(req)
 		if err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return nil
+				return true, nil
 			}
 			err = fmt.Errorf("/health answered %s", resp.Status)
 		}
 		last = err
 		ins, ierr := d.cli.ContainerInspect(ctx, m.container, client.ContainerInspectOptions{})
 		if ierr == nil && ins.Container.State != nil && ins.Container.State.Status == container.StateExited {
-			return fmt.Errorf("cluster: docker: member %s exited with code %d before it was healthy (logs in %s)",
+			return false, fmt.Errorf("cluster: docker: member %s exited with code %d before it was healthy (logs in %s)",
 				m.name, ins.Container.State.ExitCode, d.dir)
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("cluster: docker: member %s not healthy: %w (last: %v)", m.name, ctx.Err(), last)
-		case <-time.After(200 * time.Millisecond):
-		}
+		return false, nil
+	})
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("cluster: docker: member %s not healthy: %w (last: %v)", m.name, ctx.Err(), last)
 	}
+	return err
 }
 
 // WaitHealthy waits until member answers /health (after a Restart, say).
@@ -690,91 +694,9 @@ func (d *Docker) linkNet() (*linkproxy.Network, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.lnet == nil || d.closed {
-		return nil, errors.New("cluster: docker: network fault before Start or after Close")
+		return nil, errNotStarted
 	}
 	return d.lnet, nil
-}
-
-func (d *Docker) checkMembers(ms ...[]string) error {
-	for _, s := range ms {
-		for _, m := range s {
-			if !slices.Contains(d.names, m) {
-				return fmt.Errorf("cluster: docker: no member %q", m)
-			}
-		}
-	}
-	return nil
-}
-
-// Partition cuts every link between a and b, both ways, at the proxies.
-func (d *Docker) Partition(a, b []string) error {
-	n, err := d.linkNet()
-	if err != nil {
-		return err
-	}
-	if err := d.checkMembers(a, b); err != nil {
-		return err
-	}
-	for _, x := range a {
-		for _, y := range b {
-			n.Cut(x, y)
-			n.Cut(y, x)
-		}
-	}
-	d.event("net", "partition %v | %v", a, b)
-	return nil
-}
-
-// PartitionOneWay cuts the links from -> to only; replies to requests sent the
-// other way still cross (see package linkproxy for what that means on TCP).
-func (d *Docker) PartitionOneWay(from, to []string) error {
-	n, err := d.linkNet()
-	if err != nil {
-		return err
-	}
-	if err := d.checkMembers(from, to); err != nil {
-		return err
-	}
-	for _, x := range from {
-		for _, y := range to {
-			n.Cut(x, y)
-		}
-	}
-	d.event("net", "cut %v -> %v", from, to)
-	return nil
-}
-
-// DegradeLinks adds latency and loss (as connection resets) to every link.
-// Duplication and reordering cannot be done to a TCP byte stream.
-func (d *Docker) DegradeLinks(l chaos.Links) error {
-	if l.Duplicate > 0 || l.Reorder > 0 {
-		return fmt.Errorf("%w: docker: duplication and reordering (peer links are TCP streams)", chaos.ErrUnsupported)
-	}
-	n, err := d.linkNet()
-	if err != nil {
-		return err
-	}
-	s := linkproxy.LinkState{LatencyMin: l.LatencyMin, LatencyMax: l.LatencyMax, Loss: l.Loss}
-	for _, x := range d.names {
-		for _, y := range d.names {
-			if x != y {
-				n.SetLink(x, y, s)
-			}
-		}
-	}
-	d.event("net", "degrade links: latency %s..%s loss %.2f", l.LatencyMin, l.LatencyMax, l.Loss)
-	return nil
-}
-
-// HealNetwork makes every link healthy.
-func (d *Docker) HealNetwork() error {
-	n, err := d.linkNet()
-	if err != nil {
-		return err
-	}
-	n.Heal()
-	d.event("net", "heal")
-	return nil
 }
 
 // HealAll heals the network, resumes paused members and starts stopped ones.
@@ -833,43 +755,6 @@ func (d *Docker) statusClient(member string) (*clientv3.Client, string, error) {
 	}
 	d.etcd[member] = c
 	return c, url, nil
-}
-
-// Leader asks every member for its Maintenance.Status (500 ms each, in
-// parallel) and returns the member that reports itself leader with the highest
-// term, or "" if none answers so.
-func (d *Docker) Leader() string {
-	type answer struct {
-		name string
-		term uint64
-	}
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		best answer
-	)
-	for _, name := range d.names {
-		c, url, err := d.statusClient(name)
-		if err != nil || url == "" {
-			continue
-		}
-		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-			defer cancel()
-			res, err := c.Status(ctx, url)
-			st := (*etcdserverpb.StatusResponse)(res)
-			if err != nil || st.GetLeader() == 0 || st.GetLeader() != st.GetHeader().GetMemberId() {
-				return
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if t := st.GetRaftTerm(); t > best.term || (t == best.term && (best.name == "" || name < best.name)) {
-				best = answer{name, t}
-			}
-		})
-	}
-	wg.Wait()
-	return best.name
 }
 
 // Close collects every container's log into Dir()/logs, then removes the
@@ -970,18 +855,16 @@ func (d *Docker) followLogs(ctx context.Context, m *dockerMember) {
 	path := filepath.Join(d.dir, m.name+".log")
 	for ctx.Err() == nil {
 		_ = d.copyLogs(ctx, m.container, path, true)
-		for ctx.Err() == nil {
+		// Wait for the next life of the container (none: it was removed).
+		err := PollUntil(ctx, Backoff{First: 250 * time.Millisecond}, func() (bool, error) {
 			ins, err := d.cli.ContainerInspect(ctx, m.container, client.ContainerInspectOptions{})
 			if cerrdefs.IsNotFound(err) {
-				return
+				return false, err
 			}
-			if err == nil && ins.Container.State != nil && ins.Container.State.Running {
-				break
-			}
-			select {
-			case <-ctx.Done():
-			case <-time.After(250 * time.Millisecond):
-			}
+			return err == nil && ins.Container.State != nil && ins.Container.State.Running, nil
+		})
+		if err != nil {
+			return
 		}
 	}
 }

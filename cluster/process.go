@@ -121,6 +121,10 @@ type Event struct {
 // (SetClock is unsupported); duplication and reordering are not expressible on
 // TCP links (see linkproxy).
 type Process struct {
+	// realNet gives the link-fault verbs (Partition, PartitionOneWay, Repair,
+	// RepairOneWay, DegradeLinks, RestoreLinks, HealNetwork) and Leader.
+	realNet
+
 	cfg    ProcessConfig
 	dir    string
 	ownDir bool
@@ -176,6 +180,13 @@ func NewProcess(cfg ProcessConfig) (*Process, error) {
 	}
 	p := &Process{cfg: cfg, dir: cfg.Dir, net: linkproxy.NewNetwork(cfg.Seed),
 		members: map[string]*member{}, byID: map[uint64]string{}, clients: map[string]*clientv3.Client{}}
+	p.realNet = realNet{eps: p,
+		lnet: func() (*linkproxy.Network, error) { return p.net, nil },
+		event: func(what string) {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			p.eventLocked("net", "%s", what)
+		}}
 	for i := 1; i <= cfg.Members; i++ {
 		p.names = append(p.names, fmt.Sprintf("m%d", i))
 	}
@@ -470,13 +481,13 @@ func (p *Process) waitHealthy(ctx context.Context, name string) error {
 	p.mu.Unlock()
 	hc := &http.Client{Timeout: time.Second}
 	var last string
-	for {
+	err := PollUntil(ctx, Backoff{First: 20 * time.Millisecond, Max: 100 * time.Millisecond}, func() (bool, error) {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, m.clientURL+"/health", nil)
 		resp, err := hc.Do(req)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return nil
+				return true, nil
 			}
 			last = resp.Status
 		} else {
@@ -484,12 +495,15 @@ func (p *Process) waitHealthy(ctx context.Context, name string) error {
 		}
 		select {
 		case <-done:
-			return fmt.Errorf("cluster: %s exited during start (see %s)", name, m.logPath)
-		case <-ctx.Done():
-			return fmt.Errorf("cluster: %s not healthy: %w (last: %s; see %s)", name, ctx.Err(), last, m.logPath)
-		case <-time.After(100 * time.Millisecond):
+			return false, fmt.Errorf("cluster: %s exited during start (see %s)", name, m.logPath)
+		default:
+			return false, nil
 		}
+	})
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("cluster: %s not healthy: %w (last: %s; see %s)", name, ctx.Err(), last, m.logPath)
 	}
+	return err
 }
 
 func (p *Process) member(name string) (*member, error) {
@@ -613,17 +627,12 @@ func (p *Process) Pause(name string) error {
 // waitStopped waits until every thread of pid is in the stopped state, as
 // /proc reports it. Without /proc (not Linux) it cannot tell and returns true.
 func waitStopped(pid int, d time.Duration) bool {
-	deadline := time.Now().Add(d)
-	for {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	return PollUntil(ctx, Backoff{First: time.Millisecond, Max: 10 * time.Millisecond}, func() (bool, error) {
 		stopped, known := threadsStopped(pid)
-		if stopped || !known {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(time.Millisecond)
-	}
+		return stopped || !known, nil
+	}) == nil
 }
 
 // threadsStopped reports whether all threads of pid are stopped ('T' or 't'
@@ -689,50 +698,9 @@ func (p *Process) SetClock(name string, offset time.Duration, driftPPM int64) er
 	return fmt.Errorf("%w: clock of a real process (%s)", chaos.ErrUnsupported, name)
 }
 
-// Partition cuts both directions of every link between a and b.
-func (p *Process) Partition(a, b []string) error {
-	for _, x := range a {
-		for _, y := range b {
-			p.net.Cut(x, y)
-			p.net.Cut(y, x)
-		}
-	}
-	return nil
-}
-
-// PartitionOneWay cuts every link from a member of from to a member of to.
-func (p *Process) PartitionOneWay(from, to []string) error {
-	for _, x := range from {
-		for _, y := range to {
-			p.net.Cut(x, y)
-		}
-	}
-	return nil
-}
-
-// DegradeLinks adds latency and loss (as connection resets) to every link.
-// Duplication and reordering are unsupported on TCP.
-func (p *Process) DegradeLinks(l chaos.Links) error {
-	if l.Duplicate > 0 || l.Reorder > 0 {
-		return fmt.Errorf("%w: duplication and reordering on TCP links", chaos.ErrUnsupported)
-	}
-	for _, x := range p.names {
-		for _, y := range p.names {
-			if x != y {
-				cut := p.net.Link(x, y).Cut
-				p.net.SetLink(x, y, linkproxy.LinkState{Cut: cut, Loss: l.Loss, LatencyMin: l.LatencyMin, LatencyMax: l.LatencyMax})
-			}
-		}
-	}
-	return nil
-}
-
-// HealNetwork makes every link healthy.
-func (p *Process) HealNetwork() error { p.net.Heal(); return nil }
-
 // HealAll heals the network, resumes paused members and restarts stopped ones.
 func (p *Process) HealAll(ctx context.Context) error {
-	p.net.Heal()
+	_ = p.HealNetwork()
 	var errs []error
 	for _, name := range p.names {
 		p.mu.Lock()
@@ -786,41 +754,6 @@ func NewClient(endpoint string) (*clientv3.Client, error) {
 		DialOptions:          []grpc.DialOption{grpc.WithDisableRetry()},
 		Logger:               zap.NewNop(),
 	})
-}
-
-// Leader asks every member for its status (briefly) and returns the leader
-// named by the member with the highest raft term, or "" if none answers.
-func (p *Process) Leader() string {
-	type answer struct {
-		term, leader uint64
-	}
-	answers := make(chan answer, len(p.names))
-	for _, name := range p.names {
-		go func() {
-			c, err := p.Client(name)
-			if err != nil {
-				answers <- answer{}
-				return
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-			defer cancel()
-			st, err := c.Status(ctx, p.ClientURL(name))
-			if err != nil {
-				answers <- answer{}
-				return
-			}
-			answers <- answer{term: st.RaftTerm, leader: st.Leader}
-		}()
-	}
-	var best answer
-	for range p.names {
-		if a := <-answers; a.leader != 0 && a.term >= best.term {
-			best = a
-		}
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.byID[best.leader]
 }
 
 // Close kills every member, closes the proxies and clients, and removes the

@@ -23,6 +23,9 @@ import (
 type ClientRequest struct {
 	ID  uint64
 	Req store.Request
+	// Defragment, if set, asks the member to defragment its backend
+	// (etcd's maintenance Defragment, not a store.Request) instead of Req.
+	Defragment bool
 }
 
 // ClientResponse is a member's answer to a ClientRequest.
@@ -38,6 +41,8 @@ type ClientWatch struct {
 	ID       uint64
 	Key, End []byte
 	StartRev int64
+	// PrevKV asks for each event's previous key-value (etcd's prev_kv).
+	PrevKV   bool
 	Progress bool
 	Cancel   bool
 }
@@ -70,6 +75,9 @@ type SimConfig struct {
 	// zero): how far behind a follower may fall before only a snapshot can
 	// catch it up.
 	CatchUpEntries uint64
+	// QuotaBackendBytes is store.Config.QuotaBackendBytes (2 GiB when zero,
+	// no quota when negative).
+	QuotaBackendBytes int64
 }
 
 // defaultCatchUpEntries is store.Config's CatchUpEntries when zero.
@@ -127,7 +135,7 @@ func NewSim(w *sim.World, cfg SimConfig) (*Sim, error) {
 			Name: name, InitialCluster: initial, ClientURLs: []string{"http://" + name + ":2379"},
 			FS: disk, WALDir: "member/wal", DBPath: filepath.Join(cfg.Dir, name+".db"), DBNoSync: true,
 			SnapshotCount: cfg.SnapshotCount, TickInterval: cfg.TickInterval, ElectionTicks: cfg.ElectionTicks,
-			CatchUpEntries: cfg.CatchUpEntries,
+			CatchUpEntries: cfg.CatchUpEntries, QuotaBackendBytes: cfg.QuotaBackendBytes,
 		}
 		c.members[name] = m
 		h := w.AddHost(name, m)
@@ -152,21 +160,20 @@ func (c *Sim) Node(name string) *store.Node {
 // halted member).
 func (c *Sim) Err() error { return errors.Join(c.errs...) }
 
-// Leader returns the name of a member that is up, not paused and believes it
-// leads, preferring the highest term (chaos.Injector).
+// Leader returns the member that is up, not paused and believes it leads,
+// with the highest term (chooseLeader: the rule of every backend; a down or
+// paused member is one that would not answer a real backend's Status).
 func (c *Sim) Leader() string {
-	best, term := "", uint64(0)
+	claims := make([]leaderClaim, 0, len(c.names))
 	for _, name := range c.names {
 		n := c.Node(name)
 		if n == nil || c.w.Host(name).Paused() {
 			continue
 		}
 		st := n.Status()
-		if st.IsLeader && st.Term >= term {
-			best, term = name, st.Term
-		}
+		claims = append(claims, leaderClaim{member: name, term: st.Term, leads: st.IsLeader})
 	}
-	return best
+	return chooseLeader(claims)
 }
 
 // Partition cuts both directions between a and b.
@@ -249,17 +256,7 @@ func (c *Sim) applyDegraded() error {
 		}
 		return nil
 	}
-	var sum chaos.Links
-	keep := 1.0
-	for _, d := range c.degraded {
-		keep *= 1 - d.Loss
-		sum.Duplicate = max(sum.Duplicate, d.Duplicate)
-		sum.Reorder = max(sum.Reorder, d.Reorder)
-		sum.LatencyMin = max(sum.LatencyMin, d.LatencyMin)
-		sum.LatencyMax = max(sum.LatencyMax, d.LatencyMax)
-	}
-	sum.Loss = 1 - keep
-	return c.DegradeLinks(sum)
+	return c.DegradeLinks(combineLinks(c.degraded))
 }
 
 // AfterFunc calls fn once d of virtual time has passed (chaos.Clocked).
@@ -645,6 +642,14 @@ func (m *simMember) Receive(from string, payload any) {
 		}
 		_ = m.node.Step(p)
 	case *ClientRequest:
+		if p.Defragment {
+			var r store.Response
+			if err := m.node.Defragment(); err != nil {
+				r = store.Response{Err: err, Definite: true}
+			}
+			m.host.Send(from, &ClientResponse{ID: p.ID, Resp: r})
+			break
+		}
 		m.token++
 		m.clients[m.token] = clientRef{host: from, id: p.ID}
 		m.node.Submit(m.token, p.Req)
@@ -671,7 +676,7 @@ func (m *simMember) watch(from string, w *ClientWatch) {
 	}
 	m.watches.next++
 	id := m.watches.next
-	if err := m.node.Watch(id, mvcc.WatchRequest{Key: w.Key, End: w.End, StartRev: w.StartRev}); err != nil {
+	if err := m.node.Watch(id, mvcc.WatchRequest{Key: w.Key, End: w.End, StartRev: w.StartRev, PrevKV: w.PrevKV}); err != nil {
 		return
 	}
 	m.watches.byNode[id] = ref

@@ -370,7 +370,11 @@ func porcupineHistory(ops []Operation, rc revisionFacts, narrowLeases bool) []po
 		// reconstruction alone (checkRevisions: each result must equal the
 		// keyspace at its header revision, and header revisions must follow
 		// real time), which keeps the Porcupine partitions per key.
-		if op.Outcome == OutcomeFail || op.Serializable || op.Kind == KindRange {
+		// Reads at a past revision, compactions and defragmentations
+		// change nothing a current read sees: the revision checks cover
+		// them too (checkCompactions).
+		if op.Outcome == OutcomeFail || op.Serializable || op.Kind == KindRange ||
+			op.Rev != 0 || op.Kind == KindCompact || op.Kind == KindDefrag {
 			continue
 		}
 		ret := op.Return
@@ -442,8 +446,8 @@ func leaseWindows(ops []Operation) map[int64]leaseWindow {
 	}
 	for i := range ops {
 		op := &ops[i]
-		if op.Outcome != OutcomeOK || op.Serializable {
-			continue
+		if op.Outcome != OutcomeOK || op.Serializable || op.Rev != 0 {
+			continue // a read at a past revision may see a lease revoked since
 		}
 		switch op.Kind {
 		case KindPutLease, KindLeaseRevoke:

@@ -28,6 +28,15 @@
 //   - a get (and the else branch of a failed cas) reports Found, Value,
 //     ModRevision, CreateRevision, Version and Lease of the key; a range
 //     reports every key with Prefix in KVs, sorted;
+//   - a cas with ByMod compared mod_revision == ExpectMod on the wire (0:
+//     absent); Expect still holds the value the client saw at that
+//     mod_revision (or ExpectAbsent is set), and the checker reads those:
+//     with unique values the two compares agree on a correct store;
+//   - Rev is the revision a get or range read at (0: the current one), or
+//     the revision a compact compacted to; a read or compact refused with
+//     ErrTextCompacted or ErrTextFutureRev in Error has outcome "fail";
+//   - a range with Limit is one page of a list: it covers Prefix from the
+//     key From on, and Resp.More says the limit cut it;
 //   - leases are assumed not to expire during the history (use TTLs longer
 //     than the run): expiry is not modelled.
 //

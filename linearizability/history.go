@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 )
 
@@ -29,9 +30,20 @@ const (
 	KindLeaseGrant  Kind = "lease-grant"  // grant lease Lease (or the server's choice, in Resp.LeaseID) with TTL
 	KindPutLease    Kind = "put-lease"    // write Value to Key attached to Lease
 	KindLeaseRevoke Kind = "lease-revoke" // revoke Lease, deleting every key attached to it
+	KindCompact     Kind = "compact"      // compact the keyspace history up to revision Rev
+	KindDefrag      Kind = "defrag"       // defragment Member's backend (no effect on the keyspace)
 )
 
-var knownKinds = []Kind{KindGet, KindPut, KindDelete, KindRange, KindCAS, KindLeaseGrant, KindPutLease, KindLeaseRevoke}
+var knownKinds = []Kind{KindGet, KindPut, KindDelete, KindRange, KindCAS, KindLeaseGrant, KindPutLease, KindLeaseRevoke, KindCompact, KindDefrag}
+
+// The error texts of a read or compaction the store refused because of the
+// revision it named (etcd's mvcc.ErrCompacted and mvcc.ErrFutureRev). The
+// checker finds them in Operation.Error of a failed operation, whatever
+// prefix the transport added.
+const (
+	ErrTextCompacted = "required revision has been compacted"
+	ErrTextFutureRev = "required revision is a future revision"
+)
 
 // Outcome says what the client knows about whether a request took effect.
 type Outcome string
@@ -56,8 +68,13 @@ type Operation struct {
 	Value        string   `json:"value,omitempty"`
 	Expect       string   `json:"expect,omitempty"`
 	ExpectAbsent bool     `json:"expect_absent,omitempty"`
+	ByMod        bool     `json:"by_mod,omitempty"`
+	ExpectMod    int64    `json:"expect_mod,omitempty"`
 	Lease        int64    `json:"lease,omitempty"`
 	TTL          int64    `json:"ttl,omitempty"`
+	Rev          int64    `json:"at_rev,omitempty"`
+	From         string   `json:"from,omitempty"`
+	Limit        int64    `json:"limit,omitempty"`
 	Call         int64    `json:"call"`
 	Return       int64    `json:"return"`
 	Outcome      Outcome  `json:"outcome"`
@@ -83,6 +100,8 @@ type Response struct {
 	KVs []KV `json:"kvs,omitempty"`
 	// Succeeded reports whether a cas took its then branch (the put).
 	Succeeded bool `json:"succeeded,omitempty"`
+	// More reports that a range cut by its Limit left keys out.
+	More bool `json:"more,omitempty"`
 	// Deleted is the number of keys a delete removed (0 or 1).
 	Deleted int64 `json:"deleted,omitempty"`
 	// LeaseID is the lease a lease-grant created.
@@ -97,6 +116,12 @@ type KV struct {
 	CreateRevision int64  `json:"create_rev"`
 	Version        int64  `json:"version"`
 	Lease          int64  `json:"lease,omitempty"`
+}
+
+// refused reports whether op failed because of the revision it named:
+// compacted, or in the future.
+func (op *Operation) refused(text string) bool {
+	return op.Outcome == OutcomeFail && strings.Contains(op.Error, text)
 }
 
 // isWrite reports whether the kind can change the keyspace.
@@ -131,6 +156,18 @@ func (op *Operation) validate() error {
 	}
 	if op.Kind == KindLeaseRevoke && op.Lease == 0 {
 		return fmt.Errorf("%w: op %d: lease-revoke without lease", ErrMalformed, op.ID)
+	}
+	if (op.From != "" || op.Limit != 0) && op.Kind != KindRange || op.Limit < 0 {
+		return fmt.Errorf("%w: op %d: from %q, limit %d on a %s", ErrMalformed, op.ID, op.From, op.Limit, op.Kind)
+	}
+	if op.ByMod && (op.Kind != KindCAS || op.ExpectAbsent && op.ExpectMod != 0) || !op.ByMod && op.ExpectMod != 0 {
+		return fmt.Errorf("%w: op %d: a %s compares mod_revision %d (by_mod %t, expect_absent %t)", ErrMalformed, op.ID, op.Kind, op.ExpectMod, op.ByMod, op.ExpectAbsent)
+	}
+	if op.Kind == KindCompact && op.Rev <= 0 {
+		return fmt.Errorf("%w: op %d: compact without a revision", ErrMalformed, op.ID)
+	}
+	if op.Rev < 0 || op.Rev != 0 && op.Kind != KindGet && op.Kind != KindRange && op.Kind != KindCompact {
+		return fmt.Errorf("%w: op %d: revision %d on a %s", ErrMalformed, op.ID, op.Rev, op.Kind)
 	}
 	return nil
 }

@@ -395,6 +395,12 @@ func Describe(op *Operation) string {
 		req = fmt.Sprintf("get(%q)", op.Key)
 	case KindRange:
 		req = fmt.Sprintf("range(%q*)", op.Prefix)
+		if op.From != "" {
+			req = fmt.Sprintf("range(%q*, from %q)", op.Prefix, op.From)
+		}
+		if op.Limit != 0 {
+			req += fmt.Sprintf(" limit %d", op.Limit)
+		}
 	case KindPut:
 		req = fmt.Sprintf("put(%q, %q)", op.Key, op.Value)
 	case KindPutLease:
@@ -411,13 +417,25 @@ func Describe(op *Operation) string {
 		req = fmt.Sprintf("lease-grant(%d, ttl %d)", op.Lease, op.TTL)
 	case KindLeaseRevoke:
 		req = fmt.Sprintf("lease-revoke(%d)", op.Lease)
+	case KindCompact:
+		req = fmt.Sprintf("compact(%d)", op.Rev)
+	case KindDefrag:
+		req = "defrag"
 	default:
 		req = string(op.Kind)
+	}
+	if op.Rev != 0 && op.Kind != KindCompact {
+		req += fmt.Sprintf(" at rev %d", op.Rev)
 	}
 	if op.Serializable {
 		req += " serializable"
 	}
-	if op.Outcome != OutcomeOK {
+	switch {
+	case op.refused(ErrTextCompacted):
+		return fmt.Sprintf("%s -> refused: compacted", req)
+	case op.refused(ErrTextFutureRev):
+		return fmt.Sprintf("%s -> refused: future revision", req)
+	case op.Outcome != OutcomeOK:
 		return fmt.Sprintf("%s -> %s", req, op.Outcome)
 	}
 	var resp string
@@ -430,6 +448,9 @@ func Describe(op *Operation) string {
 			parts[i] = fmt.Sprintf("%q=%s", kv.Key, describeKV(true, kv))
 		}
 		resp = "[" + strings.Join(parts, ", ") + "]"
+		if op.Resp.More {
+			resp += " more"
+		}
 	case KindCAS:
 		if op.Resp.Succeeded {
 			resp = "succeeded"

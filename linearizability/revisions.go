@@ -66,7 +66,14 @@ func (o *observation) kv(ops []Operation) KV {
 //     falls between that mod_revision and the read's header revision;
 //  4. a read that finds a key absent is not preceded (by revision) by a
 //     known put of it, unless a delete or lease of unknown revision could
-//     explain the absence.
+//     explain the absence;
+//  5. reads at a past revision (Operation.Rev) are checked by rules 3 and
+//     4 at that revision, and compactions and the revisions reads name
+//     agree (checkCompactions). The pages of a paginated list all read at
+//     the revision of the first page, so checking each against the replay
+//     at that revision checks the whole list as one snapshot; a page covers
+//     its prefix from its From key, up to its last key if it said there
+//     were more, and holds at most Limit keys.
 //
 // revisionFacts is what checkRevisions learned: the first violation (nil if
 // none) and the revision reads saw each unknown write at (by op index).
@@ -171,11 +178,7 @@ func checkRevisionRules(ops []Operation, rf *revisionFacts) *violation {
 			op.Kind == KindDelete && op.Resp.Deleted == 0:
 			nobs++
 		case op.Kind == KindRange:
-			k, _ := slices.BinarySearch(sortedKeys, op.Prefix)
-			end := k
-			for end < len(sortedKeys) && strings.HasPrefix(sortedKeys[end], op.Prefix) {
-				end++
-			}
+			k, end := rangeCovers(op, sortedKeys)
 			nobs += len(op.Resp.KVs) + end - k
 		}
 	}
@@ -186,26 +189,34 @@ func checkRevisionRules(ops []Operation, rf *revisionFacts) *violation {
 			continue
 		}
 		h := op.Resp.Revision
+		if op.Rev != 0 {
+			// A read at a past revision sees the keyspace at that revision:
+			// checked against the replay of the writes like any read, at Rev.
+			h = op.Rev
+		}
 		switch {
 		case op.Kind == KindGet, op.Kind == KindCAS && !op.Resp.Succeeded:
 			obs = append(obs, observation{op: int32(i), kvAt: -1, key: op.Key, found: op.Resp.Found, h: h})
 		case op.Kind == KindDelete && op.Resp.Deleted == 0:
 			obs = append(obs, observation{op: int32(i), kvAt: -1, key: op.Key, h: h})
 		case op.Kind == KindRange:
-			k, _ := slices.BinarySearch(sortedKeys, op.Prefix)
+			if v := checkPage(op); v != nil {
+				return v
+			}
+			k, end := rangeCovers(op, sortedKeys)
 			j := 0 // op.Resp.KVs is sorted: walk it alongside the written keys
 			for ; j < len(op.Resp.KVs); j++ {
 				kv := op.Resp.KVs[j]
-				if !strings.HasPrefix(kv.Key, op.Prefix) || j > 0 && kv.Key <= op.Resp.KVs[j-1].Key {
+				if !strings.HasPrefix(kv.Key, op.Prefix) || kv.Key < op.From || j > 0 && kv.Key <= op.Resp.KVs[j-1].Key {
 					return &violation{
-						reason: fmt.Sprintf("range #%d over prefix %q returned key %q out of order or outside the prefix", op.ID, op.Prefix, kv.Key),
+						reason: fmt.Sprintf("range #%d over prefix %q from %q returned key %q out of order or outside the range", op.ID, op.Prefix, op.From, kv.Key),
 						ops:    []int64{op.ID}, keys: []string{kv.Key},
 					}
 				}
 				obs = append(obs, observation{op: int32(i), kvAt: int32(j), key: kv.Key, found: true, h: h})
 			}
 			j = 0
-			for ; k < len(sortedKeys) && strings.HasPrefix(sortedKeys[k], op.Prefix); k++ {
+			for ; k < end; k++ {
 				for j < len(op.Resp.KVs) && op.Resp.KVs[j].Key < sortedKeys[k] {
 					j++
 				}
@@ -268,6 +279,9 @@ func checkRevisionRules(ops []Operation, rf *revisionFacts) *violation {
 	}
 
 	if v := checkRealTime(ops, known, observedRev); v != nil {
+		return v
+	}
+	if v := checkCompactions(ops); v != nil {
 		return v
 	}
 
@@ -424,6 +438,35 @@ func checkRealTime(ops []Operation, known []int64, observedRev map[int]int64) *v
 			keys: []string{ops[a.op].Key, ops[b.op].Key},
 			at:   1,
 		}
+	}
+	return nil
+}
+
+// rangeCovers returns the span [k, end) of sortedKeys a range op covers:
+// the keys with its prefix from its From key on, and if the store said
+// there were more (a page cut by Limit), only up to the last key returned.
+func rangeCovers(op *Operation, sortedKeys []string) (k, end int) {
+	k, _ = slices.BinarySearch(sortedKeys, max(op.Prefix, op.From))
+	end = k
+	last := ""
+	if op.Resp.More && len(op.Resp.KVs) > 0 {
+		last = op.Resp.KVs[len(op.Resp.KVs)-1].Key
+	}
+	for end < len(sortedKeys) && strings.HasPrefix(sortedKeys[end], op.Prefix) && (last == "" || sortedKeys[end] <= last) {
+		end++
+	}
+	return k, end
+}
+
+// checkPage checks the shape of one page of a paginated list: no more keys
+// than its limit, and "more" only on a full page.
+func checkPage(op *Operation) *violation {
+	n := int64(len(op.Resp.KVs))
+	switch {
+	case op.Limit > 0 && n > op.Limit:
+		return &violation{reason: fmt.Sprintf("range #%d with limit %d returned %d keys", op.ID, op.Limit, n), ops: []int64{op.ID}, keys: []string{op.Prefix}}
+	case op.Resp.More && (op.Limit == 0 || n < op.Limit):
+		return &violation{reason: fmt.Sprintf("range #%d with limit %d returned %d keys and said there were more", op.ID, op.Limit, n), ops: []int64{op.ID}, keys: []string{op.Prefix}}
 	}
 	return nil
 }

@@ -15,11 +15,35 @@ type WatchEvent struct {
 	Watcher  int    `json:"watcher"`
 	Member   string `json:"member"`
 	Time     int64  `json:"time"`
-	Type     string `json:"type"` // "put" or "delete"
+	Type     string `json:"type"` // "put", "delete" or WatchCompacted
 	Key      string `json:"key"`
 	Value    string `json:"value,omitempty"`
-	Revision int64  `json:"rev"` // the event's mod revision
+	Revision int64  `json:"rev"` // the event's mod revision; a mark's revision
+	// Response numbers the watch responses a watcher received: the events
+	// of one response share it (a progress notification has its own).
+	Response int `json:"resp,omitempty"`
+	// Create is the event's IsCreate (a put that created the key).
+	Create bool `json:"create,omitempty"`
+	// HasPrev and PrevValue are the event's prev_kv, if the store sent one.
+	HasPrev   bool   `json:"has_prev,omitempty"`
+	PrevValue string `json:"prev_value,omitempty"`
 }
+
+// The types of the marks a watcher records beside its events.
+const (
+	// WatchStart marks a (re)watch from Revision: the events after it come
+	// from a new stream.
+	WatchStart = "start"
+	// WatchProgress is a response without events (a progress notification)
+	// at Revision: the stream holds every event up to it.
+	WatchProgress = "progress"
+)
+
+// WatchCompacted is the type of the mark a watcher records when its watch
+// was canceled because the revisions it asked for were compacted: Revision
+// is the compact revision the store named, where the watcher resumed. The
+// writes between its last event and that revision need not appear.
+const WatchCompacted = "compacted"
 
 // ErrWatch reports a broken watch guarantee.
 var ErrWatch = errors.New("linearizability: watch guarantee broken")
@@ -32,6 +56,10 @@ type WatchOptions struct {
 	// received every event (its last progress notification or event). Writes
 	// above it are not required to appear.
 	Reached map[int]int64
+	// IsCreate says the events carry IsCreate (and PrevKV that the watchers
+	// asked for prev_kv on every watch): both are then checked against the
+	// replay of each stream.
+	IsCreate, PrevKV bool
 }
 
 // CheckWatch checks etcd's watch guarantees against a history:
@@ -41,8 +69,14 @@ type WatchOptions struct {
 //     revision that write was acknowledged with; a delete event has a delete or
 //     lease revoke that could have made it;
 //  3. agreed: watchers report the same events for the same revision;
-//  4. complete: every acknowledged write to a watched key, up to the revision a
-//     watcher reached, appears in its stream.
+//  4. bookmarkable: no event at or below the revision of a progress
+//     notification comes after it, and a stream's notifications never go
+//     backwards; atomic: the events of one revision come in one response;
+//     IsCreate and prev_kv agree with the replay of the stream (checkEventKV);
+//  5. complete: every acknowledged write to a watched key, up to the revision a
+//     watcher reached, appears in its stream, except where the watcher was
+//     told its next revisions were compacted (a WatchCompacted mark, which
+//     a requested compaction must explain).
 func CheckWatch(ops []Operation, events []WatchEvent, opt WatchOptions) error {
 	writer := make(map[string]int, len(ops))
 	for i := range ops {
@@ -66,6 +100,15 @@ func CheckWatch(ops []Operation, events []WatchEvent, opt WatchOptions) error {
 			unknownRevoke = true
 		}
 	}
+	var compactedTo int64 // the highest compaction that may have happened
+	for i := range ops {
+		if op := &ops[i]; op.Kind == KindCompact && op.Outcome != OutcomeFail {
+			compactedTo = max(compactedTo, op.Rev)
+		}
+	}
+	// gap is a range of revisions a watcher skipped because they were compacted.
+	type gap struct{ from, to int64 } // (from, to)
+	gaps := map[int][]gap{}
 	byWatcher := map[int][]WatchEvent{}
 	for _, e := range events {
 		byWatcher[e.Watcher] = append(byWatcher[e.Watcher], e)
@@ -80,7 +123,39 @@ func CheckWatch(ops []Operation, events []WatchEvent, opt WatchOptions) error {
 		seen := make(map[evKey]bool, len(byWatcher[w]))
 		seenBy[w] = seen
 		var last int64
+		var (
+			progress         int64 // the last progress notification of the current stream
+			lastEv           WatchEvent
+			streamEv         bool // the current stream has delivered an event (lastEv)
+			bookmark, markAt int64
+		)
 		for _, e := range byWatcher[w] {
+			switch e.Type {
+			case WatchStart:
+				progress, streamEv = 0, false
+				continue
+			case WatchProgress:
+				if e.Revision < progress {
+					return fmt.Errorf("%w: bookmarkable: watcher %d got a progress notification at revision %d after one at %d in the same stream (from %s)", ErrWatch, w, e.Revision, progress, e.Member)
+				}
+				progress = e.Revision
+				if e.Revision > bookmark {
+					bookmark, markAt = e.Revision, e.Time
+				}
+				continue
+			}
+			if e.Type == WatchCompacted {
+				switch {
+				case e.Revision > compactedTo:
+					return fmt.Errorf("%w: watcher %d was told revision %d was compacted (from %s), but no compaction to it was requested", ErrWatch, w, e.Revision, e.Member)
+				case e.Revision <= last:
+					return fmt.Errorf("%w: watcher %d was told revision %d was compacted (from %s) after an event at revision %d", ErrWatch, w, e.Revision, e.Member, last)
+				}
+				gaps[w] = append(gaps[w], gap{from: last, to: e.Revision})
+				// It resumes at the compact revision, whose events it must get.
+				last = e.Revision - 1
+				continue
+			}
 			k := evKey{e.Revision, e.Key}
 			switch {
 			case !strings.HasPrefix(e.Key, opt.Prefix):
@@ -90,6 +165,13 @@ func CheckWatch(ops []Operation, events []WatchEvent, opt WatchOptions) error {
 			case seen[k]:
 				return fmt.Errorf("%w: watcher %d got %s %q at revision %d twice (from %s)", ErrWatch, w, e.Type, e.Key, e.Revision, e.Member)
 			}
+			if e.Revision <= bookmark {
+				return fmt.Errorf("%w: bookmarkable: watcher %d got %s %q at revision %d after a progress notification at revision %d (at %d)", ErrWatch, w, e.Type, e.Key, e.Revision, bookmark, markAt)
+			}
+			if streamEv && lastEv.Revision == e.Revision && lastEv.Response != e.Response {
+				return fmt.Errorf("%w: atomic: watcher %d got revision %d split across responses %d and %d (from %s)", ErrWatch, w, e.Revision, lastEv.Response, e.Response, e.Member)
+			}
+			lastEv, streamEv = e, true
 			seen[k] = true
 			last = e.Revision
 			if c, ok := canon[k]; ok && (c.Type != e.Type || c.Value != e.Value) {
@@ -135,8 +217,27 @@ func CheckWatch(ops []Operation, events []WatchEvent, opt WatchOptions) error {
 			if !wrote || r == 0 || r > reached {
 				continue
 			}
+			if slices.ContainsFunc(gaps[w], func(g gap) bool { return g.from < r && r < g.to }) {
+				continue
+			}
 			if !have[evKey{r, op.Key}] {
 				return fmt.Errorf("%w: watcher %d reached revision %d but never got #%d %s at revision %d", ErrWatch, w, reached, op.ID, Describe(op), r)
+			}
+		}
+	}
+	if !opt.IsCreate {
+		return nil
+	}
+	for _, w := range sortedWatchers(byWatcher) {
+		fromStart, keys := true, map[string]keyView{}
+		for _, e := range byWatcher[w] {
+			switch e.Type {
+			case WatchCompacted:
+				fromStart, keys = false, map[string]keyView{}
+			case "put", "delete":
+				if err := checkEventKV(w, e, keys, fromStart, opt.PrevKV); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -163,4 +264,53 @@ func WriteWatchEvents(w io.Writer, events []WatchEvent) error {
 		}
 	}
 	return nil
+}
+
+// keyView is what a watcher's stream says of one key so far.
+type keyView struct {
+	present bool
+	value   string
+}
+
+// checkEventKV checks an event against what the watcher's stream said of
+// its key before (if the stream is known from the key's beginning: from
+// revision 1, with no compacted gap since): a put is a create (IsCreate)
+// exactly when the key was absent, and with prev_kv asked for, an event on
+// a present key carries its previous value, one on an absent key none. It
+// records the event in keys.
+func checkEventKV(w int, e WatchEvent, keys map[string]keyView, fromStart, prevKV bool) error {
+	before, known := keys[e.Key]
+	known = known || fromStart
+	if e.Type == "put" {
+		keys[e.Key] = keyView{present: true, value: e.Value}
+	} else {
+		keys[e.Key] = keyView{}
+	}
+	if !known {
+		return nil
+	}
+	if e.Type == "put" && e.Create == before.present {
+		return fmt.Errorf("%w: IsCreate: watcher %d got put %q = %q at revision %d with IsCreate %t, but the key was %s (from %s)",
+			ErrWatch, w, e.Key, e.Value, e.Revision, e.Create, presence(before.present), e.Member)
+	}
+	if prevKV && (e.HasPrev != before.present || e.PrevValue != before.value) {
+		got := "no prev_kv"
+		if e.HasPrev {
+			got = fmt.Sprintf("prev_kv %q", e.PrevValue)
+		}
+		want := "none"
+		if before.present {
+			want = fmt.Sprintf("%q", before.value)
+		}
+		return fmt.Errorf("%w: prev_kv: watcher %d got %s %q at revision %d with %s, but the replayed previous value is %s (from %s)",
+			ErrWatch, w, e.Type, e.Key, e.Revision, got, want, e.Member)
+	}
+	return nil
+}
+
+func presence(present bool) string {
+	if present {
+		return "present"
+	}
+	return "absent"
 }

@@ -65,3 +65,94 @@ func TestCheckWatch(t *testing.T) {
 		require.NoError(t, CheckWatch(watchHistory(), short, WatchOptions{Prefix: "k/", Reached: map[int]int64{1: 2}}))
 	})
 }
+
+func TestCheckWatchCompacted(t *testing.T) {
+	opt := WatchOptions{Prefix: "k/", Reached: map[int]int64{1: 5}}
+	compacted := append(watchHistory(), Operation{ID: 6, Kind: KindCompact, Rev: 4, Outcome: OutcomeOK, Resp: Response{Revision: 5}})
+	// The watcher saw revision 2, was told 4 was compacted and resumed there.
+	mark := func(rev int64) WatchEvent { return WatchEvent{Watcher: 1, Type: WatchCompacted, Revision: rev} }
+	resumed := []WatchEvent{stream(1)[0], mark(4), stream(1)[2], stream(1)[3]}
+	require.NoError(t, CheckWatch(compacted, resumed, opt))
+
+	t.Run("the compact revision's events are required", func(t *testing.T) {
+		evs := []WatchEvent{stream(1)[0], mark(4), stream(1)[3]}
+		require.ErrorContains(t, CheckWatch(compacted, evs, opt), "never got #3")
+	})
+	t.Run("no compaction requested", func(t *testing.T) {
+		require.ErrorContains(t, CheckWatch(watchHistory(), resumed, opt), "no compaction to it was requested")
+	})
+	t.Run("a failed compaction does not explain it", func(t *testing.T) {
+		failed := append(watchHistory(), Operation{ID: 6, Kind: KindCompact, Rev: 4, Outcome: OutcomeFail})
+		require.ErrorContains(t, CheckWatch(failed, resumed, opt), "no compaction to it was requested")
+	})
+	t.Run("compacted below an event seen", func(t *testing.T) {
+		evs := []WatchEvent{stream(1)[0], stream(1)[1], mark(3), stream(1)[2], stream(1)[3]}
+		require.ErrorContains(t, CheckWatch(compacted, evs, opt), "after an event at revision 3")
+	})
+}
+
+// TestCheckWatchGuarantees feeds streams that each break one guarantee and
+// requires the checker to name it.
+func TestCheckWatchGuarantees(t *testing.T) {
+	ops := []Operation{
+		{ID: 1, Kind: KindPut, Key: "k/a", Value: "v1", Outcome: OutcomeOK, Resp: Response{Revision: 2}},
+		{ID: 2, Kind: KindPut, Key: "k/a", Value: "v2", Outcome: OutcomeOK, Resp: Response{Revision: 3}},
+		{ID: 3, Kind: KindDelete, Key: "k/a", Outcome: OutcomeOK, Resp: Response{Revision: 4, Deleted: 1}},
+		{ID: 4, Kind: KindPut, Key: "k/b", Value: "v3", Outcome: OutcomeOK, Resp: Response{Revision: 5}},
+	}
+	good := func() []WatchEvent {
+		return []WatchEvent{
+			{Watcher: 1, Type: WatchStart, Revision: 1},
+			{Watcher: 1, Type: "put", Key: "k/a", Value: "v1", Revision: 2, Response: 1, Create: true},
+			{Watcher: 1, Type: "put", Key: "k/a", Value: "v2", Revision: 3, Response: 2, HasPrev: true, PrevValue: "v1"},
+			{Watcher: 1, Type: WatchProgress, Revision: 3, Response: 3},
+			{Watcher: 1, Type: "delete", Key: "k/a", Revision: 4, Response: 4, HasPrev: true, PrevValue: "v2"},
+			{Watcher: 1, Type: "put", Key: "k/b", Value: "v3", Revision: 5, Response: 4, Create: true},
+			{Watcher: 1, Type: WatchProgress, Revision: 5, Response: 5},
+		}
+	}
+	opt := WatchOptions{Prefix: "k/", Reached: map[int]int64{1: 5}, IsCreate: true, PrevKV: true}
+	require.NoError(t, CheckWatch(ops, good(), opt))
+
+	tests := []struct {
+		name, want string
+		mutate     func(e []WatchEvent) []WatchEvent
+	}{
+		{"ordered", "got revision 2 after 3", func(e []WatchEvent) []WatchEvent { e[1], e[2] = e[2], e[1]; return e }},
+		{"unique", "twice", func(e []WatchEvent) []WatchEvent { return append(e[:3:3], e[2:]...) }},
+		{"reliable", "never got #2", func(e []WatchEvent) []WatchEvent { return append(e[:2:2], e[3:]...) }},
+		{"filtered", "outside prefix", func(e []WatchEvent) []WatchEvent {
+			return append(e, WatchEvent{Watcher: 1, Type: "put", Key: "x", Value: "v1", Revision: 6, Response: 6})
+		}},
+		{"bookmarkable: event at the notified revision", "bookmarkable", func(e []WatchEvent) []WatchEvent {
+			e[3].Revision = 4
+			return e
+		}},
+		{"bookmarkable: notification goes backwards", "bookmarkable", func(e []WatchEvent) []WatchEvent {
+			e[6].Revision = 2
+			return e
+		}},
+		{"atomic", "atomic: watcher 1 got revision 4 split", func(e []WatchEvent) []WatchEvent {
+			// Revision 4 deletes two keys; they arrive in two responses.
+			ev := WatchEvent{Watcher: 1, Type: "delete", Key: "k/c", Revision: 4, Response: 5}
+			return append(e[:5:5], append([]WatchEvent{ev}, e[5:]...)...)
+		}},
+		{"IsCreate on an update", "IsCreate", func(e []WatchEvent) []WatchEvent { e[2].Create = true; return e }},
+		{"no IsCreate on a create", "IsCreate", func(e []WatchEvent) []WatchEvent { e[5].Create = false; return e }},
+		{"prev_kv wrong", "prev_kv", func(e []WatchEvent) []WatchEvent { e[4].PrevValue = "v1"; return e }},
+		{"prev_kv missing", "prev_kv", func(e []WatchEvent) []WatchEvent { e[2].HasPrev, e[2].PrevValue = false, ""; return e }},
+		{"prev_kv on a create", "prev_kv", func(e []WatchEvent) []WatchEvent { e[5].HasPrev, e[5].PrevValue = true, "v2"; return e }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := CheckWatch(ops, tt.mutate(good()), opt)
+			require.ErrorIs(t, err, ErrWatch)
+			require.ErrorContains(t, err, tt.want)
+		})
+	}
+	t.Run("a new stream's notifications may be lower", func(t *testing.T) {
+		e := good()
+		e = append(e[:4:4], append([]WatchEvent{{Watcher: 1, Type: WatchStart, Revision: 4}, {Watcher: 1, Type: WatchProgress, Revision: 3, Response: 9}}, e[4:]...)...)
+		require.NoError(t, CheckWatch(ops, e, opt))
+	})
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -32,8 +33,12 @@ const (
 // Repro is the one command line that replays the simulated run c: every
 // Config field that a `harness run` flag sets, from c's effective values
 // (durations in seconds). Fields without a flag are at their defaults in runs
-// the harness starts.
+// the harness starts. A run of a scenario file that flags cannot express
+// (FlagsExpress) is replayed from its artifacts' scenario.yaml instead.
 func Repro(c Config) string {
+	if c.Scenario != nil && !FlagsExpress(c) {
+		return ScenarioRepro(filepath.Join(artifactDir(c), ScenarioFile))
+	}
 	kinds := make([]string, len(c.Faults))
 	for i, k := range c.Faults {
 		kinds[i] = string(k)
@@ -45,8 +50,35 @@ func Repro(c Config) string {
 	case slices.Equal(c.Faults, chaos.AllKinds):
 		f = "all"
 	}
-	return fmt.Sprintf("go run ./cmd/harness run --seed %d --nodes %d --clients %d --duration %s --rate %s --faults %s",
+	line := fmt.Sprintf("go run ./cmd/harness run --seed %d --nodes %d --clients %d --duration %s --rate %s --faults %s",
 		c.Seed, c.Members, c.Workload.Clients, Seconds(c.Duration), strconv.FormatFloat(c.Workload.Rate, 'g', -1, 64), f)
+	if p := c.Workload.Profile; p != "" && p != ProfileEtcd {
+		line += " --profile " + p
+	}
+	return line
+}
+
+// ScenarioFile is the name of the effective scenario in a run directory.
+const ScenarioFile = "scenario.yaml"
+
+// ScenarioRepro is the command line that replays the scenario file path.
+func ScenarioRepro(path string) string { return "go run ./cmd/harness run --scenario " + path }
+
+// FlagsExpress reports whether the flags of `harness run` (seed, nodes,
+// clients, duration, rate, faults) describe c, a validated configuration,
+// completely: every other field is at its default and the schedule is drawn,
+// not given. (c is not validated again: Validate reads a validated "no
+// watchers" as "the default watchers".)
+func FlagsExpress(c Config) bool {
+	f := Config{Seed: c.Seed, Members: c.Members, Duration: c.Duration, Faults: c.Faults,
+		Workload: Workload{Clients: c.Workload.Clients, Rate: c.Workload.Rate}}
+	g := c
+	if f.Validate() != nil || c.Schedule != nil {
+		return false
+	}
+	g.Trace, g.Out, g.Keep, g.SummaryOnly, g.Scenario = false, "", false, false, nil
+	f.Faults, g.Faults = nil, nil // the same slice; nil and empty are both "none"
+	return reflect.DeepEqual(f, g)
 }
 
 // Seconds renders d in seconds, as flags accept it ("60s", "2.5s", "0.001s").
@@ -103,6 +135,7 @@ type configFile struct {
 	Schedule             []faultFile  `json:"schedule,omitempty"`
 	Clients              int          `json:"clients"`
 	Rate                 float64      `json:"rate"`
+	Profile              string       `json:"profile"`
 	Keys                 int          `json:"keys"`
 	LeaseKeys            int          `json:"lease_keys"`
 	ClientTimeoutS       float64      `json:"client_timeout_s"`
@@ -119,6 +152,7 @@ type configFile struct {
 type weightFile struct {
 	Kind         linearizability.Kind `json:"kind"`
 	Serializable bool                 `json:"serializable"`
+	Variant      Variant              `json:"variant,omitempty"`
 	Weight       int                  `json:"weight"`
 }
 
@@ -137,9 +171,9 @@ type faultFile struct {
 func newConfigFile(c Config) configFile {
 	f := configFile{
 		Seed: c.Seed, Members: c.Members, DurationS: c.Duration.Seconds(), Faults: c.Faults,
-		Clients: c.Workload.Clients, Rate: c.Workload.Rate, Keys: c.Workload.Keys, LeaseKeys: c.Workload.LeaseKeys,
+		Clients: c.Workload.Clients, Rate: c.Workload.Rate, Profile: c.Workload.Profile, Keys: c.Workload.Keys, LeaseKeys: c.Workload.LeaseKeys,
 		ClientTimeoutS: c.Workload.Timeout.Seconds(), LeaseTTLS: c.Workload.LeaseTTL,
-		LivenessTimeoutS: c.LivenessTimeout.Seconds(), SnapshotCount: c.SnapshotCount, Watchers: c.Watchers,
+		LivenessTimeoutS: c.LivenessTimeout.Seconds(), SnapshotCount: c.SnapshotCount, Watchers: max(c.Watchers, 0),
 		LeaseSafetyUnderSkew: c.LeaseSafetyUnderSkew, CheckBudget: c.CheckBudget, Repro: Repro(c),
 	}
 	if f.Faults == nil {
@@ -204,6 +238,9 @@ func writeArtifacts(c Config, r *Result, summaryOnly bool) (string, error) {
 	}
 	if r.Panic != "" {
 		files = append(files, file{"panic.txt", []byte(r.Panic)})
+	}
+	if c.Scenario != nil {
+		files = append(files, file{ScenarioFile, c.Scenario})
 	}
 	if !summaryOnly {
 		var hist, watch bytes.Buffer

@@ -71,7 +71,7 @@ func (c *simClient) issue() {
 	c.inflight = c.nextID
 	c.op = op
 	c.opID = c.rec.Begin(c.id, member, op, c.now())
-	c.host.Send(member, &cluster.ClientRequest{ID: c.inflight, Req: ToRequest(op)})
+	c.host.Send(member, &cluster.ClientRequest{ID: c.inflight, Req: ToRequest(op), Defragment: op.Kind == linearizability.KindDefrag})
 	c.timer = c.host.After(c.w.Timeout, c.timeout)
 }
 
@@ -103,7 +103,7 @@ func (c *simClient) timeout() {
 
 func (c *simClient) finish(outcome linearizability.Outcome, resp linearizability.Response, errText string) {
 	c.rec.End(c.opID, outcome, resp, errText, c.now())
-	c.sess.Observe(c.op, outcome, resp)
+	c.sess.Observe(c.op, outcome, resp, errText)
 	if outcome == linearizability.OutcomeOK {
 		c.okCount++
 	}

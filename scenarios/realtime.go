@@ -202,20 +202,17 @@ func errOrOK(err error) string {
 
 // until polls cond every 250 ms until it holds or deadline passes.
 func (r *realRun) until(ctx context.Context, deadline time.Time, cond func() (bool, string)) error {
-	for {
-		ok, why := cond()
-		if ok {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not converged %s after the heal: %s", time.Duration(r.now()-r.healAt.Load()).Round(time.Millisecond), why)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(250 * time.Millisecond):
-		}
+	dctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	var why string
+	err := cluster.PollUntil(dctx, cluster.Backoff{First: 250 * time.Millisecond}, func() (ok bool, _ error) {
+		ok, why = cond()
+		return ok, nil
+	})
+	if err != nil && ctx.Err() == nil {
+		return fmt.Errorf("not converged %s after the heal: %s", time.Duration(r.now()-r.healAt.Load()).Round(time.Millisecond), why)
 	}
+	return err
 }
 
 // faults applies res.Schedule on the wall clock until safetyEnd, recording
@@ -276,6 +273,7 @@ type realConn struct {
 	cli   *clientv3.Client
 	kv    pb.KVClient
 	lease pb.LeaseClient
+	maint pb.MaintenanceClient
 }
 
 // client runs one session: one request outstanding, paced like the simulated
@@ -317,14 +315,23 @@ func (r *realRun) client(ctx context.Context, id int, members []string) {
 				r.logf("client %d: connect %s: %v", id, member, err)
 				return
 			}
-			cn = &realConn{cli: cli, kv: pb.NewKVClient(cli.ActiveConnection()), lease: pb.NewLeaseClient(cli.ActiveConnection())}
+			cn = &realConn{cli: cli, kv: pb.NewKVClient(cli.ActiveConnection()), lease: pb.NewLeaseClient(cli.ActiveConnection()),
+				maint: pb.NewMaintenanceClient(cli.ActiveConnection())}
 			conns[member] = cn
 		}
 		op := sess.Next()
 		call := r.now()
 		opID := r.rec.Begin(id, member, op, call)
 		rctx, cancel := context.WithTimeout(ctx, w.Timeout)
-		resp, err := cn.do(rctx, ToRequest(op))
+		var (
+			resp store.Response
+			err  error
+		)
+		if op.Kind == linearizability.KindDefrag {
+			_, err = cn.maint.Defragment(rctx, &pb.DefragmentRequest{})
+		} else {
+			resp, err = cn.do(rctx, ToRequest(op))
+		}
 		cancel()
 		var (
 			outcome linearizability.Outcome
@@ -337,7 +344,7 @@ func (r *realRun) client(ctx context.Context, id int, members []string) {
 			outcome, out, errText = FromResponse(op, resp)
 		}
 		r.rec.End(opID, outcome, out, errText, r.now())
-		sess.Observe(op, outcome, out)
+		sess.Observe(op, outcome, out, errText)
 		if outcome == linearizability.OutcomeOK && !isRead(op.Kind) {
 			if h := r.healAt.Load(); h != 0 && call >= h {
 				r.served.Add(1)
@@ -366,6 +373,8 @@ func (cn *realConn) do(ctx context.Context, q store.Request) (store.Response, er
 		resp.LeaseGrant, err = cn.lease.LeaseGrant(ctx, q.LeaseGrant)
 	case q.LeaseRevoke != nil:
 		resp.LeaseRevoke, err = cn.lease.LeaseRevoke(ctx, q.LeaseRevoke)
+	case q.Compaction != nil:
+		resp.Compaction, err = cn.kv.Compact(ctx, q.Compaction)
 	default:
 		return resp, fmt.Errorf("scenarios: no real call for %+v", q)
 	}
@@ -375,7 +384,8 @@ func (cn *realConn) do(ctx context.Context, q store.Request) (store.Response, er
 // realOutcome classifies a failed request. A read that failed had no effect. A
 // write failed definitely only on a status that etcd returns when it rejects
 // the request as invalid, or when applying it changed nothing (a missing or
-// existing lease, a full database, too many requests); anything else —
+// existing lease, a full database, too many requests), or when gRPC could
+// not dial the member at all; anything else —
 // timeouts, lost connections, "no leader", "leader changed", "request timed
 // out" — may have been proposed and stays unknown.
 func realOutcome(op linearizability.Operation, err error) linearizability.Outcome {
@@ -383,6 +393,11 @@ func realOutcome(op linearizability.Operation, err error) linearizability.Outcom
 		return linearizability.OutcomeFail
 	}
 	if st, ok := status.FromError(err); ok {
+		// gRPC fails a call it could not put on any connection (the member
+		// is down: the dial was refused) with the dial error: nothing was sent.
+		if st.Code() == codes.Unavailable && strings.Contains(st.Message(), "Error while dialing") {
+			return linearizability.OutcomeFail
+		}
 		switch st.Code() {
 		case codes.InvalidArgument, codes.NotFound, codes.FailedPrecondition, codes.OutOfRange,
 			codes.ResourceExhausted, codes.PermissionDenied, codes.Unauthenticated:

@@ -39,6 +39,8 @@ func TestRealOutcome(t *testing.T) {
 		{put, status.Error(codes.InvalidArgument, "etcdserver: key is not provided"), linearizability.OutcomeFail},
 		{put, status.Error(codes.NotFound, "etcdserver: requested lease not found"), linearizability.OutcomeFail},
 		{put, errors.New("something else"), linearizability.OutcomeUnknown},
+		{put, status.Error(codes.Unavailable, `connection error: desc = "transport: Error while dialing: dial tcp 127.0.0.1:1: connect: connection refused"`), linearizability.OutcomeFail},
+		{put, status.Error(codes.Unavailable, "connection error: desc = \"error reading server preface: EOF\""), linearizability.OutcomeUnknown},
 	}
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("%s/%v", c.op.Kind, c.err), func(t *testing.T) {

@@ -35,7 +35,7 @@ type Config struct {
 	// that snapshots and log compaction happen within a minute of load).
 	SnapshotCount uint64 `json:"snapshot_count"`
 	// Watchers is the number of watch sessions checked for watch guarantees (2
-	// when zero, none when negative).
+	// when zero, none when negative, which Validate keeps).
 	Watchers int `json:"watchers"`
 	// LeaseSafetyUnderSkew checks that leases never expire early even when the
 	// schedule skews clocks (etcd does not promise it: lease expiry follows the
@@ -45,6 +45,21 @@ type Config struct {
 	// (linearizability.DefaultBudget when zero): work, not time, so that
 	// the verdict is a function of the seed.
 	CheckBudget int64 `json:"check_budget"`
+	// TickInterval is the members' raft tick, etcd's --heartbeat-interval
+	// (100 ms when zero).
+	TickInterval time.Duration `json:"tick_interval,omitempty"`
+	// ElectionTicks is the election timeout in ticks (10 when zero).
+	ElectionTicks int `json:"election_ticks,omitempty"`
+	// QuotaBackendBytes is the members' backend quota (2 GiB when zero, none
+	// when negative).
+	QuotaBackendBytes int64 `json:"quota_backend_bytes,omitempty"`
+	// FaultWarmup is the fault-free start of a drawn schedule (2 s when zero);
+	// FaultMax its longest fault window (5 s when zero).
+	FaultWarmup time.Duration `json:"fault_warmup,omitempty"`
+	FaultMax    time.Duration `json:"fault_max,omitempty"`
+	// Scenario is the effective scenario file of the run (package
+	// scenarios/scenario), written to the artifacts as scenario.yaml when set.
+	Scenario []byte `json:"-"`
 	// Trace records the one-line-per-event trace in Result.Trace.
 	Trace bool `json:"-"`
 	// Out is the directory that receives a failing run's artifacts ("" = none).
@@ -73,17 +88,35 @@ func (c *Config) Validate() error {
 	if c.CheckBudget == 0 {
 		c.CheckBudget = linearizability.DefaultBudget
 	}
-	switch {
-	case c.Watchers == 0:
-		c.Watchers = 2
-	case c.Watchers < 0:
-		c.Watchers = 0
+	if c.TickInterval == 0 {
+		c.TickInterval = 100 * time.Millisecond
+	}
+	if c.ElectionTicks == 0 {
+		c.ElectionTicks = 10
+	}
+	if c.QuotaBackendBytes == 0 {
+		c.QuotaBackendBytes = 2 << 30
+	}
+	if c.FaultWarmup == 0 {
+		c.FaultWarmup = 2 * time.Second
+	}
+	if c.FaultMax == 0 {
+		c.FaultMax = 5 * time.Second
+	}
+	if c.Watchers == 0 {
+		c.Watchers = 2 // a negative count (none) stays negative, so Validate can run again
 	}
 	if c.Members < 1 || c.Members > 9 {
 		return fmt.Errorf("scenarios: %d members (want 1 to 9)", c.Members)
 	}
 	if c.Duration < time.Second {
 		return fmt.Errorf("scenarios: duration %s is shorter than a second", c.Duration)
+	}
+	if c.TickInterval < time.Millisecond || c.ElectionTicks < 5 {
+		return fmt.Errorf("scenarios: tick %s and %d election ticks (want at least 1ms and 5)", c.TickInterval, c.ElectionTicks)
+	}
+	if c.FaultWarmup < 0 || c.FaultMax < 500*time.Millisecond {
+		return fmt.Errorf("scenarios: fault warmup %s, longest fault %s (want at least 0 and 500ms)", c.FaultWarmup, c.FaultMax)
 	}
 	return c.Workload.Validate()
 }
@@ -159,7 +192,8 @@ func Plan(c Config) chaos.Schedule {
 	if c.Schedule != nil {
 		return c.Schedule
 	}
-	return chaos.Generate(scheduleRand(c.Seed), chaos.GenerateOptions{Members: c.Members, Duration: c.Duration, Kinds: c.Faults})
+	return chaos.Generate(scheduleRand(c.Seed), chaos.GenerateOptions{Members: c.Members, Duration: c.Duration, Kinds: c.Faults,
+		Warmup: c.FaultWarmup, MaxFault: c.FaultMax})
 }
 
 // RunSim runs one seed in the deterministic simulator: a safety phase with
@@ -227,7 +261,8 @@ func runSim(c Config, trace bool) (*Result, error) {
 	}
 	w := sim.NewWorld(wcfg)
 	sched := Plan(c)
-	scfg := cluster.SimConfig{Members: c.Members, Dir: dbDir, SnapshotCount: c.SnapshotCount}
+	scfg := cluster.SimConfig{Members: c.Members, Dir: dbDir, SnapshotCount: c.SnapshotCount,
+		TickInterval: c.TickInterval, ElectionTicks: c.ElectionTicks, QuotaBackendBytes: c.QuotaBackendBytes}
 	if sched.Has(chaos.PartitionUntilSnapshot) {
 		// Frequent snapshots and a short log after each, so that a follower cut
 		// off for a few seconds falls behind it and must be sent a snapshot.
@@ -247,9 +282,9 @@ func runSim(c Config, trace bool) (*Result, error) {
 		w.AddHost(fmt.Sprintf("c%02d", i+1), clients[i])
 	}
 	var watchEvents []linearizability.WatchEvent
-	watchers := make([]*simWatcher, c.Watchers)
+	watchers := make([]*simWatcher, max(c.Watchers, 0))
 	for i := range watchers {
-		watchers[i] = &simWatcher{id: i + 1, prefix: keyPrefix, members: cl.Members(), events: &watchEvents}
+		watchers[i] = &simWatcher{id: i + 1, prefix: c.Workload.prefix(), members: cl.Members(), events: &watchEvents}
 		w.AddHost(fmt.Sprintf("w%02d", i+1), watchers[i])
 	}
 	res := &Result{Seed: c.Seed, Schedule: sched}
@@ -378,7 +413,7 @@ func runSim(c Config, trace bool) (*Result, error) {
 		_, why := cl.Converged()
 		res.addFinding(VerdictNoLiveness, fmt.Sprintf("%v (seed %d): %s", runErr, c.Seed, why))
 	}
-	res.check(c, trace, &linearizability.WatchOptions{Prefix: keyPrefix, Reached: reached})
+	res.check(c, trace, &linearizability.WatchOptions{Prefix: c.Workload.prefix(), Reached: reached, IsCreate: true, PrevKV: true})
 	res.finish()
 	res.Wall = time.Since(start)
 	return res, nil

@@ -27,7 +27,7 @@ func ToRequest(op linearizability.Operation) store.Request {
 	key := []byte(op.Key)
 	switch op.Kind {
 	case linearizability.KindGet:
-		return store.Request{Range: &pb.RangeRequest{Key: key, Serializable: op.Serializable}}
+		return store.Request{Range: &pb.RangeRequest{Key: key, Serializable: op.Serializable, Revision: op.Rev}}
 	case linearizability.KindPut:
 		return store.Request{Put: &pb.PutRequest{Key: key, Value: []byte(op.Value)}}
 	case linearizability.KindPutLease:
@@ -36,10 +36,19 @@ func ToRequest(op linearizability.Operation) store.Request {
 		return store.Request{DeleteRange: &pb.DeleteRangeRequest{Key: key}}
 	case linearizability.KindRange:
 		p := []byte(op.Prefix)
-		return store.Request{Range: &pb.RangeRequest{Key: p, RangeEnd: prefixEnd(p), Serializable: op.Serializable}}
+		from := p
+		if op.From != "" {
+			from = []byte(op.From)
+		}
+		return store.Request{Range: &pb.RangeRequest{Key: from, RangeEnd: prefixEnd(p), Serializable: op.Serializable, Revision: op.Rev, Limit: op.Limit}}
+	case linearizability.KindCompact:
+		return store.Request{Compaction: &pb.CompactionRequest{Revision: op.Rev}}
 	case linearizability.KindCAS:
 		cmp := &pb.Compare{Key: key, Target: pb.Compare_VALUE, Result: pb.Compare_EQUAL, TargetUnion: &pb.Compare_Value{Value: []byte(op.Expect)}}
-		if op.ExpectAbsent {
+		switch {
+		case op.ByMod:
+			cmp = &pb.Compare{Key: key, Target: pb.Compare_MOD, Result: pb.Compare_EQUAL, TargetUnion: &pb.Compare_ModRevision{ModRevision: op.ExpectMod}}
+		case op.ExpectAbsent:
 			cmp = &pb.Compare{Key: key, Target: pb.Compare_CREATE, Result: pb.Compare_EQUAL, TargetUnion: &pb.Compare_CreateRevision{CreateRevision: 0}}
 		}
 		return store.Request{Txn: &pb.TxnRequest{
@@ -55,9 +64,10 @@ func ToRequest(op linearizability.Operation) store.Request {
 	return store.Request{}
 }
 
-// isRead reports whether an operation cannot change the keyspace.
+// isRead reports whether an operation cannot change the keyspace (nor its
+// history): a failed or timed-out one had no effect to account for.
 func isRead(k linearizability.Kind) bool {
-	return k == linearizability.KindGet || k == linearizability.KindRange
+	return k == linearizability.KindGet || k == linearizability.KindRange || k == linearizability.KindDefrag
 }
 
 // FromResponse converts a store response into the outcome and response a history
@@ -75,6 +85,7 @@ func FromResponse(op linearizability.Operation, r store.Response) (linearizabili
 	case r.Range != nil:
 		out.Revision = r.Range.GetHeader().GetRevision()
 		if op.Kind == linearizability.KindRange {
+			out.More = r.Range.More
 			for _, kv := range r.Range.Kvs {
 				out.KVs = append(out.KVs, toKV(kv))
 			}
@@ -97,6 +108,8 @@ func FromResponse(op linearizability.Operation, r store.Response) (linearizabili
 		out.LeaseID = r.LeaseGrant.ID
 	case r.LeaseRevoke != nil:
 		out.Revision = r.LeaseRevoke.GetHeader().GetRevision()
+	case r.Compaction != nil:
+		out.Revision = r.Compaction.GetHeader().GetRevision()
 	}
 	return linearizability.OutcomeOK, out, ""
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -106,6 +107,9 @@ func TestDivergenceIsAVerdict(t *testing.T) {
 		})
 	})
 	c := Config{Seed: 3, Duration: 5 * time.Second, LivenessTimeout: 5 * time.Second}
+	// A compaction past the corrupted revision (after the key is written
+	// again) would remove the corruption from every HashKV.
+	c.Workload.Mix = slices.DeleteFunc(slices.Clone(DefaultMix), func(w Weight) bool { return w.Kind == linearizability.KindCompact })
 	res, err := RunSim(c)
 	require.NoError(t, err)
 	t.Log(res.Reason)

@@ -26,9 +26,12 @@ type simWatcher struct {
 	seq     uint64 // last message number of the current watch
 	broken  bool   // a message of the current watch was lost
 	lastRev int64
-	heard   time.Duration
-	events  *[]linearizability.WatchEvent
-	stopped bool
+	// responses counts the watch responses received (events carry it, so
+	// the checker can tell a revision split across responses).
+	responses int
+	heard     time.Duration
+	events    *[]linearizability.WatchEvent
+	stopped   bool
 }
 
 const (
@@ -52,7 +55,11 @@ func (w *simWatcher) rewatch() {
 	w.seq, w.broken = 0, false
 	w.heard = w.host.World().Elapsed()
 	key := []byte(w.prefix)
-	w.host.Send(w.members[w.target], &cluster.ClientWatch{ID: w.watchID, Key: key, End: prefixEnd(key), StartRev: w.lastRev + 1})
+	*w.events = append(*w.events, linearizability.WatchEvent{
+		Watcher: w.id, Member: w.members[w.target], Time: int64(w.host.World().Elapsed()),
+		Type: linearizability.WatchStart, Revision: w.lastRev + 1,
+	})
+	w.host.Send(w.members[w.target], &cluster.ClientWatch{ID: w.watchID, Key: key, End: prefixEnd(key), StartRev: w.lastRev + 1, PrevKV: true})
 }
 
 func (w *simWatcher) poll() {
@@ -91,6 +98,16 @@ func (w *simWatcher) Receive(from string, payload any) {
 	w.heard = w.host.World().Elapsed()
 	for _, resp := range r.Responses {
 		if resp.Canceled {
+			if resp.CompactRevision > w.lastRev+1 {
+				// The revisions it has not seen were compacted away: note
+				// the gap (the checker excuses only that) and resume at
+				// the compact revision, as clientv3 users must.
+				*w.events = append(*w.events, linearizability.WatchEvent{
+					Watcher: w.id, Member: from, Time: int64(w.host.World().Elapsed()),
+					Type: linearizability.WatchCompacted, Revision: resp.CompactRevision,
+				})
+				w.lastRev = resp.CompactRevision - 1
+			}
 			w.heard = -silentAfter // force a re-watch at the next poll
 			return
 		}
@@ -99,18 +116,27 @@ func (w *simWatcher) Receive(from string, payload any) {
 }
 
 func (w *simWatcher) record(from string, resp mvcc.WatchEvent) {
+	w.responses++
+	now := int64(w.host.World().Elapsed())
 	for _, ev := range resp.Events {
-		typ := "put"
-		if ev.Type == mvccpb.Event_DELETE {
-			typ = "delete"
-		}
-		*w.events = append(*w.events, linearizability.WatchEvent{
-			Watcher: w.id, Member: from, Time: int64(w.host.World().Elapsed()), Type: typ,
+		e := linearizability.WatchEvent{
+			Watcher: w.id, Member: from, Time: now, Type: "put", Response: w.responses,
 			Key: string(ev.Kv.Key), Value: string(ev.Kv.Value), Revision: ev.Kv.ModRevision,
-		})
+			Create: ev.IsCreate(),
+		}
+		if ev.Type == mvccpb.Event_DELETE {
+			e.Type = "delete"
+		}
+		if ev.PrevKv != nil {
+			e.HasPrev, e.PrevValue = true, string(ev.PrevKv.Value)
+		}
+		*w.events = append(*w.events, e)
 		w.lastRev = max(w.lastRev, ev.Kv.ModRevision)
 	}
 	if len(resp.Events) == 0 {
+		*w.events = append(*w.events, linearizability.WatchEvent{
+			Watcher: w.id, Member: from, Time: now, Type: linearizability.WatchProgress, Response: w.responses, Revision: resp.Revision,
+		})
 		w.lastRev = max(w.lastRev, resp.Revision)
 	}
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The large seed sweep that CI's budget leaves out: the default scenario in the
 # simulator over 800 seeds (about 45 minutes on a 2-core machine beside another
-# CPU-heavy process; CI sweeps seeds 1-120).
+# CPU-heavy process; CI sweeps seeds 1-100).
 # Failing seeds leave a directory each under havoc-runs/ with the line that
 # reproduces them (see README, "Running the simulator").
 #

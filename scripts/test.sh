@@ -16,10 +16,10 @@
 #
 # The last lines are every phase's time and the test counts again.
 #
-#   HAVOC_SWEEP_SEEDS  seeds to sweep (default 1-120, the CI list, sized to keep
+#   HAVOC_SWEEP_SEEDS  seeds to sweep (default 1-100, the CI list, sized to keep
 #                      .ci/run within 25 minutes on a busy 2-core machine: README,
 #                      "CI"; "" skips the sweep). Larger sweeps: scripts/nightly.sh.
-#   HAVOC_SWEEP_LIMIT  the sweep phase's timeout (default 12m)
+#   HAVOC_SWEEP_LIMIT  the sweep phase's timeout (default 15m)
 #   HAVOC_SHORT=1      go test -short (skips the slow suites: etcd builds, Docker)
 #   HAVOC_TEST_PKGS    packages for vet, staticcheck, go-test and bench (default
 #                      ./...; CI always runs all), e.g. "./sim/... ./chaos"
@@ -98,9 +98,9 @@ phase vet 5m go vet "${pkgs[@]}"
 phase staticcheck 8m go run "$staticcheck" "${pkgs[@]}"
 phase go-test 25m scripts/test.sh --phase go-test
 phase bench 5m scripts/test.sh --phase bench
-seeds=${HAVOC_SWEEP_SEEDS-1-120}
+seeds=${HAVOC_SWEEP_SEEDS-1-100}
 if [ -n "$seeds" ]; then
-	phase sweep "${HAVOC_SWEEP_LIMIT:-12m}" scripts/test.sh --phase sweep "$seeds"
+	phase sweep "${HAVOC_SWEEP_LIMIT:-15m}" scripts/test.sh --phase sweep "$seeds"
 fi
 phase_table
 echo "== all green"

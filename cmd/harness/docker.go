@@ -95,7 +95,7 @@ func (b *backendFlags) newDocker(c scenarios.Config) (cluster.Backend, error) {
 	}
 	cfg := cluster.DockerConfig{
 		Members: c.Members, Target: cluster.Target(b.target), Dir: b.runDir, Seed: c.Seed,
-		CPUs: b.docker.cpus, MemoryBytes: mem, Log: os.Stderr,
+		CPUs: b.docker.cpus, MemoryBytes: mem, Log: os.Stderr, ExtraArgs: b.memberArgs,
 	}
 	if cfg.Target == cluster.TargetEtcd {
 		cfg.Binary = b.etcdBin // a static Linux etcd; empty: build go.mod's pinned etcd

@@ -70,7 +70,8 @@ func newRoot() (root *cobra.Command, started *bool, stop func()) {
 		}
 		return pprof.StartCPUProfile(f)
 	}
-	root.AddCommand(newRunCmd(), newSweepCmd(), newSweepWorkerCmd(), newCheckCmd(), newServeCmd(), newSnapshotCmd(), newDrillCmd(), newDockerCmd())
+	root.AddCommand(newRunCmd(), newSweepCmd(), newSweepWorkerCmd(), newCheckCmd(), newServeCmd(), newSnapshotCmd(), newDrillCmd(), newDockerCmd(), newBenchCmd(),
+		newScenariosCmd())
 	stop = func() {
 		if cpuProfile != "" {
 			pprof.StopCPUProfile()

@@ -25,6 +25,7 @@ var runFlagValues = map[string]string{
 	"duration": "2s",
 	"faults":   "crash,loss,partition-minority",
 	"rate":     "700",
+	"profile":  "kubernetes",
 }
 
 // neutralFlagValues are values for the replay-neutral flags that a simulated

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -32,7 +33,9 @@ type runFlags struct {
 	faults   string
 	out      string
 	rate     float64
+	profile  string
 	keep     bool
+	scenario string
 	// names are the flags register added, in order (the sweep passes them all
 	// on to its workers).
 	names []string
@@ -51,9 +54,11 @@ func (f *runFlags) register(cmd *cobra.Command, withSeed, withKeep bool) {
 	fl.StringVar(&f.faults, "faults", "all", "fault kinds: all, none, or a comma list of "+kindNames())
 	fl.StringVar(&f.out, "out", "havoc-runs", "directory for the artifacts of failing runs (empty: write none)")
 	fl.Float64Var(&f.rate, "rate", 1000, "offered load, operations per second over all clients (positive; virtual in the simulator)")
+	fl.StringVar(&f.profile, "profile", scenarios.ProfileEtcd, "traffic profile: "+strings.Join(scenarios.ProfileNames(), ", "))
 	if withKeep {
 		fl.BoolVar(&f.keep, "keep", false, "write the artifacts of a passing run too")
 	}
+	fl.StringVar(&f.scenario, "scenario", "", "scenario file, or library scenario name (harness scenarios); flags given explicitly override its fields")
 	fl.VisitAll(func(fl *pflag.Flag) {
 		if !before[fl.Name] {
 			f.names = append(f.names, fl.Name)
@@ -76,6 +81,7 @@ var replayNeutral = map[string]string{
 	"cpus":       "Docker backend only (in the rerun line of a real run)",
 	"memory":     "Docker backend only (in the rerun line of a real run)",
 	"help":       "prints help",
+	"scenario":   "a scenario run's reproduce line is --scenario DIR/scenario.yaml, which holds the whole run",
 }
 
 func kindNames() string {
@@ -109,7 +115,7 @@ func (f *runFlags) config(seed uint64) (scenarios.Config, error) {
 	}
 	c := scenarios.Config{
 		Seed: seed, Members: f.nodes, Duration: f.duration, Faults: kinds, Out: f.out, Keep: f.keep,
-		Workload: scenarios.Workload{Clients: f.clients, Rate: f.rate},
+		Workload: scenarios.Workload{Clients: f.clients, Rate: f.rate, Profile: f.profile},
 	}
 	return c, c.Validate()
 }
@@ -127,6 +133,9 @@ type backendFlags struct {
 	etcdBin string
 	runDir  string
 	docker  dockerFlags
+	// memberArgs are added to every real member's command line (a scenario's
+	// cluster settings).
+	memberArgs []string
 }
 
 func (b *backendFlags) register(cmd *cobra.Command) {
@@ -167,7 +176,7 @@ func (b *backendFlags) newBackend(c scenarios.Config) (cluster.Backend, error) {
 	if b.backend != "process" {
 		return nil, fmt.Errorf("unknown --backend %q (want sim, process or docker)", b.backend)
 	}
-	pc := cluster.ProcessConfig{Target: cluster.Target(b.target), Members: c.Members, Dir: b.runDir, Seed: c.Seed}
+	pc := cluster.ProcessConfig{Target: cluster.Target(b.target), Members: c.Members, Dir: b.runDir, Seed: c.Seed, ExtraArgs: b.memberArgs}
 	switch pc.Target {
 	case cluster.TargetHavoc:
 		exe, err := os.Executable()
@@ -231,20 +240,29 @@ Faults a real process cannot suffer (clock skew, duplication, reordering) are sk
 and logged.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			seed := f.seed
-			if seed == 0 {
-				seed = freshSeed()
-			}
-			c, err := f.config(seed)
+			c, sc, err := f.effective(cmd.Flags(), 0, &bf)
 			if err != nil {
 				return usageError(err)
 			}
+			seed := c.Seed
 			if err := bf.validate(); err != nil {
 				return usageError(err)
 			}
 			w := cmd.OutOrStdout()
+			faults := f.faults
+			if f.scenario != "" {
+				fmt.Fprintf(w, "scenario %s: %s\n", sc.Name, sc.Summary())
+				if sc.Drill != "" {
+					return runDrillScenario(cmd.Context(), w, sc, &bf)
+				}
+				if why := sc.SimOnly(); why != "" && bf.backend != "sim" {
+					fmt.Fprintf(w, "note: %s; on %s the faults it cannot express are skipped\n", why, bf.backend)
+				}
+				bf.memberArgs = memberArgs(c)
+				faults = faultsOf(sc)
+			}
 			fmt.Fprintf(w, "seed %d: %d members, %d clients, %s, %s ops/s, faults: %s\n", seed, c.Members, c.Workload.Clients,
-				scenarios.Seconds(c.Duration), strconv.FormatFloat(c.Workload.Rate, 'g', -1, 64), f.faults)
+				scenarios.Seconds(c.Duration), strconv.FormatFloat(c.Workload.Rate, 'g', -1, 64), faults)
 			var res *scenarios.Result
 			if bf.backend == "sim" {
 				fmt.Fprint(w, scenarios.Plan(c).String())
@@ -256,6 +274,13 @@ and logged.`,
 				return err
 			}
 			printResult(w, c, res, bf.backend == "sim")
+			if f.scenario != "" && bf.backend == "sim" && res.Dir != "" && scenarios.FlagsExpress(c) {
+				// Flags express this scenario run: its file replays it too.
+				fmt.Fprintf(w, "reproduce: %s\n", scenarios.ScenarioRepro(filepath.Join(res.Dir, scenarios.ScenarioFile)))
+			}
+			if f.scenario != "" && res.Verdict != sc.ExpectedVerdict() {
+				fmt.Fprintf(w, "expected verdict %s, got %s\n", sc.ExpectedVerdict(), res.Verdict)
+			}
 			if bf.backend != "sim" && !res.Passed() {
 				fmt.Fprintf(w, "rerun on %s (same workload and schedule, not the same interleaving): %s%s\n",
 					bf.backend, scenarios.Repro(c), backendArgs(cmd.Flags()))

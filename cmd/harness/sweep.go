@@ -97,8 +97,12 @@ a check was inconclusive (see harness --help).`,
 			if err != nil {
 				return usageError(err)
 			}
-			if _, err := f.config(1); err != nil {
+			_, sc, err := f.effective(cmd.Flags(), 1, nil)
+			if err != nil {
 				return usageError(err)
+			}
+			if sc.Drill != "" {
+				return usageError(errDrillSweep)
 			}
 			if parallel < 1 {
 				return usageError(fmt.Errorf("--parallel %d: at least one worker", parallel))
@@ -121,9 +125,15 @@ a check was inconclusive (see harness --help).`,
 
 // workerArgs passes every run flag of the sweep (names, as registered) on to
 // its workers, with its effective value, so a new run flag cannot be dropped.
+// With --scenario only the flags given explicitly are passed: the others
+// must leave the file's fields alone.
 func workerArgs(fs *pflag.FlagSet, names []string) []string {
 	args := []string{"sweep-worker"}
+	fromFile := fs.Lookup("scenario") != nil && fs.Lookup("scenario").Value.String() != ""
 	for _, n := range names {
+		if fromFile && !fs.Changed(n) {
+			continue
+		}
 		args = append(args, "--"+n+"="+fs.Lookup(n).Value.String())
 	}
 	return args
@@ -273,7 +283,7 @@ func newSweepWorkerCmd() *cobra.Command {
 				if err != nil || (mode != modeSummary && mode != modeFull) {
 					return fmt.Errorf("sweep-worker: bad seed line %q", in.Text())
 				}
-				c, err := f.config(seed)
+				c, _, err := f.effective(cmd.Flags(), seed, nil)
 				if err != nil {
 					return err
 				}

@@ -41,7 +41,7 @@ type rule struct {
 //	  < store/wal, store/mvcc, vfs/vfstest
 //	  < store, store/snapshot
 //	  < server, cluster
-//	  < internal/testhook < scenarios < scenarios/drill < cmd/harness
+//	  < internal/testhook < scenarios < scenarios/drill < scenarios/scenario < scenarios/library < cmd/harness
 //
 // sim, chaos and linearizability depend on nothing of havoc's: the simulator
 // knows no store, a fault is plain data, and the checker re-implements etcd's
@@ -83,14 +83,24 @@ var layers = [][]rule{
 		{pkg: "scenarios", imports: []string{"chaos", "cluster", "internal/detrand", "internal/testhook", "linearizability",
 			"sim", "store", "store/mvcc"},
 			tests: []string{"internal/dockertest"}},
+		// Capacity and latency through clientv3: faults as chaos verbs on the
+		// backend the command started; the end-to-end test starts one.
+		{pkg: "scenarios/bench", imports: []string{"chaos"}, tests: []string{"cluster"}},
 	},
 	{ // 6: the drills, written once over a simulated and a real environment.
 		{pkg: "scenarios/drill", imports: []string{"chaos", "cluster", "internal/detrand", "linearizability", "scenarios",
 			"sim", "store/mvcc", "store/snapshot", "vfs"},
 			tests: []string{"internal/dockertest"}},
 	},
-	{ // 7: the command line.
-		{pkg: "cmd/harness", imports: []string{"chaos", "cluster", "linearizability", "scenarios", "scenarios/drill", "server", "store",
+	{ // 7: the scenario file, a run as data.
+		{pkg: "scenarios/scenario", imports: []string{"chaos", "linearizability", "scenarios", "scenarios/drill"}},
+	},
+	{ // 8: the scenario library, files of the scenario format.
+		{pkg: "scenarios/library", imports: []string{"scenarios/scenario"}},
+	},
+	{ // 9: the command line.
+		{pkg: "cmd/harness", imports: []string{"chaos", "cluster", "linearizability", "scenarios", "scenarios/bench", "scenarios/drill",
+			"scenarios/library", "scenarios/scenario", "server", "store",
 			"store/mvcc", "store/snapshot", "store/wal"},
 			tests: []string{"internal/dockertest"}},
 	},

@@ -161,6 +161,9 @@ type ClusterSpec struct {
 	// RestoreFrom, if set, is a snapshot file every member is restored from
 	// before it starts; the cluster's Keyspace is then what was restored.
 	RestoreFrom string
+	// PastFloor is the lowest revision the workload's past reads name (a
+	// restored cluster's history starts at its snapshot).
+	PastFloor int64
 	// CatchUp asks for members that compact their log quickly (a real
 	// backend lowers the snapshot count; etcd its catch-up entries).
 	CatchUp bool

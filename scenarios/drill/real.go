@@ -200,7 +200,9 @@ func (e *realEnv) NewCluster(spec ClusterSpec) (Cluster, error) {
 		}
 		e.r.ServeWall = time.Since(launch)
 	}
-	rc.load = scenarios.StartRealLoad(e.ctx, b, e.c.Seed, e.c.Workload, spec.ClientBase, rc.start, spec.Faults, e.c.Duration)
+	wl := e.c.Workload
+	wl.PastFloor = spec.PastFloor
+	rc.load = scenarios.StartRealLoad(e.ctx, b, e.c.Seed, wl, spec.ClientBase, rc.start, spec.Faults, e.c.Duration)
 	rc.notef = e.r.notef
 	return rc, nil
 }

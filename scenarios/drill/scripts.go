@@ -78,7 +78,7 @@ func saveRestore(env Env, c *Config, r *Report, lose bool) error {
 		return err
 	}
 
-	c2, err := env.NewCluster(ClusterSpec{Name: "restored", ClientBase: 100, RestoreFrom: snapPath})
+	c2, err := env.NewCluster(ClusterSpec{Name: "restored", ClientBase: 100, RestoreFrom: snapPath, PastFloor: r.SnapshotRevision + 1})
 	if err != nil || c2 == nil {
 		return err
 	}

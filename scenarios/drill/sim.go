@@ -77,6 +77,7 @@ func (e *simEnv) NewCluster(spec ClusterSpec) (Cluster, error) {
 		}
 	}
 	wl := e.c.Workload
+	wl.PastFloor = spec.PastFloor
 	s.load = scenarios.NewSimLoad(s.w, &wl, spec.ClientBase, cl.Members())
 	for _, f := range spec.Faults {
 		s.w.Schedule(f.At, "fault", func() {
