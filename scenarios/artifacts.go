@@ -65,13 +65,13 @@ const ScenarioFile = "scenario.yaml"
 func ScenarioRepro(path string) string { return "go run ./cmd/harness run --scenario " + path }
 
 // FlagsExpress reports whether the flags of `harness run` (seed, nodes,
-// clients, duration, rate, faults) describe c, a validated configuration,
+// clients, duration, rate, faults, profile) describe c, a validated configuration,
 // completely: every other field is at its default and the schedule is drawn,
 // not given. (c is not validated again: Validate reads a validated "no
 // watchers" as "the default watchers".)
 func FlagsExpress(c Config) bool {
 	f := Config{Seed: c.Seed, Members: c.Members, Duration: c.Duration, Faults: c.Faults,
-		Workload: Workload{Clients: c.Workload.Clients, Rate: c.Workload.Rate}}
+		Workload: Workload{Profile: c.Workload.Profile, Clients: c.Workload.Clients, Rate: c.Workload.Rate}}
 	g := c
 	if f.Validate() != nil || c.Schedule != nil {
 		return false

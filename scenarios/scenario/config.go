@@ -25,14 +25,15 @@ func (s *Scenario) Config() (scenarios.Config, error) {
 		TickInterval: time.Duration(s.Cluster.Tick), ElectionTicks: s.Cluster.ElectionTicks,
 		QuotaBackendBytes: s.Cluster.QuotaBackendBytes, Watchers: s.Checks.Watchers,
 		LeaseSafetyUnderSkew: s.Checks.LeaseSafetyUnderSkew, CheckBudget: s.Checks.Budget,
-		Workload: scenarios.Workload{Clients: w.Clients, Rate: w.Rate, Keys: w.Keys, LeaseKeys: w.LeaseKeys,
+		Workload: scenarios.Workload{Profile: w.Profile, Clients: w.Clients, Rate: w.Rate, Keys: w.Keys, LeaseKeys: w.LeaseKeys,
 			Timeout: time.Duration(w.ClientTimeout), LeaseTTL: int64(time.Duration(w.LeaseTTL) / time.Second)},
 	}
 	if s.Checks.Watch != nil && !*s.Checks.Watch {
 		c.Watchers = -1
 	}
 	for _, m := range w.Mix {
-		c.Workload.Mix = append(c.Workload.Mix, scenarios.Weight{Kind: linearizability.Kind(m.Kind), Serializable: m.Serializable, Weight: m.Weight})
+		c.Workload.Mix = append(c.Workload.Mix, scenarios.Weight{Kind: linearizability.Kind(m.Kind), Serializable: m.Serializable,
+			Variant: scenarios.Variant(m.Variant), Weight: m.Weight})
 	}
 	if g := s.Faults.Generator; g != nil {
 		c.Faults, c.FaultWarmup, c.FaultMax = generatorKinds(g.Kinds), time.Duration(g.Warmup), time.Duration(g.MaxFault)
@@ -68,7 +69,7 @@ func FromConfig(name string, c scenarios.Config) (*Scenario, error) {
 		Name: name, Seed: c.Seed,
 		Cluster: Cluster{Members: c.Members, Tick: Duration(c.TickInterval), ElectionTicks: c.ElectionTicks, HeartbeatTicks: 1,
 			SnapshotCount: c.SnapshotCount, QuotaBackendBytes: c.QuotaBackendBytes},
-		Workload: Workload{Profile: "default", Clients: c.Workload.Clients, Rate: c.Workload.Rate, Keys: c.Workload.Keys,
+		Workload: Workload{Profile: c.Workload.Profile, Clients: c.Workload.Clients, Rate: c.Workload.Rate, Keys: c.Workload.Keys,
 			LeaseKeys: c.Workload.LeaseKeys, ClientTimeout: Duration(c.Workload.Timeout),
 			LeaseTTL: Duration(time.Duration(c.Workload.LeaseTTL) * time.Second)},
 		Phases: Phases{Safety: Duration(c.Duration), LivenessTimeout: Duration(c.LivenessTimeout)},
@@ -80,7 +81,7 @@ func FromConfig(name string, c scenarios.Config) (*Scenario, error) {
 		s.Checks.Watchers = c.Watchers
 	}
 	for _, m := range c.Workload.Mix {
-		s.Workload.Mix = append(s.Workload.Mix, Weight{Kind: string(m.Kind), Serializable: m.Serializable, Weight: m.Weight})
+		s.Workload.Mix = append(s.Workload.Mix, Weight{Kind: string(m.Kind), Serializable: m.Serializable, Variant: string(m.Variant), Weight: m.Weight})
 	}
 	switch {
 	case len(c.Schedule) > 0:

@@ -83,8 +83,8 @@ type Cluster struct {
 
 // Workload is what the clients do.
 type Workload struct {
-	// Profile names the traffic: "default" (when empty) is the key-value and
-	// lease mix of scenarios.Workload, the only profile today.
+	// Profile names the traffic (scenarios.Profiles: etcd when empty,
+	// kubernetes, leases, admin); its mix is used unless Mix is given.
 	Profile string `yaml:"profile,omitempty"`
 	// Mix weighs the operation kinds (scenarios.DefaultMix when empty).
 	Mix []Weight `yaml:"mix,omitempty"`
@@ -105,7 +105,10 @@ type Workload struct {
 type Weight struct {
 	Kind         string `yaml:"kind"`
 	Serializable bool   `yaml:"serializable,omitempty"`
-	Weight       int    `yaml:"weight"`
+	// Variant picks how the operation is made (scenarios.Variant: past,
+	// apiserver, paged, by-mod; the plain one when empty).
+	Variant string `yaml:"variant,omitempty"`
+	Weight  int    `yaml:"weight"`
 }
 
 // Faults is either an explicit schedule or a generator; neither means no faults.
@@ -334,7 +337,10 @@ func (s *Scenario) ExpectedVerdict() string { return s.expect() }
 // mixKinds are the operation kinds a mix may weigh.
 var mixKinds = []linearizability.Kind{linearizability.KindGet, linearizability.KindPut, linearizability.KindDelete,
 	linearizability.KindRange, linearizability.KindCAS, linearizability.KindLeaseGrant, linearizability.KindPutLease,
-	linearizability.KindLeaseRevoke}
+	linearizability.KindLeaseRevoke, linearizability.KindCompact, linearizability.KindDefrag}
+
+// mixVariants are the variants a mix entry may name.
+var mixVariants = []scenarios.Variant{"", scenarios.VariantPast, scenarios.VariantAPIServer, scenarios.VariantPaged, scenarios.VariantByMod}
 
 // verdicts are the verdicts Expect may name.
 var verdicts = []string{scenarios.VerdictOK, scenarios.VerdictIllegal, scenarios.VerdictNoLiveness, scenarios.VerdictInconclusive,
@@ -381,9 +387,6 @@ func (s *Scenario) Validate() error {
 		bad("cluster.heartbeat_ticks: %d (the store sends a heartbeat every tick: 1)", cl.HeartbeatTicks)
 	}
 	w := s.Workload
-	if w.Profile != "" && w.Profile != "default" {
-		bad("workload.profile: %q (the one profile today is default)", w.Profile)
-	}
 	if w.Clients < 0 {
 		bad("workload.clients: %d (want at least 1)", w.Clients)
 	}
@@ -399,10 +402,16 @@ func (s *Scenario) Validate() error {
 	if w.LeaseTTL < 0 || time.Duration(w.LeaseTTL)%time.Second != 0 {
 		bad("workload.lease_ttl: %s (want whole seconds)", time.Duration(w.LeaseTTL))
 	}
+	if _, ok := scenarios.Profiles[w.Profile]; w.Profile != "" && !ok {
+		bad("workload.profile: %q is not a profile", w.Profile)
+	}
 	total := 0
 	for i, m := range w.Mix {
 		if !slices.Contains(mixKinds, linearizability.Kind(m.Kind)) {
 			bad("workload.mix[%d].kind: %q is not an operation kind", i, m.Kind)
+		}
+		if !slices.Contains(mixVariants, scenarios.Variant(m.Variant)) {
+			bad("workload.mix[%d].variant: %q is not a variant (past, apiserver, paged, by-mod)", i, m.Variant)
 		}
 		if m.Weight < 0 {
 			bad("workload.mix[%d].weight: %d (want 0 or more)", i, m.Weight)
