@@ -79,6 +79,18 @@ func (c *Config) Validate() error {
 	if c.Members < 1 || c.Members > 9 {
 		return fmt.Errorf("drill: %d members (want 1 to 9)", c.Members)
 	}
+	if c.Workload.Mix == nil {
+		// The keyspace check reads the first cluster's history at every
+		// acknowledged revision, which a compaction removes: a drill's
+		// default mix is its profile's without compactions.
+		profile := c.Workload.Profile
+		if profile == "" {
+			profile = scenarios.ProfileEtcd
+		}
+		c.Workload.Mix = slices.DeleteFunc(slices.Clone(scenarios.Profiles[profile]), func(w scenarios.Weight) bool {
+			return w.Kind == linearizability.KindCompact
+		})
+	}
 	return c.Workload.Validate()
 }
 
