@@ -455,10 +455,18 @@ func drillSaveRestore(c DrillConfig, dir string, r *DrillReport, lose bool) erro
 	snapPath := filepath.Join(dir, "backup.snap")
 	var saveErr error
 	var saveStart time.Duration
-	d1.w.Schedule(c.Duration/2, "save", func() {
+	// The save waits for a member to be up: a power loss may have taken all.
+	var trySave func()
+	trySave = func() {
+		src := d1.pickSource()
+		if src == "" {
+			d1.w.Schedule(100*time.Millisecond, "save", trySave)
+			return
+		}
 		saveStart = d1.w.Elapsed()
-		saveErr = save(d1, d1.pickSource(), snapPath, r)
-	})
+		saveErr = save(d1, src, snapPath, r)
+	}
+	d1.w.Schedule(c.Duration/2, "save", trySave)
 	var lost []string
 	var lossAt time.Duration
 	if lose {
