@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -355,7 +356,7 @@ func (k *shrinker) narrowFaults() error {
 					edit(func(f *scenario.Fault) { f.Members = slices.Delete(slices.Clone(f.Members), j, j+1) })
 				}
 			}
-			if f.At >= scenario.Duration(time.Second) {
+			if f.At >= scenario.Duration(200*time.Millisecond) {
 				edit(func(f *scenario.Fault) { f.At = scenario.Duration((time.Duration(f.At) / 2).Round(time.Millisecond)) })
 			}
 		}
@@ -390,7 +391,7 @@ func (k *shrinker) reduceWorkload() error {
 		for _, f := range k.best.Faults.Schedule {
 			end = max(end, time.Duration(f.At+f.Duration))
 		}
-		if safety := max(c.Duration/2, end.Truncate(time.Second)+time.Second, time.Second); safety < c.Duration {
+		if safety := max(c.Duration/2, (end + time.Second - 1).Truncate(time.Second), time.Second); safety < c.Duration {
 			edit(func(s *scenario.Scenario) { s.Phases.Safety = scenario.Duration(safety) })
 		}
 		if w.Rate >= 20 {
@@ -447,8 +448,9 @@ func (k *shrinker) reduceMix() error {
 	return err
 }
 
-// reduceMembers tries smaller clusters, smallest first, that every fault's
-// members still fit.
+// reduceMembers tries smaller clusters, smallest first; a fault's member
+// beyond the smaller cluster is renamed into it (m3 of 2 members is m1), and a
+// candidate whose faults no longer fit is not run.
 func (k *shrinker) reduceMembers() error {
 	k.step = "members"
 	c, err := k.best.Config()
@@ -459,8 +461,27 @@ func (k *shrinker) reduceMembers() error {
 	for m := 1; m < c.Members; m++ {
 		s := clone(k.best)
 		s.Cluster.Members = m
+		for i := range s.Faults.Schedule {
+			s.Faults.Schedule[i].Members = fold(s.Faults.Schedule[i].Members, m)
+		}
 		cands = append(cands, s)
 	}
 	_, err = k.try(cands)
 	return err
+}
+
+// fold renames the members of names beyond m into m1..mm (m<i> to
+// m<(i-1)%m+1>), each once, keeping their order.
+func fold(names []string, m int) []string {
+	var out []string
+	for _, n := range names {
+		i, err := strconv.Atoi(strings.TrimPrefix(n, "m"))
+		if err == nil && i > m {
+			n = "m" + strconv.Itoa((i-1)%m+1)
+		}
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out
 }
