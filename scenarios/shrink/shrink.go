@@ -219,7 +219,7 @@ func Shrink(ctx context.Context, s *scenario.Scenario, run Runner, opt Options) 
 	case errors.Is(err, errBudget):
 		rep.Stopped = fmt.Sprintf("run budget (%d runs) spent", opt.MaxRuns)
 	case err != nil && ctx.Err() != nil:
-		rep.Stopped = "stopped: " + context.Cause(ctx).Error()
+		rep.Stopped = context.Cause(ctx).Error()
 	case err != nil:
 		return nil, err
 	}

@@ -131,7 +131,7 @@ func TestShrinkBudgetAndInterrupt(t *testing.T) {
 		return inner(ctx, c)
 	}, Options{Parallel: 2})
 	require.NoError(t, err)
-	require.Equal(t, "stopped: interrupt", rep.Stopped)
+	require.Equal(t, "interrupt", rep.Stopped)
 
 	_, err = Shrink(context.Background(), load(t, drawn), synthetic("bridge", "put", &runs), Options{})
 	require.ErrorContains(t, err, "the original run passes")
