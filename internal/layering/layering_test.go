@@ -41,7 +41,7 @@ type rule struct {
 //	  < store/wal, store/mvcc, vfs/vfstest
 //	  < store, store/snapshot
 //	  < server, cluster
-//	  < internal/testhook < scenarios < scenarios/scenario < scenarios/library < cmd/harness
+//	  < internal/testhook < scenarios < scenarios/scenario < scenarios/library, scenarios/shrink < cmd/harness
 //
 // sim, chaos and linearizability depend on nothing of havoc's: the simulator
 // knows no store, a fault is plain data, and the checker re-implements etcd's
@@ -92,10 +92,12 @@ var layers = [][]rule{
 	},
 	{ // 7: the scenario library, files of the scenario format.
 		{pkg: "scenarios/library", imports: []string{"scenarios/scenario"}},
+		// Shrinking a failing run: candidates are scenario files.
+		{pkg: "scenarios/shrink", imports: []string{"scenarios", "scenarios/scenario"}},
 	},
 	{ // 8: the command line.
 		{pkg: "cmd/harness", imports: []string{"chaos", "cluster", "linearizability", "scenarios", "scenarios/bench", "scenarios/library",
-			"scenarios/scenario", "server", "store",
+			"scenarios/scenario", "scenarios/shrink", "server", "store",
 			"store/mvcc", "store/snapshot", "store/wal"},
 			tests: []string{"internal/dockertest"}},
 	},
