@@ -166,8 +166,8 @@ var pageTemplate = template.Must(template.New("explain").Funcs(template.FuncMap{
 		}
 		return d
 	},
-	"sec":    func(ns int64) string { return seconds(time.Duration(ns)) },
-	"secd":   seconds,
+	"sec":  func(ns int64) string { return seconds(time.Duration(ns)) },
+	"secd": seconds,
 }).Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>havoc: what happened in {{.Dir}}</title>
