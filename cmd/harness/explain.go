@@ -22,8 +22,9 @@ the history is checked again, and the operations of the failing keys within --wi
 operation that cannot be linearized are drawn on a time axis, one row per client, each labelled with
 the member that served it; fault windows are shaded bands, leader changes and member crashes,
 restarts and pauses are markers (from the trace). The page (self-contained HTML, DIR/explain.html
-unless --html says otherwise) links Porcupine's visualization.html when the run wrote one; the text
-summary goes to standard output. Exit 0 when the page was written, 2 when DIR is not a run directory.`,
+unless --html says otherwise) links Porcupine's visualization.html when the run wrote one, and
+explain-porcupine.html beside the page: Porcupine's visualization of the failing partition with the
+fault windows as annotations. The text summary goes to standard output. Exit 0 when the page was written, 2 when DIR is not a run directory.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := args[0]
@@ -34,17 +35,22 @@ summary goes to standard output. Exit 0 when the page was written, 2 when DIR is
 			if err != nil {
 				return usageError(err)
 			}
-			rep, err := explain.Build(run, window)
+			if out == "" {
+				out = filepath.Join(dir, "explain.html")
+			}
+			porcupine := filepath.Join(filepath.Dir(out), "explain-porcupine.html")
+			rep, err := explain.Build(run, explain.Options{Window: window, Porcupine: porcupine})
 			if err != nil {
 				return usageError(err)
 			}
-			if out == "" {
-				out = filepath.Join(dir, "explain.html")
-			} else if run.Visualization != "" {
-				// Link Porcupine's page from wherever this one is written.
+			// Link Porcupine's pages from wherever this one is written.
+			if run.Visualization != "" {
 				if rel, err := filepath.Rel(filepath.Dir(out), filepath.Join(dir, run.Visualization)); err == nil {
 					rep.Visualization = rel
 				}
+			}
+			if rep.Porcupine != "" {
+				rep.Porcupine = filepath.Base(rep.Porcupine)
 			}
 			f, err := os.Create(out)
 			if err != nil {

@@ -83,7 +83,7 @@ func buildReport(t *testing.T, dir string) *Report {
 	t.Helper()
 	run, err := Load(dir)
 	require.NoError(t, err)
-	rep, err := Build(run, time.Second)
+	rep, err := Build(run, Options{Window: time.Second})
 	require.NoError(t, err)
 	return rep
 }
@@ -166,4 +166,22 @@ func TestParseFaultLogAndSchedule(t *testing.T) {
 	}, got)
 	assert.Equal(t, []Fault{{Name: "pause [m1]", From: 2 * time.Second, To: 6488 * time.Millisecond}},
 		ParseSchedule("at=2.000s   for=4.488s  pause              members=[m1]\n"))
+}
+
+func TestBuildWritesPorcupineWithFaultAnnotations(t *testing.T) {
+	dir := failingRun(t)
+	run, err := Load(dir)
+	require.NoError(t, err)
+	path := filepath.Join(t.TempDir(), "porcupine.html")
+	rep, err := Build(run, Options{Porcupine: path})
+	require.NoError(t, err)
+	assert.Equal(t, path, rep.Porcupine)
+	page, err := os.ReadFile(path)
+	require.NoError(t, err)
+	assert.Contains(t, string(page), `"Description":"pause m2"`, "the fault window is an annotation")
+	assert.Contains(t, string(page), `"Description":"loss loss=0.1"`)
+
+	var html bytes.Buffer
+	require.NoError(t, rep.HTML(&html))
+	assert.Contains(t, html.String(), `id="porcupine"`)
 }

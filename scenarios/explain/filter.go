@@ -22,6 +22,8 @@ type Filter struct {
 	// history, the lines of the clients' requests on it: the client's own
 	// lines and the members' lines to and from that client while the
 	// operation was outstanding (the trace names a request by type only).
+	// The trace's times are in microseconds: a line in the microsecond in
+	// which a client's operation on Key ended and its next began is kept.
 	Key string
 	// From and To bound the virtual time (To zero: no upper bound). A trace
 	// is in time order, so FilterTrace stops reading past To.

@@ -202,7 +202,8 @@ tr.failing td { background: #fdd; font-weight: bold; } tr.last td { background: 
 <h1>What happened in <code>{{.Dir}}</code></h1>
 <p>Verdict: <span class="verdict{{if eq .Verdict "ok"}} ok{{end}}" id="verdict">{{.Verdict}}</span>
 {{with .Check.Verdict}} &middot; linearizability, rechecked: <b>{{.}}</b>{{end}}
-{{with .Visualization}} &middot; <a href="{{.}}">Porcupine's visualization</a>{{end}}</p>
+{{with .Visualization}} &middot; <a href="{{.}}">Porcupine's visualization</a>{{end}}
+{{with .Porcupine}} &middot; <a href="{{.}}" id="porcupine">Porcupine's visualization of the failing partition, with the fault windows</a>{{end}}</p>
 {{with .Reason}}<div class="box mono">{{.}}</div>{{end}}
 {{with .Check.Reason}}<div class="box mono">checker: {{.}}</div>{{end}}
 {{if .Failing}}

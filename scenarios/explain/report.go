@@ -39,14 +39,29 @@ type Report struct {
 	Clients  []int
 	Faults   []Fault
 	Markers  []Marker
-	// Visualization is Porcupine's page, relative to Dir, if present.
-	Visualization string
+	// Visualization is the run's Porcupine page, relative to Dir, if
+	// present; Porcupine the one Build had the check write (Options), with
+	// the fault windows, if it did. The page links both as they are (set
+	// them relative to where the page is written).
+	Visualization, Porcupine string
+}
+
+// Options tune Build.
+type Options struct {
+	// Window is the time shown on each side of the failing operation
+	// (zero: DefaultWindow).
+	Window time.Duration
+	// Porcupine, if not empty, is where the check writes Porcupine's
+	// visualization of the failing partition, the run's fault windows drawn
+	// on it as annotations.
+	Porcupine string
 }
 
 // Build checks r's history and gathers what a report shows: the operations
-// of the failing keys within window of the failing operation (the whole run
-// when the checker names no operation).
-func Build(r *Run, window time.Duration) (*Report, error) {
+// of the failing keys within the window of the failing operation (the whole
+// run when the checker names no operation).
+func Build(r *Run, opt Options) (*Report, error) {
+	window := opt.Window
 	if window <= 0 {
 		window = DefaultWindow
 	}
@@ -62,11 +77,17 @@ func Build(r *Run, window time.Duration) (*Report, error) {
 	end = max(end, r.Duration)
 	rep.From, rep.To = 0, end
 	if len(r.History) > 0 {
-		res, err := linearizability.Check(r.History, linearizability.Options{Budget: r.CheckBudget})
+		copt := linearizability.Options{Budget: r.CheckBudget, VisualizePath: opt.Porcupine}
+		for _, f := range r.Faults {
+			copt.Annotations = append(copt.Annotations, linearizability.Annotation{Tag: "faults",
+				Description: f.Name, Start: int64(f.From), End: int64(f.To)})
+		}
+		res, err := linearizability.Check(r.History, copt)
 		if err != nil {
 			return nil, fmt.Errorf("checking %s: %w", r.Dir, err)
 		}
 		rep.Check = res
+		rep.Porcupine = res.Visualization
 		rep.Keys = res.Keys
 		if res.Verdict == linearizability.VerdictIllegal {
 			if len(res.OpIDs) > 0 {
@@ -214,6 +235,9 @@ func (rep *Report) Text(w io.Writer) error {
 	}
 	if rep.Visualization != "" {
 		fmt.Fprintf(&b, "porcupine: %s\n", rep.Visualization)
+	}
+	if rep.Porcupine != "" {
+		fmt.Fprintf(&b, "porcupine with the fault windows: %s\n", rep.Porcupine)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
