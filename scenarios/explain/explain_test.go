@@ -95,6 +95,8 @@ func TestBuildFindsTheFailingOperation(t *testing.T) {
 	assert.Equal(t, int64(2), rep.Failing.ID)
 	assert.Equal(t, []string{evilKey}, rep.Keys)
 	assert.Equal(t, []int{1, 2}, rep.Clients, "the other key's client has no row")
+	require.Len(t, rep.LastWrites, 1)
+	assert.Equal(t, int64(1), rep.LastWrites[0].ID, "the state before the failing read: the put")
 	assert.Equal(t, time.Second, rep.From)
 	assert.Equal(t, 3100*time.Millisecond, rep.To)
 	assert.Equal(t, []Fault{
@@ -113,6 +115,7 @@ func TestBuildFindsTheFailingOperation(t *testing.T) {
 	require.NoError(t, rep.Text(&text))
 	assert.Contains(t, text.String(), "first operation that cannot be linearized: #2 2.000s..2.100s c02@m2 get(")
 	assert.Contains(t, text.String(), "1.500s .. 2.500s  pause m2")
+	assert.Contains(t, text.String(), "before it: #1 1.000s..1.100s c01@m1 put(")
 	assert.Contains(t, text.String(), "1.900s  m3 crash")
 	assert.Contains(t, text.String(), "porcupine: visualization.html")
 }
@@ -184,4 +187,32 @@ func TestBuildWritesPorcupineWithFaultAnnotations(t *testing.T) {
 	var html bytes.Buffer
 	require.NoError(t, rep.HTML(&html))
 	assert.Contains(t, html.String(), `id="porcupine"`)
+}
+
+func TestStateBefore(t *testing.T) {
+	reason := `partition 1 of 2 (keys k/1, 3 operations) has no linearization; after the longest partial linearization (1 of 3 operations, last #1 put("k/1", "a") -> ok), state {k/1="a" mod 2}, #2 get("k/1") -> "b" (client 2, member m2) cannot take effect`
+	assert.Equal(t, `k/1="a" mod 2`, stateBefore(reason))
+	assert.Empty(t, stateBefore("no operation wrote that value"))
+}
+
+func TestBuildOnALinearizableRun(t *testing.T) {
+	dir := failingRun(t)
+	ops := []linearizability.Operation{{ID: 1, Client: 1, Member: "m1", Kind: linearizability.KindPut, Key: "k/1", Value: "v",
+		Call: int64(time.Second), Return: int64(time.Second + time.Millisecond), Outcome: linearizability.OutcomeOK,
+		Resp: linearizability.Response{Revision: 2}}}
+	var hist bytes.Buffer
+	require.NoError(t, linearizability.WriteHistory(&hist, ops))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, HistoryFile), gz(t, hist.Bytes()), 0o644))
+	rep := buildReport(t, dir)
+	assert.Equal(t, linearizability.VerdictOK, rep.Check.Verdict)
+	assert.Nil(t, rep.Failing)
+	assert.Empty(t, rep.Ops)
+	assert.Equal(t, time.Duration(0), rep.From)
+	assert.Equal(t, 3*time.Second, rep.To, "the whole run")
+	assert.Len(t, rep.Faults, 2)
+	var text, page strings.Builder
+	require.NoError(t, rep.Text(&text))
+	assert.Contains(t, text.String(), "the history is linearizable")
+	require.NoError(t, rep.HTML(&page))
+	assert.Contains(t, page.String(), `data-fault="pause m2"`)
 }

@@ -166,8 +166,9 @@ var pageTemplate = template.Must(template.New("explain").Funcs(template.FuncMap{
 		}
 		return d
 	},
-	"sec":  func(ns int64) string { return seconds(time.Duration(ns)) },
-	"secd": seconds,
+	"sec":   func(ns int64) string { return seconds(time.Duration(ns)) },
+	"secd":  seconds,
+	"wdesc": func(op linearizability.Operation) string { return describe(&op) },
 }).Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>havoc: what happened in {{.Dir}}</title>
@@ -210,7 +211,8 @@ tr.failing td { background: #fdd; font-weight: bold; } tr.last td { background: 
 <div class="box failing-op" id="failing">
 <b>First operation that cannot be linearized:</b> <span class="mono" id="failing-op">{{.FailingText}}</span><br>
 {{with .LastText}}<b>Last operation linearized before it:</b> <span class="mono">{{.}}</span><br>{{end}}
-{{with .State}}<b>State before it:</b> <span class="mono" id="state">{{"{"}}{{.}}{{"}"}}</span><br>{{end}}
+{{with .State}}<b>State before it (the checker's model):</b> <span class="mono" id="state">{{"{"}}{{.}}{{"}"}}</span><br>{{end}}
+{{range .LastWrites}}<b>Last acknowledged write of {{.Key}} before it:</b> <span class="mono">{{wdesc .}}</span><br>{{end}}
 <b>Keys:</b> <span class="mono">{{range .Keys}}{{.}} {{end}}</span>
 </div>
 {{end}}

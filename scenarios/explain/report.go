@@ -31,6 +31,10 @@ type Report struct {
 	Keys                    []string
 	Failing, LastLinearized *linearizability.Operation
 	State                   string
+	// LastWrites are, per failing key, the acknowledged write of it that
+	// returned last before Failing was called: the state the client could
+	// expect, whatever check found the failure.
+	LastWrites []linearizability.Operation
 	// From and To bound the time axis; Ops are the operations of Keys that
 	// overlap it, by call time; Clients the clients that issued them, one
 	// row each.
@@ -100,6 +104,7 @@ func Build(r *Run, opt Options) (*Report, error) {
 		}
 	}
 	if f := rep.Failing; f != nil {
+		rep.LastWrites = lastWrites(r.History, rep.Keys, f.Call)
 		rep.From = max(0, time.Duration(f.Call)-window)
 		rep.To = time.Duration(f.Return) + window
 	}
@@ -141,6 +146,32 @@ func Build(r *Run, opt Options) (*Report, error) {
 		}
 	}
 	return rep, nil
+}
+
+// lastWrites returns, for each of keys, the acknowledged write of it that
+// returned last before time before.
+func lastWrites(ops []linearizability.Operation, keys []string, before int64) []linearizability.Operation {
+	var out []linearizability.Operation
+	for _, k := range keys {
+		var last *linearizability.Operation
+		for i := range ops {
+			op := &ops[i]
+			if op.Key != k || op.Outcome != linearizability.OutcomeOK || op.Return >= before {
+				continue
+			}
+			switch {
+			case op.Kind == linearizability.KindPut, op.Kind == linearizability.KindPutLease, op.Kind == linearizability.KindDelete,
+				op.Kind == linearizability.KindCAS && op.Resp.Succeeded:
+				if last == nil || op.Return > last.Return {
+					last = op
+				}
+			}
+		}
+		if last != nil {
+			out = append(out, *last)
+		}
+	}
+	return out
 }
 
 func cmpAbs(a, b int64) int {
@@ -208,8 +239,14 @@ func (rep *Report) Text(w io.Writer) error {
 			fmt.Fprintf(&b, "last linearized before it: %s\n", describe(rep.LastLinearized))
 		}
 		if rep.State != "" {
-			fmt.Fprintf(&b, "state before it: {%s}\n", rep.State)
+			fmt.Fprintf(&b, "state before it (the checker's model): {%s}\n", rep.State)
 		}
+		for i := range rep.LastWrites {
+			fmt.Fprintf(&b, "last acknowledged write of %q before it: %s\n", rep.LastWrites[i].Key, describe(&rep.LastWrites[i]))
+		}
+	}
+	if rep.Failing == nil && rep.Check.Verdict == linearizability.VerdictOK {
+		b.WriteString("the history is linearizable: no operation to point at (the timeline shows the whole run)\n")
 	}
 	fmt.Fprintf(&b, "window: %s to %s\n", seconds(rep.From), seconds(rep.To))
 	fmt.Fprintf(&b, "faults in the window (%d):\n", len(rep.Faults))
