@@ -97,7 +97,7 @@ func TestBuildFindsTheFailingOperation(t *testing.T) {
 	assert.Equal(t, []int{1, 2}, rep.Clients, "the other key's client has no row")
 	require.Len(t, rep.LastWrites, 1)
 	assert.Equal(t, int64(1), rep.LastWrites[0].ID, "the state before the failing read: the put")
-	assert.Equal(t, time.Second, rep.From)
+	assert.Equal(t, 900*time.Millisecond, rep.From, "back to the last write before the failing read")
 	assert.Equal(t, 3100*time.Millisecond, rep.To)
 	assert.Equal(t, []Fault{
 		{Name: "pause m2", From: 1500 * time.Millisecond, To: 2500 * time.Millisecond},
@@ -127,6 +127,7 @@ func TestHTMLShowsTheFailingOperationAndFaultBands(t *testing.T) {
 	html := page.String()
 	assert.Contains(t, html, `class="op ok failing" `)
 	assert.Contains(t, html, `data-op="2"`)
+	assert.Regexp(t, `class="op ok last"[^>]*data-op="1"`, html, "the put the read should have seen")
 	assert.Equal(t, 2, strings.Count(html, `class="band band`), "one band per fault")
 	assert.Contains(t, html, `data-fault="pause m2"`)
 	assert.Contains(t, html, `data-fault="loss loss=0.1"`)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -121,7 +122,7 @@ func (rep *Report) layout() page {
 			if o.X < labelW+200 {
 				o.LabelX, o.LabelAnchor = o.X+o.W+4, "start"
 			}
-		case rep.LastLinearized != nil && op.ID == rep.LastLinearized.ID:
+		case rep.LastLinearized != nil && op.ID == rep.LastLinearized.ID || slices.ContainsFunc(rep.LastWrites, func(w linearizability.Operation) bool { return w.ID == op.ID }):
 			o.Class += " last"
 		}
 		o.ShowMember = o.W >= 18
@@ -220,7 +221,7 @@ tr.failing td { background: #fdd; font-weight: bold; } tr.last td { background: 
 <p class="legend">
 {{range legend}}<span><i class="sw {{.}}"></i>{{.}}</span>{{end}}
 <span><i class="sw" style="background:#e41a1c;border-color:#700"></i>cannot be linearized</span>
-<span><i class="sw" style="border:2px solid #1f5fbf"></i>last linearized</span>
+<span><i class="sw" style="border:2px solid #1f5fbf"></i>last linearized, last write before it</span>
 <span><i class="sw band band0"></i>fault window</span>
 <span style="color:#1f5fbf">┆ leader</span><span style="color:#b00">┆ crash/restart</span><span style="color:#a0a">┆ pause/resume</span>
 &middot; each bar is an operation from call to return, labelled with the member that served it; hover for details

@@ -62,8 +62,9 @@ type Options struct {
 }
 
 // Build checks r's history and gathers what a report shows: the operations
-// of the failing keys within the window of the failing operation (the whole
-// run when the checker names no operation).
+// of the failing keys within the window of the failing operation, and back
+// to the last acknowledged write of each (the whole run when the checker
+// names no operation).
 func Build(r *Run, opt Options) (*Report, error) {
 	window := opt.Window
 	if window <= 0 {
@@ -107,6 +108,10 @@ func Build(r *Run, opt Options) (*Report, error) {
 		rep.LastWrites = lastWrites(r.History, rep.Keys, f.Call)
 		rep.From = max(0, time.Duration(f.Call)-window)
 		rep.To = time.Duration(f.Return) + window
+		// Show the writes the failing operation should have seen.
+		for _, w := range rep.LastWrites {
+			rep.From = max(0, min(rep.From, time.Duration(w.Call)-window/10))
+		}
 	}
 	if len(rep.Keys) > 0 {
 		for _, op := range r.History {
