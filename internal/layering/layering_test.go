@@ -86,6 +86,9 @@ var layers = [][]rule{
 		// Capacity and latency through clientv3: faults as chaos verbs on the
 		// backend the command started; the end-to-end test starts one.
 		{pkg: "scenarios/bench", imports: []string{"chaos"}, tests: []string{"cluster"}},
+		// What happened in a run, from its artifacts directory: the history
+		// checked again, the trace read as text.
+		{pkg: "scenarios/explain", imports: []string{"linearizability"}},
 	},
 	{ // 6: the scenario file, a run as data.
 		{pkg: "scenarios/scenario", imports: []string{"chaos", "linearizability", "scenarios"}},
@@ -96,7 +99,7 @@ var layers = [][]rule{
 		{pkg: "scenarios/shrink", imports: []string{"scenarios", "scenarios/scenario"}},
 	},
 	{ // 8: the command line.
-		{pkg: "cmd/harness", imports: []string{"chaos", "cluster", "linearizability", "scenarios", "scenarios/bench", "scenarios/library",
+		{pkg: "cmd/harness", imports: []string{"chaos", "cluster", "linearizability", "scenarios", "scenarios/bench", "scenarios/explain", "scenarios/library",
 			"scenarios/scenario", "scenarios/shrink", "server", "store",
 			"store/mvcc", "store/snapshot", "store/wal"},
 			tests: []string{"internal/dockertest"}},
