@@ -99,6 +99,15 @@ type SnapshotProbe interface {
 	NeedsSnapshot(member string) bool
 }
 
+// Pointed is an Injector that can crash a member at a step of its own
+// protocol. crash-at needs it.
+type Pointed interface {
+	// ArmCrash makes member (any member when "") crash, torn if asked, at its
+	// next pass through point. The returned heal disarms the point if it has
+	// not fired, and restarts the member that crashed if it has.
+	ArmCrash(member, point string, torn bool) (heal func() error, err error)
+}
+
 // SnapshotWaitMax bounds how long partition-until-snapshot keeps its follower
 // cut off past the window's end, waiting for the leader to compact its log;
 // then it heals and notes that no snapshot was forced.
@@ -226,6 +235,18 @@ func Apply(inj Injector, f Fault) (heal func() error, desc string, err error) {
 			fmt.Sprintf("clock %s jumps %s", m, seconds(f.Latency)), inj.SetClock(m, f.Latency, 0)
 	case PartitionUntilSnapshot:
 		return applyUntilSnapshot(inj, f, ms, leaderOr0(), cut, rest)
+	case CrashAt:
+		p, ok := inj.(Pointed)
+		if !ok {
+			return nil, "", fmt.Errorf("%w: %s", ErrUnsupported, f.Kind)
+		}
+		m, who := "", "any member"
+		if len(f.Members) > 0 {
+			m = pick(f.Members)[0]
+			who = m
+		}
+		heal, err := p.ArmCrash(m, f.Point, f.Torn)
+		return heal, fmt.Sprintf("crash %s at %s (torn=%v)", who, f.Point, f.Torn), err
 	}
 	return nil, "", fmt.Errorf("%w %q", ErrUnknownKind, f.Kind)
 }

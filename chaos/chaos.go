@@ -46,11 +46,21 @@ const (
 	// ClockJump steps a member's clock forward or back by Latency (no drift)
 	// and steps it back at the end.
 	ClockJump Kind = "clock-jump"
+	// CrashAt arms a crash point: the member (Members[0], or any member when
+	// empty) crashes at the next step Point of its own protocol within the
+	// window (torn if asked), and restarts when the window ends.
+	CrashAt Kind = "crash-at"
 )
+
+// CrashPoints are the protocol steps crash-at may name: the store's observed
+// points (store.Points) and after-append-response, which the runtime sees (the
+// member crashes right after sending a MsgAppResp).
+var CrashPoints = []string{"vote-persisted", "after-append-response", "snapshot-install", "apply-mid", "compaction",
+	"before-commit", "after-commit", "log-compaction"}
 
 // AllKinds lists every fault kind in a fixed order.
 var AllKinds = []Kind{IsolateLeader, PartitionMinority, PartitionMajority, Bridge, OneWay, Loss, Delay, Duplicate, Reorder, Crash, Pause, ClockSkew,
-	KillLeader, PowerLoss, PartitionUntilSnapshot, PauseLeader, ClockJump}
+	KillLeader, PowerLoss, PartitionUntilSnapshot, PauseLeader, ClockJump, CrashAt}
 
 // Network reports whether k breaks links (partitions and degradations) rather
 // than members (crashes, pauses, clocks). The generator draws the two classes
@@ -118,6 +128,8 @@ type Fault struct {
 	DriftPPM int64 `json:"drift_ppm,omitempty"`
 	// Torn makes a crash tear the last unsynced write instead of dropping it whole.
 	Torn bool `json:"torn,omitempty"`
+	// Point is the protocol step of crash-at (one of CrashPoints).
+	Point string `json:"point,omitempty"`
 }
 
 // MemberName is the name of the member at index i of the sorted member list:
@@ -146,6 +158,9 @@ func (f Fault) String() string {
 	}
 	if f.Torn {
 		b.WriteString(" torn")
+	}
+	if f.Point != "" {
+		fmt.Fprintf(&b, " point=%s", f.Point)
 	}
 	return b.String()
 }
@@ -338,6 +353,10 @@ func drawTargets(rnd *rand.Rand, f *Fault, n int) {
 		}
 	case OneWay, Crash, Pause, ClockSkew, ClockJump, PartitionUntilSnapshot:
 		f.Members = []int{perm[0]}
+	case CrashAt:
+		if rnd.IntN(2) == 0 {
+			f.Members = []int{perm[0]}
+		}
 	case PowerLoss:
 		k := n
 		if rnd.IntN(2) == 0 {
@@ -357,6 +376,9 @@ func drawTargets(rnd *rand.Rand, f *Fault, n int) {
 		f.Latency = time.Duration(20+rnd.IntN(300)) * time.Millisecond
 	case Crash, KillLeader:
 		f.Torn = rnd.IntN(2) == 0
+	case CrashAt:
+		f.Torn = rnd.IntN(2) == 0
+		f.Point = CrashPoints[rnd.IntN(len(CrashPoints))]
 	case PowerLoss:
 		f.Torn = rnd.IntN(2) == 0
 		if rnd.IntN(2) == 0 {

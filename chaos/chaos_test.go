@@ -292,3 +292,31 @@ func TestApplyPartitionUntilSnapshot(t *testing.T) {
 	require.Contains(t, s.notes[0], "no compaction")
 	require.Len(t, s.later, int(SnapshotWaitMax/snapshotPoll))
 }
+
+// pointed is a recorder that can arm crash points.
+type pointed struct{ recorder }
+
+func (p *pointed) ArmCrash(m, point string, torn bool) (func() error, error) {
+	p.calls = append(p.calls, fmt.Sprintf("arm %q %s %v", m, point, torn))
+	return func() error { p.calls = append(p.calls, "disarm "+point); return nil }, nil
+}
+
+func TestApplyCrashAt(t *testing.T) {
+	_, _, err := Apply(&recorder{}, Fault{Kind: CrashAt, Point: "apply-mid"})
+	require.ErrorIs(t, err, ErrUnsupported)
+	p := &pointed{}
+	heal, desc, err := Apply(p, Fault{Kind: CrashAt, Point: "apply-mid", Members: []int{1}, Torn: true})
+	require.NoError(t, err)
+	require.Equal(t, "crash b at apply-mid (torn=true)", desc)
+	require.NoError(t, heal())
+	_, desc, err = Apply(p, Fault{Kind: CrashAt, Point: "before-commit"})
+	require.NoError(t, err)
+	require.Equal(t, "crash any member at before-commit (torn=false)", desc)
+	require.Equal(t, []string{`arm "b" apply-mid true`, "disarm apply-mid", `arm "" before-commit false`}, p.calls)
+	s := Generate(rand.New(rand.NewPCG(1, 0)), GenerateOptions{Members: 3, Duration: 10 * time.Minute, Kinds: []Kind{CrashAt}})
+	require.NotEmpty(t, s)
+	for _, f := range s {
+		require.Contains(t, CrashPoints, f.Point)
+		require.Contains(t, f.String(), " point="+f.Point)
+	}
+}

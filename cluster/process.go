@@ -686,11 +686,11 @@ func (p *Process) Resume(name string) error {
 // Unsupported lists the fault kinds a real process cannot suffer (chaos.Limited):
 // its clock is the host's, its peer links are TCP streams, which neither
 // duplicate nor reorder, and the harness cannot see a member's log compaction
-// (partition-until-snapshot).
+// (partition-until-snapshot) nor stop it at a step of its protocol (crash-at).
 func (p *Process) Unsupported() []chaos.Kind { return realUnsupported() }
 
 func realUnsupported() []chaos.Kind {
-	return []chaos.Kind{chaos.Duplicate, chaos.Reorder, chaos.ClockSkew, chaos.ClockJump, chaos.PartitionUntilSnapshot}
+	return []chaos.Kind{chaos.Duplicate, chaos.Reorder, chaos.ClockSkew, chaos.ClockJump, chaos.PartitionUntilSnapshot, chaos.CrashAt}
 }
 
 // SetClock is unsupported: the harness does not control a process's clock.

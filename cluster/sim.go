@@ -135,7 +135,7 @@ func NewSim(w *sim.World, cfg SimConfig) (*Sim, error) {
 			Name: name, InitialCluster: initial, ClientURLs: []string{"http://" + name + ":2379"},
 			FS: disk, WALDir: "member/wal", DBPath: filepath.Join(cfg.Dir, name+".db"), DBNoSync: true,
 			SnapshotCount: cfg.SnapshotCount, TickInterval: cfg.TickInterval, ElectionTicks: cfg.ElectionTicks,
-			CatchUpEntries: cfg.CatchUpEntries, QuotaBackendBytes: cfg.QuotaBackendBytes,
+			CatchUpEntries: cfg.CatchUpEntries, QuotaBackendBytes: cfg.QuotaBackendBytes, Observe: m.observe,
 		}
 		c.members[name] = m
 		h := w.AddHost(name, m)
@@ -524,6 +524,100 @@ type simMember struct {
 	leader  uint64
 	halted  bool
 	watches simWatches
+	// armed is the crash point this member crashes at next (nil when none),
+	// shared by every member the same crash-at fault armed.
+	armed *armedCrash
+}
+
+// armedCrash is one crash-at fault: the point, whether the crash tears, and
+// the member that crashed there ("" until one did).
+type armedCrash struct {
+	point   string
+	torn    bool
+	crashed string
+}
+
+// afterAppendResponse is the crash point the runtime sees itself: right after
+// the member sent a MsgAppResp.
+const afterAppendResponse = "after-append-response"
+
+// crashPoint is what simMember.observe panics with to stop the member at a
+// crash point; the member's entry points recover it and crash the host.
+type crashPoint struct{ point string }
+
+// observe is store.Config.Observe: it stops the member at its armed point.
+func (m *simMember) observe(p store.Point) {
+	if m.armed != nil && m.armed.point == string(p) {
+		panic(crashPoint{m.armed.point})
+	}
+}
+
+// recoverCrash turns a crashPoint panic into a crash of the member's host
+// (deferred by every entry point that runs the node); other panics go on.
+func (m *simMember) recoverCrash() {
+	v := recover()
+	if v == nil {
+		return
+	}
+	if _, ok := v.(crashPoint); !ok {
+		panic(v)
+	}
+	m.crashAt()
+}
+
+// crashAt crashes the member's host at its armed point: the node is
+// discarded where it stopped (its open backend batch rolled back, the log's
+// unsynced writes lost), and the fault is disarmed on every member.
+func (m *simMember) crashAt() {
+	a := m.armed
+	m.host.Tracef("crash at %s", a.point)
+	a.crashed = m.name
+	for _, o := range m.c.members {
+		if o.armed == a {
+			o.armed = nil
+		}
+	}
+	if m.node != nil {
+		m.node.Crash()
+		m.node = nil
+	}
+	if a.torn {
+		m.host.CrashTorn()
+	} else {
+		m.host.Crash()
+	}
+}
+
+// ArmCrash arms crash point point on member (every member when ""): the first
+// armed member to pass it crashes there (chaos.Pointed). The heal disarms the
+// point and restarts the member that crashed.
+func (c *Sim) ArmCrash(member, point string, torn bool) (func() error, error) {
+	if !slices.Contains(chaos.CrashPoints, point) {
+		return nil, fmt.Errorf("cluster: unknown crash point %q (known: %v)", point, chaos.CrashPoints)
+	}
+	targets := c.names
+	if member != "" {
+		if c.members[member] == nil {
+			return nil, fmt.Errorf("cluster: no member %q", member)
+		}
+		targets = []string{member}
+	}
+	a := &armedCrash{point: point, torn: torn}
+	for _, name := range targets {
+		c.members[name].armed = a
+	}
+	return func() error {
+		for _, name := range targets {
+			if m := c.members[name]; m.armed == a {
+				m.armed = nil
+			}
+		}
+		if a.crashed != "" {
+			return c.Restart(a.crashed)
+		}
+		c.Notef("crash-at %s: no member passed it", point)
+		return nil
+	}, nil
 }
 
 type clientRef struct {
@@ -542,6 +636,7 @@ type simWatches struct {
 // Start boots (or, after a crash, recovers) the member from its disk.
 func (m *simMember) Start(h *sim.Host) {
 	m.host = h
+	defer m.recoverCrash() // a crash point may lie on the replay of the log
 	if m.node != nil {
 		m.node.Crash() // the previous incarnation died with the host
 		m.node = nil
@@ -565,6 +660,7 @@ func (m *simMember) tick() {
 	if m.node == nil || m.halted {
 		return
 	}
+	defer m.recoverCrash()
 	m.node.Tick()
 	m.flush()
 	m.host.After(m.cfg.TickInterval, m.tick)
@@ -633,6 +729,7 @@ func (m *simMember) Receive(from string, payload any) {
 	if m.node == nil || m.halted {
 		return
 	}
+	defer m.recoverCrash()
 	switch p := payload.(type) {
 	case *raftpb.Message:
 		// raft mutates proposals and read-index requests it forwards; a
@@ -691,10 +788,16 @@ func (w *simWatches) forget(id int64, ref clientRef) {
 
 func (m *simMember) flush() {
 	out := m.node.Drain()
+	appResp := false
 	for _, msg := range out.Messages {
 		if to, ok := m.c.byID[msg.GetTo()]; ok {
 			m.host.Send(to, msg)
 		}
+		appResp = appResp || msg.GetType() == raftpb.MsgAppResp
+	}
+	if appResp && m.armed != nil && m.armed.point == afterAppendResponse {
+		m.crashAt()
+		return
 	}
 	for _, r := range out.Responses {
 		ref, ok := m.clients[r.Token]

@@ -10,8 +10,10 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/havoclab/havoc/chaos"
 	"github.com/havoclab/havoc/internal/detrand"
 	"github.com/havoclab/havoc/sim"
+	"github.com/havoclab/havoc/store"
 )
 
 // TestSimTraceNamesMembers: raft messages in the trace name members m1..mN,
@@ -55,4 +57,16 @@ func TestDescribeMessage(t *testing.T) {
 	_, ok = c.describe("not a raft message")
 	require.False(t, ok)
 	require.Equal(t, "7", c.memberName(7))
+}
+
+// TestCrashPointsAreKnown: every crash point chaos can draw is a point the
+// store reports, or the one the runtime sees itself; and every store point
+// can be drawn.
+func TestCrashPointsAreKnown(t *testing.T) {
+	var want []string
+	for _, p := range store.Points {
+		want = append(want, string(p))
+	}
+	want = append(want, afterAppendResponse)
+	require.ElementsMatch(t, want, chaos.CrashPoints)
 }

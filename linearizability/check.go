@@ -32,11 +32,21 @@ type Options struct {
 	// VisualizePath, if not empty, is where Porcupine's HTML visualization
 	// of the offending partition is written when the verdict is not ok.
 	VisualizePath string
+	// Annotations are drawn on that visualization beside the operations
+	// (a run's fault windows, say).
+	Annotations []Annotation
 
 	// wholeLeaseWindows turns off narrowing the windows of unknown lease
 	// grants and revokes to the lease's uses, tiedLeases splitting the
 	// keys of anchored leases (tests compare verdicts).
 	wholeLeaseWindows, tiedLeases bool
+}
+
+// Annotation is a span of time shown on Porcupine's visualization, in the
+// unit of the history's Call and Return, on its own row named Tag.
+type Annotation struct {
+	Tag, Description string
+	Start, End       int64
 }
 
 // Validate reports options that make no sense.
@@ -507,6 +517,10 @@ func (res *Result) visualize(model porcupine.Model, p []porcupine.Operation, opt
 	m, _ := countSteps(model, opt.budget())
 	_, info := porcupine.CheckOperationsVerbose(m, p, 0)
 	if opt.VisualizePath != "" {
+		for _, a := range opt.Annotations {
+			info.AddAnnotations([]porcupine.Annotation{{Tag: a.Tag, Description: a.Description, Details: a.Description,
+				Start: a.Start, End: a.End, BackgroundColor: "#f5d5b8"}})
+		}
 		if err := porcupine.VisualizePath(model, info, opt.VisualizePath); err != nil {
 			res.Reason += fmt.Sprintf(" (writing the visualization failed: %v)", err)
 		} else {

@@ -381,7 +381,8 @@ func TestCheckVisualizes(t *testing.T) {
 	html, err := os.ReadFile(path)
 	require.NoError(t, err)
 	require.Contains(t, string(html), `get(\"a\")`)
-	require.Contains(t, string(html), "op 2 on member", "each operation names its member")
+	require.Contains(t, string(html), "op 2 by c", "each operation names its client")
+	require.Contains(t, string(html), "on member", "and its member")
 }
 
 // TestCheckBudgetIsWork checks that the budget counts work, not time: a
@@ -424,7 +425,7 @@ func TestCheckVisualizesTheFailingOperation(t *testing.T) {
 			require.Equal(t, path, res.Visualization)
 			html, err := os.ReadFile(path)
 			require.NoError(t, err)
-			require.Contains(t, string(html), fmt.Sprintf("op %d on member", failing), "the failing operation is shown")
+			require.Contains(t, string(html), fmt.Sprintf("op %d by c", failing), "the failing operation is shown")
 		})
 	}
 }

@@ -495,12 +495,14 @@ func kvModel() porcupine.Model {
 		Hash:  func(s any) uint64 { return hashState(s.(*kvState)) },
 		DescribeOperation: func(in, _ any) string {
 			op := in.(*input).op
-			return fmt.Sprintf("#%d %s", op.ID, Describe(op))
+			// Porcupine labels its rows 0, 1, ... (denseClients): the
+			// client's own name goes in every operation's text.
+			return fmt.Sprintf("#%d c%02d %s", op.ID, op.Client, Describe(op))
 		},
 		DescribeState: func(s any) string { return describeState(s.(*kvState)) },
 		DescribeOperationMetadata: func(info any) string {
 			if op, ok := info.(*Operation); ok {
-				return fmt.Sprintf("op %d on member %s", op.ID, op.Member)
+				return fmt.Sprintf("op %d by c%02d on member %s", op.ID, op.Client, op.Member)
 			}
 			if info == nil {
 				return ""

@@ -166,6 +166,7 @@ type faultFile struct {
 	LatencyS  float64    `json:"latency_s,omitempty"`
 	DriftPPM  int64      `json:"drift_ppm,omitempty"`
 	Torn      bool       `json:"torn,omitempty"`
+	Point     string     `json:"point,omitempty"`
 }
 
 func newConfigFile(c Config) configFile {
@@ -184,7 +185,7 @@ func newConfigFile(c Config) configFile {
 	}
 	for _, ft := range c.Schedule {
 		ff := faultFile{AtS: ft.At.Seconds(), DurationS: ft.Duration.Seconds(), Kind: ft.Kind, Rate: ft.Rate,
-			LatencyS: ft.Latency.Seconds(), DriftPPM: ft.DriftPPM, Torn: ft.Torn}
+			LatencyS: ft.Latency.Seconds(), DriftPPM: ft.DriftPPM, Torn: ft.Torn, Point: ft.Point}
 		for _, m := range ft.Members {
 			ff.Members = append(ff.Members, chaos.MemberName(m))
 		}

@@ -174,3 +174,43 @@ func TestOverlappingFaultsHealOnlyTheirOwn(t *testing.T) {
 	require.Positive(t, len(grepTrace(lines, "", `\(loss\)$`)), "the loss did drop messages")
 	require.Equal(t, 4*time.Second, grepTrace(lines, "m1", `^restart$`)[0].at)
 }
+
+// TestCrashAtEveryPoint: each crash point fires inside its window on the
+// armed member, the member is restarted at the window's end, and the run
+// passes (the store is crash-safe at that step).
+func TestCrashAtEveryPoint(t *testing.T) {
+	for i, p := range chaos.CrashPoints {
+		t.Run(p, func(t *testing.T) {
+			s := chaos.Schedule{{At: 2 * time.Second, Duration: 4 * time.Second, Kind: chaos.CrashAt, Point: p, Torn: i%2 == 0}}
+			switch p {
+			case "snapshot-install":
+				// Only a follower fed a snapshot passes it.
+				s = append(chaos.Schedule{{At: 2 * time.Second, Duration: 500 * time.Millisecond, Kind: chaos.PartitionUntilSnapshot}}, s...)
+				s[1].Duration = 12 * time.Second
+			case "vote-persisted", "apply-mid":
+				// An election, and a follower catching up in batches.
+				s = append(chaos.Schedule{{At: 2 * time.Second, Duration: 2 * time.Second, Kind: chaos.IsolateLeader}}, s...)
+			case "after-append-response":
+				// Any member: only followers send append responses.
+			case "compaction":
+				// Any member, over a longer window: the workload compacts now and then.
+				s[0].Duration = 10 * time.Second
+			default:
+				s[0].Members = []int{i % 3}
+			}
+			_, lines := runFaults(t, uint64(20+i), 16*time.Second, s)
+			fired := grepTrace(lines, "", `^crash at `+p+`$`)
+			require.Len(t, fired, 1, "the point fired once")
+			m := fired[0].src
+			if len(s[len(s)-1].Members) > 0 {
+				require.Equal(t, chaos.MemberName(s[len(s)-1].Members[0]), m)
+			}
+			require.GreaterOrEqual(t, fired[0].at, 2*time.Second)
+			end := 2*time.Second + s[len(s)-1].Duration
+			require.Less(t, fired[0].at, end)
+			restarts := grepTrace(lines, m, `^restart$`)
+			require.NotEmpty(t, restarts)
+			require.Equal(t, end, restarts[0].at)
+		})
+	}
+}

@@ -37,7 +37,8 @@ type simLeaseClient struct {
 	n        int
 	live     []*leaseKey
 	stopped  bool
-	empty    bool // the final range found no ttl/ keys
+	empty    bool  // the final range found no ttl/ keys
+	left     int64 // the ttl/ keys the last final range found
 	errs     []string
 	granted  int
 	verified int
@@ -196,8 +197,9 @@ func (c *simLeaseClient) stop() {
 func (c *simLeaseClient) finalCheck() {
 	p := []byte(leasePrefix)
 	c.call(store.Request{Range: &pb.RangeRequest{Key: p, RangeEnd: prefixEnd(p), CountOnly: true}}, func(r store.Response) {
-		if r.Err == nil && r.Range != nil && r.Range.Count == 0 {
-			c.empty = true
+		if r.Err == nil && r.Range != nil {
+			c.left = r.Range.Count
+			c.empty = r.Range.Count == 0
 		}
 	})
 	if !c.empty {

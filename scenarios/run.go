@@ -362,7 +362,7 @@ func runSim(c Config, trace bool) (*Result, error) {
 				}
 				conv, _ := cl.Converged()
 				return conv && watchersCaughtUp() && leases.empty
-			}, c.LivenessTimeout)
+			}, c.LivenessTimeout+clockStepMax(res.Schedule))
 		}
 		for _, wt := range watchers {
 			wt.stopped = true
@@ -411,6 +411,9 @@ func runSim(c Config, trace bool) (*Result, error) {
 		res.addFinding(VerdictDivergence, "replicas diverged: "+divergence)
 	case runErr != nil:
 		_, why := cl.Converged()
+		if why == "" {
+			why = settleWhy(clients, watchers, leases, cl.Revision())
+		}
 		res.addFinding(VerdictNoLiveness, fmt.Sprintf("%v (seed %d): %s", runErr, c.Seed, why))
 	}
 	res.check(c, trace, &linearizability.WatchOptions{Prefix: c.Workload.prefix(), Reached: reached, IsCreate: true, PrevKV: true})
@@ -457,4 +460,51 @@ func tmpfsDir() string {
 		return "/dev/shm"
 	}
 	return os.TempDir()
+}
+
+// settleWhy says what kept a converged cluster from settling after the heal:
+// clients still waiting for answers, watchers behind the revision, lease keys
+// that never expired.
+func settleWhy(clients []*simClient, watchers []*simWatcher, leases *simLeaseClient, rev int64) string {
+	var parts []string
+	busy := 0
+	for _, cc := range clients {
+		if !cc.idle() {
+			busy++
+		}
+	}
+	if busy > 0 {
+		parts = append(parts, fmt.Sprintf("%d clients still waiting for an answer", busy))
+	}
+	behind, lowest := 0, rev
+	for _, wt := range watchers {
+		if wt.lastRev < rev {
+			behind++
+			lowest = min(lowest, wt.lastRev)
+		}
+	}
+	if behind > 0 {
+		parts = append(parts, fmt.Sprintf("%d watchers behind revision %d (the furthest at %d)", behind, rev, lowest))
+	}
+	if !leases.empty {
+		parts = append(parts, fmt.Sprintf("%d lease keys (%s) never expired", leases.left, leasePrefix))
+	}
+	if len(parts) == 0 {
+		return "the members converged but the run did not settle"
+	}
+	return strings.Join(parts, "; ")
+}
+
+// clockStepMax is the largest step a clock fault of s makes a member's clock
+// take, forward or back (a jump steps back by as much when it ends). A lease
+// whose expiry a leader set before its clock stepped back expires that much
+// later in true time, so the wait for every lease to expire grows by it.
+func clockStepMax(s chaos.Schedule) time.Duration {
+	var step time.Duration
+	for _, f := range s {
+		if f.Kind == chaos.ClockJump || f.Kind == chaos.ClockSkew {
+			step = max(step, f.Latency, -f.Latency)
+		}
+	}
+	return step
 }

@@ -100,3 +100,20 @@ func TestLeaseCheckCatchesEarlyExpiry(t *testing.T) {
 	}
 	require.Positive(t, caught, "no seed showed an early expiry under clock skew")
 }
+
+// TestLeasesExpireAfterClockJumpsBack: a member whose clock jumped ahead and
+// then back set lease expiries in its jumped time; they expire that much later
+// in true time, and the wait for every lease to expire after the heal grows by
+// the largest clock step (seed 3, 20 s, all faults, reported no-liveness with
+// "2 lease keys (ttl/) never expired" before).
+func TestLeasesExpireAfterClockJumpsBack(t *testing.T) {
+	sched := chaos.Schedule{{At: 2 * time.Second, Duration: 4 * time.Second, Kind: chaos.IsolateLeader},
+		{At: 2 * time.Second, Duration: 4500 * time.Millisecond, Kind: chaos.ClockJump, Members: []int{0}, Latency: 111 * time.Second},
+		{At: 2 * time.Second, Duration: 4500 * time.Millisecond, Kind: chaos.ClockJump, Members: []int{1}, Latency: 111 * time.Second},
+		{At: 2 * time.Second, Duration: 4500 * time.Millisecond, Kind: chaos.ClockJump, Members: []int{2}, Latency: 111 * time.Second}}
+	res, err := RunSim(Config{Seed: 3, Duration: 10 * time.Second, Schedule: sched, Workload: Workload{Clients: 4, Rate: 200}})
+	require.NoError(t, err)
+	require.True(t, res.Passed(), "%s: %s", res.Verdict, res.Reason)
+	require.Greater(t, res.Virtual, 111*time.Second, "the leases expired only once the jumped-back clocks caught up")
+	require.Equal(t, 111*time.Second, clockStepMax(sched))
+}

@@ -17,10 +17,13 @@ import (
 // (index <= its consistent index, e.g. after a restart or a snapshot that was ahead
 // of the log) change only raft's configuration, never the keyspace again.
 func (n *Node) apply(ents []*raftpb.Entry) {
-	for _, e := range ents {
+	for i, e := range ents {
 		idx := e.GetIndex()
 		if idx <= n.applied {
 			continue
+		}
+		if i > 0 && ents[i-1].GetIndex() == n.applied {
+			n.observe(PointApplyMid)
 		}
 		ci, _ := n.kv.ConsistentIndex()
 		fresh := idx > ci
@@ -101,6 +104,7 @@ func (n *Node) applyRequest(ir *pb.InternalRaftRequest) Response {
 		r.Compaction, err = n.kv.Compact(ir.Compaction.Revision)
 		if err == nil {
 			r.Compaction.Header = n.fillHeader(r.Compaction.Header)
+			n.observe(PointCompaction)
 		}
 	case ir.LeaseGrant != nil:
 		if noSpace {

@@ -51,6 +51,12 @@ type Config struct {
 
 	// Clock is required.
 	Clock Clock
+	// Observe, when set, is called as the member passes each Point of its
+	// protocol (nil in production: the store behaves the same either way). It
+	// must not call back into the Node; it may panic to stop the member right
+	// there, as a crash would, if the runtime then discards the Node and
+	// recovers the member from its disk (the simulator's crash points do).
+	Observe func(Point)
 	// TickInterval is the wall-time length of one Tick (etcd --heartbeat-interval,
 	// 100ms when zero). It converts lease TTLs to ticks; the runtime drives Tick.
 	TickInterval time.Duration

@@ -53,6 +53,8 @@ type loop struct {
 	// reportSnap has the streamed MsgSnaps, whose sender deliver tells how the
 	// send went (ReportSnapshot), as the runtime does.
 	reportSnap map[*raftpb.Message]bool
+	// observe, when set, is every member's Config.Observe.
+	observe func(id uint64, p Point)
 }
 
 func newLoop(t testing.TB, size int, seed uint64, snapCount uint64, opts ...func(*loop)) *loop {
@@ -114,8 +116,15 @@ func (l *loop) config(id uint64, join bool) Config {
 		Name: l.names[id], ID: id, InitialCluster: l.initial, ClusterID: l.clusterID, Join: join,
 		FS: l.disks[id], WALDir: "wal", DBPath: filepath.Join(l.dir, fmt.Sprintf("%x.db", id)), DBNoSync: true,
 		Clock: l.clock, SnapshotCount: l.snapCnt, CatchUpEntries: 5, ClientURLs: []string{"http://" + l.names[id]},
-		QuotaBackendBytes: l.quota, StreamSnapshots: l.streamSnaps,
+		QuotaBackendBytes: l.quota, StreamSnapshots: l.streamSnaps, Observe: l.observer(id),
 	}
+}
+
+func (l *loop) observer(id uint64) func(Point) {
+	if l.observe == nil {
+		return nil
+	}
+	return func(p Point) { l.observe(id, p) }
 }
 
 func (l *loop) open(id uint64, join bool) {

@@ -66,7 +66,9 @@ type Node struct {
 	lead      uint64
 	term      uint64
 	ticks     int64
-	ids       reqIDGen
+	// votedTerm and voted are the durable term and vote, for PointVotePersisted.
+	votedTerm, voted uint64
+	ids              reqIDGen
 	// heard is the tick at which each peer's last message arrived.
 	heard map[uint64]int64
 
@@ -262,6 +264,7 @@ func (n *Node) restart() error {
 	if err := n.storage.SetHardState(hs); err != nil {
 		return err
 	}
+	n.votedTerm, n.voted = hs.GetTerm(), hs.GetVote()
 	if err := n.loadBackendState(); err != nil {
 		return err
 	}
@@ -444,8 +447,13 @@ func (n *Node) handleReady(rd raft.Ready) {
 		return
 	}
 	if rd.HardState != nil {
+		changed := rd.HardState.GetTerm() != n.votedTerm || rd.HardState.GetVote() != n.voted
 		_ = n.storage.SetHardState(rd.HardState)
 		n.term = rd.HardState.GetTerm()
+		n.votedTerm, n.voted = rd.HardState.GetTerm(), rd.HardState.GetVote()
+		if changed {
+			n.observe(PointVotePersisted)
+		}
 	}
 	if err := n.storage.Append(rd.Entries); err != nil {
 		n.halt(fmt.Errorf("store: append to raft storage: %w", err))
@@ -502,9 +510,12 @@ func (n *Node) Crash() {
 }
 
 func (n *Node) commitBackend() {
+	n.observe(PointBeforeCommit)
 	if err := n.kv.Commit(); err != nil {
 		n.halt(fmt.Errorf("store: commit backend: %w", err))
+		return
 	}
+	n.observe(PointAfterCommit)
 }
 
 func (n *Node) electionTimeout() time.Duration {

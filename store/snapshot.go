@@ -101,6 +101,7 @@ func (n *Node) installSnapshot(s *raftpb.Snapshot) error {
 	if err := n.loadBackendState(); err != nil {
 		return err
 	}
+	n.observe(PointSnapshotInstall)
 	md := s.GetMetadata()
 	marker := wal.Snapshot{Index: md.GetIndex(), Term: md.GetTerm(), ConfState: md.GetConfState()}
 	if err := n.wal.SaveSnapshot(marker); err != nil {
@@ -142,6 +143,7 @@ func (n *Node) maybeSnapshot() {
 		return
 	}
 	n.snapIndex = n.applied
+	n.observe(PointLogCompaction)
 	if n.applied > n.cfg.CatchUpEntries {
 		compactTo := n.applied - n.cfg.CatchUpEntries
 		if first, _ := n.storage.FirstIndex(); compactTo > first {

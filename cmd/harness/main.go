@@ -71,7 +71,9 @@ func newRoot() (root *cobra.Command, started *bool, stop func()) {
 		return pprof.StartCPUProfile(f)
 	}
 	root.AddCommand(newRunCmd(), newSweepCmd(), newSweepWorkerCmd(), newCheckCmd(), newServeCmd(), newSnapshotCmd(), newDrillCmd(), newDockerCmd(), newBenchCmd(),
-		newScenariosCmd())
+		newScenariosCmd(), newShrinkCmd(), newShrinkWorkerCmd())
+	root.AddCommand(newExplainCmd())
+	root.AddCommand(newTraceCmd())
 	stop = func() {
 		if cpuProfile != "" {
 			pprof.StopCPUProfile()

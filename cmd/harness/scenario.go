@@ -124,6 +124,9 @@ func (f *runFlags) override(fs *pflag.FlagSet, s *scenario.Scenario) error {
 	if fs.Changed("rate") {
 		s.Workload.Rate = f.rate
 	}
+	if fs.Changed("profile") {
+		s.Workload.Profile, s.Workload.Mix = f.profile, nil // the profile's own mix
+	}
 	if fs.Changed("duration") {
 		s.Phases.Safety = scenario.Duration(f.duration)
 	}

@@ -90,6 +90,18 @@ func TestScenarioFlagsOverride(t *testing.T) {
 	require.Equal(t, uint64(3), s.Seed)
 	require.Len(t, s.Faults.Schedule, 3, "the file's schedule")
 
+	// --profile switches the traffic (and its mix); a profile run replays from
+	// its scenario.yaml like any other (the scenario file used to refuse
+	// every profile, and the compactions of the default mix).
+	code, stdout, errOut = harness(t, "run", "--scenario", "rolling-restart", "--seed", "5", "--profile", "kubernetes", "--out", out, "--keep")
+	require.Equal(t, exitOK, code, "%s%s", stdout, errOut)
+	s, err = scenario.Load(filepath.Join(out, "seed-5", scenarios.ScenarioFile))
+	require.NoError(t, err)
+	require.Equal(t, "kubernetes", s.Workload.Profile)
+	c, err := s.Config()
+	require.NoError(t, err)
+	require.Equal(t, scenarios.Profiles["kubernetes"], c.Workload.Mix)
+
 	// --faults replaces the schedule with a generator.
 	code, stdout, errOut = harness(t, "run", "--scenario", "rolling-restart", "--seed", "4", "--faults", "loss", "--out", out, "--keep")
 	require.Equal(t, exitOK, code, "%s%s", stdout, errOut)

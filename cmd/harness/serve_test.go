@@ -31,7 +31,9 @@ import (
 //
 // With HAVOC_HARNESS_MAIN=1 it runs main with its own arguments (a sweep's
 // workers are os.Executable), and with HAVOC_TEST_PANIC=<member> that member
-// panics 2 virtual seconds into every simulated run.
+// panics 2 virtual seconds into every simulated run; with
+// HAVOC_TEST_PANIC_ON_CRASH=1 a member panics while another is down (an
+// injected bug that only a crash reaches, for harness shrink).
 func TestMain(m *testing.M) {
 	if os.Getenv("HAVOC_HARNESS_MAIN") == "1" {
 		if member := os.Getenv("HAVOC_TEST_PANIC"); member != "" {
@@ -40,6 +42,9 @@ func TestMain(m *testing.M) {
 					w.Host(member).After(0, func() { panic("tocommit(3492) is out of range [lastIndex(3491)]") })
 				})
 			}
+		}
+		if os.Getenv("HAVOC_TEST_PANIC_ON_CRASH") == "1" {
+			testhook.Sim = panicOnCrash
 		}
 		main()
 		os.Exit(0)
@@ -50,6 +55,28 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
+}
+
+// panicOnCrash makes the first member that is up panic once, as soon as a
+// member is down (it polls every 100ms of virtual time).
+func panicOnCrash(w *sim.World, cl *cluster.Sim) {
+	var poll func()
+	poll = func() {
+		members := cl.Members()
+		for _, m := range members {
+			if w.Host(m).Up() {
+				continue
+			}
+			for _, up := range members {
+				if w.Host(up).Up() {
+					w.Host(up).After(0, func() { panic("injected: " + m + " is down") })
+					return
+				}
+			}
+		}
+		w.Schedule(100*time.Millisecond, "inject", poll)
+	}
+	w.Schedule(100*time.Millisecond, "inject", poll)
 }
 
 // runHarness runs the harness with args and returns its combined output and

@@ -41,7 +41,7 @@ type rule struct {
 //	  < store/wal, store/mvcc, vfs/vfstest
 //	  < store, store/snapshot
 //	  < server, cluster
-//	  < internal/testhook < scenarios < scenarios/drill < scenarios/scenario < scenarios/library < cmd/harness
+//	  < internal/testhook < scenarios < scenarios/drill < scenarios/scenario < scenarios/library, scenarios/shrink < cmd/harness
 //
 // sim, chaos and linearizability depend on nothing of havoc's: the simulator
 // knows no store, a fault is plain data, and the checker re-implements etcd's
@@ -86,6 +86,9 @@ var layers = [][]rule{
 		// Capacity and latency through clientv3: faults as chaos verbs on the
 		// backend the command started; the end-to-end test starts one.
 		{pkg: "scenarios/bench", imports: []string{"chaos"}, tests: []string{"cluster"}},
+		// What happened in a run, from its artifacts directory: the history
+		// checked again, the trace read as text.
+		{pkg: "scenarios/explain", imports: []string{"linearizability"}},
 	},
 	{ // 6: the drills, written once over a simulated and a real environment.
 		{pkg: "scenarios/drill", imports: []string{"chaos", "cluster", "internal/detrand", "linearizability", "scenarios",
@@ -97,10 +100,12 @@ var layers = [][]rule{
 	},
 	{ // 8: the scenario library, files of the scenario format.
 		{pkg: "scenarios/library", imports: []string{"scenarios/scenario"}},
+		// Shrinking a failing run: candidates are scenario files.
+		{pkg: "scenarios/shrink", imports: []string{"scenarios", "scenarios/scenario"}},
 	},
 	{ // 9: the command line.
 		{pkg: "cmd/harness", imports: []string{"chaos", "cluster", "linearizability", "scenarios", "scenarios/bench", "scenarios/drill",
-			"scenarios/library", "scenarios/scenario", "server", "store",
+			"scenarios/explain", "scenarios/library", "scenarios/scenario", "scenarios/shrink", "server", "store",
 			"store/mvcc", "store/snapshot", "store/wal"},
 			tests: []string{"internal/dockertest"}},
 	},

@@ -10,7 +10,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/havoclab/havoc/chaos"
-	"github.com/havoclab/havoc/linearizability"
 	"github.com/havoclab/havoc/scenarios"
 )
 
@@ -71,9 +70,14 @@ func randomConfig(r *rand.Rand) scenarios.Config {
 	if c.Watchers == 0 {
 		c.Watchers = -1
 	}
-	if r.IntN(2) == 0 {
-		for _, k := range []linearizability.Kind{linearizability.KindGet, linearizability.KindPut, linearizability.KindCAS, linearizability.KindRange} {
-			c.Workload.Mix = append(c.Workload.Mix, scenarios.Weight{Kind: k, Serializable: r.IntN(2) == 0, Weight: 1 + r.IntN(30)})
+	profiles := scenarios.ProfileNames()
+	c.Workload.Profile = profiles[r.IntN(len(profiles))]
+	if r.IntN(2) == 0 { // a mix of its own, from the operations the profiles make
+		for range 1 + r.IntN(6) {
+			mix := scenarios.Profiles[profiles[r.IntN(len(profiles))]]
+			m := mix[r.IntN(len(mix))]
+			m.Serializable, m.Weight = r.IntN(2) == 0, 1+r.IntN(30)
+			c.Workload.Mix = append(c.Workload.Mix, m)
 		}
 	}
 	kinds := []chaos.Kind{}
@@ -136,6 +140,7 @@ func TestValidate(t *testing.T) {
 		{"name: x\ncluster: {election_ticks: 2}\n", "election_ticks"},
 		{"name: x\ncluster: {heartbeat_ticks: 3}\n", "heartbeat_ticks"},
 		{"name: x\nworkload: {profile: kube}\n", "workload.profile"},
+		{"name: x\nworkload: {mix: [{kind: get, variant: sideways, weight: 1}]}\n", "mix[0].variant"},
 		{"name: x\nworkload: {mix: [{kind: scan, weight: 1}]}\n", "mix[0].kind"},
 		{"name: x\nworkload: {lease_ttl: 1500ms}\n", "lease_ttl"},
 		{"name: x\nchecks: {linearizability: false}\n", "checks.linearizability"},
