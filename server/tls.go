@@ -52,13 +52,16 @@ func (c *Config) validateTLS() []error {
 		if (side.info.CertFile == "") != (side.info.KeyFile == "") {
 			errs = append(errs, fmt.Errorf("%s TLS: %s must be given together", side.name, side.flags))
 		}
-		https := slices.ContainsFunc(side.urls, func(u string) bool { return strings.HasPrefix(u, "https://") })
-		if https && side.info.empty() && !side.info.AutoTLS {
-			errs = append(errs, fmt.Errorf("TLS key/cert (%s) must be provided for %s URLs %v with the HTTPS scheme",
-				side.flags, side.name, side.urls))
-		}
-		if !https && !side.info.empty() {
-			c.Logger.Warn("scheme is HTTP while key and cert files are present; ignoring key and cert files", "side", side.name)
+		for _, u := range side.urls {
+			switch {
+			case strings.HasPrefix(u, "https://") && side.info.empty() && !side.info.AutoTLS:
+				errs = append(errs, fmt.Errorf("TLS key/cert (%s) must be provided for %s url %s with HTTPS scheme", side.flags, side.name, u))
+			case strings.HasPrefix(u, "http://") && !side.info.empty():
+				c.Logger.Warn("scheme is HTTP while key and cert files are present; ignoring key and cert files", side.name+"-url", u)
+			}
+			if strings.HasPrefix(u, "http://") && side.info.ClientCertAuth {
+				c.Logger.Warn("scheme is HTTP while client cert auth is enabled; ignoring client cert auth for this URL", side.name+"-url", u)
+			}
 		}
 	}
 	if c.TLSMinVersion != "" {

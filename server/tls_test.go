@@ -173,3 +173,32 @@ func TestTLSCluster(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, resp.Kvs, "a refused client wrote")
 }
+
+// TestAutoTLS: --auto-tls and --peer-auto-tls serve with self-signed
+// certificates; a client that skips verification (etcdctl --insecure-skip-tls-verify)
+// reads and writes, one that verifies is refused.
+func TestAutoTLS(t *testing.T) {
+	cl, pl := listen(t), listen(t)
+	cu, pu := "https://"+cl.Addr().String(), "https://"+pl.Addr().String()
+	m, err := Start(Config{
+		Name: "auto", DataDir: t.TempDir(), ListenClientURLs: []string{cu}, AdvertiseClientURLs: []string{cu},
+		ListenPeerURLs: []string{pu}, InitialAdvertisePeerURLs: []string{pu},
+		HeartbeatInterval: 10 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond,
+		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
+		ClientTLSInfo: TLSInfo{AutoTLS: true}, PeerTLSInfo: TLSInfo{AutoTLS: true},
+		ClientListener: cl, PeerListener: pl,
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = m.Close() })
+	<-m.ReadyNotify()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c := tlsClient(t, []string{cu}, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // the server's certificate is self-signed.
+	_, err = c.Put(ctx, "k", "v")
+	require.NoError(t, err)
+	verifying := tlsClient(t, []string{cu}, &tls.Config{})
+	vctx, vcancel := context.WithTimeout(context.Background(), time.Second)
+	defer vcancel()
+	_, err = verifying.Get(vctx, "k")
+	require.Error(t, err)
+}
