@@ -20,7 +20,9 @@ import (
 type TLSInfo struct {
 	// CertFile and KeyFile are this member's certificate and key (PEM).
 	CertFile, KeyFile string
-	// TrustedCAFile verifies the other side's certificate (PEM bundle).
+	// TrustedCAFile verifies the other side's certificate (PEM bundle); as in
+	// etcd, setting it requires a client certificate even without
+	// ClientCertAuth.
 	TrustedCAFile string
 	// ClientCertAuth requires every connecting side to present a certificate
 	// signed by TrustedCAFile.
@@ -169,7 +171,9 @@ func (c *Config) loadSide(side string, info TLSInfo, listen, advertise []string)
 		minV = v
 	}
 	srv := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: minV, CipherSuites: suites, ClientCAs: pool}
-	if info.ClientCertAuth {
+	// etcd (client/pkg/transport TLSInfo.ServerConfig): a trusted CA alone
+	// already requires a verified client certificate.
+	if info.ClientCertAuth || pool != nil {
 		srv.ClientAuth = tls.RequireAndVerifyClientCert
 		if self && pool == nil {
 			// etcd's auto TLS with client cert auth accepts any certificate.

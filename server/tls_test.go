@@ -57,6 +57,22 @@ func writeTLSFiles(t testing.TB, members int) *tlsFiles {
 	return f
 }
 
+// TestTrustedCAAloneRequiresClientCert: as in etcd, --trusted-ca-file without
+// --client-cert-auth still requires a client certificate signed by that CA.
+func TestTrustedCAAloneRequiresClientCert(t *testing.T) {
+	f := writeTLSFiles(t, 1)
+	info := f.memberInfo(0)
+	info.ClientCertAuth = false
+	cfg := Config{ListenClientURLs: []string{"https://127.0.0.1:1"}, ListenPeerURLs: []string{"http://127.0.0.1:2"},
+		ClientTLSInfo: info, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	require.NoError(t, cfg.LoadTLS())
+	require.Equal(t, tls.RequireAndVerifyClientCert, cfg.clientTLS.server.ClientAuth)
+	info.TrustedCAFile = ""
+	cfg = Config{ListenClientURLs: []string{"https://127.0.0.1:1"}, ClientTLSInfo: info}
+	require.NoError(t, cfg.LoadTLS())
+	require.Equal(t, tls.NoClientCert, cfg.clientTLS.server.ClientAuth)
+}
+
 func (f *tlsFiles) memberInfo(i int) TLSInfo {
 	return TLSInfo{CertFile: fmt.Sprintf("%s/member%d.crt", f.dir, i), KeyFile: fmt.Sprintf("%s/member%d.key", f.dir, i),
 		TrustedCAFile: f.caFile, ClientCertAuth: true}
