@@ -75,7 +75,7 @@ func NewCA(commonName string) (*Pair, error) {
 
 // Issue signs a leaf certificate with ca.
 func (ca *Pair) Issue(o Options) (*Pair, error) {
-	if ca.cert == nil {
+	if ca.cert == nil || !ca.cert.IsCA {
 		return nil, fmt.Errorf("certs: the signer is not a CA made by NewCA")
 	}
 	return create(leafTemplate(o), ca)
