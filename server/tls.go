@@ -176,7 +176,9 @@ func (c *Config) loadSide(side string, info TLSInfo, listen, advertise []string)
 	if info.ClientCertAuth || pool != nil {
 		srv.ClientAuth = tls.RequireAndVerifyClientCert
 		if self && pool == nil {
-			// etcd's auto TLS with client cert auth accepts any certificate.
+			// Auto TLS with client cert auth and no CA: havoc asks for a
+			// certificate but cannot verify a self-signed one (etcd would check it
+			// against the system roots and refuse it).
 			srv.ClientAuth = tls.RequireAnyClientCert
 		}
 	}
