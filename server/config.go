@@ -77,6 +77,20 @@ type Config struct {
 	// Logger receives the member's logs (slog.Default when nil).
 	Logger *slog.Logger
 
+	// ClientTLSInfo secures the client URLs that are https:// (etcd --cert-file,
+	// --key-file, --trusted-ca-file, --client-cert-auth, --auto-tls).
+	ClientTLSInfo TLSInfo
+	// PeerTLSInfo secures the peer URLs that are https:// (etcd's --peer-* forms).
+	PeerTLSInfo TLSInfo
+	// CipherSuites are the allowed TLS 1.2 cipher suites by IANA name (all of
+	// Go's secure ones when empty).
+	CipherSuites []string
+	// TLSMinVersion is "TLS1.2" (default) or "TLS1.3".
+	TLSMinVersion string
+
+	clientTLS, peerTLS tlsConfigs
+	tlsLoaded          bool
+
 	// ClientListener and PeerListener, when set, are used instead of listening on
 	// the first listen URL (tests bind port 0 first to learn their addresses).
 	ClientListener, PeerListener net.Listener
@@ -152,6 +166,7 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	errs = append(errs, c.validateTLS()...)
 	switch c.InitialClusterState {
 	case StateNew, StateExisting:
 	default:
@@ -189,8 +204,8 @@ func checkURL(u string) error {
 	if err != nil {
 		return fmt.Errorf("invalid URL %q: %w", u, err)
 	}
-	if p.Scheme != "http" {
-		return fmt.Errorf("URL %q: only http:// is supported", u)
+	if p.Scheme != "http" && p.Scheme != "https" {
+		return fmt.Errorf("URL %q: the scheme must be http:// or https://", u)
 	}
 	if _, _, err := net.SplitHostPort(p.Host); err != nil {
 		return fmt.Errorf("URL %q needs host:port: %w", u, err)
@@ -222,7 +237,7 @@ func splitURLs(s string) []string {
 // SplitURLs splits a comma-separated URL list as etcd's URL flags do.
 func SplitURLs(s string) []string { return splitURLs(s) }
 
-// hostOf returns host:port of an http URL (validated by Config.Validate).
+// hostOf returns host:port of an http or https URL (validated by Config.Validate).
 func hostOf(u string) string {
 	p, err := url.Parse(u)
 	if err != nil {

@@ -83,6 +83,7 @@ func newClientServer(m *Member) *http.Server {
 	})
 	var protos http.Protocols
 	protos.SetHTTP1(true)
+	protos.SetHTTP2(true)
 	protos.SetUnencryptedHTTP2(true)
 	return &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

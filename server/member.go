@@ -20,6 +20,7 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/havoclab/havoc/store"
@@ -112,6 +113,9 @@ func Start(cfg Config) (*Member, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if err := cfg.LoadTLS(); err != nil {
+		return nil, err
+	}
 	initial, err := membership.ParseInitialCluster(cfg.InitialCluster, cfg.InitialClusterToken)
 	if err != nil {
 		return nil, err
@@ -168,6 +172,7 @@ func Start(cfg Config) (*Member, error) {
 			}
 		},
 		members: m.Members,
+		tls:     m.cfg.peerTLS.client,
 	}
 	m.publish()
 
@@ -203,7 +208,7 @@ func resolveJoin(cfg *Config, scfg *store.Config, memberDir string) error {
 	}
 	// The peer asked may not have applied the MemberAdd yet: retry for a while.
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		ms, cid, err := fetchMembers(urls, 2*time.Second)
+		ms, cid, err := fetchMembers(urls, 2*time.Second, cfg.peerTLS.client)
 		if err != nil {
 			return err
 		}
@@ -240,15 +245,20 @@ func (m *Member) listen() error {
 			return fmt.Errorf("server: listen on client URL: %w", err)
 		}
 	}
-	m.peerSrv = &http.Server{Handler: m.tr.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	m.peerSrv = &http.Server{Handler: m.tr.Handler(), ReadHeaderTimeout: 10 * time.Second, TLSConfig: m.cfg.peerTLS.server}
 	m.grpc = newGRPCServer(m)
 	m.clientSrv = newClientServer(m)
-	go func() { _ = m.peerSrv.Serve(pl) }()
+	m.clientSrv.TLSConfig = m.cfg.clientTLS.server
+	// Refused handshakes (a client without a valid certificate) are warnings
+	// in the member's log, not lines on stderr.
+	m.peerSrv.ErrorLog = slog.NewLogLogger(m.log.Handler(), slog.LevelWarn)
+	m.clientSrv.ErrorLog = m.peerSrv.ErrorLog
+	go func() { _ = serve(m.peerSrv, pl) }()
 	go func() {
 		// Connections wait in the listener's backlog until the member is ready.
 		select {
 		case <-m.readyc:
-			_ = m.clientSrv.Serve(cl)
+			_ = serve(m.clientSrv, cl)
 		case <-m.stopc:
 		}
 		_ = cl.Close()
@@ -750,10 +760,22 @@ func (m *Member) leaderClient() (*grpc.ClientConn, error) {
 	if c, ok := m.fwd[target]; ok {
 		return c, nil
 	}
-	c, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	creds := insecure.NewCredentials()
+	if t := m.cfg.clientTLS.client; t != nil {
+		creds = credentials.NewTLS(t.Clone())
+	}
+	c, err := grpc.NewClient(target, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		return nil, fmt.Errorf("server: connect to leader at %s: %w", target, err)
 	}
 	m.fwd[target] = c
 	return c, nil
+}
+
+// serve serves s on l, over TLS when s has a TLS config (an https URL).
+func serve(s *http.Server, l net.Listener) error {
+	if s.TLSConfig != nil {
+		return s.ServeTLS(l, "", "")
+	}
+	return s.Serve(l)
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -123,6 +125,8 @@ type transport struct {
 	snapshotDone func(id uint64, ok bool)
 	// members lists the cluster for GET /members.
 	members func() []membership.Member
+	// tls, when set, dials peers over TLS (https peer URLs).
+	tls *tls.Config
 
 	mu     sync.Mutex
 	peers  map[uint64]*peer
@@ -310,7 +314,7 @@ func (t *transport) dial(u string) (net.Conn, error) {
 		return nil, errors.New("no peer URL")
 	}
 	host := hostOf(u)
-	conn, err := net.DialTimeout("tcp", host, time.Second)
+	conn, err := dialPeer(u, t.tls)
 	if err != nil {
 		return nil, err
 	}
@@ -511,7 +515,7 @@ func (t *transport) postSnapshot(ctx context.Context, u string, body io.Reader, 
 	req.Header.Set("X-Server-From", fmt.Sprintf("%x", t.id))
 	req.Header.Set("X-Etcd-Cluster-ID", fmt.Sprintf("%x", t.clusterID))
 	req.Header.Set("Content-Type", "application/octet-stream")
-	resp, err := snapshotClient.Do(req)
+	resp, err := peerHTTPClient(t.tls, 0).Do(req)
 	if err != nil {
 		return err
 	}
@@ -523,12 +527,35 @@ func (t *transport) postSnapshot(ctx context.Context, u string, body io.Reader, 
 	return nil
 }
 
-// snapshotClient sends snapshots: a fresh connection each (no keep-alive), so a
-// proxy between members sees each as its own request.
-var snapshotClient = &http.Client{Transport: &http.Transport{
-	DialContext:       (&net.Dialer{Timeout: time.Second}).DialContext,
-	DisableKeepAlives: true,
-}}
+// peerHTTPClient sends snapshots and member-list requests: a fresh connection
+// each (no keep-alive), so a proxy between members sees each as its own
+// request; over TLS with cfg for https peer URLs.
+func peerHTTPClient(cfg *tls.Config, timeout time.Duration) *http.Client {
+	tr := &http.Transport{
+		DialContext:       (&net.Dialer{Timeout: time.Second}).DialContext,
+		DisableKeepAlives: true,
+	}
+	if cfg != nil {
+		tr.TLSClientConfig = cfg.Clone()
+	}
+	return &http.Client{Transport: tr, Timeout: timeout}
+}
+
+// dialPeer opens a connection to a peer URL: TLS for https with cfg.
+func dialPeer(u string, cfg *tls.Config) (net.Conn, error) {
+	host := hostOf(u)
+	if strings.HasPrefix(u, "https://") {
+		if cfg == nil {
+			return nil, fmt.Errorf("peer URL %s is https but this member has no peer TLS", u)
+		}
+		c := cfg.Clone()
+		if h, _, err := net.SplitHostPort(host); err == nil && c.ServerName == "" {
+			c.ServerName = h
+		}
+		return tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", host, c)
+	}
+	return net.DialTimeout("tcp", host, time.Second)
+}
 
 // Handler serves the peer protocol.
 func (t *transport) Handler() http.Handler {
@@ -596,8 +623,8 @@ func (t *transport) serveMembers(w http.ResponseWriter, _ *http.Request) {
 
 // fetchMembers asks the peers at urls for the member list and cluster ID (a
 // member joining an existing cluster learns its own ID this way, as etcd does).
-func fetchMembers(urls []string, timeout time.Duration) ([]membership.Member, uint64, error) {
-	c := &http.Client{Timeout: timeout}
+func fetchMembers(urls []string, timeout time.Duration, tlsCfg *tls.Config) ([]membership.Member, uint64, error) {
+	c := peerHTTPClient(tlsCfg, timeout)
 	var errs []error
 	for _, u := range urls {
 		resp, err := c.Get(u + membersPath)

@@ -278,8 +278,10 @@ and logged.`,
 				// Flags express this scenario run: its file replays it too.
 				fmt.Fprintf(w, "reproduce: %s\n", scenarios.ScenarioRepro(filepath.Join(res.Dir, scenarios.ScenarioFile)))
 			}
-			if f.scenario != "" && res.Verdict != sc.ExpectedVerdict() {
-				fmt.Fprintf(w, "expected verdict %s, got %s\n", sc.ExpectedVerdict(), res.Verdict)
+			if f.scenario != "" {
+				if line := recurrence(sc.ExpectedVerdict(), res.Verdict, bf.backend); line != "" {
+					fmt.Fprintln(w, line)
+				}
 			}
 			if bf.backend != "sim" && !res.Passed() {
 				fmt.Fprintf(w, "rerun on %s (same workload and schedule, not the same interleaving): %s%s\n",
@@ -336,5 +338,23 @@ func printResult(w io.Writer, c scenarios.Config, r *scenarios.Result, simulated
 	}
 	if (!r.Passed() || r.Dir != "") && simulated {
 		fmt.Fprintf(w, "reproduce: %s\n", scenarios.Repro(c))
+	}
+}
+
+// recurrence says how a scenario run's verdict compares with the one its file
+// expects. A file that expects a violation is a failure being reproduced (a
+// shrunk or stored failing run, perhaps from another backend): the line says
+// whether the violation recurred on this backend. Empty when a scenario that
+// expects ok passed.
+func recurrence(expect, got, backend string) string {
+	switch {
+	case expect == scenarios.VerdictOK && got == expect:
+		return ""
+	case expect == scenarios.VerdictOK:
+		return fmt.Sprintf("expected verdict %s, got %s", expect, got)
+	case got == expect:
+		return fmt.Sprintf("the violation recurred on %s: %s, as the scenario expects", backend, got)
+	default:
+		return fmt.Sprintf("the violation did not recur on %s: expected %s, got %s", backend, expect, got)
 	}
 }

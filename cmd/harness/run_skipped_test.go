@@ -42,3 +42,13 @@ func TestRunSaysWhatItSkipped(t *testing.T) {
 }
 
 func itoa(n uint64) string { return strconv.FormatUint(n, 10) }
+
+// TestRecurrence: a scenario that expects a violation says whether it recurred.
+func TestRecurrence(t *testing.T) {
+	require.Empty(t, recurrence("ok", "ok", "sim"))
+	require.Equal(t, "expected verdict ok, got no-liveness", recurrence("ok", "no-liveness", "process"))
+	require.Equal(t, "the violation recurred on process: not-linearizable, as the scenario expects",
+		recurrence("not-linearizable", "not-linearizable", "process"))
+	require.Equal(t, "the violation did not recur on docker: expected member-panic, got ok",
+		recurrence("member-panic", "ok", "docker"))
+}

@@ -31,6 +31,7 @@ func newServeCmd() *cobra.Command {
 		listenPeer, advertisePeer     string
 		heartbeatMs, electionMs       uint
 		logLevel                      string
+		cipherSuites                  string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -46,6 +47,7 @@ func newServeCmd() *cobra.Command {
 			cfg.AdvertiseClientURLs = server.SplitURLs(advertiseClient)
 			cfg.ListenPeerURLs = server.SplitURLs(listenPeer)
 			cfg.InitialAdvertisePeerURLs = server.SplitURLs(advertisePeer)
+			cfg.CipherSuites = server.SplitURLs(cipherSuites)
 			cfg.HeartbeatInterval = time.Duration(heartbeatMs) * time.Millisecond
 			cfg.ElectionTimeout = time.Duration(electionMs) * time.Millisecond
 			if !cmd.Flags().Changed("initial-cluster") {
@@ -85,6 +87,18 @@ func newServeCmd() *cobra.Command {
 	f.StringVar(&listenPeer, "listen-peer-urls", "http://localhost:2380", "URLs to listen on for peer traffic")
 	f.StringVar(&advertisePeer, "initial-advertise-peer-urls", "http://localhost:2380", "this member's peer URLs, as in --initial-cluster")
 	f.StringVar(&cfg.InitialCluster, "initial-cluster", "default=http://localhost:2380", "initial cluster configuration for bootstrapping (name=peerURL,...)")
+	f.StringVar(&cfg.ClientTLSInfo.CertFile, "cert-file", "", "path to the client server TLS cert file")
+	f.StringVar(&cfg.ClientTLSInfo.KeyFile, "key-file", "", "path to the client server TLS key file")
+	f.StringVar(&cfg.ClientTLSInfo.TrustedCAFile, "trusted-ca-file", "", "path to the client server TLS trusted CA cert file")
+	f.BoolVar(&cfg.ClientTLSInfo.ClientCertAuth, "client-cert-auth", false, "enable client cert authentication")
+	f.BoolVar(&cfg.ClientTLSInfo.AutoTLS, "auto-tls", false, "client TLS using generated certificates")
+	f.StringVar(&cfg.PeerTLSInfo.CertFile, "peer-cert-file", "", "path to the peer server TLS cert file")
+	f.StringVar(&cfg.PeerTLSInfo.KeyFile, "peer-key-file", "", "path to the peer server TLS key file")
+	f.StringVar(&cfg.PeerTLSInfo.TrustedCAFile, "peer-trusted-ca-file", "", "path to the peer server TLS trusted CA file")
+	f.BoolVar(&cfg.PeerTLSInfo.ClientCertAuth, "peer-client-cert-auth", false, "enable peer client cert authentication")
+	f.BoolVar(&cfg.PeerTLSInfo.AutoTLS, "peer-auto-tls", false, "peer TLS using self-generated certificates if --peer-key-file and --peer-cert-file are not provided")
+	f.StringVar(&cipherSuites, "cipher-suites", "", "comma-separated list of supported TLS cipher suites between client/server and peers (empty will be auto-populated by Go)")
+	f.StringVar(&cfg.TLSMinVersion, "tls-min-version", "TLS1.2", "minimum TLS version supported by etcd: TLS1.2 or TLS1.3")
 	f.StringVar(&cfg.InitialClusterState, "initial-cluster-state", "new", "initial cluster state ('new' or 'existing')")
 	f.StringVar(&cfg.InitialClusterToken, "initial-cluster-token", "etcd-cluster", "initial cluster token (salts the member and cluster IDs)")
 	f.Uint64Var(&cfg.SnapshotCount, "snapshot-count", 10000, "number of committed transactions to trigger a snapshot")
@@ -114,6 +128,9 @@ const recoverHint = "to recover, move the data dir aside and restore it from a s
 // is written, and every file or directory the failed start created is removed.
 func startMember(cfg server.Config) (*server.Member, error) {
 	oneLine := func(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }
+	if err := cfg.LoadTLS(); err != nil {
+		return nil, &exitError{code: 1, msg: "harness serve: " + oneLine(err)}
+	}
 	pl, err := net.Listen("tcp", urlHost(cfg.ListenPeerURLs[0]))
 	if err != nil {
 		return nil, &exitError{code: 1, msg: "harness serve: listen on peer URL " + cfg.ListenPeerURLs[0] + ": " + oneLine(err)}

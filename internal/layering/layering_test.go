@@ -59,6 +59,7 @@ var layers = [][]rule{
 		{pkg: "internal/dockertest"},
 		{pkg: "internal/shared"},
 		{pkg: "internal/layering"},
+		{pkg: "internal/certs"},
 	},
 	{ // 1: the store's storage, over the filesystem interface.
 		{pkg: "vfs/vfstest", imports: []string{"vfs"}},
@@ -72,7 +73,7 @@ var layers = [][]rule{
 			tests: []string{"internal/detrand", "server", "store", "store/mvcc"}},
 	},
 	{ // 3: runtimes around the core: the gRPC server, and the cluster backends.
-		{pkg: "server", imports: []string{"store", "store/lease", "store/membership", "store/mvcc", "vfs"}},
+		{pkg: "server", imports: []string{"internal/certs", "store", "store/lease", "store/membership", "store/mvcc", "vfs"}},
 		{pkg: "cluster", imports: []string{"chaos", "cluster/linkproxy", "sim", "store", "store/membership", "store/mvcc", "vfs"},
 			tests: []string{"internal/detrand", "internal/dockertest", "store/snapshot"}},
 	},
