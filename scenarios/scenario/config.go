@@ -123,7 +123,7 @@ func on(b bool) *bool { return &b }
 // faultOf is f in a scenario file.
 func faultOf(f chaos.Fault) Fault {
 	out := Fault{At: Duration(f.At), Duration: Duration(f.Duration), Kind: string(f.Kind),
-		Params: Params{Rate: f.Rate, DriftPPM: f.DriftPPM, Torn: f.Torn}}
+		Params: Params{Rate: f.Rate, DriftPPM: f.DriftPPM, Torn: f.Torn, Point: f.Point}}
 	if slices.Contains(clockKinds, f.Kind) {
 		out.Params.Offset = Duration(f.Latency)
 	} else {

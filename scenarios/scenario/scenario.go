@@ -139,9 +139,11 @@ type Params struct {
 	// drift.
 	Offset   Duration `yaml:"offset,omitempty"`
 	DriftPPM int64    `yaml:"drift_ppm,omitempty"`
-	// Torn makes a crash, kill-leader or power-loss tear the last unsynced
-	// write.
+	// Torn makes a crash, kill-leader, power-loss or crash-at tear the last
+	// unsynced write.
 	Torn bool `yaml:"torn,omitempty"`
+	// Point is crash-at's protocol step (chaos.CrashPoints).
+	Point string `yaml:"point,omitempty"`
 }
 
 // Generator draws the schedule from the seed.
@@ -507,7 +509,7 @@ var oneMember = []chaos.Kind{chaos.Crash, chaos.Pause, chaos.ClockSkew, chaos.Cl
 // clockKinds take an offset; tornKinds may tear a write.
 var (
 	clockKinds = []chaos.Kind{chaos.ClockSkew, chaos.ClockJump}
-	tornKinds  = []chaos.Kind{chaos.Crash, chaos.KillLeader, chaos.PowerLoss}
+	tornKinds  = []chaos.Kind{chaos.Crash, chaos.KillLeader, chaos.PowerLoss, chaos.CrashAt}
 )
 
 // fault is f as a chaos.Fault of a cluster of members.
@@ -520,7 +522,13 @@ func (f Fault) fault(members int) (chaos.Fault, error) {
 		return chaos.Fault{}, fmt.Errorf("at %s for %s (want at >= 0 and a positive duration)", time.Duration(f.At), time.Duration(f.Duration))
 	}
 	out := chaos.Fault{At: time.Duration(f.At), Duration: time.Duration(f.Duration), Kind: k, Rate: f.Params.Rate,
-		DriftPPM: f.Params.DriftPPM, Torn: f.Params.Torn}
+		DriftPPM: f.Params.DriftPPM, Torn: f.Params.Torn, Point: f.Params.Point}
+	switch {
+	case k == chaos.CrashAt && !slices.Contains(chaos.CrashPoints, f.Params.Point):
+		return chaos.Fault{}, fmt.Errorf("params.point: %q (want one of %s)", f.Params.Point, strings.Join(chaos.CrashPoints, ", "))
+	case k != chaos.CrashAt && f.Params.Point != "":
+		return chaos.Fault{}, fmt.Errorf("params.point: for crash-at only, not %s", k)
+	}
 	for _, m := range f.Members {
 		i, err := strconv.Atoi(strings.TrimPrefix(m, "m"))
 		if !strings.HasPrefix(m, "m") || err != nil || i < 1 || i > members {
@@ -533,6 +541,9 @@ func (f Fault) fault(members int) (chaos.Fault, error) {
 	}
 	want, needs := needsMembers[k]
 	switch {
+	case k == chaos.CrashAt && len(f.Members) > 1:
+		return chaos.Fault{}, errors.New("crash-at takes one member, or none for any member")
+	case k == chaos.CrashAt:
 	case needs && len(f.Members) == 0:
 		return chaos.Fault{}, fmt.Errorf("%s needs members: %s", k, want)
 	case !needs && len(f.Members) > 0:
@@ -558,7 +569,7 @@ func (f Fault) fault(members int) (chaos.Fault, error) {
 		return chaos.Fault{}, fmt.Errorf("params.rate: %v (want 0 to 1)", f.Params.Rate)
 	}
 	if f.Params.Torn && !slices.Contains(tornKinds, k) {
-		return chaos.Fault{}, errors.New("params.torn: for crash, kill-leader and power-loss only")
+		return chaos.Fault{}, errors.New("params.torn: for crash, kill-leader, power-loss and crash-at only")
 	}
 	return out, nil
 }

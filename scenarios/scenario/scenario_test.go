@@ -156,6 +156,10 @@ func TestValidate(t *testing.T) {
 		{"name: x\nfaults: {schedule: [{at: 1s, duration: 1s, kind: partition-minority, members: [m1, m2, m3]}]}\n", "every member"},
 		{"name: x\nphases: {safety: 10s}\nfaults: {schedule: [{at: 9s, duration: 2s, kind: loss, params: {rate: 0.5}}]}\n", "after the safety phase"},
 		{"name: x\nfaults: {schedule: [{at: 1s, duration: 1s, kind: delay, params: {offset: 1s}}]}\n", "clock-skew"},
+		{"name: x\nfaults: {schedule: [{at: 1s, duration: 1s, kind: crash-at}]}\n", "params.point"},
+		{"name: x\nfaults: {schedule: [{at: 1s, duration: 1s, kind: crash-at, params: {point: nowhere}}]}\n", "params.point"},
+		{"name: x\nfaults: {schedule: [{at: 1s, duration: 1s, kind: crash, members: [m1], params: {point: apply-mid}}]}\n", "for crash-at only"},
+		{"name: x\nfaults: {schedule: [{at: 1s, duration: 1s, kind: crash-at, members: [m1, m2], params: {point: apply-mid}}]}\n", "one member, or none"},
 	} {
 		_, err := Decode(strings.NewReader(c.yaml))
 		require.ErrorIs(t, err, ErrInvalid, c.yaml)
