@@ -11,6 +11,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/havoclab/havoc/store/membership"
+
+	"github.com/havoclab/havoc/internal/mutant"
 )
 
 // apply applies committed entries in log order. Entries the backend already holds
@@ -141,6 +143,9 @@ func (n *Node) fillHeader(h *pb.ResponseHeader) *pb.ResponseHeader {
 	full := n.header()
 	if h != nil && h.Revision != 0 {
 		full.Revision = h.Revision
+	}
+	if mutant.On(mutant.HeaderRevisionStale) && full.Revision > 1 {
+		full.Revision--
 	}
 	return full
 }

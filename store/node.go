@@ -20,6 +20,8 @@ import (
 	"github.com/havoclab/havoc/store/membership"
 	"github.com/havoclab/havoc/store/mvcc"
 	"github.com/havoclab/havoc/store/wal"
+
+	"github.com/havoclab/havoc/internal/mutant"
 )
 
 // Output is what a member emits after its inputs: raft messages for the runtime to
@@ -372,7 +374,7 @@ func (n *Node) Step(m *raftpb.Message) error {
 	if raft.IsLocalMsg(m.GetType()) {
 		return fmt.Errorf("store: refusing local message type %s from the network", m.GetType())
 	}
-	if last, _ := n.storage.LastIndex(); m.GetType() == raftpb.MsgProp && !n.proposals.filter(m, last+1) {
+	if last, _ := n.storage.LastIndex(); m.GetType() == raftpb.MsgProp && !mutant.On(mutant.DedupeOff) && !n.proposals.filter(m, last+1) {
 		return nil // every entry is already in the log: a duplicated delivery
 	}
 	if from := m.GetFrom(); from != 0 && from != n.id {
@@ -442,7 +444,11 @@ func (n *Node) handleReady(rd raft.Ready) {
 			return
 		}
 	}
-	if err := n.wal.Save(rd.HardState, rd.Entries, rd.MustSync); err != nil {
+	mustSync := rd.MustSync
+	if (mutant.On(mutant.AckBeforeSync) && n.lead != n.id && len(rd.Entries) > 0) || (mutant.On(mutant.VoteBeforeSync) && len(rd.Entries) == 0) {
+		mustSync = false
+	}
+	if err := n.wal.Save(rd.HardState, rd.Entries, mustSync); err != nil {
 		n.halt(fmt.Errorf("store: write log: %w", err))
 		return
 	}
@@ -469,6 +475,9 @@ func (n *Node) handleReady(rd raft.Ready) {
 	for _, rs := range rd.ReadStates {
 		n.reads.onReadState(rs)
 	}
+	if mutant.On(mutant.ApplyUncommitted) && n.lead == n.id && !slices.ContainsFunc(rd.Entries, func(e *raftpb.Entry) bool { return e.GetType() != raftpb.EntryNormal }) {
+		n.apply(rd.Entries)
+	}
 	n.apply(rd.CommittedEntries)
 	n.rn.Advance(rd)
 	n.maybeSnapshot()
@@ -479,6 +488,9 @@ func (n *Node) onSoftState(ss *raft.SoftState) {
 	n.lead = ss.Lead
 	isLeader := ss.RaftState == raft.StateLeader
 	switch {
+	case isLeader && !wasLeader && mutant.On(mutant.LeaseNoExtendOnPromote):
+		n.lessor.Promote(n.cfg.Clock.Now(), 0)
+		n.revoking = map[int64]int64{}
 	case isLeader && !wasLeader:
 		n.lessor.Promote(n.cfg.Clock.Now(), n.electionTimeout())
 		n.revoking = map[int64]int64{}

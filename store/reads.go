@@ -5,6 +5,8 @@ import (
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/raft/v3"
+
+	"github.com/havoclab/havoc/internal/mutant"
 )
 
 // readQueue batches linearizable reads behind raft's ReadIndex, as etcd does:
@@ -45,6 +47,13 @@ func (q *readQueue) issue(n *Node) bool {
 	if n.rn.BasicStatus().Lead == raft.None {
 		for _, r := range q.next {
 			n.fail(r.token, ErrNoLeader)
+		}
+		q.next = nil
+		return false
+	}
+	if (mutant.On(mutant.StaleReadFollower) && n.lead != n.id) || (mutant.On(mutant.StaleReadLeader) && n.lead == n.id) {
+		for _, r := range q.next {
+			n.respond(n.serveRead(r.token, &r.req))
 		}
 		q.next = nil
 		return false

@@ -10,6 +10,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/havoclab/havoc/store/wal"
+
+	"github.com/havoclab/havoc/internal/mutant"
 )
 
 // Raft snapshots, as in etcd: the snapshot kept in raft's storage is only a marker
@@ -95,11 +97,14 @@ func (n *Node) installSnapshot(s *raftpb.Snapshot) error {
 	if len(s.GetData()) == 0 {
 		return fmt.Errorf("store: snapshot at index %d carries no backend image", s.GetMetadata().GetIndex())
 	}
-	if err := n.kv.ReplaceWith(bytes.NewReader(s.GetData())); err != nil {
-		return fmt.Errorf("store: install snapshot at index %d: %w", s.GetMetadata().GetIndex(), err)
-	}
-	if err := n.loadBackendState(); err != nil {
-		return err
+	// The mutant takes the snapshot's place in the log but keeps its old state.
+	if !mutant.On(mutant.SnapshotNoReload) {
+		if err := n.kv.ReplaceWith(bytes.NewReader(s.GetData())); err != nil {
+			return fmt.Errorf("store: install snapshot at index %d: %w", s.GetMetadata().GetIndex(), err)
+		}
+		if err := n.loadBackendState(); err != nil {
+			return err
+		}
 	}
 	n.observe(PointSnapshotInstall)
 	md := s.GetMetadata()

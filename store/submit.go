@@ -15,6 +15,8 @@ import (
 	"github.com/havoclab/havoc/store/lease"
 	"github.com/havoclab/havoc/store/membership"
 	"github.com/havoclab/havoc/store/mvcc"
+
+	"github.com/havoclab/havoc/internal/mutant"
 )
 
 // Submit hands the member a client request. Its answer appears in a later Output
@@ -232,7 +234,7 @@ func (n *Node) leaseTimeToLive(token uint64, r *pb.LeaseTimeToLiveRequest) {
 // expireLeases proposes a revoke for every lease the leader's clock says expired;
 // a revoke is re-proposed only if it has not applied within an election timeout.
 func (n *Node) expireLeases() {
-	if !n.lessor.Primary() {
+	if !n.lessor.Primary() && !mutant.On(mutant.LeaseExpireFollower) {
 		return
 	}
 	for _, id := range n.lessor.Expired(n.cfg.Clock.Now(), 16) {
@@ -390,6 +392,9 @@ func (n *Node) proposeMemberChange(token uint64, req *Request) {
 		}
 		n.fail(token, err)
 		return
+	}
+	if mutant.On(mutant.ConfChangeEarly) {
+		n.updateMembers(&cc, m)
 	}
 	n.waiters[id] = waiter{token: token, kind: kind}
 }

@@ -56,6 +56,7 @@ var layers = [][]rule{
 		{pkg: "store/membership"},
 		{pkg: "cluster/linkproxy"},
 		{pkg: "internal/detrand"},
+		{pkg: "internal/mutant"},
 		{pkg: "internal/dockertest"},
 		{pkg: "internal/shared"},
 		{pkg: "internal/layering"},
@@ -64,10 +65,10 @@ var layers = [][]rule{
 	{ // 1: the store's storage, over the filesystem interface.
 		{pkg: "vfs/vfstest", imports: []string{"vfs"}},
 		{pkg: "store/wal", imports: []string{"vfs"}},
-		{pkg: "store/mvcc", imports: []string{"vfs"}},
+		{pkg: "store/mvcc", imports: []string{"internal/mutant", "vfs"}},
 	},
 	{ // 2: the member core, and offline snapshot save/restore beside it.
-		{pkg: "store", imports: []string{"store/lease", "store/membership", "store/mvcc", "store/wal", "vfs"},
+		{pkg: "store", imports: []string{"internal/mutant", "store/lease", "store/membership", "store/mvcc", "store/wal", "vfs"},
 			tests: []string{"internal/detrand"}},
 		{pkg: "store/snapshot", imports: []string{"store/membership", "store/wal", "vfs"},
 			tests: []string{"internal/detrand", "server", "store", "store/mvcc"}},

@@ -4,6 +4,8 @@ import (
 	"hash/crc32"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+
+	"github.com/havoclab/havoc/internal/mutant"
 )
 
 // Compact removes, synchronously and in the batch, every revision at or below rev that
@@ -28,6 +30,10 @@ func (s *Store) Compact(rev int64) (*pb.CompactionResponse, error) {
 
 // compactAt compacts the index and the key bucket at rev and records it as finished.
 func (s *Store) compactAt(rev int64) {
+	recorded := rev
+	if mutant.On(mutant.CompactOffByOne) {
+		rev++ // compacts one revision more than it records
+	}
 	available := make(map[revision]struct{})
 	var empty [][]byte
 	s.idx.all(func(ki *keyIndex) {
@@ -52,8 +58,8 @@ func (s *Store) compactAt(rev int64) {
 	for _, k := range drop {
 		s.del(BucketKey, k)
 	}
-	s.put(BucketMeta, metaFinishedCompactRev, revKey(revision{main: rev}, false))
-	s.compactRev = rev
+	s.put(BucketMeta, metaFinishedCompactRev, revKey(revision{main: recorded}, false))
+	s.compactRev = recorded
 }
 
 // HashKV computes etcd's HashKV over the key bucket at revision rev (0 = current):
@@ -94,7 +100,9 @@ func (s *Store) HashKV(rev int64) (hash uint32, hashRev, compactRev int64, err e
 			continue
 		}
 		h.Write(k)
-		h.Write(v)
+		if !mutant.On(mutant.HashSkipBucket) {
+			h.Write(v)
+		}
 	}
 	return h.Sum32(), rev, compactRev, nil
 }

@@ -9,6 +9,8 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/havoclab/havoc/internal/mutant"
 )
 
 // writeTxn is one etcd write txn (go.etcd.io/etcd/server/v3/storage/mvcc storeTxnWrite): all its changes share
@@ -219,7 +221,9 @@ func (tw *writeTxn) delete(ki *keyIndex) {
 	if err != nil {
 		panic(fmt.Sprintf("mvcc: marshal KeyValue: %v", err))
 	}
-	s.put(BucketKey, revKey(idxRev, true), d)
+	if !mutant.On(mutant.DeleteNoTombstone) {
+		s.put(BucketKey, revKey(idxRev, true), d)
+	}
 	lease := ki.lease
 	if !ki.tombstone(idxRev.main, idxRev.sub) {
 		panic(fmt.Sprintf("mvcc: delete of key %q that is not live", ki.key))
@@ -270,7 +274,7 @@ func (tw *writeTxn) executeRange(r *pb.RangeRequest) (*pb.RangeResponse, error) 
 	resp := &pb.RangeResponse{Header: &pb.ResponseHeader{Revision: rr.rev}, Count: int64(rr.count)}
 	if r.GetLimit() > 0 && int64(len(rr.kvs)) > r.GetLimit() {
 		rr.kvs = rr.kvs[:r.GetLimit()]
-		resp.More = true
+		resp.More = !mutant.On(mutant.RangeMoreWrong)
 	}
 	if r.GetKeysOnly() {
 		for _, kv := range rr.kvs {

@@ -17,6 +17,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/havoclab/havoc/vfs"
+
+	"github.com/havoclab/havoc/internal/mutant"
 )
 
 // Bucket names of etcd v3.7.3's backend (go.etcd.io/etcd/server/v3/storage/schema, bucket.go).
@@ -411,7 +413,11 @@ func (s *Store) writeConsistentIndex() {
 	if !s.cindexDirty || s.cindex == 0 {
 		return
 	}
-	s.put(BucketMeta, metaConsistentIndex, binary.BigEndian.AppendUint64(nil, s.cindex))
+	ci := s.cindex
+	if mutant.On(mutant.ConsistentIndexAhead) {
+		ci++
+	}
+	s.put(BucketMeta, metaConsistentIndex, binary.BigEndian.AppendUint64(nil, ci))
 	s.put(BucketMeta, metaTerm, binary.BigEndian.AppendUint64(nil, s.term))
 	s.cindexDirty = false
 }

@@ -6,6 +6,8 @@ import (
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
+
+	"github.com/havoclab/havoc/internal/mutant"
 )
 
 // Txn applies a TxnRequest as etcd's applier does (go.etcd.io/etcd/server/v3/etcdserver/txn, txn.go):
@@ -191,8 +193,14 @@ func compareKV(c *pb.Compare, kv *mvccpb.KeyValue) bool {
 		result = compareInt64(kv.CreateRevision, c.GetCreateRevision())
 	case pb.Compare_MOD:
 		result = compareInt64(kv.ModRevision, c.GetModRevision())
+		if mutant.On(mutant.TxnCompareModCreate) {
+			result = compareInt64(kv.CreateRevision, c.GetModRevision())
+		}
 	case pb.Compare_VERSION:
 		result = compareInt64(kv.Version, c.GetVersion())
+		if mutant.On(mutant.TxnCompareVersion) {
+			result = compareInt64(kv.Version+1, c.GetVersion())
+		}
 	case pb.Compare_LEASE:
 		result = compareInt64(kv.Lease, c.GetLease())
 	}

@@ -7,6 +7,8 @@ import (
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/havoclab/havoc/internal/mutant"
 )
 
 // watchQueueMax is the number of undelivered responses a synced watcher may hold; past
@@ -97,6 +99,9 @@ func (s *Store) Watch(id int64, r WatchRequest) error {
 		w.synced = true
 	} else {
 		w.nextRev = w.minRev
+		if mutant.On(mutant.WatchResumeOffByOne) {
+			w.nextRev++
+		}
 	}
 	s.watch.ws = append(s.watch.ws, nil)
 	copy(s.watch.ws[i+1:], s.watch.ws[i:])
@@ -191,7 +196,7 @@ func (s *Store) watchEvent(w *watcher, ev *mvccpb.Event, prev **mvccpb.KeyValue)
 	}
 	out := &mvccpb.Event{Type: ev.Type, Kv: ev.Kv}
 	isCreate := ev.Type == mvccpb.Event_PUT && ev.Kv.CreateRevision == ev.Kv.ModRevision
-	if w.prevKV && !isCreate {
+	if w.prevKV && !isCreate && !mutant.On(mutant.WatchDropPrevKV) {
 		if *prev == nil {
 			*prev = s.prevValue(ev.Kv.Key, ev.Kv.ModRevision-1)
 		}
