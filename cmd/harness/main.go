@@ -72,7 +72,7 @@ func newRoot() (root *cobra.Command, started *bool, stop func()) {
 	}
 	root.AddCommand(newRunCmd(), newSweepCmd(), newSweepWorkerCmd(), newCheckCmd(), newServeCmd(), newSnapshotCmd(), newDrillCmd(), newDockerCmd(), newBenchCmd(),
 		newScenariosCmd(), newShrinkCmd(), newShrinkWorkerCmd())
-	root.AddCommand(newExplainCmd())
+	root.AddCommand(newExplainCmd(), newMutantsCmd())
 	root.AddCommand(newTraceCmd())
 	stop = func() {
 		if cpuProfile != "" {

@@ -106,7 +106,7 @@ var layers = [][]rule{
 		{pkg: "scenarios/shrink", imports: []string{"scenarios", "scenarios/scenario"}},
 	},
 	{ // 9: the command line.
-		{pkg: "cmd/harness", imports: []string{"chaos", "cluster", "linearizability", "scenarios", "scenarios/bench", "scenarios/drill",
+		{pkg: "cmd/harness", imports: []string{"chaos", "cluster", "internal/mutant", "linearizability", "scenarios", "scenarios/bench", "scenarios/drill",
 			"scenarios/explain", "scenarios/library", "scenarios/scenario", "scenarios/shrink", "server", "store",
 			"store/mvcc", "store/snapshot", "store/wal"},
 			tests: []string{"internal/dockertest"}},
