@@ -494,7 +494,7 @@ func (n *Node) onSoftState(ss *raft.SoftState) {
 	case isLeader && !wasLeader:
 		n.lessor.Promote(n.cfg.Clock.Now(), n.electionTimeout())
 		n.revoking = map[int64]int64{}
-	case !isLeader && wasLeader:
+	case !isLeader && wasLeader && !mutant.On(mutant.LeaseExpireFollower):
 		n.lessor.Demote()
 	}
 }

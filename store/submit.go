@@ -234,7 +234,7 @@ func (n *Node) leaseTimeToLive(token uint64, r *pb.LeaseTimeToLiveRequest) {
 // expireLeases proposes a revoke for every lease the leader's clock says expired;
 // a revoke is re-proposed only if it has not applied within an election timeout.
 func (n *Node) expireLeases() {
-	if !n.lessor.Primary() && !mutant.On(mutant.LeaseExpireFollower) {
+	if !n.lessor.Primary() {
 		return
 	}
 	for _, id := range n.lessor.Expired(n.cfg.Clock.Now(), 16) {

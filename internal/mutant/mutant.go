@@ -36,8 +36,9 @@ const (
 	// ApplyUncommitted: the leader applies (and answers) entries as soon as it
 	// appends them, before a quorum has them.
 	ApplyUncommitted ID = "apply-uncommitted"
-	// LeaseExpireFollower: a follower revokes leases it believes expired by its
-	// own clock, though only the primary lessor may.
+	// LeaseExpireFollower: a deposed leader keeps its lessor primary, so as a
+	// follower it still revokes leases it believes expired by its own clock
+	// (keep-alives now go to the new leader).
 	LeaseExpireFollower ID = "lease-expire-follower"
 	// LeaseNoExtendOnPromote: a new leader does not extend the remaining TTLs
 	// of leases, so it expires leases that were kept alive on the old leader.
@@ -94,7 +95,7 @@ var All = []Mutant{
 	{AckBeforeSync, "store Node.handleReady", "follower acknowledges appends before fsync"},
 	{VoteBeforeSync, "store Node.handleReady", "vote/term change sent before fsync"},
 	{ApplyUncommitted, "store Node.handleReady", "leader applies entries before they commit"},
-	{LeaseExpireFollower, "store Node.expireLeases", "follower revokes leases by its own clock"},
+	{LeaseExpireFollower, "store Node.onSoftState", "deposed leader keeps revoking leases by its own clock"},
 	{LeaseNoExtendOnPromote, "store Node.onSoftState", "new leader does not extend lease TTLs"},
 	{WatchResumeOffByOne, "store/mvcc Store.Watch", "watch from history starts one revision late"},
 	{CompactOffByOne, "store/mvcc Store.compactAt", "compaction drops the version live at the compact revision"},
