@@ -151,7 +151,11 @@ func caughtWord(r mutantResult) string {
 	if !r.Caught {
 		return fmt.Sprintf("missed in %d seeds (%s)", r.Seeds, r.Elapsed.Round(time.Second))
 	}
-	return fmt.Sprintf("caught by seed %d after %d seeds (%s): %s", r.First.Seed, r.Seeds, r.Elapsed.Round(time.Second), r.First.Verdict)
+	rep := "reproduces"
+	if !r.Reproduced {
+		rep = "does not reproduce (" + r.Repro.Verdict + ")"
+	}
+	return fmt.Sprintf("caught by seed %d after %d seeds (%s): %s, %s", r.First.Seed, r.Seeds, r.Elapsed.Round(time.Second), r.First.Verdict, rep)
 }
 
 // hunt runs seeds in order on parallel workers with mutant id active until a

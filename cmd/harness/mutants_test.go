@@ -53,3 +53,18 @@ func TestMutantTable(t *testing.T) {
 	assert.Regexp(t, `hash-skip-bucket\s+missed`, out.String())
 	assert.Contains(t, out.String(), "NO: ok")
 }
+
+// TestMutantsCatchesCheapMutant builds the tagged harness and hunts one mutant
+// that the default run catches with seed 1 (apply-uncommitted: a divergence
+// within seconds); its failure must reproduce.
+func TestMutantsCatchesCheapMutant(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the harness with -tags havoc_mutants and runs simulated seeds")
+	}
+	var stdout, stderr bytes.Buffer
+	code := execute([]string{"mutants", "--mutants", string(mutant.ApplyUncommitted), "--seeds", "1-3",
+		"--parallel", "1", "--out", t.TempDir()}, &stdout, &stderr)
+	require.Equal(t, exitOK, code, "stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	assert.Regexp(t, `apply-uncommitted\s+caught`, stdout.String())
+	assert.Contains(t, stdout.String(), "reproduce: HAVOC_MUTANT=apply-uncommitted go run -tags havoc_mutants ./cmd/harness run --seed")
+}
