@@ -31,6 +31,9 @@ type mutantResult struct {
 	// it is the same verdict and reason.
 	Repro      sweepResult
 	Reproduced bool
+	// Passed counts the seeds that ran without a failure, by verdict (ok or
+	// inconclusive): a mutant missed on inconclusive seeds was not really tried.
+	Passed map[string]int
 }
 
 func newMutantsCmd() *cobra.Command {
@@ -149,7 +152,7 @@ func caught(v string) bool { return v != scenarios.VerdictOK && v != scenarios.V
 
 func caughtWord(r mutantResult) string {
 	if !r.Caught {
-		return fmt.Sprintf("missed in %d seeds (%s)", r.Seeds, r.Elapsed.Round(time.Second))
+		return fmt.Sprintf("missed in %d seeds (%s): %s", r.Seeds, r.Elapsed.Round(time.Second), tally(r.Passed))
 	}
 	rep := "reproduces"
 	if !r.Reproduced {
@@ -166,6 +169,7 @@ func hunt(bin string, args []string, id mutant.ID, seeds []uint64, parallel int)
 	start := time.Now()
 	var mu sync.Mutex
 	var failed []sweepResult
+	passed := map[string]int{}
 	var firstAt time.Duration
 	stop := false
 	work := make(chan uint64)
@@ -178,14 +182,16 @@ func hunt(bin string, args []string, id mutant.ID, seeds []uint64, parallel int)
 			defer w.close()
 			for s := range work {
 				r := w.run(s)
+				mu.Lock()
 				if caught(r.Verdict) {
-					mu.Lock()
 					failed = append(failed, r)
 					if !stop {
 						stop, firstAt = true, time.Since(start)
 					}
-					mu.Unlock()
+				} else {
+					passed[r.Verdict]++
 				}
+				mu.Unlock()
 			}
 		}()
 	}
@@ -202,7 +208,7 @@ func hunt(bin string, args []string, id mutant.ID, seeds []uint64, parallel int)
 	}
 	close(work)
 	wg.Wait()
-	r := mutantResult{ID: id, Seeds: sent, Elapsed: time.Since(start)}
+	r := mutantResult{ID: id, Seeds: sent, Elapsed: time.Since(start), Passed: passed}
 	if len(failed) == 0 {
 		return r
 	}
@@ -298,7 +304,7 @@ func mutantTable(w io.Writer, results []mutantResult, budget int) error {
 	for _, r := range results {
 		if !r.Caught {
 			missed++
-			fmt.Fprintf(tw, "%s\tmissed\t-\t%d\t%.0f\t-\t-\t-\n", r.ID, r.Seeds, r.Elapsed.Seconds())
+			fmt.Fprintf(tw, "%s\tmissed\t-\t%d\t%.0f\t%s\t-\t-\n", r.ID, r.Seeds, r.Elapsed.Seconds(), tally(r.Passed))
 			continue
 		}
 		nCaught++
@@ -324,6 +330,18 @@ func mutantTable(w io.Writer, results []mutantResult, budget int) error {
 		return &exitError{code: exitViolation, msg: fmt.Sprintf("harness mutants: %d missed, %d not reproduced", missed, unreproduced)}
 	}
 	return nil
+}
+
+// tally renders verdict counts as "ok×28 inconclusive×2", in verdict order.
+func tally(counts map[string]int) string {
+	var parts []string
+	for _, v := range sortedKeys(counts) {
+		parts = append(parts, fmt.Sprintf("%s×%d", v, counts[v]))
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, " ")
 }
 
 // oneLine cuts s to its first line and at most n bytes.

@@ -41,7 +41,7 @@ func TestMutantTable(t *testing.T) {
 	assert.Contains(t, out.String(), "HAVOC_MUTANT=dedupe-off go run -tags havoc_mutants ./cmd/harness run --seed 3")
 	assert.Contains(t, out.String(), "1 of 1 mutants caught")
 
-	missed := mutantResult{ID: mutant.HashSkipBucket, Seeds: 10}
+	missed := mutantResult{ID: mutant.HashSkipBucket, Seeds: 10, Passed: map[string]int{scenarios.VerdictOK: 9, scenarios.VerdictInconclusive: 1}}
 	unrepro := caughtR
 	unrepro.ID, unrepro.Reproduced, unrepro.Repro = mutant.StaleReadLeader, false, sweepResult{Verdict: scenarios.VerdictOK}
 	out.Reset()
@@ -50,7 +50,7 @@ func TestMutantTable(t *testing.T) {
 	require.True(t, errors.As(err, &ee))
 	require.Equal(t, exitViolation, ee.code)
 	assert.Contains(t, ee.msg, "1 missed, 1 not reproduced")
-	assert.Regexp(t, `hash-skip-bucket\s+missed`, out.String())
+	assert.Regexp(t, `hash-skip-bucket\s+missed\s+-\s+10\s+0\s+inconclusive×1 ok×9`, out.String())
 	assert.Contains(t, out.String(), "NO: ok")
 }
 
