@@ -13,6 +13,9 @@
 #               (test.json: go test -json; junit.xml).
 #   bench       every benchmark once (a benchmark that fails is a bug too)
 #   sweep       the default scenario in the simulator over a fixed seed list
+#   mutants     harness mutants, bounded: the quickly caught mutants of the zoo
+#               (internal/mutant) over seeds 1-30 must each fail a seed that
+#               reproduces (the full zoo: scripts/mutants.sh)
 #
 # The last lines are every phase's time and the test counts again.
 #
@@ -21,6 +24,8 @@
 #                      "CI"; "" skips the sweep). Larger sweeps: scripts/nightly.sh.
 #   HAVOC_SWEEP_LIMIT  the sweep phase's timeout (default 15m)
 #   HAVOC_SHORT=1      go test -short (skips the slow suites: etcd builds, Docker)
+#   HAVOC_MUTANTS      the mutants phase's list (default: ci_mutants below; ""
+#                      skips the phase)
 #   HAVOC_TEST_PKGS    packages for vet, staticcheck, go-test and bench (default
 #                      ./...; CI always runs all), e.g. "./sim/... ./chaos"
 set -euo pipefail
@@ -81,6 +86,17 @@ phase_sweep() {
 	./bin/harness sweep --seeds "$1" --parallel "$(nproc)" --quiet --out havoc-runs
 }
 
+# The mutants CI hunts: each caught by seed 1 of the default run (see
+# README, "Mutants"); the rest of the zoo takes longer or is still missed.
+ci_mutants=stale-read-follower,ack-before-sync,apply-uncommitted,consistent-index-ahead,snapshot-no-reload,dedupe-off,delete-no-tombstone,header-revision-stale
+
+phase_mutants() {
+	mkdir -p bin
+	go build -tags havoc_mutants -o bin/harness-mutants ./cmd/harness
+	./bin/harness-mutants mutants --binary bin/harness-mutants --mutants "$1" --seeds 1-30 \
+		--parallel "$(nproc)" --out havoc-runs/mutants
+}
+
 case "${1:-}" in
 --phase)
 	"phase_${2//-/_}" "${@:3}"
@@ -101,6 +117,11 @@ phase bench 5m scripts/test.sh --phase bench
 seeds=${HAVOC_SWEEP_SEEDS-1-100}
 if [ -n "$seeds" ]; then
 	phase sweep "${HAVOC_SWEEP_LIMIT:-15m}" scripts/test.sh --phase sweep "$seeds"
+fi
+# Mutants: a bounded hunt for bugs the checks must find (the last phase).
+mutants=${HAVOC_MUTANTS-$ci_mutants}
+if [ -n "$mutants" ]; then
+	phase mutants 5m scripts/test.sh --phase mutants "$mutants"
 fi
 phase_table
 echo "== all green"
