@@ -47,13 +47,14 @@ func newMutantsCmd() *cobra.Command {
 		Long: `Build the harness with the build tag ` + mutant.BuildTag + ` (go build -tags ` + mutant.BuildTag + `,
 from the module's source; or take --binary), then for each mutant in --mutants run the
 seeds of --seeds in order (at most --budget of them) on --parallel sweep workers with
-` + mutant.EnvVar + ` set, until the first seed whose verdict is a failure. The first
-failing seed is then run again, which must give the same verdict and reason.
-Prints a table (mutant, caught or missed, first failing seed, seeds and seconds to
-detection, verdict, whether it reproduced, reason) and the line that reproduces each
-caught mutant. Exit status 1 if a mutant is missed or its failure does not reproduce.
---list prints the mutants and exits. A normal build carries no mutation: every site is
-a constant false without the tag.`,
+` + mutant.EnvVar + ` set, until the first seed that fails without failing the same way
+with no mutant (a seed that fails without it too is tallied as baseline-VERDICT and the
+hunt goes on). The first failing seed is then run again, which must give the same
+verdict and reason. Prints a table (mutant, caught or missed, first failing seed, seeds
+and seconds to detection, verdict, whether it reproduced, reason) and the line that
+reproduces each caught mutant. Exit status 1 if a mutant is missed or its failure does
+not reproduce. --list prints the mutants and exits. A normal build carries no mutation:
+every site is a constant false without the tag.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out := cmd.OutOrStdout()
@@ -147,8 +148,11 @@ func buildMutantHarness(dir string, stderr io.Writer) (string, error) {
 }
 
 // caught reports whether a verdict is a failure found by the checks: anything
-// but ok and inconclusive (a worker that died counts: the mutant crashed it).
-func caught(v string) bool { return v != scenarios.VerdictOK && v != scenarios.VerdictInconclusive }
+// but ok, inconclusive and a baseline failure (a worker that died counts: the
+// mutant crashed it).
+func caught(v string) bool {
+	return v != scenarios.VerdictOK && v != scenarios.VerdictInconclusive && !strings.HasPrefix(v, "baseline-")
+}
 
 func caughtWord(r mutantResult) string {
 	if !r.Caught {
@@ -165,6 +169,7 @@ func caughtWord(r mutantResult) string {
 // seed fails; seeds already started finish, and the smallest failing seed is
 // the first. It then re-runs that seed once.
 func hunt(bin string, args []string, id mutant.ID, seeds []uint64, parallel int) mutantResult {
+	controlEnv := append(os.Environ(), mutant.EnvVar+"=")
 	env := append(os.Environ(), mutant.EnvVar+"="+string(id))
 	start := time.Now()
 	var mu sync.Mutex
@@ -180,8 +185,17 @@ func hunt(bin string, args []string, id mutant.ID, seeds []uint64, parallel int)
 			defer wg.Done()
 			w := &mutantWorker{bin: bin, args: args, env: env}
 			defer w.close()
+			control := &mutantWorker{bin: bin, args: args, env: controlEnv}
+			defer control.close()
 			for s := range work {
 				r := w.run(s)
+				// A seed that fails without the mutant too is the store's (or the
+				// harness's) own failure, not a catch: count it and go on.
+				if caught(r.Verdict) {
+					if c := control.run(s); caught(c.Verdict) {
+						r.Verdict = "baseline-" + c.Verdict
+					}
+				}
 				mu.Lock()
 				if caught(r.Verdict) {
 					failed = append(failed, r)

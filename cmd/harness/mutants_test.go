@@ -24,6 +24,14 @@ func TestParseMutants(t *testing.T) {
 	require.ErrorContains(t, err, `no mutant "no-such-bug"`)
 }
 
+func TestCaught(t *testing.T) {
+	require.True(t, caught(scenarios.VerdictIllegal))
+	require.True(t, caught(verdictWorkerError))
+	require.False(t, caught(scenarios.VerdictOK))
+	require.False(t, caught(scenarios.VerdictInconclusive))
+	require.False(t, caught("baseline-"+scenarios.VerdictNoLiveness), "a seed that fails without the mutant is no catch")
+}
+
 func TestMutantRepro(t *testing.T) {
 	got := mutantRepro(mutant.DedupeOff, "go run ./cmd/harness run --seed 7 --nodes 3")
 	require.Equal(t, "HAVOC_MUTANT=dedupe-off go run -tags havoc_mutants ./cmd/harness run --seed 7 --nodes 3", got)
