@@ -61,6 +61,8 @@ var layers = [][]rule{
 		{pkg: "internal/shared"},
 		{pkg: "internal/layering"},
 		{pkg: "internal/certs"},
+		// Results files (JSON, JUnit, HTML) and their merging: plain data.
+		{pkg: "scenarios/report"},
 	},
 	{ // 1: the store's storage, over the filesystem interface.
 		{pkg: "vfs/vfstest", imports: []string{"vfs"}},
