@@ -70,7 +70,7 @@ func newRoot() (root *cobra.Command, started *bool, stop func()) {
 		}
 		return pprof.StartCPUProfile(f)
 	}
-	root.AddCommand(newRunCmd(), newSweepCmd(), newSweepWorkerCmd(), newCheckCmd(), newServeCmd(), newSnapshotCmd(), newDrillCmd(), newDockerCmd(), newBenchCmd(),
+	root.AddCommand(newRunCmd(), newSweepCmd(), newSweepWorkerCmd(), newCheckCmd(), newServeCmd(), newSnapshotCmd(), newDrillCmd(), newDockerCmd(), newBenchCmd(), newReportCmd(),
 		newScenariosCmd(), newShrinkCmd(), newShrinkWorkerCmd())
 	root.AddCommand(newExplainCmd(), newMutantsCmd())
 	root.AddCommand(newTraceCmd())

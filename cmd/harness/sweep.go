@@ -22,6 +22,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/havoclab/havoc/scenarios"
+	"github.com/havoclab/havoc/scenarios/report"
 )
 
 // parseSeeds parses "1-1000", "7", or a comma list of both.
@@ -80,6 +81,9 @@ func newSweepCmd() *cobra.Command {
 	var seeds string
 	var parallel, fullArtifacts int
 	var quiet bool
+	var shardFlag string
+	var budget time.Duration
+	var rf reportFlags
 	cmd := &cobra.Command{
 		Use:   "sweep",
 		Short: "Run many seeds in the simulator across cores and report the failing ones",
@@ -89,6 +93,20 @@ then print a summary table and the failing seeds with the line that reproduces e
 Every failing seed leaves a summary in --out (seed, config.json, schedule.txt,
 summary.txt); the first --full-artifacts failing seeds in seed order also get their
 history, watch events and trace (rebuilt by re-running them traced).
+The results of every seed go to --out/results.json (a shard's to
+results-shard-I-of-N.json), the file "harness report merge" reads; --junit and --json
+write them elsewhere too.
+
+--shard I/N (0 <= I < N; or, without the flag, Kubernetes' JOB_COMPLETION_INDEX and
+JOB_COMPLETIONS) runs the I-th slice of the seed list, round-robin: seeds at positions
+I, I+N, I+2N... of --seeds. --for D is a wall-clock budget: seeds are started in order
+(the first always) until D has passed, the running ones finish, and the summary says how many ran. Each
+seed's verdict stays what it is in any other sweep; only how many seeds run depends
+on the machine.
+
+The progress bar is drawn on a terminal only; otherwise (a CI log) a plain progress
+line is printed every tenth of the seeds or every 10 s.
+
 Exit status 1 if any seed failed its check, else 4 if a seed could not run, else 3 if
 a check was inconclusive (see harness --help).`,
 		Args: cobra.NoArgs,
@@ -97,9 +115,20 @@ a check was inconclusive (see harness --help).`,
 			if err != nil {
 				return usageError(err)
 			}
-			_, sc, err := f.effective(cmd.Flags(), 1, nil)
+			c, sc, err := f.effective(cmd.Flags(), 1, nil)
 			if err != nil {
 				return usageError(err)
+			}
+			sh, err := parseShard(shardFlag, os.Getenv)
+			if err != nil {
+				return usageError(err)
+			}
+			if budget < 0 {
+				return usageError(fmt.Errorf("--for %s: a wall-clock budget (0: none)", budget))
+			}
+			list = sh.slice(list)
+			if len(list) == 0 {
+				return usageError(errNoSeeds)
 			}
 			if sc.Drill != "" {
 				return usageError(errDrillSweep)
@@ -111,15 +140,22 @@ a check was inconclusive (see harness --help).`,
 				return usageError(fmt.Errorf("--full-artifacts %d: a count (0: summaries only)", fullArtifacts))
 			}
 			parallel = min(parallel, len(list))
-			args := workerArgs(cmd.Flags(), f.names)
-			return sweep(cmd.OutOrStdout(), cmd.ErrOrStderr(), args, list, parallel, fullArtifacts, quiet)
+			o := sweepOpts{args: workerArgs(cmd.Flags(), f.names), seeds: list, parallel: parallel, fullArtifacts: fullArtifacts,
+				quiet: quiet, shard: sh, budget: budget, results: resultsPath(c.Out, sh), report: rf}
+			if f.scenario != "" {
+				o.scenario = sc.Name
+			}
+			return sweepWith(cmd.OutOrStdout(), cmd.ErrOrStderr(), o)
 		},
 	}
 	f.register(cmd, false, false)
 	cmd.Flags().StringVar(&seeds, "seeds", "1-100", "seeds to run: 1-1000, 7, or a comma list")
 	cmd.Flags().IntVar(&parallel, "parallel", runtime.NumCPU(), "worker processes (default: one per CPU)")
 	cmd.Flags().IntVar(&fullArtifacts, "full-artifacts", 5, "failing seeds (the first, in seed order) that get full artifacts; the rest get summaries (0: summaries only)")
-	cmd.Flags().BoolVar(&quiet, "quiet", false, "no progress bar")
+	cmd.Flags().BoolVar(&quiet, "quiet", false, "no progress bar or progress lines")
+	cmd.Flags().StringVar(&shardFlag, "shard", "", "run shard I of N (I/N, 0 <= I < N): seeds at positions I, I+N, ... of --seeds (default: JOB_COMPLETION_INDEX/JOB_COMPLETIONS if set, else all)")
+	cmd.Flags().DurationVar(&budget, "for", 0, "wall-clock budget: start seeds in order until it is spent, then finish the running ones (0: run every seed)")
+	rf.register(cmd)
 	return cmd
 }
 
@@ -145,22 +181,78 @@ const (
 	modeFull    = "full"    // a failing seed leaves its full artifacts
 )
 
+// sweepOpts are what a sweep runs and where its results go.
+type sweepOpts struct {
+	args          []string // the worker's command line
+	seeds         []uint64 // this shard's seeds
+	parallel      int
+	fullArtifacts int
+	quiet         bool
+	shard         shard
+	budget        time.Duration // wall-clock budget (0: none)
+	results       string        // results file ("" : none)
+	scenario      string        // the scenario's name, if the sweep runs a scenario file
+	report        reportFlags
+}
+
 func sweep(stdout, stderr io.Writer, args []string, seeds []uint64, parallel, fullArtifacts int, quiet bool) error {
+	return sweepWith(stdout, stderr, sweepOpts{args: args, seeds: seeds, parallel: parallel, fullArtifacts: fullArtifacts, quiet: quiet})
+}
+
+func sweepWith(stdout, stderr io.Writer, o sweepOpts) error {
 	exe, err := os.Executable()
 	if err != nil {
 		return err
 	}
 	start := time.Now()
-	all := runSeeds(exe, args, seeds, parallel, modeSummary, !quiet, stderr)
-	if full := fullArtifactSeeds(all, fullArtifacts); len(full) > 0 {
-		again := runSeeds(exe, args, full, min(parallel, len(full)), modeFull, false, stderr)
+	var deadline time.Time
+	if o.budget > 0 {
+		deadline = start.Add(o.budget)
+	}
+	progress := progressNone
+	switch {
+	case o.quiet:
+	case isTerminal(stderr):
+		progress = progressBar
+	default:
+		progress = progressLines
+	}
+	all := runSeeds(exe, o.args, o.seeds, o.parallel, modeSummary, progress, deadline, stderr)
+	if full := fullArtifactSeeds(all, o.fullArtifacts); len(full) > 0 {
+		again := runSeeds(exe, o.args, full, min(o.parallel, len(full)), modeFull, progressNone, time.Time{}, stderr)
 		for _, r := range again {
 			i, _ := slices.BinarySearchFunc(all, r.Seed, func(a sweepResult, s uint64) int { return cmp.Compare(a.Seed, s) })
 			all[i].Full = r.Verdict == all[i].Verdict
 		}
 	}
-	return summarize(stdout, all, time.Since(start), parallel)
+	elapsed := time.Since(start)
+	if sh := o.shard.String(); sh != "" {
+		fmt.Fprintf(stdout, "shard %s: %d seeds of the list (round-robin)\n", sh, len(o.seeds))
+	}
+	if o.budget > 0 {
+		fmt.Fprintf(stdout, "time box --for %s: ran %d of %d seeds\n", o.budget, len(all), len(o.seeds))
+	}
+	res := report.Results{Command: "sweep", Shard: o.shard.String(), Planned: len(o.seeds), ElapsedSec: elapsed.Seconds()}
+	for _, r := range all {
+		res.Cases = append(res.Cases, seedCase("sweep", o.scenario, r))
+	}
+	if o.results != "" {
+		if err := report.WriteFile(o.results, func(w io.Writer) error { return report.WriteJSON(w, res) }); err != nil {
+			return err
+		}
+	}
+	if err := o.report.write(res); err != nil {
+		return err
+	}
+	return summarize(stdout, all, elapsed, o.parallel)
 }
+
+// How a sweep shows its progress.
+const (
+	progressNone  = iota
+	progressBar   // a progress bar, on a terminal
+	progressLines // plain lines, for a log
+)
 
 // fullArtifactSeeds picks the seeds that get full artifacts: the first n
 // failing seeds that left a summary, in seed order (all is sorted). A rerun is
@@ -177,9 +269,14 @@ func fullArtifactSeeds(all []sweepResult, n int) []uint64 {
 
 // runSeeds runs seeds on parallel worker processes in mode and returns their
 // results in seed order.
-func runSeeds(exe string, args []string, seeds []uint64, parallel int, mode string, progress bool, stderr io.Writer) []sweepResult {
+// With a deadline, no seed starts after it.
+func runSeeds(exe string, args []string, seeds []uint64, parallel int, mode string, progress int, deadline time.Time, stderr io.Writer) []sweepResult {
 	var bar *progressbar.ProgressBar
-	if progress {
+	var lines *progressLog
+	if progress == progressLines {
+		lines = newProgressLog(stderr, len(seeds), 10*time.Second)
+	}
+	if progress == progressBar {
 		bar = progressbar.NewOptions(len(seeds), progressbar.OptionSetWriter(stderr), progressbar.OptionSetDescription("seeds"),
 			progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("seeds"),
 			progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionClearOnFinish())
@@ -195,7 +292,11 @@ func runSeeds(exe string, args []string, seeds []uint64, parallel int, mode stri
 		}()
 	}
 	go func() {
-		for _, s := range seeds {
+		for i, s := range seeds {
+			// The first seed always runs: a time box always has a result.
+			if i > 0 && !deadline.IsZero() && !time.Now().Before(deadline) {
+				break
+			}
 			work <- s
 		}
 		close(work)
@@ -206,6 +307,9 @@ func runSeeds(exe string, args []string, seeds []uint64, parallel int, mode stri
 		all = append(all, r)
 		if bar != nil {
 			_ = bar.Add(1)
+		}
+		if lines != nil {
+			lines.add(r.Verdict)
 		}
 	}
 	if bar != nil {

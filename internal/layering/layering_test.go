@@ -109,7 +109,7 @@ var layers = [][]rule{
 	},
 	{ // 9: the command line.
 		{pkg: "cmd/harness", imports: []string{"chaos", "cluster", "internal/mutant", "linearizability", "scenarios", "scenarios/bench", "scenarios/drill",
-			"scenarios/explain", "scenarios/library", "scenarios/scenario", "scenarios/shrink", "server", "store",
+			"scenarios/explain", "scenarios/library", "scenarios/report", "scenarios/scenario", "scenarios/shrink", "server", "store",
 			"store/mvcc", "store/snapshot", "store/wal"},
 			tests: []string{"internal/dockertest"}},
 	},
