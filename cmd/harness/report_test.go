@@ -161,3 +161,26 @@ func TestSweepTimeBox(t *testing.T) {
 	require.Len(t, r.Cases, 1)
 	require.Equal(t, uint64(1), r.Cases[0].Seed)
 }
+
+// TestRunWritesJUnit: `harness run --junit --json` reports its one seed.
+func TestRunWritesJUnit(t *testing.T) {
+	dir := t.TempDir()
+	junit, js := filepath.Join(dir, "j.xml"), filepath.Join(dir, "r.json")
+	code, stdout, stderr := harness(t, "run", "--seed", "3", "--duration", "3s", "--clients", "2", "--faults", "none", "--rate", "100",
+		"--out", t.TempDir(), "--junit", junit, "--json", js)
+	require.Equal(t, exitOK, code, "%s%s", stdout, stderr)
+	r, err := report.Read(js)
+	require.NoError(t, err)
+	require.Len(t, r.Cases, 1)
+	c := r.Cases[0]
+	require.Equal(t, "run", c.Suite)
+	require.Equal(t, "seed 3", c.Name)
+	require.Equal(t, report.StatusPassed, c.Status)
+	require.Contains(t, c.Repro, "run --seed 3 ")
+	b, err := os.ReadFile(junit)
+	require.NoError(t, err)
+	var doc report.TestSuites
+	require.NoError(t, xml.Unmarshal(b, &doc))
+	require.Equal(t, 1, doc.Tests)
+	require.Equal(t, "seed 3", doc.Suites[0].Cases[0].Name)
+}

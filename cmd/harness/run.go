@@ -22,6 +22,7 @@ import (
 	"github.com/havoclab/havoc/chaos"
 	"github.com/havoclab/havoc/cluster"
 	"github.com/havoclab/havoc/scenarios"
+	"github.com/havoclab/havoc/scenarios/report"
 )
 
 // runFlags are the flags shared by run, sweep and the sweep worker.
@@ -82,6 +83,8 @@ var replayNeutral = map[string]string{
 	"memory":     "Docker backend only (in the rerun line of a real run)",
 	"help":       "prints help",
 	"scenario":   "a scenario run's reproduce line is --scenario DIR/scenario.yaml, which holds the whole run",
+	"junit":      "where the results are reported, not what they are",
+	"json":       "where the results are reported, not what they are",
 }
 
 func kindNames() string {
@@ -226,6 +229,7 @@ func (b *backendFlags) runReal(ctx context.Context, w io.Writer, c scenarios.Con
 func newRunCmd() *cobra.Command {
 	var f runFlags
 	var bf backendFlags
+	var rf reportFlags
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run one scenario in the deterministic simulator (or on real processes) and check it",
@@ -283,9 +287,19 @@ and logged.`,
 					fmt.Fprintln(w, line)
 				}
 			}
+			repro := scenarios.Repro(c)
+			if bf.backend != "sim" {
+				repro += backendArgs(cmd.Flags())
+			}
 			if bf.backend != "sim" && !res.Passed() {
-				fmt.Fprintf(w, "rerun on %s (same workload and schedule, not the same interleaving): %s%s\n",
-					bf.backend, scenarios.Repro(c), backendArgs(cmd.Flags()))
+				fmt.Fprintf(w, "rerun on %s (same workload and schedule, not the same interleaving): %s\n", bf.backend, repro)
+			}
+			name := ""
+			if f.scenario != "" {
+				name = sc.Name
+			}
+			if err := rf.write(runResults(name, repro, res)); err != nil {
+				return err
 			}
 			if code := verdictExit(res.Verdict); code != exitOK {
 				return &exitError{code: code}
@@ -295,7 +309,15 @@ and logged.`,
 	}
 	f.register(cmd, true, true)
 	bf.register(cmd)
+	rf.register(cmd)
 	return cmd
+}
+
+// runResults are the results of one run, for --junit and --json.
+func runResults(scenario, repro string, res *scenarios.Result) report.Results {
+	r := sweepResult{Seed: res.Seed, Verdict: res.Verdict, Reason: res.Reason, Ops: res.Operations, Unknown: res.Unknown,
+		WallSec: res.Wall.Seconds(), CheckSec: res.CheckWall.Seconds(), Dir: res.Dir, Repro: repro}
+	return report.Results{Command: "run", Planned: 1, ElapsedSec: r.WallSec, Cases: []report.Case{seedCase("run", scenario, r)}}
 }
 
 // backendArgs are the backend flags of a real run, those that differ from their
