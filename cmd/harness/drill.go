@@ -14,10 +14,12 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/havoclab/havoc/chaos"
 	"github.com/havoclab/havoc/cluster"
 	"github.com/havoclab/havoc/scenarios/drill"
+	"github.com/havoclab/havoc/scenarios/report"
 )
 
 // newDrillCmd is `harness drill NAME`: a named backup and recovery drill in the
@@ -28,6 +30,7 @@ func newDrillCmd() *cobra.Command {
 	var faults string
 	var asJSON bool
 	var rf realDrillFlags
+	var rep reportFlags
 	cmd := &cobra.Command{
 		Use:   "drill NAME",
 		Short: "Run a backup/recovery drill in the simulator, on real processes or in containers: " + strings.Join(drill.Names, ", "),
@@ -68,12 +71,16 @@ Without NAME, list the drills.`,
 				c.Seed = freshSeed()
 			}
 			var r *drill.Report
+			started := time.Now()
 			if rf.backend == "sim" {
 				r, err = drill.Run(context.Background(), args[0], c, drill.Backend{})
 			} else {
 				r, err = rf.run(cmd.Context(), args[0], c)
 			}
 			if err != nil {
+				return err
+			}
+			if err := rep.write(drillResults(r, drillRepro(cmd.Flags(), args[0], c.Seed), time.Since(started))); err != nil {
 				return err
 			}
 			if asJSON {
@@ -103,7 +110,30 @@ Without NAME, list the drills.`,
 	fl.StringVar(&rf.etcdutlBin, "etcdutl-bin", "", "etcdutl binary restoring etcd (default: etcdutl next to --etcd-bin, else on PATH)")
 	fl.StringVar(&rf.runDir, "run-dir", "", "where real members keep data dirs, logs and snapshots (default: a temporary directory, removed afterwards)")
 	rf.docker.register(fl)
+	fl.StringVar(&rep.junit, "junit", "", "write a JUnit XML report (one test case: the drill) to this file")
 	return cmd
+}
+
+// drillRepro is the command line that reruns a drill: its seed and every
+// flag given, but those that only say where output goes.
+func drillRepro(fs *pflag.FlagSet, name string, seed uint64) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "go run ./cmd/harness drill %s --seed %d", name, seed)
+	fs.Visit(func(f *pflag.Flag) {
+		switch f.Name {
+		case "seed", "json", "junit", "run-dir":
+		default:
+			fmt.Fprintf(&b, " --%s %s", f.Name, f.Value.String())
+		}
+	})
+	return b.String()
+}
+
+// drillResults are a drill's results, for --junit.
+func drillResults(r *drill.Report, repro string, wall time.Duration) report.Results {
+	c := report.Case{Suite: "drill", Name: r.Name, Seed: r.Seed, Verdict: r.Verdict, Status: status(r.Verdict),
+		Reason: r.Reason, Repro: repro, WallSec: wall.Seconds()}
+	return report.Results{Command: "drill", Planned: 1, ElapsedSec: wall.Seconds(), Cases: []report.Case{c}}
 }
 
 // drillList describes every drill, one paragraph each.

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/pflag"
 	"github.com/stretchr/testify/require"
 
 	"github.com/havoclab/havoc/scenarios/report"
@@ -183,4 +184,29 @@ func TestRunWritesJUnit(t *testing.T) {
 	require.NoError(t, xml.Unmarshal(b, &doc))
 	require.Equal(t, 1, doc.Tests)
 	require.Equal(t, "seed 3", doc.Suites[0].Cases[0].Name)
+}
+
+// TestDrillWritesJUnit: `harness drill NAME --junit` reports the drill as one
+// test case, with a reproduce line that reruns it.
+func TestDrillWritesJUnit(t *testing.T) {
+	junit := filepath.Join(t.TempDir(), "j.xml")
+	code, stdout, stderr := harness(t, "drill", "save-restore", "--seed", "2", "--duration", "3s", "--after", "2s", "--clients", "2",
+		"--rate", "100", "--junit", junit)
+	require.Equal(t, exitOK, code, "%s%s", stdout, stderr)
+	b, err := os.ReadFile(junit)
+	require.NoError(t, err)
+	var doc report.TestSuites
+	require.NoError(t, xml.Unmarshal(b, &doc))
+	require.Equal(t, 1, doc.Tests)
+	require.Equal(t, "drill", doc.Suites[0].Cases[0].Classname)
+	require.Equal(t, "save-restore", doc.Suites[0].Cases[0].Name)
+	require.Equal(t, "go run ./cmd/harness drill save-restore --seed 2 --after 2s --clients 2 --duration 3s --rate 100",
+		drillRepro(mustDrillFlags(t, "--seed", "2", "--after", "2s", "--clients", "2", "--duration", "3s", "--rate", "100", "--junit", "x"), "save-restore", 2))
+}
+
+func mustDrillFlags(t *testing.T, args ...string) *pflag.FlagSet {
+	t.Helper()
+	cmd := newDrillCmd()
+	require.NoError(t, cmd.ParseFlags(args))
+	return cmd.Flags()
 }
