@@ -21,6 +21,7 @@ import (
 	"github.com/havoclab/havoc/cluster"
 	"github.com/havoclab/havoc/scenarios"
 	"github.com/havoclab/havoc/scenarios/bench"
+	"github.com/havoclab/havoc/scenarios/report"
 )
 
 // benchFlags are the options of `harness bench`.
@@ -33,6 +34,7 @@ type benchFlags struct {
 	rounds    int
 	nodes     int
 	jsonPath  string
+	junitPath string
 	csvPath   string
 	plotDir   string
 	bf        backendFlags
@@ -87,6 +89,7 @@ during the fault and the time to recover.`,
 	fl.Uint64Var(&f.cfg.Seed, "seed", 1, "seed of the key draws and the link proxies")
 	fl.StringArrayVar(&f.faults, "fault", nil, "fault during the measured part, KIND[:MEMBER]@AT[+FOR] (repeatable): kill-leader or a kind of --faults")
 	fl.StringVar(&f.jsonPath, "json", "", "write the reports (figures and per-second series) to this JSON file")
+	fl.StringVar(&f.junitPath, "junit", "", "write a JUnit XML report (one passing test case per target and round, its time the measured part) to this file")
 	fl.StringVar(&f.csvPath, "csv", "", "write the figures of every run to this CSV file, and the per-second series next to it (NAME-series.csv)")
 	fl.StringVar(&f.plotDir, "plot", "", "write PNG plots (latency and throughput over time, latency percentiles) and index.html joining them with the tables to this directory")
 	return cmd
@@ -230,6 +233,13 @@ func (f *benchFlags) run(ctx context.Context, w io.Writer) error {
 			return err
 		}
 		fmt.Fprintln(w, "json:", f.jsonPath)
+	}
+	if f.junitPath != "" {
+		rep := reportFlags{junit: f.junitPath}
+		if err := rep.write(benchResults(all, f.rounds, len(targets))); err != nil {
+			return err
+		}
+		fmt.Fprintln(w, "junit:", f.junitPath)
 	}
 	if f.csvPath != "" {
 		series, err := writeBenchCSV(f.csvPath, all)
@@ -397,4 +407,25 @@ func writeBenchCSV(path string, runs []*bench.Report) (string, error) {
 		}
 	}
 	return series, nil
+}
+
+// benchResults are a benchmark's runs as report cases: a benchmark has no
+// verdict, so each passes; its time is the measured part and its reason the
+// operations measured.
+func benchResults(all []*bench.Report, rounds, targets int) report.Results {
+	res := report.Results{Command: "bench", Planned: rounds * targets}
+	for i, r := range all {
+		var ops []string
+		var errs int64
+		for _, o := range r.Ops {
+			ops = append(ops, fmt.Sprintf("%s %d ok %.0f/s", o.Op, o.Count, o.Throughput))
+			errs += o.Errors
+		}
+		c := report.Case{Suite: "bench", Name: fmt.Sprintf("%s round %d", r.Target, i/max(targets, 1)+1), Seed: r.Config.Seed,
+			Verdict: scenarios.VerdictOK, Status: report.StatusPassed, Reason: fmt.Sprintf("%s; %d errors", strings.Join(ops, ", "), errs),
+			WallSec: r.Measured.Seconds()}
+		res.Cases = append(res.Cases, c)
+		res.ElapsedSec += c.WallSec
+	}
+	return res
 }

@@ -46,7 +46,7 @@ func TestBenchCommand(t *testing.T) {
 	dir := t.TempDir()
 	jsonPath, plotDir, csvPath := filepath.Join(dir, "bench.json"), filepath.Join(dir, "plots"), filepath.Join(dir, "bench.csv")
 	code, out, errOut := harness(t, "bench", "--workload", "txn", "--clients", "4", "--duration", "1s", "--warmup", "200ms",
-		"--json", jsonPath, "--plot", plotDir, "--csv", csvPath)
+		"--json", jsonPath, "--plot", plotDir, "--csv", csvPath, "--junit", filepath.Join(dir, "junit.xml"))
 	require.Equal(t, exitOK, code, "stdout %s\nstderr %s", out, errOut)
 	assert.Contains(t, out, "havoc: 3 members on the process backend up in")
 	assert.Contains(t, out, "p99.9")
@@ -79,4 +79,7 @@ func TestBenchCommand(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, string(page), `<img src="havoc-latency.png"`)
 	assert.Contains(t, string(page), "p99.9")
+	junit, err := os.ReadFile(filepath.Join(dir, "junit.xml"))
+	require.NoError(t, err)
+	assert.Contains(t, string(junit), `<testcase classname="bench" name="havoc round 1"`)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/stretchr/testify/require"
 
+	"github.com/havoclab/havoc/scenarios/bench"
 	"github.com/havoclab/havoc/scenarios/report"
 )
 
@@ -209,4 +210,22 @@ func mustDrillFlags(t *testing.T, args ...string) *pflag.FlagSet {
 	cmd := newDrillCmd()
 	require.NoError(t, cmd.ParseFlags(args))
 	return cmd.Flags()
+}
+
+func TestBenchResults(t *testing.T) {
+	runs := []*bench.Report{
+		{Target: "havoc", Measured: 2 * time.Second, Ops: []bench.OpStats{{Op: "put", Count: 10, Errors: 1, Throughput: 5}}},
+		{Target: "etcd", Measured: 3 * time.Second},
+		{Target: "havoc", Measured: 2 * time.Second},
+	}
+	runs[1].Config.Seed = 7
+	r := benchResults(runs, 2, 2)
+	require.Equal(t, 4, r.Planned)
+	require.Len(t, r.Cases, 3)
+	require.Equal(t, "havoc round 1", r.Cases[0].Name)
+	require.Equal(t, "etcd round 1", r.Cases[1].Name)
+	require.Equal(t, "havoc round 2", r.Cases[2].Name)
+	require.Equal(t, "put 10 ok 5/s; 1 errors", r.Cases[0].Reason)
+	require.Equal(t, report.StatusPassed, r.Cases[1].Status)
+	require.InDelta(t, 3.0, r.Cases[1].WallSec, 1e-9)
 }
