@@ -342,13 +342,14 @@ var htmlIndex = template.Must(template.New("index").Parse(`<!DOCTYPE html>
 <body><h1>havoc {{.Command}}</h1>
 <p>{{len .Cases}} cases of {{.Planned}} planned: {{.Passed}} passed, {{.Failed}} failed, {{.Skipped}} skipped.</p>
 {{if .Failures}}<table><tr><th>case</th><th>scenario</th><th>verdict</th><th>reason</th><th>reproduce</th><th>artifacts</th></tr>
-{{range .Failures}}<tr><td>{{.Suite}} {{.Name}}</td><td>{{.Scenario}}</td><td>{{.Verdict}}</td><td>{{.Reason}}</td><td><code>{{.Repro}}</code></td><td>{{if .Dir}}<a href="{{.Dir}}">{{.Dir}}</a>{{end}}</td></tr>
+{{range .Failures}}<tr><td>{{.Suite}} {{.Name}}</td><td>{{.Scenario}}</td><td>{{.Verdict}}</td><td>{{.Reason}}</td><td><code>{{.Repro}}</code></td><td>{{if .Dir}}<a href="{{.Dir}}">{{.Dir}}</a><br>timeline: <code>go run ./cmd/harness explain {{.Dir}}</code>{{end}}</td></tr>
 {{end}}</table>{{else}}<p>No failures.</p>{{end}}
 </body></html>
 `))
 
 // WriteHTML writes an HTML index of r's failures, each with its scenario,
-// verdict, reason, reproduce line and artifacts.
+// verdict, reason, reproduce line, artifacts and the command that explains
+// them (harness explain: a timeline of the failing run).
 func WriteHTML(w io.Writer, r Results) error {
 	passed, failed, skipped := r.Counts()
 	return htmlIndex.Execute(w, struct {

@@ -78,6 +78,7 @@ func TestMergeAndReadDirs(t *testing.T) {
 	require.NoError(t, WriteHTML(&h, m))
 	require.Contains(t, h.String(), "harness run --seed 2 --faults all")
 	require.Contains(t, h.String(), "no order fits get k=1")
+	require.Contains(t, h.String(), "harness explain runs/seed-2")
 	require.NotContains(t, h.String(), "sweep seed 1<")
 	var s bytes.Buffer
 	Summary(&s, m)
