@@ -63,6 +63,8 @@ var layers = [][]rule{
 		{pkg: "internal/certs"},
 		// Results files (JSON, JUnit, HTML) and their merging: plain data.
 		{pkg: "scenarios/report"},
+		// The Kubernetes manifests of a sharded sweep, and their tests.
+		{pkg: "deploy/kubernetes"},
 	},
 	{ // 1: the store's storage, over the filesystem interface.
 		{pkg: "vfs/vfstest", imports: []string{"vfs"}},
