@@ -22,8 +22,31 @@ func newDockerCmd() *cobra.Command {
 		Short: "Housekeeping for the Docker backend (see scripts/start-docker.sh for an engine)",
 		Args:  cobra.NoArgs,
 	}
-	cmd.AddCommand(newDockerCleanCmd())
+	cmd.AddCommand(newDockerCleanCmd(), newDockerImageCmd())
 	return cmd
+}
+
+// newDockerImageCmd is `harness docker image`: the image of the harness
+// itself, for a sweep on Kubernetes (deploy/kubernetes).
+func newDockerImageCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "image",
+		Short: "Build the harness's own image (a static binary, FROM scratch) and print its tag",
+		Long: `Build this repository's harness as a static Linux binary and an image FROM scratch
+around it (entrypoint /harness), through the Docker client, as the Docker backend builds
+its member images: the same image serves as member and as sweep shard. The tag is the
+binary's hash; an unchanged binary reuses the image. Print the tag; tag and push it for
+a cluster (deploy/kubernetes, README "CI at scale").`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			info, err := cluster.EnsureImage(cmd.Context(), cluster.DockerConfig{Target: cluster.TargetHavoc})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), info.Tag)
+			return nil
+		},
+	}
 }
 
 func newDockerCleanCmd() *cobra.Command {

@@ -93,3 +93,14 @@ func TestRunDockerBackend(t *testing.T) {
 	require.Contains(t, out.String(), "docker backend, target etcd: 3 members up")
 	require.Contains(t, out.String(), "PASS seed=5")
 }
+
+// TestDockerImageCommand builds the harness's own image and prints its tag.
+func TestDockerImageCommand(t *testing.T) {
+	ctx := dockerContext(t)
+	var out bytes.Buffer
+	cmd := newDockerCmd()
+	cmd.SetOut(&out)
+	cmd.SetArgs([]string{"image"})
+	require.NoError(t, cmd.ExecuteContext(ctx))
+	require.Regexp(t, `^havoc/member:[0-9a-f]{12}\n$`, out.String())
+}
