@@ -18,6 +18,7 @@ import (
 
 	"github.com/havoclab/havoc/internal/mutant"
 	"github.com/havoclab/havoc/scenarios"
+	"github.com/havoclab/havoc/scenarios/report"
 )
 
 // mutantResult is what `harness mutants` found for one mutant.
@@ -41,6 +42,7 @@ func newMutantsCmd() *cobra.Command {
 	var list, seeds, binary string
 	var parallel, budget int
 	var show bool
+	var rf reportFlags
 	cmd := &cobra.Command{
 		Use:   "mutants",
 		Short: "Measure bug-finding power: sweep seeds against deliberately broken stores until each fails",
@@ -100,10 +102,14 @@ every site is a constant false without the tag.`,
 				fmt.Fprintf(cmd.ErrOrStderr(), "%s: %s\n", id, caughtWord(r))
 				results = append(results, r)
 			}
+			if err := rf.write(mutantResults(results, len(ids))); err != nil {
+				return err
+			}
 			return mutantTable(out, results, len(all))
 		},
 	}
 	f.register(cmd, false, false)
+	rf.register(cmd)
 	cmd.Flags().StringVar(&list, "mutants", "all", "mutants to hunt: all, or a comma list (see --list)")
 	cmd.Flags().BoolVar(&show, "list", false, "list the mutants and exit")
 	cmd.Flags().StringVar(&seeds, "seeds", "1-200", "seeds to try, in order: 1-200, 7, or a comma list")
@@ -365,4 +371,27 @@ func oneLine(s string, n int) string {
 		s = s[:n] + "…"
 	}
 	return s
+}
+
+// mutantResults are the hunt's results as report cases, one per mutant: a
+// mutant caught by a failure that reproduces passes (the checks found the
+// bug); a missed or unreproduced one fails, with its tally or verdict.
+func mutantResults(results []mutantResult, planned int) report.Results {
+	res := report.Results{Command: "mutants", Planned: planned}
+	for _, r := range results {
+		c := report.Case{Suite: "mutants", Name: string(r.ID), Seed: r.First.Seed, WallSec: r.Elapsed.Seconds(),
+			Verdict: "caught", Status: report.StatusPassed, Repro: mutantRepro(r.ID, r.First.Repro),
+			Reason: fmt.Sprintf("seed %d after %d seeds: %s: %s", r.First.Seed, r.Seeds, r.First.Verdict, oneLine(r.First.Reason, 200))}
+		switch {
+		case !r.Caught:
+			c.Verdict, c.Status, c.Repro = "missed", report.StatusFailed, ""
+			c.Reason = fmt.Sprintf("missed in %d seeds: %s", r.Seeds, tally(r.Passed))
+		case !r.Reproduced:
+			c.Verdict, c.Status = "not-reproduced", report.StatusFailed
+			c.Reason += "; the rerun gave " + r.Repro.Verdict
+		}
+		res.Cases = append(res.Cases, c)
+		res.ElapsedSec += c.WallSec
+	}
+	return res
 }

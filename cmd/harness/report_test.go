@@ -229,3 +229,20 @@ func TestBenchResults(t *testing.T) {
 	require.Equal(t, report.StatusPassed, r.Cases[1].Status)
 	require.InDelta(t, 3.0, r.Cases[1].WallSec, 1e-9)
 }
+
+func TestMutantResults(t *testing.T) {
+	rs := []mutantResult{
+		{ID: "dedupe-off", Caught: true, Reproduced: true, Seeds: 1, Elapsed: time.Second,
+			First: sweepResult{Seed: 1, Verdict: "not-linearizable", Reason: "r", Repro: "go run ./cmd/harness run --seed 1"}},
+		{ID: "hash-skip-bucket", Seeds: 30, Passed: map[string]int{"ok": 30}},
+		{ID: "x", Caught: true, Seeds: 2, First: sweepResult{Seed: 2, Verdict: "divergence"}, Repro: sweepResult{Verdict: "ok"}},
+	}
+	r := mutantResults(rs, 3)
+	require.Len(t, r.Cases, 3)
+	require.Equal(t, report.StatusPassed, r.Cases[0].Status)
+	require.Equal(t, "HAVOC_MUTANT=dedupe-off go run -tags havoc_mutants ./cmd/harness run --seed 1", r.Cases[0].Repro)
+	require.Equal(t, report.StatusFailed, r.Cases[1].Status)
+	require.Equal(t, "missed in 30 seeds: ok×30", r.Cases[1].Reason)
+	require.Equal(t, "not-reproduced", r.Cases[2].Verdict)
+	require.Contains(t, r.Cases[2].Reason, "the rerun gave ok")
+}
