@@ -47,6 +47,7 @@ func TestSwarmDrawIsValidAndRoundTrips(t *testing.T) {
 			}
 			require.True(t, hasRead && hasWrite, "seed %d %s: %v", seed, profile, c.Workload.Mix)
 			require.Equal(t, base.Duration, c.Duration)
+			require.LessOrEqual(t, c.Workload.Rate/float64(c.Workload.Keys), 16.0, "seed %d: a key is offered at most 16 ops/s", seed)
 
 			got, b := roundTrip(t, c)
 			require.Equal(t, normal(c), normal(got), "seed %d:\n%s", seed, b)
