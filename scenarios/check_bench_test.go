@@ -59,3 +59,41 @@ func BenchmarkCheckDefaultRun(b *testing.B) {
 	b.ReportMetric(float64(len(ops)), "ops")
 	b.ReportMetric(float64(steps), "steps")
 }
+
+// BenchmarkDefaultRun measures the default run: 3 members, 16 clients, about 1,000
+// operations per virtual second for 60 virtual seconds with every fault kind,
+// checking included.
+// It reports operations recorded per CPU-second (checking included), to
+// divide by store's BenchmarkBareRaft on the same machine.
+func BenchmarkDefaultRun(b *testing.B) {
+	benchRuns(b, func(seed uint64) (Config, error) { return Config{Seed: seed, Faults: chaos.AllKinds}, nil })
+}
+
+// BenchmarkSwarmRuns measures swarm runs (Swarm of the default run) of seeds
+// 1, 2, ...: -benchtime 100x is the sweep of seeds 1-100.
+func BenchmarkSwarmRuns(b *testing.B) {
+	benchRuns(b, func(seed uint64) (Config, error) { return Swarm(Config{Seed: seed}) })
+}
+
+// benchRuns runs the configuration of seeds 1, 2, ... and reports virtual
+// seconds per wall second, check seconds per run and operations recorded
+// per CPU-second.
+func benchRuns(b *testing.B, config func(seed uint64) (Config, error)) {
+	var virtual, wall, check time.Duration
+	ops := 0
+	cpu0 := cpuTime(b)
+	for i := 0; b.Loop(); i++ {
+		c, err := config(uint64(i + 1))
+		require.NoError(b, err)
+		res, err := RunSim(c)
+		require.NoError(b, err)
+		virtual += res.Virtual
+		wall += res.Wall
+		check += res.CheckWall
+		ops += res.Operations
+	}
+	cpu := cpuTime(b) - cpu0
+	b.ReportMetric(virtual.Seconds()/wall.Seconds(), "virtual-s/wall-s")
+	b.ReportMetric(check.Seconds()/float64(b.N), "check-s/run")
+	b.ReportMetric(float64(ops)/cpu.Seconds(), "ops/cpu-s")
+}

@@ -34,6 +34,10 @@ type Config struct {
 	// SnapshotCount is the members' raft snapshot interval (1000 when zero, so
 	// that snapshots and log compaction happen within a minute of load).
 	SnapshotCount uint64 `json:"snapshot_count"`
+	// CatchUpEntries is the members' log kept after a snapshot for slow
+	// followers (store.Config's 5000 when zero): a follower further behind is
+	// sent a snapshot.
+	CatchUpEntries uint64 `json:"catch_up_entries,omitempty"`
 	// Watchers is the number of watch sessions checked for watch guarantees (2
 	// when zero, none when negative, which Validate keeps).
 	Watchers int `json:"watchers"`
@@ -262,11 +266,15 @@ func runSim(c Config, trace bool) (*Result, error) {
 	w := sim.NewWorld(wcfg)
 	sched := Plan(c)
 	scfg := cluster.SimConfig{Members: c.Members, Dir: dbDir, SnapshotCount: c.SnapshotCount,
-		TickInterval: c.TickInterval, ElectionTicks: c.ElectionTicks, QuotaBackendBytes: c.QuotaBackendBytes}
+		TickInterval: c.TickInterval, ElectionTicks: c.ElectionTicks, QuotaBackendBytes: c.QuotaBackendBytes,
+		CatchUpEntries: c.CatchUpEntries}
 	if sched.Has(chaos.PartitionUntilSnapshot) {
 		// Frequent snapshots and a short log after each, so that a follower cut
 		// off for a few seconds falls behind it and must be sent a snapshot.
 		scfg.CatchUpEntries = untilSnapshotCatchUp
+		if c.CatchUpEntries > 0 {
+			scfg.CatchUpEntries = min(c.CatchUpEntries, untilSnapshotCatchUp)
+		}
 		scfg.SnapshotCount = min(scfg.SnapshotCount, untilSnapshotCount)
 	}
 	cl, err := cluster.NewSim(w, scfg)

@@ -37,22 +37,6 @@ func TestSameSeedSameBytes(t *testing.T) {
 	require.NotEqual(t, ha.String(), hc.String(), "different seeds must differ")
 }
 
-// BenchmarkDefaultRun measures the default run: 3 members, 16 clients, about 1,000
-// operations per virtual second for 60 virtual seconds with every fault kind,
-// checking included.
-func BenchmarkDefaultRun(b *testing.B) {
-	var virtual, wall, check time.Duration
-	for i := 0; b.Loop(); i++ {
-		res, err := RunSim(Config{Seed: uint64(i + 1), Faults: chaos.AllKinds})
-		require.NoError(b, err)
-		virtual += res.Virtual
-		wall += res.Wall
-		check += res.CheckWall
-	}
-	b.ReportMetric(virtual.Seconds()/wall.Seconds(), "virtual-s/wall-s")
-	b.ReportMetric(check.Seconds()/float64(b.N), "check-s/run")
-}
-
 // TestRegressionSeeds replays seeds that once caught a bug, named after it.
 func TestRegressionSeeds(t *testing.T) {
 	if testing.Short() {

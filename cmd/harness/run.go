@@ -37,6 +37,9 @@ type runFlags struct {
 	profile  string
 	keep     bool
 	scenario string
+	swarm    bool
+	// swarmDefault is --swarm's default (set before register).
+	swarmDefault bool
 	// names are the flags register added, in order (the sweep passes them all
 	// on to its workers).
 	names []string
@@ -59,6 +62,8 @@ func (f *runFlags) register(cmd *cobra.Command, withSeed, withKeep bool) {
 	if withKeep {
 		fl.BoolVar(&f.keep, "keep", false, "write the artifacts of a passing run too")
 	}
+	fl.BoolVar(&f.swarm, "swarm", f.swarmDefault, "draw the configuration from the seed (cluster size, timing, snapshots, quota, fault and operation kinds, rate, clients, keys); "+
+		"ignored with --scenario, whose file holds a drawn configuration")
 	fl.StringVar(&f.scenario, "scenario", "", "scenario file, or library scenario name (harness scenarios); flags given explicitly override its fields")
 	fl.VisitAll(func(fl *pflag.Flag) {
 		if !before[fl.Name] {
@@ -82,6 +87,7 @@ var replayNeutral = map[string]string{
 	"cpus":       "Docker backend only (in the rerun line of a real run)",
 	"memory":     "Docker backend only (in the rerun line of a real run)",
 	"help":       "prints help",
+	"swarm":      "a swarm run's reproduce line is --scenario DIR/scenario.yaml, which holds everything drawn",
 	"scenario":   "a scenario run's reproduce line is --scenario DIR/scenario.yaml, which holds the whole run",
 	"junit":      "where the results are reported, not what they are",
 	"json":       "where the results are reported, not what they are",
@@ -264,9 +270,12 @@ and logged.`,
 				}
 				bf.memberArgs = memberArgs(c)
 				faults = faultsOf(sc)
+			} else if f.swarm {
+				faults = "drawn (below)"
 			}
 			fmt.Fprintf(w, "seed %d: %d members, %d clients, %s, %s ops/s, faults: %s\n", seed, c.Members, c.Workload.Clients,
 				scenarios.Seconds(c.Duration), strconv.FormatFloat(c.Workload.Rate, 'g', -1, 64), faults)
+			fmt.Fprintln(w, scenarios.SwarmLine(c))
 			var res *scenarios.Result
 			if bf.backend == "sim" {
 				fmt.Fprint(w, scenarios.Plan(c).String())

@@ -62,6 +62,12 @@ func (f *runFlags) effective(fs *pflag.FlagSet, seed uint64, bf *backendFlags) (
 		if c, err = f.config(seed); err != nil {
 			return scenarios.Config{}, nil, err
 		}
+		if f.swarm {
+			if c, err = scenarios.Swarm(c); err != nil {
+				return scenarios.Config{}, nil, err
+			}
+			src.Description = "harness run --swarm"
+		}
 	} else {
 		var err error
 		if src, err = loadScenario(f.scenario); err != nil {

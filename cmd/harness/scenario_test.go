@@ -198,3 +198,26 @@ func TestLibraryOnProcesses(t *testing.T) {
 		})
 	}
 }
+
+// TestSwarmRunReplays: a swarm run prints its drawn configuration, its
+// reproduce line is its scenario.yaml, and replaying that file (without
+// --swarm) gives the same bytes.
+func TestSwarmRunReplays(t *testing.T) {
+	outA := filepath.Join(t.TempDir(), "a")
+	code, out, errOut := harness(t, "run", "--swarm", "--seed", "4", "--duration", "3s", "--out", outA, "--keep")
+	require.Contains(t, []int{exitOK, exitViolation}, code, "%s%s", out, errOut)
+	require.Regexp(t, `(?m)^config: members=[135] tick=\S+ election-ticks=\d+ snapshot-count=\d+ catch-up=\d+ .* faults=\S+ ops=\S+$`, out)
+	stored := filepath.Join(outA, "seed-4", scenarios.ScenarioFile)
+	require.Contains(t, out, "reproduce: go run ./cmd/harness run --scenario "+stored+"\n")
+
+	outB := filepath.Join(t.TempDir(), "b")
+	code2, out2, errOut2 := harness(t, "run", "--scenario", stored, "--out", outB, "--keep")
+	require.Equal(t, code, code2, "%s%s", out2, errOut2)
+	a, b := readDir(t, filepath.Join(outA, "seed-4")), readDir(t, filepath.Join(outB, "seed-4"))
+	require.Equal(t, len(a), len(b))
+	for name := range a {
+		// config.json holds the reproduce line, which names its own directory.
+		want := strings.ReplaceAll(string(a[name]), outA, outB)
+		require.True(t, want == string(b[name]), "%s differs between the swarm run and its replay", name)
+	}
+}

@@ -22,7 +22,7 @@ func (s *Scenario) Config() (scenarios.Config, error) {
 	c := scenarios.Config{
 		Seed: s.Seed, Members: s.Cluster.Members, Duration: time.Duration(s.Phases.Safety),
 		LivenessTimeout: time.Duration(s.Phases.LivenessTimeout), SnapshotCount: s.Cluster.SnapshotCount,
-		TickInterval: time.Duration(s.Cluster.Tick), ElectionTicks: s.Cluster.ElectionTicks,
+		CatchUpEntries: s.Cluster.CatchUpEntries, TickInterval: time.Duration(s.Cluster.Tick), ElectionTicks: s.Cluster.ElectionTicks,
 		QuotaBackendBytes: s.Cluster.QuotaBackendBytes, Watchers: s.Checks.Watchers,
 		LeaseSafetyUnderSkew: s.Checks.LeaseSafetyUnderSkew, CheckBudget: s.Checks.Budget,
 		Workload: scenarios.Workload{Profile: w.Profile, Clients: w.Clients, Rate: w.Rate, Keys: w.Keys, LeaseKeys: w.LeaseKeys,
@@ -68,7 +68,7 @@ func FromConfig(name string, c scenarios.Config) (*Scenario, error) {
 	s := &Scenario{
 		Name: name, Seed: c.Seed,
 		Cluster: Cluster{Members: c.Members, Tick: Duration(c.TickInterval), ElectionTicks: c.ElectionTicks, HeartbeatTicks: 1,
-			SnapshotCount: c.SnapshotCount, QuotaBackendBytes: c.QuotaBackendBytes},
+			SnapshotCount: c.SnapshotCount, CatchUpEntries: c.CatchUpEntries, QuotaBackendBytes: c.QuotaBackendBytes},
 		Workload: Workload{Profile: c.Workload.Profile, Clients: c.Workload.Clients, Rate: c.Workload.Rate, Keys: c.Workload.Keys,
 			LeaseKeys: c.Workload.LeaseKeys, ClientTimeout: Duration(c.Workload.Timeout),
 			LeaseTTL: Duration(time.Duration(c.Workload.LeaseTTL) * time.Second)},

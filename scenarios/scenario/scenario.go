@@ -76,6 +76,9 @@ type Cluster struct {
 	HeartbeatTicks int `yaml:"heartbeat_ticks,omitempty"`
 	// SnapshotCount is the applied entries between raft snapshots (1000 when zero).
 	SnapshotCount uint64 `yaml:"snapshot_count,omitempty"`
+	// CatchUpEntries is the log kept after a snapshot for slow followers
+	// (5000 when zero): a follower further behind is sent a snapshot.
+	CatchUpEntries uint64 `yaml:"catch_up_entries,omitempty"`
 	// QuotaBackendBytes raises the NOSPACE alarm past this backend size
 	// (2 GiB when zero, none when negative).
 	QuotaBackendBytes int64 `yaml:"quota_backend_bytes,omitempty"`
