@@ -37,7 +37,7 @@ type rule struct {
 // ones its rule lists (TestImportDirection). A new package must be placed here
 // (TestEveryPackagePlaced). Read it as:
 //
-//	vfs, sim, chaos, linearizability, store/lease, store/membership, cluster/linkproxy
+//	vfs, sim, chaos, linearizability, store/lease, store/membership, cluster/linkproxy, cluster/etcdbin
 //	  < store/wal, store/mvcc, vfs/vfstest
 //	  < store, store/snapshot
 //	  < server, cluster
@@ -55,6 +55,7 @@ var layers = [][]rule{
 		{pkg: "store/lease"},
 		{pkg: "store/membership"},
 		{pkg: "cluster/linkproxy"},
+		{pkg: "cluster/etcdbin"},
 		{pkg: "internal/detrand"},
 		{pkg: "internal/mutant"},
 		{pkg: "internal/dockertest"},
@@ -106,7 +107,7 @@ var layers = [][]rule{
 		{pkg: "scenarios/shrink", imports: []string{"scenarios", "scenarios/scenario"}},
 	},
 	{ // 9: the command line.
-		{pkg: "cmd/harness", imports: []string{"chaos", "cluster", "internal/mutant", "linearizability", "scenarios", "scenarios/bench", "scenarios/drill",
+		{pkg: "cmd/harness", imports: []string{"chaos", "cluster", "cluster/etcdbin", "internal/mutant", "linearizability", "scenarios", "scenarios/bench", "scenarios/drill",
 			"scenarios/explain", "scenarios/library", "scenarios/scenario", "scenarios/shrink", "server", "store",
 			"store/mvcc", "store/snapshot", "store/wal"},
 			tests: []string{"internal/dockertest"}},
