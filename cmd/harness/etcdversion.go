@@ -21,7 +21,9 @@ func etcdRelease(bin, version string) (etcdbin.Release, error) {
 	return etcdbin.Get(context.Background(), os.Stderr, version)
 }
 
-// resolveEtcd turns --etcd-version into the release's etcd binary in etcdBin.
+// resolveEtcd turns --etcd-version into the release's etcd binary in etcdBin,
+// and names the member flags (a scenario's cluster settings) as that release
+// does (experimental-* before v3.6).
 func (b *backendFlags) resolveEtcd() error {
 	if b.etcdVersion == "" || b.target != "etcd" {
 		return nil
@@ -30,7 +32,12 @@ func (b *backendFlags) resolveEtcd() error {
 	if err != nil {
 		return err
 	}
+	v, err := etcdbin.ParseVersion(rel.Version)
+	if err != nil {
+		return err
+	}
 	b.etcdBin, b.etcdVersion = rel.Etcd(), ""
+	b.memberArgs = etcdbin.MemberArgs(v, b.memberArgs)
 	return nil
 }
 
