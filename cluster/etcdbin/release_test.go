@@ -41,8 +41,28 @@ func TestReleasesBuildAndServe(t *testing.T) {
 				require.NoError(t, err, "%s", out)
 				require.Contains(t, string(out), strings.TrimPrefix(rel.Version, "v"))
 			}
+			acceptsFlagNames(t, rel)
 			serveOne(t, rel)
 		})
+	}
+}
+
+// flagSamples are a value of each graduated flag.
+var flagSamples = map[string]string{
+	"compaction-batch-limit": "100", "compaction-sleep-interval": "10ms", "corrupt-check-time": "1m",
+	"enable-lease-checkpoint": "true", "snapshot-catchup-entries": "100", "stop-grpc-service-on-defrag": "true",
+	"warning-apply-duration": "100ms", "watch-progress-notify-interval": "1s",
+}
+
+// acceptsFlagNames checks the release parses every graduated flag under the
+// name FlagName gives it (etcd --NAME=VALUE --version).
+func acceptsFlagNames(t *testing.T, rel Release) {
+	v, err := ParseVersion(rel.Version)
+	require.NoError(t, err)
+	for name := range graduated {
+		flag := "--" + FlagName(v, name)
+		out, err := exec.Command(rel.Etcd(), flag+"="+flagSamples[name], "--version").CombinedOutput()
+		require.NoError(t, err, "%s %s: %s", rel.Version, flag, out)
 	}
 }
 
