@@ -5,14 +5,15 @@ import "strings"
 // graduated are the member flags etcd v3.5 names with an "experimental-"
 // prefix and v3.6 gives plain names (v3.6 accepts both, deprecating the old
 // one; v3.7 knows only the plain name). Read from each release's
-// etcdmain/config.go and `etcd --help`.
+// etcdmain/config.go and checked by running each release (release_test.go).
+// Not here: experimental-enable-lease-checkpoint and
+// experimental-stop-grpc-service-on-defrag, which v3.6 turned into feature gates
+// (--feature-gates=LeaseCheckpoint=true,StopGRPCServiceOnDefrag=true) rather than flags.
 var graduated = map[string]bool{
 	"compaction-batch-limit":         true,
 	"compaction-sleep-interval":      true,
 	"corrupt-check-time":             true,
-	"enable-lease-checkpoint":        true,
 	"snapshot-catchup-entries":       true,
-	"stop-grpc-service-on-defrag":    true,
 	"warning-apply-duration":         true,
 	"watch-progress-notify-interval": true,
 }

@@ -50,8 +50,8 @@ func TestReleasesBuildAndServe(t *testing.T) {
 // flagSamples are a value of each graduated flag.
 var flagSamples = map[string]string{
 	"compaction-batch-limit": "100", "compaction-sleep-interval": "10ms", "corrupt-check-time": "1m",
-	"enable-lease-checkpoint": "true", "snapshot-catchup-entries": "100", "stop-grpc-service-on-defrag": "true",
-	"warning-apply-duration": "100ms", "watch-progress-notify-interval": "1s",
+	"snapshot-catchup-entries": "100",
+	"warning-apply-duration":   "100ms", "watch-progress-notify-interval": "1s",
 }
 
 // acceptsFlagNames checks the release parses every graduated flag under the
