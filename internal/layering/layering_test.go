@@ -72,7 +72,7 @@ var layers = [][]rule{
 		{pkg: "store", imports: []string{"internal/mutant", "store/lease", "store/membership", "store/mvcc", "store/wal", "vfs"},
 			tests: []string{"internal/detrand"}},
 		{pkg: "store/snapshot", imports: []string{"store/membership", "store/wal", "vfs"},
-			tests: []string{"internal/detrand", "server", "store", "store/mvcc"}},
+			tests: []string{"cluster/etcdbin", "internal/detrand", "server", "store", "store/mvcc"}},
 	},
 	{ // 3: runtimes around the core: the gRPC server, and the cluster backends.
 		{pkg: "server", imports: []string{"internal/certs", "store", "store/lease", "store/membership", "store/mvcc", "vfs"}},
@@ -85,7 +85,7 @@ var layers = [][]rule{
 	{ // 5: runs, drills and their judgement.
 		{pkg: "scenarios", imports: []string{"chaos", "cluster", "internal/detrand", "internal/testhook", "linearizability",
 			"sim", "store", "store/mvcc"},
-			tests: []string{"internal/dockertest"}},
+			tests: []string{"cluster/etcdbin", "internal/dockertest"}},
 		// Capacity and latency through clientv3: faults as chaos verbs on the
 		// backend the command started; the end-to-end test starts one.
 		{pkg: "scenarios/bench", imports: []string{"chaos"}, tests: []string{"cluster"}},
@@ -96,7 +96,7 @@ var layers = [][]rule{
 	{ // 6: the drills, written once over a simulated and a real environment.
 		{pkg: "scenarios/drill", imports: []string{"chaos", "cluster", "internal/detrand", "linearizability", "scenarios",
 			"sim", "store/mvcc", "store/snapshot", "vfs"},
-			tests: []string{"internal/dockertest"}},
+			tests: []string{"cluster/etcdbin", "internal/dockertest"}},
 	},
 	{ // 7: the scenario file, a run as data.
 		{pkg: "scenarios/scenario", imports: []string{"chaos", "linearizability", "scenarios", "scenarios/drill"}},
