@@ -18,6 +18,7 @@ import (
 
 	"github.com/havoclab/havoc/chaos"
 	"github.com/havoclab/havoc/cluster"
+	"github.com/havoclab/havoc/cluster/etcdbin"
 	"github.com/havoclab/havoc/linearizability"
 )
 
@@ -56,8 +57,7 @@ var (
 	binBuilt = map[string]string{}
 )
 
-// buildBin builds a binary once per test process: etcd from the pinned go.mod
-// tool, or havoc's harness.
+// buildBin builds a binary of this module once per test process (havoc's harness).
 func buildBin(t *testing.T, name, pkg string) string {
 	t.Helper()
 	binOnce.Do(func() { binDir, binErr = os.MkdirTemp("", "havoc-real-bin-") })
@@ -70,6 +70,15 @@ func buildBin(t *testing.T, name, pkg string) string {
 	require.NoError(t, err, "build %s: %s", pkg, b)
 	binBuilt[name] = out
 	return out
+}
+
+// pinnedEtcd is go.mod's etcd release (etcd, etcdctl, etcdutl), built once
+// into the user's cache by cluster/etcdbin and reused by later test runs.
+func pinnedEtcd(t *testing.T) etcdbin.Release {
+	t.Helper()
+	rel, err := etcdbin.Get(context.Background(), nil, etcdbin.Pinned)
+	require.NoError(t, err)
+	return rel
 }
 
 // realSchedule exercises partitions, kill -9, SIGSTOP, latency and two faults a
@@ -133,7 +142,7 @@ func TestRealEtcdUnderFaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a real etcd cluster for 15 s")
 	}
-	runRealCluster(t, cluster.TargetEtcd, buildBin(t, "etcd", "go.etcd.io/etcd/server/v3"))
+	runRealCluster(t, cluster.TargetEtcd, pinnedEtcd(t).Etcd())
 }
 
 // TestRealHavocUnderFaults is the same run against havoc's own store

@@ -19,6 +19,7 @@ import (
 
 	"github.com/havoclab/havoc/chaos"
 	"github.com/havoclab/havoc/cluster"
+	"github.com/havoclab/havoc/cluster/etcdbin"
 	"github.com/havoclab/havoc/scenarios"
 	"github.com/havoclab/havoc/scenarios/bench"
 	"github.com/havoclab/havoc/scenarios/report"
@@ -64,7 +65,8 @@ during the fault and the time to recover.`,
 	fl.StringVar(&f.endpoints, "endpoints", "", "comma list of client URLs of an existing cluster (instead of starting one)")
 	fl.StringVar(&f.bf.backend, "backend", "process", "where the harness runs the members: process or docker")
 	fl.StringVar(&f.bf.target, "target", "havoc", "store the members run: havoc or etcd")
-	fl.StringVar(&f.bf.etcdBin, "etcd-bin", "", "etcd binary for target etcd (default: etcd on PATH, else built from go.mod's pinned module)")
+	fl.StringVar(&f.bf.etcdBin, "etcd-bin", "", "etcd binary for target etcd (default: etcd on PATH, else go.mod's pinned release built by --etcd-version's cache)")
+	fl.StringVar(&f.bf.etcdVersion, "etcd-version", "", etcdVersionUsage)
 	fl.StringVar(&f.bf.runDir, "run-dir", "", "where the members keep data dirs and logs (default: a temporary directory, removed afterwards)")
 	f.bf.docker.register(fl)
 	fl.IntVar(&f.nodes, "nodes", 3, "cluster members (1 to 9)")
@@ -288,11 +290,11 @@ func (f *benchFlags) start(ctx context.Context, w io.Writer, name string, seed u
 		bf.runDir = filepath.Join(bf.runDir, name)
 	}
 	if name == string(cluster.TargetEtcd) && bf.backend == "process" {
-		bin, err := etcdBinary(ctx, w, bf.etcdBin)
+		bin, err := etcdBinary(ctx, w, bf.etcdBin, bf.etcdVersion)
 		if err != nil {
 			return benchTarget{}, err
 		}
-		bf.etcdBin = bin
+		bf.etcdBin, bf.etcdVersion = bin, ""
 	}
 	be, err := bf.newBackend(scenarios.Config{Members: f.nodes, Seed: seed})
 	if err != nil {
@@ -342,32 +344,27 @@ func heal(ctx context.Context, t benchTarget) error {
 	return nil
 }
 
-// etcdBinary is given, else etcd on PATH, else go.mod's pinned etcd built
-// into the user's cache directory (when the harness runs inside its module:
-// `go build` needs the module's go.mod).
-func etcdBinary(ctx context.Context, w io.Writer, given string) (string, error) {
+// etcdBinary is given, else the release version (built once and cached),
+// else etcd on PATH, else go.mod's pinned release (etcdbin.Pinned) built into
+// the same cache.
+func etcdBinary(ctx context.Context, w io.Writer, given, version string) (string, error) {
+	if given != "" && version != "" {
+		return "", errors.New("--etcd-bin and --etcd-version both given: pass one")
+	}
 	if given != "" {
 		return given, nil
 	}
-	if p, err := exec.LookPath("etcd"); err == nil {
-		return p, nil
+	if version == "" {
+		if p, err := exec.LookPath("etcd"); err == nil {
+			return p, nil
+		}
+		version = etcdbin.Pinned
 	}
-	cache, err := os.UserCacheDir()
+	rel, err := etcdbin.Get(ctx, w, version)
 	if err != nil {
-		return "", fmt.Errorf("no etcd on PATH and no cache dir to build one: %w (pass --etcd-bin)", err)
+		return "", fmt.Errorf("no etcd on PATH, and building one failed (pass --etcd-bin): %w", err)
 	}
-	dir := filepath.Join(cache, "havoc")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	out := filepath.Join(dir, "bench-etcd")
-	fmt.Fprintln(w, "building etcd from go.mod's pinned module (go build go.etcd.io/etcd/server/v3; about a minute the first time)")
-	tmp := fmt.Sprintf("%s.%d", out, os.Getpid())
-	b, err := exec.CommandContext(ctx, "go", "build", "-o", tmp, "go.etcd.io/etcd/server/v3").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("no etcd on PATH, and building one failed (run inside havoc's module, or pass --etcd-bin): %w\n%s", err, strings.TrimSpace(string(b)))
-	}
-	return out, os.Rename(tmp, out)
+	return rel.Etcd(), nil
 }
 
 // benchJSON is the --json file.

@@ -107,6 +107,7 @@ Without NAME, list the drills.`,
 	fl.StringVar(&rf.backend, "backend", "sim", "where the members run: sim (deterministic simulator), process (OS processes on 127.0.0.1, wall clock) or docker (containers, wall clock)")
 	fl.StringVar(&rf.target, "target", "havoc", "store the real members run: havoc (this binary's serve) or etcd (--etcd-bin)")
 	fl.StringVar(&rf.etcdBin, "etcd-bin", "", "etcd binary for --target etcd (default: etcd on PATH)")
+	fl.StringVar(&rf.etcdVersion, "etcd-version", "", etcdVersionUsage)
 	fl.StringVar(&rf.etcdutlBin, "etcdutl-bin", "", "etcdutl binary restoring etcd (default: etcdutl next to --etcd-bin, else on PATH)")
 	fl.StringVar(&rf.runDir, "run-dir", "", "where real members keep data dirs, logs and snapshots (default: a temporary directory, removed afterwards)")
 	rf.docker.register(fl)
@@ -177,6 +178,7 @@ func drillFlagsValid(c drill.Config) error {
 // realDrillFlags choose the real backend of `harness drill`.
 type realDrillFlags struct {
 	backend, target, etcdBin, etcdutlBin, runDir string
+	etcdVersion                                  string // resolved into etcdBin and etcdutlBin by resolveEtcd
 	docker                                       dockerFlags
 }
 
@@ -189,6 +191,9 @@ func (f *realDrillFlags) validate() error {
 // run runs the drill on process or Docker clusters. Ctrl-C (or SIGTERM)
 // cancels it; the clusters are closed on every path.
 func (f *realDrillFlags) run(ctx context.Context, name string, c drill.Config) (*drill.Report, error) {
+	if err := f.resolveEtcd(); err != nil {
+		return nil, err
+	}
 	rc := drill.Backend{Kind: f.backend, Target: cluster.Target(f.target), Etcdutl: f.etcdutlBin, Dir: f.runDir}
 	var err error
 	switch f.backend {
@@ -225,7 +230,7 @@ func (f *realDrillFlags) processConfig(rc *drill.Backend) error {
 		if rc.Binary == "" {
 			p, err := exec.LookPath("etcd")
 			if err != nil {
-				return errors.New("--target etcd needs --etcd-bin (build one: go build -o /tmp/etcd go.etcd.io/etcd/server/v3)")
+				return errors.New("--target etcd needs --etcd-version vX.Y.Z (built once and cached) or --etcd-bin PATH")
 			}
 			rc.Binary = p
 		}
@@ -251,7 +256,7 @@ func (f *realDrillFlags) dockerConfig(rc *drill.Backend, name string) error {
 		restores := name == drill.SaveRestore || name == drill.DisasterRecovery
 		if restores && rc.Etcdutl == "" && f.etcdBin == "" {
 			if _, err := exec.LookPath("etcdutl"); err != nil {
-				return errors.New("--target etcd restores with etcdutl on the host: pass --etcdutl-bin (build one: go build -o /tmp/etcdutl go.etcd.io/etcd/etcdutl/v3)")
+				return errors.New("--target etcd restores with etcdutl on the host: pass --etcd-version vX.Y.Z (which brings its etcdutl) or --etcdutl-bin")
 			}
 		}
 	default:

@@ -8,27 +8,24 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/havoclab/havoc/cluster/etcdbin"
 )
 
 // TestDrillProcessEtcd runs `harness drill save-restore --backend process
-// --target etcd` as a user would: built binaries, etcdutl found next to etcd.
+// --target etcd --etcd-version` as a user would: the release (go.mod's, built
+// once into the user's cache by cluster/etcdbin) brings its own etcdutl.
 func TestDrillProcessEtcd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds etcd and runs a real drill")
 	}
 	bin := t.TempDir()
-	for name, pkg := range map[string]string{
-		"harness": "github.com/havoclab/havoc/cmd/harness",
-		"etcd":    "go.etcd.io/etcd/server/v3",
-		"etcdutl": "go.etcd.io/etcd/etcdutl/v3",
-	} {
-		out, err := exec.Command("go", "build", "-o", filepath.Join(bin, name), pkg).CombinedOutput()
-		require.NoError(t, err, "build %s: %s", pkg, out)
-	}
+	out, err := exec.Command("go", "build", "-o", filepath.Join(bin, "harness"), "github.com/havoclab/havoc/cmd/harness").CombinedOutput()
+	require.NoError(t, err, "build harness: %s", out)
 	start := time.Now()
 	cmd := exec.Command(filepath.Join(bin, "harness"), "drill", "save-restore", "--backend", "process", "--target", "etcd",
-		"--etcd-bin", filepath.Join(bin, "etcd"), "--duration", "10s", "--after", "3s", "--clients", "8", "--rate", "400", "--seed", "5")
-	out, err := cmd.CombinedOutput()
+		"--etcd-version", etcdbin.Pinned, "--duration", "10s", "--after", "3s", "--clients", "8", "--rate", "400", "--seed", "5")
+	out, err = cmd.CombinedOutput()
 	t.Logf("%s(wall %s)", out, time.Since(start).Round(time.Millisecond))
 	require.NoError(t, err)
 	s := string(out)

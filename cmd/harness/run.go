@@ -77,20 +77,21 @@ func (f *runFlags) register(cmd *cobra.Command, withSeed, withKeep bool) {
 // out. Every other flag of run must reach scenarios.Config, which the
 // reproduce line is built from (TestReproCarriesEveryFlag holds it so).
 var replayNeutral = map[string]string{
-	"out":        "where the artifacts go, not what they hold",
-	"keep":       "whether a passing run's artifacts are written, not what they hold",
-	"cpuprofile": "profiles the harness itself",
-	"backend":    "the simulator's reproduce line replays on the simulator; a real run prints a rerun line with its backend flags",
-	"target":     "real backends only (in the rerun line of a real run)",
-	"etcd-bin":   "real backends only (in the rerun line of a real run)",
-	"run-dir":    "where real members keep their data dirs",
-	"cpus":       "Docker backend only (in the rerun line of a real run)",
-	"memory":     "Docker backend only (in the rerun line of a real run)",
-	"help":       "prints help",
-	"swarm":      "a swarm run's reproduce line is --scenario DIR/scenario.yaml, which holds everything drawn",
-	"scenario":   "a scenario run's reproduce line is --scenario DIR/scenario.yaml, which holds the whole run",
-	"junit":      "where the results are reported, not what they are",
-	"json":       "where the results are reported, not what they are",
+	"out":          "where the artifacts go, not what they hold",
+	"keep":         "whether a passing run's artifacts are written, not what they hold",
+	"cpuprofile":   "profiles the harness itself",
+	"backend":      "the simulator's reproduce line replays on the simulator; a real run prints a rerun line with its backend flags",
+	"target":       "real backends only (in the rerun line of a real run)",
+	"etcd-bin":     "real backends only (in the rerun line of a real run)",
+	"etcd-version": "real backends only (in the rerun line of a real run)",
+	"run-dir":      "where real members keep their data dirs",
+	"cpus":         "Docker backend only (in the rerun line of a real run)",
+	"memory":       "Docker backend only (in the rerun line of a real run)",
+	"help":         "prints help",
+	"swarm":        "a swarm run's reproduce line is --scenario DIR/scenario.yaml, which holds everything drawn",
+	"scenario":     "a scenario run's reproduce line is --scenario DIR/scenario.yaml, which holds the whole run",
+	"junit":        "where the results are reported, not what they are",
+	"json":         "where the results are reported, not what they are",
 }
 
 func kindNames() string {
@@ -140,8 +141,11 @@ type backendFlags struct {
 	backend string // sim | process | docker
 	target  string // havoc | etcd
 	etcdBin string
-	runDir  string
-	docker  dockerFlags
+	// etcdVersion is --etcd-version: a release built (once, then cached) by
+	// cluster/etcdbin, resolved into etcdBin by resolveEtcd.
+	etcdVersion string
+	runDir      string
+	docker      dockerFlags
 	// memberArgs are added to every real member's command line (a scenario's
 	// cluster settings).
 	memberArgs []string
@@ -152,6 +156,7 @@ func (b *backendFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&b.backend, "backend", "sim", "where the members run: sim (deterministic simulator), process (OS processes on 127.0.0.1, wall clock) or docker (containers, wall clock)")
 	fl.StringVar(&b.target, "target", "havoc", "store the real members run: havoc (this binary's serve) or etcd (--etcd-bin)")
 	fl.StringVar(&b.etcdBin, "etcd-bin", "", "etcd binary for --target etcd (default: etcd on PATH)")
+	fl.StringVar(&b.etcdVersion, "etcd-version", "", etcdVersionUsage)
 	fl.StringVar(&b.runDir, "run-dir", "", "where real members keep data dirs and logs (default: a temporary directory, removed afterwards)")
 	b.docker.register(fl)
 }
@@ -179,6 +184,9 @@ func (b *backendFlags) validate() error {
 
 // newBackend builds the real backend the flags name.
 func (b *backendFlags) newBackend(c scenarios.Config) (cluster.Backend, error) {
+	if err := b.resolveEtcd(); err != nil {
+		return nil, err
+	}
 	if b.backend == "docker" {
 		return b.newDocker(c)
 	}
@@ -198,7 +206,7 @@ func (b *backendFlags) newBackend(c scenarios.Config) (cluster.Backend, error) {
 		if pc.Binary == "" {
 			p, err := exec.LookPath("etcd")
 			if err != nil {
-				return nil, errors.New("--target etcd needs --etcd-bin (build one: go build -o /tmp/etcd go.etcd.io/etcd/server/v3)")
+				return nil, errors.New("--target etcd needs --etcd-version vX.Y.Z (built once and cached) or --etcd-bin PATH")
 			}
 			pc.Binary = p
 		}
@@ -333,7 +341,7 @@ func runResults(scenario, repro string, res *scenarios.Result) report.Results {
 // defaults (the run dir excepted), for its rerun line.
 func backendArgs(fs *pflag.FlagSet) string {
 	var b strings.Builder
-	for _, name := range []string{"backend", "target", "etcd-bin", "cpus", "memory"} {
+	for _, name := range []string{"backend", "target", "etcd-bin", "etcd-version", "cpus", "memory"} {
 		if fl := fs.Lookup(name); fl != nil && (name == "backend" || fl.Value.String() != fl.DefValue) {
 			fmt.Fprintf(&b, " --%s %s", name, fl.Value.String())
 		}

@@ -16,9 +16,9 @@ func TestSweepPassesEveryRunFlag(t *testing.T) {
 	sweep, _, err := root.Find([]string{"sweep"})
 	require.NoError(t, err)
 	require.NoError(t, sweep.ParseFlags([]string{"--nodes", "5", "--rate", "1234.5", "--duration", "90s", "--faults", "crash", "--clients", "4", "--out", "x"}))
-	names := []string{"nodes", "clients", "duration", "faults", "out", "profile", "rate", "scenario"}
+	names := []string{"nodes", "clients", "duration", "faults", "out", "profile", "rate", "scenario", "swarm"}
 	args := workerArgs(sweep.Flags(), names)
-	require.Equal(t, []string{"sweep-worker", "--nodes=5", "--clients=4", "--duration=1m30s", "--faults=crash", "--out=x", "--profile=etcd", "--rate=1234.5", "--scenario="}, args)
+	require.Equal(t, []string{"sweep-worker", "--nodes=5", "--clients=4", "--duration=1m30s", "--faults=crash", "--out=x", "--profile=etcd", "--rate=1234.5", "--scenario=", "--swarm=false"}, args)
 
 	var f runFlags
 	f.register(&cobra.Command{Use: "bare"}, false, false)

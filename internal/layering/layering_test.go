@@ -37,7 +37,7 @@ type rule struct {
 // ones its rule lists (TestImportDirection). A new package must be placed here
 // (TestEveryPackagePlaced). Read it as:
 //
-//	vfs, sim, chaos, linearizability, store/lease, store/membership, cluster/linkproxy
+//	vfs, sim, chaos, linearizability, store/lease, store/membership, cluster/linkproxy, cluster/etcdbin
 //	  < store/wal, store/mvcc, vfs/vfstest
 //	  < store, store/snapshot
 //	  < server, cluster
@@ -55,6 +55,7 @@ var layers = [][]rule{
 		{pkg: "store/lease"},
 		{pkg: "store/membership"},
 		{pkg: "cluster/linkproxy"},
+		{pkg: "cluster/etcdbin"},
 		{pkg: "internal/detrand"},
 		{pkg: "internal/mutant"},
 		{pkg: "internal/dockertest"},
@@ -75,7 +76,7 @@ var layers = [][]rule{
 		{pkg: "store", imports: []string{"internal/mutant", "store/lease", "store/membership", "store/mvcc", "store/wal", "vfs"},
 			tests: []string{"internal/detrand"}},
 		{pkg: "store/snapshot", imports: []string{"store/membership", "store/wal", "vfs"},
-			tests: []string{"internal/detrand", "server", "store", "store/mvcc"}},
+			tests: []string{"cluster/etcdbin", "internal/detrand", "server", "store", "store/mvcc"}},
 	},
 	{ // 3: runtimes around the core: the gRPC server, and the cluster backends.
 		{pkg: "server", imports: []string{"internal/certs", "store", "store/lease", "store/membership", "store/mvcc", "vfs"}},
@@ -88,7 +89,7 @@ var layers = [][]rule{
 	{ // 5: runs, drills and their judgement.
 		{pkg: "scenarios", imports: []string{"chaos", "cluster", "internal/detrand", "internal/testhook", "linearizability",
 			"sim", "store", "store/mvcc"},
-			tests: []string{"internal/dockertest"}},
+			tests: []string{"cluster/etcdbin", "internal/dockertest"}},
 		// Capacity and latency through clientv3: faults as chaos verbs on the
 		// backend the command started; the end-to-end test starts one.
 		{pkg: "scenarios/bench", imports: []string{"chaos"}, tests: []string{"cluster"}},
@@ -99,7 +100,7 @@ var layers = [][]rule{
 	{ // 6: the drills, written once over a simulated and a real environment.
 		{pkg: "scenarios/drill", imports: []string{"chaos", "cluster", "internal/detrand", "linearizability", "scenarios",
 			"sim", "store/mvcc", "store/snapshot", "vfs"},
-			tests: []string{"internal/dockertest"}},
+			tests: []string{"cluster/etcdbin", "internal/dockertest"}},
 	},
 	{ // 7: the scenario file, a run as data.
 		{pkg: "scenarios/scenario", imports: []string{"chaos", "linearizability", "scenarios", "scenarios/drill"}},
@@ -110,7 +111,7 @@ var layers = [][]rule{
 		{pkg: "scenarios/shrink", imports: []string{"scenarios", "scenarios/scenario"}},
 	},
 	{ // 9: the command line.
-		{pkg: "cmd/harness", imports: []string{"chaos", "cluster", "internal/mutant", "linearizability", "scenarios", "scenarios/bench", "scenarios/drill",
+		{pkg: "cmd/harness", imports: []string{"chaos", "cluster", "cluster/etcdbin", "internal/mutant", "linearizability", "scenarios", "scenarios/bench", "scenarios/drill",
 			"scenarios/explain", "scenarios/library", "scenarios/report", "scenarios/scenario", "scenarios/shrink", "server", "store",
 			"store/mvcc", "store/snapshot", "store/wal"},
 			tests: []string{"internal/dockertest"}},

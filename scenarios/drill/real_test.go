@@ -13,6 +13,7 @@ import (
 
 	"github.com/havoclab/havoc/chaos"
 	"github.com/havoclab/havoc/cluster"
+	"github.com/havoclab/havoc/cluster/etcdbin"
 	"github.com/havoclab/havoc/scenarios"
 )
 
@@ -29,7 +30,7 @@ func testDrillConfig(t *testing.T, backend string, target cluster.Target, binary
 		Workload: scenarios.Workload{Clients: 8, Rate: 400}}, Backend: Backend{Kind: backend, Target: target, Binary: binary,
 		Dir: filepath.Join(t.TempDir(), "drill")}}
 	if target == cluster.TargetEtcd {
-		c.Etcdutl = buildBin(t, "etcdutl", "go.etcd.io/etcd/etcdutl/v3")
+		c.Etcdutl = pinnedEtcd(t).Etcdutl()
 	}
 	switch name {
 	case SaveRestore:
@@ -44,7 +45,7 @@ func testDrillConfig(t *testing.T, backend string, target cluster.Target, binary
 func realDrillConfig(t *testing.T, target cluster.Target, name string) realDrill {
 	var binary string
 	if target == cluster.TargetEtcd {
-		binary = buildBin(t, "etcd", "go.etcd.io/etcd/server/v3")
+		binary = pinnedEtcd(t).Etcd()
 	} else {
 		binary = buildBin(t, "harness", "github.com/havoclab/havoc/cmd/harness")
 	}
@@ -119,7 +120,16 @@ var (
 	binBuilt = map[string]string{}
 )
 
-// buildBin builds a main package once per test process.
+// pinnedEtcd is go.mod's etcd release (etcd, etcdctl, etcdutl), built once
+// into the user's cache by cluster/etcdbin and reused by later test runs.
+func pinnedEtcd(t *testing.T) etcdbin.Release {
+	t.Helper()
+	rel, err := etcdbin.Get(context.Background(), nil, etcdbin.Pinned)
+	require.NoError(t, err)
+	return rel
+}
+
+// buildBin builds a main package of this module once per test process.
 func buildBin(t *testing.T, name, pkg string) string {
 	t.Helper()
 	binOnce.Do(func() { binDir, binErr = os.MkdirTemp("", "havoc-drill-bin-") })

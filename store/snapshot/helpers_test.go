@@ -2,12 +2,11 @@ package snapshot_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/havoclab/havoc/cluster/etcdbin"
 	"github.com/havoclab/havoc/internal/detrand"
 	"github.com/havoclab/havoc/store"
 	"github.com/havoclab/havoc/store/membership"
@@ -25,42 +25,14 @@ import (
 	"github.com/havoclab/havoc/vfs"
 )
 
-// binDir holds etcd, etcdctl and etcdutl built once per test binary.
-var (
-	binOnce sync.Once
-	binDir  string
-	binErr  error
-)
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	os.Exit(code)
-}
-
-// etcdBin builds (once) and returns the path of the reference binary name
-// ("etcd", "etcdctl", "etcdutl"), pinned as go.mod tools.
+// etcdBin returns the path of the reference binary name ("etcd", "etcdctl",
+// "etcdutl") of go.mod's etcd release, built once into the user's cache by
+// cluster/etcdbin and reused by later test runs.
 func etcdBin(t testing.TB, name string) string {
 	t.Helper()
-	binOnce.Do(func() {
-		binDir, binErr = os.MkdirTemp("", "havoc-etcd-bin-")
-		if binErr != nil {
-			return
-		}
-		for bin, pkg := range map[string]string{
-			"etcd": "go.etcd.io/etcd/server/v3", "etcdctl": "go.etcd.io/etcd/etcdctl/v3", "etcdutl": "go.etcd.io/etcd/etcdutl/v3",
-		} {
-			out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, bin), pkg).CombinedOutput()
-			if err != nil {
-				binErr = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
-				return
-			}
-		}
-	})
-	require.NoError(t, binErr)
-	return filepath.Join(binDir, name)
+	rel, err := etcdbin.Get(context.Background(), nil, etcdbin.Pinned)
+	require.NoError(t, err)
+	return filepath.Join(rel.Dir, name)
 }
 
 // kvState is one key as a linearizable range reports it.
