@@ -1,8 +1,6 @@
 package scenarios
 
 import (
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,10 +11,10 @@ import (
 	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/havoclab/havoc/chaos"
 	"github.com/havoclab/havoc/cluster"
+	"github.com/havoclab/havoc/internal/tamper"
 	"github.com/havoclab/havoc/internal/testhook"
 	"github.com/havoclab/havoc/linearizability"
 	"github.com/havoclab/havoc/sim"
@@ -68,32 +66,6 @@ func TestMemberPanicIsAVerdict(t *testing.T) {
 	require.Contains(t, string(trace), "m2 panic: "+raftPanic)
 }
 
-// flipNewestValue changes the value of the newest put in a backend file (the
-// value is the last field of the stored KeyValue), keeping every revision, and
-// sets *rev to that put's revision.
-func flipNewestValue(db string, rev *int64) error {
-	b, err := bolt.Open(db, 0o600, nil)
-	if err != nil {
-		return err
-	}
-	defer b.Close()
-	return b.Update(func(tx *bolt.Tx) error {
-		bk := tx.Bucket([]byte("key"))
-		cur := bk.Cursor()
-		k, v := cur.Last()
-		for k != nil && len(k) != 17 { // skip tombstones (revision + "t")
-			k, v = cur.Prev()
-		}
-		if k == nil {
-			return errors.New("no put in the backend")
-		}
-		*rev = int64(binary.BigEndian.Uint64(k[:8]))
-		nv := append([]byte(nil), v...)
-		nv[len(nv)-1] ^= 1
-		return bk.Put(append([]byte(nil), k...), nv)
-	})
-}
-
 // TestDivergenceIsAVerdict: a replica that differs from the others although
 // every member is up, led and at the same applied index is reported as
 // divergence naming the first differing revision, not as a lack of liveness;
@@ -103,7 +75,7 @@ func TestDivergenceIsAVerdict(t *testing.T) {
 	var corruptedAt int64
 	inject(t, func(w *sim.World, cl *cluster.Sim) {
 		w.ScheduleAt(3*time.Second, "corrupt", func() {
-			require.NoError(t, cl.Corrupt("m2", func(db string) error { return flipNewestValue(db, &corruptedAt) }))
+			require.NoError(t, cl.Corrupt("m2", func(db string) (err error) { corruptedAt, err = tamper.FlipNewestValue(db); return err }))
 		})
 	})
 	c := Config{Seed: 3, Duration: 5 * time.Second, LivenessTimeout: 5 * time.Second}

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,9 +9,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/havoclab/havoc/cluster"
+	"github.com/havoclab/havoc/internal/tamper"
 	"github.com/havoclab/havoc/scenarios"
 )
 
@@ -51,8 +49,8 @@ func TestRealDivergenceIsAVerdict(t *testing.T) {
 	_ = m2.Close()
 
 	require.NoError(t, p.Stop("m2")) // a clean stop commits the backend
-	var flipped int64
-	require.NoError(t, flipNewestPut(filepath.Join(dir, "m2.data", "member", "snap", "db"), &flipped))
+	flipped, err := tamper.FlipNewestValue(filepath.Join(dir, "m2.data", "member", "snap", "db"))
+	require.NoError(t, err)
 	require.NoError(t, p.Restart("m2"))
 
 	c := scenarios.Config{Seed: 1, Duration: 2 * time.Second, LivenessTimeout: 4 * time.Second,
@@ -62,29 +60,4 @@ func TestRealDivergenceIsAVerdict(t *testing.T) {
 	t.Log(res.Reason)
 	require.Equal(t, scenarios.VerdictDivergence, res.Verdict)
 	require.Contains(t, res.Reason, fmt.Sprintf("first differ at revision %d ", flipped))
-}
-
-// flipNewestPut changes the value of the newest put in a backend file (the
-// value is the last field of the stored KeyValue) and sets *rev to its revision.
-func flipNewestPut(db string, rev *int64) error {
-	b, err := bolt.Open(db, 0o600, nil)
-	if err != nil {
-		return err
-	}
-	defer b.Close()
-	return b.Update(func(tx *bolt.Tx) error {
-		bk := tx.Bucket([]byte("key"))
-		cur := bk.Cursor()
-		k, v := cur.Last()
-		for k != nil && len(k) != 17 { // skip tombstones (revision + "t")
-			k, v = cur.Prev()
-		}
-		if k == nil {
-			return errors.New("no put in the backend")
-		}
-		*rev = int64(binary.BigEndian.Uint64(k[:8]))
-		nv := append([]byte(nil), v...)
-		nv[len(nv)-1] ^= 1
-		return bk.Put(append([]byte(nil), k...), nv)
-	})
 }

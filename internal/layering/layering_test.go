@@ -62,6 +62,7 @@ var layers = [][]rule{
 		{pkg: "internal/shared"},
 		{pkg: "internal/layering"},
 		{pkg: "internal/certs"},
+		{pkg: "internal/tamper"},
 		// Results files (JSON, JUnit, HTML) and their merging: plain data.
 		{pkg: "scenarios/report"},
 		// The Kubernetes manifests of a sharded sweep, and their tests.
@@ -89,7 +90,7 @@ var layers = [][]rule{
 	{ // 5: runs, drills and their judgement.
 		{pkg: "scenarios", imports: []string{"chaos", "cluster", "internal/detrand", "internal/testhook", "linearizability",
 			"sim", "store", "store/mvcc"},
-			tests: []string{"cluster/etcdbin", "internal/dockertest"}},
+			tests: []string{"cluster/etcdbin", "internal/dockertest", "internal/tamper"}},
 		// Capacity and latency through clientv3: faults as chaos verbs on the
 		// backend the command started; the end-to-end test starts one.
 		{pkg: "scenarios/bench", imports: []string{"chaos"}, tests: []string{"cluster"}},
@@ -114,7 +115,7 @@ var layers = [][]rule{
 		{pkg: "cmd/harness", imports: []string{"chaos", "cluster", "cluster/etcdbin", "internal/mutant", "linearizability", "scenarios", "scenarios/bench", "scenarios/drill",
 			"scenarios/explain", "scenarios/library", "scenarios/report", "scenarios/scenario", "scenarios/shrink", "server", "store",
 			"store/mvcc", "store/snapshot", "store/wal"},
-			tests: []string{"internal/dockertest"}},
+			tests: []string{"internal/dockertest", "internal/tamper"}},
 	},
 }
 
