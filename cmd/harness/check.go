@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -95,13 +96,7 @@ func checkFile(path string, opt linearizability.Options) (linearizability.Result
 		if err != nil {
 			return linearizability.Result{}, usageError(fmt.Errorf("%s: %w: %w", path, errNotHistory, err))
 		}
-		completed := 0
-		for i := range ops {
-			if ops[i].Outcome == linearizability.OutcomeOK {
-				completed++
-			}
-		}
-		if completed == 0 {
+		if !slices.ContainsFunc(ops, func(op linearizability.Operation) bool { return op.Outcome == linearizability.OutcomeOK }) {
 			return linearizability.Result{}, noneCompleted
 		}
 		return linearizability.Check(ops, opt)
@@ -113,13 +108,7 @@ func checkFile(path string, opt linearizability.Options) (linearizability.Result
 	if len(ops) == 0 {
 		return linearizability.Result{}, usageError(fmt.Errorf("%s: %w: neither havoc JSON lines nor a Jepsen etcd log", path, errNotHistory))
 	}
-	completed := 0
-	for i := range ops {
-		if ops[i].Outcome == linearizability.OutcomeOK {
-			completed++
-		}
-	}
-	if completed == 0 {
+	if !slices.ContainsFunc(ops, func(op linearizability.RegisterOp) bool { return op.Outcome == linearizability.OutcomeOK }) {
 		return linearizability.Result{}, noneCompleted
 	}
 	return linearizability.CheckRegister(ops, opt)
