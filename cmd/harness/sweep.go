@@ -445,7 +445,7 @@ func summarize(w io.Writer, all []sweepResult, elapsed time.Duration, parallel i
 	}
 	fmt.Fprintf(w, "\n%d failing seeds:\n", len(failed))
 	for _, r := range failed {
-		fmt.Fprintf(w, "seed %d: %s: %s %s\n  reproduce: %s\n", r.Seed, r.Verdict, r.Reason, r.WorkerErr, r.Repro)
+		fmt.Fprintf(w, "seed %d: %s: %s\n  reproduce: %s\n", r.Seed, r.Verdict, strings.TrimSpace(r.Reason+" "+r.WorkerErr), r.Repro)
 		switch {
 		case r.Dir != "" && r.Full:
 			fmt.Fprintf(w, "  artifacts: %s\n", r.Dir)
