@@ -3,8 +3,6 @@ package layering
 import (
 	"go/ast"
 	"go/parser"
-	"go/token"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -38,32 +36,11 @@ type goFile struct {
 // keyed by the directory relative to root (testdata, hidden and untracked output
 // directories left out).
 func packageFiles(t *testing.T, root string) map[string][]goFile {
-	fset := token.NewFileSet()
 	pkgs := map[string][]goFile{}
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
+	err := walkGoFiles(root, parser.ParseComments|parser.SkipObjectResolution, func(_, dir, name string, f *ast.File) error {
+		if !strings.HasSuffix(name, "_test.go") {
+			pkgs[dir] = append(pkgs[dir], goFile{name, f})
 		}
-		name := d.Name()
-		if d.IsDir() {
-			if path != root && (strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") ||
-				slices.Contains([]string{"testdata", "bin", "vendor", "havoc-runs", "runs"}, name)) {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") {
-			return nil
-		}
-		f, err := parser.ParseFile(fset, path, nil, parser.ParseComments|parser.SkipObjectResolution)
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(root, filepath.Dir(path))
-		if err != nil {
-			return err
-		}
-		pkgs[filepath.ToSlash(rel)] = append(pkgs[filepath.ToSlash(rel)], goFile{name, f})
 		return nil
 	})
 	require.NoError(t, err)

@@ -5,6 +5,7 @@ package layering
 
 import (
 	"fmt"
+	"go/ast"
 	"go/parser"
 	"go/token"
 	"io/fs"
@@ -150,32 +151,8 @@ type imports struct {
 // untracked output directories are left out.
 func scan(t *testing.T, root string) map[string]*imports {
 	t.Helper()
-	fset := token.NewFileSet()
 	out := map[string]*imports{}
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		name := d.Name()
-		if d.IsDir() {
-			if path != root && (strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") ||
-				slices.Contains([]string{"testdata", "bin", "vendor", "havoc-runs", "runs"}, name)) {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if !strings.HasSuffix(name, ".go") {
-			return nil
-		}
-		f, err := parser.ParseFile(fset, path, nil, parser.ImportsOnly)
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(root, filepath.Dir(path))
-		if err != nil {
-			return err
-		}
-		dir := filepath.ToSlash(rel)
+	err := walkGoFiles(root, parser.ImportsOnly, func(path, dir, name string, f *ast.File) error {
 		im := out[dir]
 		if im == nil {
 			im = &imports{map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}}
@@ -436,4 +413,37 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(ks)
 	return ks
+}
+
+// walkGoFiles parses every .go file below root with mode and calls fn with its
+// path, its package directory relative to root (slash-separated) and its name.
+// Hidden and underscore directories, testdata and untracked output
+// directories (bin, vendor, havoc-runs, runs) are left out.
+func walkGoFiles(root string, mode parser.Mode, fn func(path, dir, name string, f *ast.File) error) error {
+	fset := token.NewFileSet()
+	return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		name := d.Name()
+		if d.IsDir() {
+			if path != root && (strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") ||
+				slices.Contains([]string{"testdata", "bin", "vendor", "havoc-runs", "runs"}, name)) {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(name, ".go") {
+			return nil
+		}
+		f, err := parser.ParseFile(fset, path, nil, mode)
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(root, filepath.Dir(path))
+		if err != nil {
+			return err
+		}
+		return fn(path, filepath.ToSlash(rel), name, f)
+	})
 }
