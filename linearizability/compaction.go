@@ -1,6 +1,7 @@
 package linearizability
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"sort"
@@ -22,7 +23,7 @@ type timeline struct {
 }
 
 func newTimeline(at []revAt) timeline {
-	slices.SortStableFunc(at, func(a, b revAt) int { return cmpInt64(a.t, b.t) })
+	slices.SortStableFunc(at, func(a, b revAt) int { return cmp.Compare(a.t, b.t) })
 	best := make([]int, len(at))
 	for i := range at {
 		best[i] = i

@@ -3,6 +3,7 @@ package linearizability
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -205,9 +206,9 @@ func Validate(ops []Operation) error {
 			return a.Client - b.Client
 		}
 		if a.Call != b.Call {
-			return cmpInt64(a.Call, b.Call)
+			return cmp.Compare(a.Call, b.Call)
 		}
-		return cmpInt64(a.ID, b.ID)
+		return cmp.Compare(a.ID, b.ID)
 	})
 	for i := 1; i < len(byClient); i++ {
 		a, b := &ops[byClient[i-1]], &ops[byClient[i]]
@@ -216,16 +217,6 @@ func Validate(ops []Operation) error {
 		}
 	}
 	return nil
-}
-
-func cmpInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // WriteHistory writes ops as JSON lines, one Operation per line.
@@ -359,8 +350,8 @@ func sortOps(ops []Operation) { slices.SortFunc(ops, compareOps) }
 
 // compareOps orders operations by call time, then ID.
 func compareOps(a, b Operation) int {
-	if c := cmpInt64(a.Call, b.Call); c != 0 {
+	if c := cmp.Compare(a.Call, b.Call); c != 0 {
 		return c
 	}
-	return cmpInt64(a.ID, b.ID)
+	return cmp.Compare(a.ID, b.ID)
 }

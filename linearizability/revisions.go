@@ -1,6 +1,7 @@
 package linearizability
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -297,7 +298,7 @@ func checkRevisionRules(ops []Operation, rf *revisionFacts) *violation {
 		}
 	}
 	for _, ws := range byKey {
-		slices.SortFunc(ws, func(a, b revWrite) int { return cmpInt64(a.rev, b.rev) })
+		slices.SortFunc(ws, func(a, b revWrite) int { return cmp.Compare(a.rev, b.rev) })
 	}
 	revokes := map[int64][]revWrite{} // lease -> acknowledged revokes
 	for i := range ops {
@@ -306,7 +307,7 @@ func checkRevisionRules(ops []Operation, rf *revisionFacts) *violation {
 		}
 	}
 	for _, rs := range revokes {
-		slices.SortFunc(rs, func(a, b revWrite) int { return cmpInt64(a.rev, b.rev) })
+		slices.SortFunc(rs, func(a, b revWrite) int { return cmp.Compare(a.rev, b.rev) })
 	}
 	// firstAfter returns the first entry of ws with revision above r.
 	firstAfter := func(ws []revWrite, r int64) (revWrite, bool) {
@@ -409,9 +410,9 @@ func checkRealTime(ops []Operation, known []int64, observedRev map[int]int64) *v
 		}
 	}
 	byCall := slices.Clone(pts)
-	slices.SortStableFunc(byCall, func(a, b point) int { return cmpInt64(a.call, b.call) })
+	slices.SortStableFunc(byCall, func(a, b point) int { return cmp.Compare(a.call, b.call) })
 	byRet := pts
-	slices.SortStableFunc(byRet, func(a, b point) int { return cmpInt64(a.ret, b.ret) })
+	slices.SortStableFunc(byRet, func(a, b point) int { return cmp.Compare(a.ret, b.ret) })
 	best := -1 // index into byRet of the highest revision returned so far
 	j := 0
 	for _, b := range byCall {

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"slices"
 	"sync"
@@ -162,24 +163,14 @@ func SortSamples(s []Sample) {
 	slices.SortStableFunc(s, func(a, b Sample) int {
 		switch {
 		case a.Start != b.Start:
-			return cmpDur(a.Start, b.Start)
+			return cmp.Compare(a.Start, b.Start)
 		case a.Op != b.Op:
 			if a.Op < b.Op {
 				return -1
 			}
 			return 1
 		default:
-			return cmpDur(a.Latency, b.Latency)
+			return cmp.Compare(a.Latency, b.Latency)
 		}
 	})
-}
-
-func cmpDur(a, b time.Duration) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

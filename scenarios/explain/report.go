@@ -1,6 +1,7 @@
 package explain
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"slices"
@@ -186,13 +187,7 @@ func cmpAbs(a, b int64) int {
 	if b < 0 {
 		b = -b
 	}
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
+	return cmp.Compare(a, b)
 }
 
 // touches reports whether op reads or writes one of keys (a range, by its
