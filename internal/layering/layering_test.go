@@ -68,6 +68,8 @@ var layers = [][]rule{
 		{pkg: "scenarios/report"},
 		// The Kubernetes manifests of a sharded sweep, and their tests.
 		{pkg: "deploy/kubernetes"},
+		// The GitHub Actions workflows' tests (actionlint and the README's rules).
+		{pkg: "deploy/github"},
 	},
 	{ // 1: the store's storage, over the filesystem interface.
 		{pkg: "vfs/vfstest", imports: []string{"vfs"}},
