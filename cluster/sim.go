@@ -3,6 +3,7 @@ package cluster
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -78,6 +79,25 @@ type SimConfig struct {
 	// QuotaBackendBytes is store.Config.QuotaBackendBytes (2 GiB when zero,
 	// no quota when negative).
 	QuotaBackendBytes int64
+	// Model, when set, charges the members' disk and CPU virtual time (the
+	// what-if figures of harness bench --backend sim). Nil, as in every
+	// checked run: both are instant.
+	Model *SimModel
+}
+
+// SimModel is a member's cost in virtual time. A member is one loop, as
+// etcd's raft loop is: while it waits for a sync or serves a client request
+// it handles nothing else, and what arrives meanwhile (peer messages, client
+// requests, ticks) waits in order and is handled once it is free; the
+// messages, responses and watch events of a batch leave only when the
+// batch's syncs are done.
+type SimModel struct {
+	// Fsync draws the latency of one fsync of a member's log from the
+	// member's PRNG (nil: instant). A batch pays one draw per sync it does.
+	Fsync func(r *rand.Rand) time.Duration
+	// Service is a member's time per client request, spent before it
+	// handles the request (zero: none).
+	Service time.Duration
 }
 
 // defaultCatchUpEntries is store.Config's CatchUpEntries when zero.
@@ -527,6 +547,34 @@ type simMember struct {
 	// armed is the crash point this member crashes at next (nil when none),
 	// shared by every member the same crash-at fault armed.
 	armed *armedCrash
+	// busy is set while the member waits out a cost of SimConfig.Model;
+	// backlog holds, in arrival order, what came meanwhile.
+	busy    bool
+	backlog []func()
+}
+
+// busyFor makes the member busy for d, then runs then and works through the
+// backlog until it is empty or the member is busy again.
+func (m *simMember) busyFor(d time.Duration, then func()) {
+	m.busy = true
+	m.host.After(d, func() {
+		m.busy = false
+		then()
+		for len(m.backlog) > 0 && !m.busy {
+			next := m.backlog[0]
+			m.backlog = m.backlog[1:]
+			next()
+		}
+	})
+}
+
+// deferred queues fn until the member is free, if it is busy.
+func (m *simMember) deferred(fn func()) bool {
+	if !m.busy {
+		return false
+	}
+	m.backlog = append(m.backlog, fn)
+	return true
 }
 
 // armedCrash is one crash-at fault: the point, whether the crash tears, and
@@ -642,6 +690,7 @@ func (m *simMember) Start(h *sim.Host) {
 		m.node = nil
 	}
 	m.clients = map[uint64]clientRef{}
+	m.busy, m.backlog = false, nil
 	m.watches = simWatches{byNode: map[int64]clientRef{}, byClient: map[clientRef]int64{}, seq: map[int64]uint64{}}
 	m.leader, m.halted = 0, false
 	cfg := m.cfg
@@ -657,7 +706,7 @@ func (m *simMember) Start(h *sim.Host) {
 }
 
 func (m *simMember) tick() {
-	if m.node == nil || m.halted {
+	if m.node == nil || m.halted || m.deferred(m.tick) {
 		return
 	}
 	defer m.recoverCrash()
@@ -726,6 +775,18 @@ func (c *Sim) memberName(id uint64) string {
 
 // Receive handles raft messages from peers and requests from clients.
 func (m *simMember) Receive(from string, payload any) {
+	if m.node == nil || m.halted || m.deferred(func() { m.Receive(from, payload) }) {
+		return
+	}
+	if p, ok := payload.(*ClientRequest); ok && m.c.cfg.Model != nil && m.c.cfg.Model.Service > 0 {
+		m.busyFor(m.c.cfg.Model.Service, func() { m.receive(from, p) })
+		return
+	}
+	m.receive(from, payload)
+}
+
+// receive handles a message once the member is free to.
+func (m *simMember) receive(from string, payload any) {
 	if m.node == nil || m.halted {
 		return
 	}
@@ -787,7 +848,36 @@ func (w *simWatches) forget(id int64, ref clientRef) {
 }
 
 func (m *simMember) flush() {
+	syncs := m.disk.Syncs()
 	out := m.node.Drain()
+	if mod := m.c.cfg.Model; mod != nil && mod.Fsync != nil && m.disk.Syncs() > syncs {
+		var d time.Duration
+		for range m.disk.Syncs() - syncs {
+			d += mod.Fsync(m.host.Rand())
+		}
+		m.busyFor(d, func() { m.emit(out) })
+	} else {
+		m.emit(out)
+	}
+	if m.node == nil { // crashed at a point emit saw
+		return
+	}
+	if out.Err != nil && !m.halted {
+		m.halted = true
+		m.c.errs = append(m.c.errs, fmt.Errorf("member %s halted at %s: %w", m.name, m.c.w.Elapsed(), out.Err))
+		m.host.Tracef("halted: %v", out.Err)
+	}
+	if lead := m.node.Leader(); lead != m.leader {
+		m.leader = lead
+		if m.host.Tracing() {
+			m.host.Tracef("leader is %s", m.c.byID[lead])
+		}
+	}
+}
+
+// emit sends what a batch produced: raft messages, client responses, watch
+// events.
+func (m *simMember) emit(out store.Output) {
 	appResp := false
 	for _, msg := range out.Messages {
 		if to, ok := m.c.byID[msg.GetTo()]; ok {
@@ -822,16 +912,5 @@ func (m *simMember) flush() {
 			}
 		}
 		i = j
-	}
-	if out.Err != nil && !m.halted {
-		m.halted = true
-		m.c.errs = append(m.c.errs, fmt.Errorf("member %s halted at %s: %w", m.name, m.c.w.Elapsed(), out.Err))
-		m.host.Tracef("halted: %v", out.Err)
-	}
-	if lead := m.node.Leader(); lead != m.leader {
-		m.leader = lead
-		if m.host.Tracing() {
-			m.host.Tracef("leader is %s", m.c.byID[lead])
-		}
 	}
 }

@@ -27,6 +27,7 @@ type Mem struct {
 	gen      uint64 // bumped by Crash; handles of an older generation are dead
 	capacity int64  // 0 = unlimited
 	used     int64  // bytes held by linked files
+	syncs    int64  // File.Sync calls that succeeded
 }
 
 type memNode struct {
@@ -482,8 +483,14 @@ func (f *memFile) Sync() error {
 		return err
 	}
 	f.m.sync(f.n)
+	f.m.syncs++
 	return nil
 }
+
+// Syncs returns how many times a file of the disk was synced (File.Sync
+// calls that succeeded, across crashes): a cost model charges each one the
+// time a real fsync takes.
+func (m *Mem) Syncs() int64 { return m.syncs }
 
 func (f *memFile) Truncate(size int64) error {
 	if err := f.check("truncate", true); err != nil {

@@ -39,6 +39,8 @@ type benchFlags struct {
 	csvPath   string
 	plotDir   string
 	bf        backendFlags
+	model     bench.Model
+	zoneRTT   string
 }
 
 func newBenchCmd() *cobra.Command {
@@ -57,13 +59,34 @@ from go.mod's pinned module), or an existing one (--endpoints). --compare havoc,
 runs the same workload on both, alternating --rounds, and prints the ratio of every
 figure. --fault KIND[:MEMBER]@AT[+FOR] (e.g. kill-leader@5s, pause:m2@3s+2s) injects a
 fault during the measured part and reports the unavailability window, the latency
-during the fault and the time to recover.`,
+during the fault and the time to recover.
+
+--backend sim answers what-if questions instead of measuring: havoc's store runs in
+the deterministic simulator, in virtual time, where the network (--sim-rtt within a
+zone, --sim-zone-rtt between the --sim-zones zones the members are spread over),
+each fsync of a member's log (--sim-fsync) and each client request (--sim-service)
+cost what the model says. The same flags and --seed give the same figures on any
+machine; they come from the model, which leaves out CPU contention between members,
+the Go runtime, bandwidth and the page cache. For example, commit latency across
+three zones and failover time with a 1 s election timeout:
+
+  harness bench --backend sim --sim-zones 3 --sim-zone-rtt 1-2=10ms,1-3=30ms,2-3=25ms --fault kill-leader@5s`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return f.run(cmd.Context(), cmd.OutOrStdout()) },
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.endpoints, "endpoints", "", "comma list of client URLs of an existing cluster (instead of starting one)")
-	fl.StringVar(&f.bf.backend, "backend", "process", "where the harness runs the members: process or docker")
+	fl.StringVar(&f.bf.backend, "backend", "process", "where the harness runs the members: process, docker, or sim (a model in virtual time)")
+	fl.IntVar(&f.model.Zones, "sim-zones", 1, "--backend sim: zones the members are spread over round-robin (m1 in zone 1, m2 in zone 2, ...)")
+	fl.IntVar(&f.model.ClientZone, "sim-client-zone", 1, "--backend sim: the clients' zone")
+	fl.DurationVar(&f.model.RTT, "sim-rtt", bench.DefaultRTT, "--backend sim: round trip between two hosts of one zone")
+	fl.StringVar(&f.zoneRTT, "sim-zone-rtt", bench.DefaultZoneRTT.String(), "--backend sim: round trip between zones: one duration, or per pair A-B=DURATION,... (e.g. 1-2=10ms,1-3=30ms,2-3=25ms)")
+	fl.Float64Var(&f.model.Spread, "sim-spread", bench.DefaultSpread, "--backend sim: each one-way latency is drawn within this fraction of its mean")
+	fl.DurationVar(&f.model.Fsync, "sim-fsync", bench.DefaultFsync, "--backend sim: latency of one fsync of a member's log")
+	fl.Float64Var(&f.model.FsyncSpread, "sim-fsync-spread", bench.DefaultSpread, "--backend sim: fsync latency is drawn within this fraction of its mean")
+	fl.DurationVar(&f.model.Service, "sim-service", bench.DefaultService, "--backend sim: a member's time per client request")
+	fl.DurationVar(&f.model.TickInterval, "sim-tick", 100*time.Millisecond, "--backend sim: the members' heartbeat interval (etcd's --heartbeat-interval)")
+	fl.IntVar(&f.model.ElectionTicks, "sim-election-ticks", 10, "--backend sim: election timeout in heartbeats (etcd's --election-timeout divided by --heartbeat-interval)")
 	fl.StringVar(&f.bf.target, "target", "havoc", "store the members run: havoc or etcd")
 	fl.StringVar(&f.bf.etcdBin, "etcd-bin", "", "etcd binary for target etcd (default: etcd on PATH, else go.mod's pinned release built by --etcd-version's cache)")
 	fl.StringVar(&f.bf.etcdVersion, "etcd-version", "", etcdVersionUsage)
@@ -133,8 +156,25 @@ func (f *benchFlags) parse() (bench.Config, []string, error) {
 		}
 		return cfg, []string{"endpoints"}, nil
 	}
+	if f.bf.backend == "sim" {
+		if f.compare != "" {
+			return cfg, nil, errors.New("--backend sim runs one model: no --compare (run it twice with other --sim-* flags)")
+		}
+		if d, err := time.ParseDuration(f.zoneRTT); err == nil {
+			f.model.ZoneRTT = d
+		} else if f.model.ZoneRTTs, err = bench.ParseZoneRTTs(f.zoneRTT); err != nil {
+			return cfg, nil, err
+		} else {
+			f.model.ZoneRTT = bench.DefaultZoneRTT
+		}
+		f.model.Members = f.nodes
+		if err := f.model.Validate(); err != nil {
+			return cfg, nil, err
+		}
+		return cfg, []string{"sim"}, nil
+	}
 	if f.bf.backend != "process" && f.bf.backend != "docker" {
-		return cfg, nil, fmt.Errorf("unknown --backend %q (want process or docker)", f.bf.backend)
+		return cfg, nil, fmt.Errorf("unknown --backend %q (want process, docker or sim)", f.bf.backend)
 	}
 	names := []string{f.bf.target}
 	if f.compare != "" {
@@ -171,8 +211,12 @@ func (f *benchFlags) run(ctx context.Context, w io.Writer) error {
 	if f.endpoints != "" {
 		targets = append(targets, benchTarget{name: "endpoints", endpoints: strings.Split(f.endpoints, ",")})
 	}
+	if f.bf.backend == "sim" {
+		targets = append(targets, benchTarget{name: "sim"})
+		fmt.Fprintf(w, "model: %s\n", f.model.String())
+	}
 	for _, name := range names {
-		if f.endpoints != "" {
+		if f.endpoints != "" || f.bf.backend == "sim" {
 			break
 		}
 		t, err := f.start(ctx, w, name, cfg.Seed)
@@ -202,7 +246,15 @@ func (f *benchFlags) run(ctx context.Context, w io.Writer) error {
 			if f.rounds > 1 {
 				fmt.Fprintf(w, "\nround %d of %d\n", round+1, f.rounds)
 			}
-			r, err := bench.Run(ctx, t.name, cfg, t.endpoints, injector(t))
+			var r *bench.Report
+			var err error
+			if t.name == "sim" {
+				rc := cfg
+				rc.Seed += uint64(round) // each round its own draws
+				r, err = bench.RunSim(rc, f.model)
+			} else {
+				r, err = bench.Run(ctx, t.name, cfg, t.endpoints, injector(t))
+			}
 			if err != nil {
 				return err
 			}

@@ -23,7 +23,11 @@ func TestBenchRefusesBadFlags(t *testing.T) {
 		{[]string{"--endpoints", "http://127.0.0.1:1", "--fault", "kill-leader@1s"}, "no --compare, no --fault"},
 		{[]string{"--compare", "havoc"}, "two targets"},
 		{[]string{"--compare", "havoc,zookeeper"}, `unknown target "zookeeper"`},
-		{[]string{"--backend", "sim"}, `unknown --backend "sim"`},
+		{[]string{"--backend", "vm"}, `unknown --backend "vm"`},
+		{[]string{"--backend", "sim", "--compare", "havoc,etcd"}, "no --compare"},
+		{[]string{"--backend", "sim", "--sim-zones", "4"}, "zones 4"},
+		{[]string{"--backend", "sim", "--sim-zones", "2", "--sim-zone-rtt", "1-3=5ms"}, "z1-z3=5ms"},
+		{[]string{"--backend", "sim", "--sim-zone-rtt", "far"}, `zone round trip "far"`},
 		{[]string{"--duration", "0"}, "--duration 0 needs --total"},
 		{[]string{"--workload", "watch", "--value-size", "4"}, "at least 8 bytes"},
 		{[]string{"--rounds", "0"}, "--rounds 0"},
@@ -34,6 +38,20 @@ func TestBenchRefusesBadFlags(t *testing.T) {
 			assert.Contains(t, errOut, tc.says)
 		})
 	}
+}
+
+// TestBenchSimCommand runs the what-if benchmark: figures from the model in
+// virtual time, said to be so, the same for the same flags.
+func TestBenchSimCommand(t *testing.T) {
+	args := []string{"bench", "--backend", "sim", "--duration", "2s", "--clients", "4", "--sim-zones", "3", "--sim-zone-rtt", "1-2=10ms,1-3=30ms,2-3=25ms", "--fault", "kill-leader@1s"}
+	code, out, errOut := harness(t, args...)
+	require.Equal(t, exitOK, code, "stdout %s\nstderr %s", out, errOut)
+	assert.Contains(t, out, "model: 3 members in 3 zones")
+	assert.Contains(t, out, "figures from a model in virtual time, not a measurement")
+	assert.Contains(t, out, "fault kill-leader@1s")
+	assert.Contains(t, out, "p99.9")
+	_, again, _ := harness(t, args...)
+	require.Equal(t, out, again, "the same flags give the same figures")
 }
 
 // TestBenchCommand runs `harness bench` for a second against three members

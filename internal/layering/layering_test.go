@@ -96,7 +96,7 @@ var layers = [][]rule{
 			tests: []string{"cluster/etcdbin", "internal/dockertest", "internal/tamper"}},
 		// Capacity and latency through clientv3: faults as chaos verbs on the
 		// backend the command started; the end-to-end test starts one.
-		{pkg: "scenarios/bench", imports: []string{"chaos"}, tests: []string{"cluster"}},
+		{pkg: "scenarios/bench", imports: []string{"chaos", "cluster", "internal/detrand", "sim", "store"}},
 		// What happened in a run, from its artifacts directory: the history
 		// checked again, the trace read as text.
 		{pkg: "scenarios/explain", imports: []string{"linearizability"}},

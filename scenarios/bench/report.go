@@ -36,6 +36,9 @@ type Report struct {
 	Series []Second `json:"series"`
 	// Faults holds one entry per injected fault.
 	Faults []FaultReport `json:"faults,omitempty"`
+	// Model, for a simulated benchmark, describes the model and says that
+	// the figures come from it (empty for a measurement).
+	Model string `json:"model,omitempty"`
 	// Samples are the raw samples (not written to JSON: a long run has millions).
 	Samples []Sample `json:"-"`
 }

@@ -84,13 +84,8 @@ func Run(ctx context.Context, target string, cfg Config, endpoints []string, inj
 		conns = append(conns, c)
 	}
 	probeConn := conns[cfg.Conns]
-	w := &workers{cfg: cfg, conns: conns[:cfg.Conns], state: make([]workerState, cfg.Clients)}
-	for i := range w.state {
-		w.state[i] = workerState{rnd: rand.New(rand.NewPCG(cfg.Seed, uint64(i))), value: make([]byte, cfg.ValueSize), revs: map[int]int64{}}
-		for j := range w.state[i].value {
-			w.state[i].value[j] = 'a' + byte((i+j)%26)
-		}
-	}
+	w := newWorkers(cfg)
+	w.conns = conns[:cfg.Conns]
 	if err := w.setup(ctx); err != nil {
 		return nil, err
 	}
@@ -217,6 +212,19 @@ type workerState struct {
 	value []byte
 	revs  map[int]int64 // txn: the last mod revision seen per key
 	lease clientv3.LeaseID
+}
+
+// newWorkers returns cfg.Clients workers, each with its own key draws
+// (seeded by cfg.Seed and its number) and value.
+func newWorkers(cfg Config) *workers {
+	w := &workers{cfg: cfg, state: make([]workerState, cfg.Clients)}
+	for i := range w.state {
+		w.state[i] = workerState{rnd: rand.New(rand.NewPCG(cfg.Seed, uint64(i))), value: make([]byte, cfg.ValueSize), revs: map[int]int64{}}
+		for j := range w.state[i].value {
+			w.state[i].value[j] = 'a' + byte((i+j)%26)
+		}
+	}
+	return w
 }
 
 // key is the name of key i: the prefix, then i zero-padded to KeySize.

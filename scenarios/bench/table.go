@@ -23,6 +23,9 @@ func (r *Report) WriteTable(w io.Writer) {
 		fmt.Fprintf(w, " after %s warm-up", seconds(r.Config.Warmup))
 	}
 	fmt.Fprintf(w, ", keys %d of %d B, values %d B\n", r.Config.KeySpace, r.Config.KeySize, r.Config.ValueSize)
+	if r.Model != "" {
+		fmt.Fprintf(w, "model: %s\n", r.Model)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	head := []string{"op", "ok", "errors", "ops/s", "min"}
 	for _, q := range Quantiles {
