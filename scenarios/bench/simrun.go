@@ -156,7 +156,6 @@ type simBench struct {
 	probeLive   [2]int32
 	samples     []Sample
 	records     []FaultRecord
-	faultsDone  int
 	watchIDs    uint64
 }
 
