@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/soheilhy/cmux"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/raft/v3/raftpb"
@@ -258,7 +259,15 @@ func (m *Member) listen() error {
 		// Connections wait in the listener's backlog until the member is ready.
 		select {
 		case <-m.readyc:
-			_ = serve(m.clientSrv, cl)
+			if m.clientSrv.TLSConfig != nil {
+				_ = serve(m.clientSrv, cl)
+				break
+			}
+			go func() {
+				<-m.stopc
+				_ = cl.Close()
+			}()
+			_ = serveCleartext(m, cl)
 		case <-m.stopc:
 		}
 		_ = cl.Close()
@@ -392,13 +401,41 @@ func (m *Member) run() {
 			m.node.Tick()
 			m.publish()
 		case msg := <-m.recvc:
-			if err := m.node.Step(msg); err != nil {
-				m.log.Debug("step failed", "type", msg.GetType(), "from", fmt.Sprintf("%x", msg.GetFrom()), "err", err)
-			}
+			m.step(msg)
+			m.gather()
 		case f := <-m.inbox:
 			f()
+			m.gather()
 		}
 		m.flush()
+	}
+}
+
+// gatherLimit bounds the inputs run takes in one batch.
+const gatherLimit = 256
+
+// gather takes, without waiting, the peer messages and client requests
+// already queued (up to gatherLimit) before run flushes: their entries share
+// one Ready and so one fsync of the log, as etcd's raft node batches the
+// proposals that arrive while its loop is busy. Taken one per flush, every
+// proposal cost an fsync of its own.
+func (m *Member) gather() {
+	for range gatherLimit {
+		select {
+		case msg := <-m.recvc:
+			m.step(msg)
+		case f := <-m.inbox:
+			f()
+		default:
+			return
+		}
+	}
+}
+
+// step hands a peer's message to the node.
+func (m *Member) step(msg *raftpb.Message) {
+	if err := m.node.Step(msg); err != nil {
+		m.log.Debug("step failed", "type", msg.GetType(), "from", fmt.Sprintf("%x", msg.GetFrom()), "err", err)
 	}
 }
 
@@ -770,6 +807,21 @@ func (m *Member) leaderClient() (*grpc.ClientConn, error) {
 	}
 	m.fwd[target] = c
 	return c, nil
+}
+
+// serveCleartext serves a cleartext client listener as etcd does: HTTP/2
+// connections (clientv3's, gRPC with prior knowledge) go to gRPC's own
+// transport, everything else (HTTP/1.1 /health, /metrics, /version) to the
+// HTTP server. gRPC's transport costs a fraction of what grpc.Server.ServeHTTP
+// costs through net/http's HTTP/2 server, which a TLS listener still uses (as
+// etcd's does) so that a request keeps its client certificate.
+func serveCleartext(m *Member, l net.Listener) error {
+	mux := cmux.New(l)
+	grpcL := mux.Match(cmux.HTTP2())
+	httpL := mux.Match(cmux.Any())
+	go func() { _ = m.grpc.Serve(grpcL) }()
+	go func() { _ = m.clientSrv.Serve(httpL) }()
+	return mux.Serve()
 }
 
 // serve serves s on l, over TLS when s has a TLS config (an https URL).
