@@ -48,10 +48,13 @@ type Member struct {
 	ticks    int64
 	initial  []membership.Member // the members known at start (a joining member's only view)
 
-	inbox  chan func()
-	recvc  chan *raftpb.Message
-	tokens atomic.Uint64
-	gids   atomic.Int64
+	inbox chan func()
+	recvc chan *raftpb.Message
+	// refused are messages sendEarly could not send, for dispatch to retry
+	// and report.
+	refused []*raftpb.Message
+	tokens  atomic.Uint64
+	gids    atomic.Int64
 
 	// Published by the run goroutine for other goroutines.
 	leader  atomic.Uint64
@@ -139,11 +142,13 @@ func Start(cfg Config) (*Member, error) {
 			return nil, err
 		}
 	}
+	var m *Member
+	scfg.SendEarly = func(msgs []*raftpb.Message) { m.sendEarly(msgs) }
 	node, err := store.Open(scfg)
 	if err != nil {
 		return nil, err
 	}
-	m := &Member{
+	m = &Member{
 		cfg: cfg, log: cfg.Logger.With("member", cfg.Name), id: node.ID(), clusterID: node.ClusterID(),
 		node: node, initial: scfg.InitialCluster, waiters: map[uint64]chan store.Response{}, watchers: map[int64]watchTarget{},
 		inbox: make(chan func(), 1024), recvc: make(chan *raftpb.Message, 4096),
@@ -501,7 +506,23 @@ func membersEqual(a, b []membership.Member) bool {
 	})
 }
 
+// sendEarly sends a leader's messages before the node writes its log (see
+// store.Config.SendEarly). It runs inside Drain, so it must not call the
+// node: a message the transport refuses (an unknown or unreachable peer) is
+// kept and goes through dispatch after Drain, which reports it.
+func (m *Member) sendEarly(msgs []*raftpb.Message) {
+	for _, msg := range msgs {
+		if err := m.tr.Send(msg); err != nil {
+			m.refused = append(m.refused, msg)
+		}
+	}
+}
+
 func (m *Member) dispatch(out store.Output) {
+	if len(m.refused) > 0 {
+		out.Messages = append(m.refused, out.Messages...)
+		m.refused = nil
+	}
 	for _, msg := range out.Messages {
 		var img *mvcc.Snapshot // the image of a MsgSnap, streamed by the transport
 		send := m.tr.Send

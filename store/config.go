@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"time"
 
+	"go.etcd.io/raft/v3/raftpb"
+
 	"github.com/havoclab/havoc/store/membership"
 	"github.com/havoclab/havoc/vfs"
 )
@@ -57,6 +59,16 @@ type Config struct {
 	// there, as a crash would, if the runtime then discards the Node and
 	// recovers the member from its disk (the simulator's crash points do).
 	Observe func(Point)
+	// SendEarly, when set, lets a leader send its messages before it writes
+	// the same Ready's entries to its log, as etcd's leader does (raft thesis
+	// §10.2.1): the fsync of the leader's log overlaps the followers'. The
+	// leader still applies an entry only after its own fsync, so nothing it
+	// acknowledges depends on an unsynced write of its own. SendEarly gets
+	// the messages before the write and must only queue them (it must not
+	// call back into the Node); the rest of the Ready's messages come out of
+	// Drain as usual. Nil (the simulator): every message leaves after the
+	// write.
+	SendEarly func([]*raftpb.Message)
 	// TickInterval is the wall-time length of one Tick (etcd --heartbeat-interval,
 	// 100ms when zero). It converts lease TTLs to ticks; the runtime drives Tick.
 	TickInterval time.Duration

@@ -55,6 +55,10 @@ type loop struct {
 	reportSnap map[*raftpb.Message]bool
 	// observe, when set, is every member's Config.Observe.
 	observe func(id uint64, p Point)
+	// sendEarly, when set, is called with every message a member sends
+	// through Config.SendEarly (which the loop then sets), before the message
+	// joins the queue.
+	sendEarly func(id uint64, m *raftpb.Message)
 }
 
 func newLoop(t testing.TB, size int, seed uint64, snapCount uint64, opts ...func(*loop)) *loop {
@@ -116,7 +120,19 @@ func (l *loop) config(id uint64, join bool) Config {
 		Name: l.names[id], ID: id, InitialCluster: l.initial, ClusterID: l.clusterID, Join: join,
 		FS: l.disks[id], WALDir: "wal", DBPath: filepath.Join(l.dir, fmt.Sprintf("%x.db", id)), DBNoSync: true,
 		Clock: l.clock, SnapshotCount: l.snapCnt, CatchUpEntries: 5, ClientURLs: []string{"http://" + l.names[id]},
-		QuotaBackendBytes: l.quota, StreamSnapshots: l.streamSnaps, Observe: l.observer(id),
+		QuotaBackendBytes: l.quota, StreamSnapshots: l.streamSnaps, Observe: l.observer(id), SendEarly: l.early(id),
+	}
+}
+
+func (l *loop) early(id uint64) func([]*raftpb.Message) {
+	if l.sendEarly == nil {
+		return nil
+	}
+	return func(ms []*raftpb.Message) {
+		for _, m := range ms {
+			l.sendEarly(id, m)
+		}
+		l.queue = append(l.queue, ms...)
 	}
 }
 

@@ -444,6 +444,9 @@ func (n *Node) handleReady(rd raft.Ready) {
 			return
 		}
 	}
+	if n.cfg.SendEarly != nil && n.lead == n.id && len(rd.Messages) > 0 {
+		rd.Messages = n.sendEarly(rd.Messages)
+	}
 	mustSync := rd.MustSync
 	if (mutant.On(mutant.AckBeforeSync) && n.lead != n.id && len(rd.Entries) > 0) || (mutant.On(mutant.VoteBeforeSync) && len(rd.Entries) == 0) {
 		mustSync = false
@@ -481,6 +484,23 @@ func (n *Node) handleReady(rd raft.Ready) {
 	n.apply(rd.CommittedEntries)
 	n.rn.Advance(rd)
 	n.maybeSnapshot()
+}
+
+// sendEarly hands a leader's messages, except snapshots (which need the
+// backend image attached after the write), to Config.SendEarly and returns
+// the rest.
+func (n *Node) sendEarly(msgs []*raftpb.Message) []*raftpb.Message {
+	early := make([]*raftpb.Message, 0, len(msgs))
+	var rest []*raftpb.Message
+	for _, m := range msgs {
+		if m.GetType() == raftpb.MsgSnap {
+			rest = append(rest, m)
+			continue
+		}
+		early = append(early, m)
+	}
+	n.cfg.SendEarly(early)
+	return rest
 }
 
 func (n *Node) onSoftState(ss *raft.SoftState) {

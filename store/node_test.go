@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/havoclab/havoc/store/membership"
 	"github.com/havoclab/havoc/store/mvcc"
@@ -448,4 +449,46 @@ func TestQuotaRaisesNoSpaceAndLosesNothing(t *testing.T) {
 	require.EqualValues(t, written, r.Range.Count, "every acknowledged write is still there")
 	require.NoError(t, l.do(lead, Request{DeleteRange: &pb.DeleteRangeRequest{Key: []byte("k000")}}).Err, "deletes stay allowed")
 	require.ErrorIs(t, l.do(lead, Request{Txn: &pb.TxnRequest{Success: []*pb.RequestOp{{Request: &pb.RequestOp_RequestPut{RequestPut: &pb.PutRequest{Key: []byte("x")}}}}}}).Err, ErrNoSpace)
+}
+
+// With SendEarly a leader hands its appends to the runtime before it writes
+// them to its own log (the leader's fsync overlaps the followers'), a
+// follower never does, and the cluster answers and converges as without it.
+func TestLeaderSendsAppendsBeforeItsLogWrite(t *testing.T) {
+	type early struct {
+		from  uint64
+		typ   raftpb.MessageType
+		syncs int64 // the sender's log syncs when it sent
+		index uint64
+	}
+	var sent []early
+	var l *loop
+	l = newLoop(t, 3, 1, 0, func(l *loop) {
+		l.sendEarly = func(id uint64, m *raftpb.Message) {
+			var last uint64
+			if es := m.GetEntries(); len(es) > 0 {
+				last = es[len(es)-1].GetIndex()
+			}
+			sent = append(sent, early{from: id, typ: m.GetType(), syncs: l.disks[id].Syncs(), index: last})
+		}
+	})
+	lead := l.waitLeader()
+	sent = nil
+	syncsBefore := l.disks[lead].Syncs()
+	resp := l.put(lead, "k", "v")
+	require.Positive(t, resp.GetHeader().GetRevision())
+	var apps int
+	for _, e := range sent {
+		require.Equal(t, lead, e.from, "only the leader sends early")
+		if e.typ == raftpb.MsgApp && e.index > 0 {
+			apps++
+			require.Equal(t, syncsBefore, e.syncs, "the append left before the leader synced the entry")
+		}
+	}
+	require.Equal(t, 2, apps, "one append per follower")
+	require.Greater(t, l.disks[lead].Syncs(), syncsBefore, "the leader synced the entry")
+	for _, id := range l.ids() {
+		require.Equal(t, "v", string(l.get(id, "k", true).GetKvs()[0].GetValue()))
+	}
+	l.requireConverged()
 }
