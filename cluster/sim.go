@@ -156,6 +156,7 @@ func NewSim(w *sim.World, cfg SimConfig) (*Sim, error) {
 			FS: disk, WALDir: "member/wal", DBPath: filepath.Join(cfg.Dir, name+".db"), DBNoSync: true,
 			SnapshotCount: cfg.SnapshotCount, TickInterval: cfg.TickInterval, ElectionTicks: cfg.ElectionTicks,
 			CatchUpEntries: cfg.CatchUpEntries, QuotaBackendBytes: cfg.QuotaBackendBytes, Observe: m.observe,
+			SendEarly: m.sendEarly,
 		}
 		c.members[name] = m
 		h := w.AddHost(name, m)
@@ -551,21 +552,46 @@ type simMember struct {
 	// backlog holds, in arrival order, what came meanwhile.
 	busy    bool
 	backlog []func()
+	// gathering is set while work hands the backlog to the node: the inputs
+	// are not flushed one by one.
+	gathering bool
 }
 
 // busyFor makes the member busy for d, then runs then and works through the
-// backlog until it is empty or the member is busy again.
+// backlog.
 func (m *simMember) busyFor(d time.Duration, then func()) {
 	m.busy = true
 	m.host.After(d, func() {
 		m.busy = false
 		then()
+		m.work()
+	})
+}
+
+// work takes what waited in the backlog, in order, as the server's run loop
+// gathers its queued inputs: every peer message, tick and client request is
+// handed to the node, and one flush (one Ready, one fsync) follows, until
+// the backlog is empty or the member is busy again (a client request's
+// service time; its handling flushes what was gathered before it).
+func (m *simMember) work() {
+	for len(m.backlog) > 0 && !m.busy {
+		m.gathering = true
 		for len(m.backlog) > 0 && !m.busy {
 			next := m.backlog[0]
 			m.backlog = m.backlog[1:]
 			next()
 		}
-	})
+		m.gathering = false
+		if !m.busy && m.node != nil && !m.halted {
+			m.flushRecovering()
+		}
+	}
+}
+
+// flushRecovering is flush for a caller without its own recoverCrash.
+func (m *simMember) flushRecovering() {
+	defer m.recoverCrash()
+	m.flush()
 }
 
 // deferred queues fn until the member is free, if it is busy.
@@ -690,7 +716,7 @@ func (m *simMember) Start(h *sim.Host) {
 		m.node = nil
 	}
 	m.clients = map[uint64]clientRef{}
-	m.busy, m.backlog = false, nil
+	m.busy, m.backlog, m.gathering = false, nil, false
 	m.watches = simWatches{byNode: map[int64]clientRef{}, byClient: map[clientRef]int64{}, seq: map[int64]uint64{}}
 	m.leader, m.halted = 0, false
 	cfg := m.cfg
@@ -711,7 +737,9 @@ func (m *simMember) tick() {
 	}
 	defer m.recoverCrash()
 	m.node.Tick()
-	m.flush()
+	if !m.gathering {
+		m.flush()
+	}
 	m.host.After(m.cfg.TickInterval, m.tick)
 }
 
@@ -814,7 +842,9 @@ func (m *simMember) receive(from string, payload any) {
 	case *ClientWatch:
 		m.watch(from, p)
 	}
-	m.flush()
+	if !m.gathering {
+		m.flush()
+	}
 }
 
 func (m *simMember) watch(from string, w *ClientWatch) {
@@ -871,6 +901,17 @@ func (m *simMember) flush() {
 		m.leader = lead
 		if m.host.Tracing() {
 			m.host.Tracef("leader is %s", m.c.byID[lead])
+		}
+	}
+}
+
+// sendEarly is store.Config.SendEarly: a leader's appends leave before it
+// writes its log, as they do from a real member (package server), so that a
+// crash between the two is reachable here too.
+func (m *simMember) sendEarly(msgs []*raftpb.Message) {
+	for _, msg := range msgs {
+		if to, ok := m.c.byID[msg.GetTo()]; ok {
+			m.host.Send(to, msg)
 		}
 	}
 }

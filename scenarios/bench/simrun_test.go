@@ -35,12 +35,10 @@ func TestSimModelOneMemberIsRoundTripPlusFsync(t *testing.T) {
 }
 
 // With three members, a put the leader serves costs the client's round trip,
-// the leader's fsync, one round trip to the nearest follower (the nearest
-// quorum of three) and that follower's fsync: havoc persists an entry before
-// it sends it (etcd's leader overlaps its own fsync with replication, which
-// would save one fsync). A follower serves a put one more inter-member round
-// trip later (the proposal's forward and the commit's news). Checked for the
-// leader each seed elects, across three zones of unequal distance.
+// one round trip to the nearest follower (the nearest quorum of three) and
+// one fsync: the leader sends its append before it writes its own log (as
+// etcd's does), so its fsync overlaps the follower's. Checked for the leader
+// each seed elects, across three zones of unequal distance.
 func TestSimModelCommitIsNearestQuorumRoundTripPlusFsyncs(t *testing.T) {
 	m := Model{Members: 3, Zones: 3, ClientZone: 1, RTT: 0, Fsync: 2 * time.Millisecond,
 		ZoneRTTs: []ZoneRTT{{1, 2, 10 * time.Millisecond}, {1, 3, 30 * time.Millisecond}, {2, 3, 24 * time.Millisecond}}}
@@ -60,7 +58,7 @@ func TestSimModelCommitIsNearestQuorumRoundTripPlusFsyncs(t *testing.T) {
 				nearest = min(nearest, m.rtt(lz, z))
 			}
 		}
-		want := ms(m.rtt(m.ClientZone, lz) + nearest + 2*m.Fsync)
+		want := ms(m.rtt(m.ClientZone, lz) + nearest + m.Fsync)
 		require.Len(t, r.Ops, 1)
 		assert.InEpsilon(t, want, r.Ops[0].Latency.Min, 1e-3, "seed %d, leader %s", seed, leader)
 	}
@@ -121,11 +119,13 @@ func TestSimBenchOpenLoop(t *testing.T) {
 }
 
 // Killing the leader makes writes unavailable for about an election timeout
-// (1 s to 2 s with raft's randomized timeout and 100 ms ticks), then the
-// workload recovers.
+// (1 s to 2 s with raft's randomized timeout and 100 ms ticks, counted from
+// the last heartbeat, up to a tick before the kill), then the workload
+// recovers (the requests the dead leader held time out after a second).
 func TestSimBenchFailover(t *testing.T) {
 	cfg := simPut(8)
-	cfg.Duration = 6 * time.Second
+	cfg.Duration = 7 * time.Second
+	cfg.Timeout = time.Second
 	cfg.Faults = []Fault{{Kind: KillLeader, At: 2 * time.Second, For: 3 * time.Second}}
 	r, err := RunSim(cfg, Model{RTT: DefaultRTT, Fsync: DefaultFsync})
 	require.NoError(t, err)
@@ -133,7 +133,7 @@ func TestSimBenchFailover(t *testing.T) {
 	f := r.Faults[0]
 	assert.Empty(t, f.Err)
 	assert.Contains(t, f.Desc, string(chaos.Crash))
-	assert.Greater(t, f.WriteUnavailable, time.Second)
+	assert.Greater(t, f.WriteUnavailable, 900*time.Millisecond)
 	assert.Less(t, f.WriteUnavailable, 2500*time.Millisecond)
 	assert.GreaterOrEqual(t, f.Recovered, f.WriteUnavailable-time.Second)
 	assert.Positive(t, f.Recovered)
