@@ -38,7 +38,7 @@ type rule struct {
 // ones its rule lists (TestImportDirection). A new package must be placed here
 // (TestEveryPackagePlaced). Read it as:
 //
-//	vfs, sim, chaos, linearizability, store/lease, store/membership, cluster/linkproxy, cluster/etcdbin
+//	vfs, sim, chaos, linearizability, store/lease, store/membership, store/auth, cluster/linkproxy, cluster/etcdbin
 //	  < store/wal, store/mvcc, vfs/vfstest
 //	  < store, store/snapshot
 //	  < server, cluster
@@ -55,6 +55,8 @@ var layers = [][]rule{
 		{pkg: "linearizability", tests: []string{"internal/shared"}},
 		{pkg: "store/lease"},
 		{pkg: "store/membership"},
+		// etcd's users, roles, permissions and tokens over a raw-bucket backend.
+		{pkg: "store/auth"},
 		{pkg: "cluster/linkproxy"},
 		{pkg: "cluster/etcdbin"},
 		{pkg: "internal/detrand"},
