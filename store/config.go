@@ -91,6 +91,9 @@ type Config struct {
 	MaxRequestBytes int
 	// MaxTxnOps bounds the operations of one txn (128 when zero).
 	MaxTxnOps int
+	// AuthTokenTTL is how long an unused simple auth token lives (etcd
+	// --auth-token-ttl; 300s when zero).
+	AuthTokenTTL time.Duration
 	// QuotaBackendBytes raises the NOSPACE alarm past this backend size (2 GiB
 	// when zero, disabled when negative).
 	QuotaBackendBytes int64
