@@ -79,13 +79,13 @@ var layers = [][]rule{
 		{pkg: "store/mvcc", imports: []string{"internal/mutant", "vfs"}},
 	},
 	{ // 2: the member core, and offline snapshot save/restore beside it.
-		{pkg: "store", imports: []string{"internal/mutant", "store/lease", "store/membership", "store/mvcc", "store/wal", "vfs"},
+		{pkg: "store", imports: []string{"internal/mutant", "store/auth", "store/lease", "store/membership", "store/mvcc", "store/wal", "vfs"},
 			tests: []string{"internal/detrand"}},
 		{pkg: "store/snapshot", imports: []string{"store/membership", "store/wal", "vfs"},
 			tests: []string{"cluster/etcdbin", "internal/detrand", "server", "store", "store/mvcc"}},
 	},
 	{ // 3: runtimes around the core: the gRPC server, and the cluster backends.
-		{pkg: "server", imports: []string{"internal/certs", "store", "store/lease", "store/membership", "store/mvcc", "vfs"}},
+		{pkg: "server", imports: []string{"internal/certs", "store", "store/auth", "store/lease", "store/membership", "store/mvcc", "vfs"}},
 		{pkg: "cluster", imports: []string{"chaos", "cluster/linkproxy", "sim", "store", "store/membership", "store/mvcc", "vfs"},
 			tests: []string{"internal/detrand", "internal/dockertest", "store/snapshot"}},
 	},
