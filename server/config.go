@@ -24,6 +24,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/havoclab/havoc/store/auth"
 	"github.com/havoclab/havoc/store/membership"
 )
 
@@ -82,6 +83,10 @@ type Config struct {
 	// AuthTokenTTL is how long an unused simple token lives (etcd
 	// --auth-token-ttl; 300s when zero).
 	AuthTokenTTL time.Duration
+	// AuthToken is etcd's --auth-token: "simple" (when empty) or
+	// "jwt,sign-method=RS256,pub-key=FILE,priv-key=FILE[,ttl=5m]".
+	AuthToken  string
+	authTokens auth.Tokens
 	// Logger receives the member's logs (slog.Default when nil).
 	Logger *slog.Logger
 
@@ -191,6 +196,14 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxRequestBytes < 0 {
 		errs = append(errs, fmt.Errorf("--max-request-bytes: %d is negative", c.MaxRequestBytes))
+	}
+	if c.AuthToken == "" {
+		c.AuthToken = "simple"
+	}
+	if tokens, err := parseAuthToken(c.AuthToken); err != nil {
+		errs = append(errs, err)
+	} else {
+		c.authTokens = tokens
 	}
 	if c.BcryptCost == 0 {
 		c.BcryptCost = bcrypt.DefaultCost

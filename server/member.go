@@ -136,7 +136,7 @@ func Start(cfg Config) (*Member, error) {
 		ElectionTicks: int(cfg.ElectionTimeout / cfg.HeartbeatInterval), SnapshotCount: cfg.SnapshotCount,
 		CatchUpEntries:  cfg.SnapshotCatchUpEntries,
 		MaxRequestBytes: cfg.MaxRequestBytes, QuotaBackendBytes: cfg.QuotaBackendBytes, Logger: cfg.Logger,
-		AuthTokenTTL: cfg.AuthTokenTTL,
+		AuthTokenTTL: cfg.AuthTokenTTL, AuthTokens: cfg.authTokens,
 	}
 	if scfg.Join {
 		if err := resolveJoin(&cfg, &scfg, memberDir); err != nil {

@@ -140,6 +140,7 @@ func Open(cfg Config) (*Node, error) {
 	n.lessor = lease.New(cfg.minLeaseTTL(), leaseBackend{kv})
 	kv.SetLeaseHooks(n.lessor)
 	n.auth = auth.New(kv, cfg.AuthTokenTTL)
+	n.auth.SetTokens(cfg.AuthTokens)
 	if err := n.auth.Load(); err != nil {
 		_ = kv.Abort()
 		return nil, fmt.Errorf("store: recover auth: %w", err)

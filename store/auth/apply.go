@@ -148,6 +148,9 @@ func (s *Store) authenticate(name, prefix string, index uint64, now time.Time) (
 	if u == nil || (u.Options != nil && u.Options.NoPassword) {
 		return "", ErrAuthFailed
 	}
+	if s.provider != nil {
+		return s.provider.Assign(name, s.rev)
+	}
 	s.expireTokens(now)
 	tok := fmt.Sprintf("%s.%d", prefix, index)
 	s.tokens[tok] = &token{user: name, expires: now.Add(s.tokenTTL)}
