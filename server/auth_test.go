@@ -278,7 +278,9 @@ func writeJWTKeys(t *testing.T) (pub, priv string) {
 func TestAuthJWT(t *testing.T) {
 	pub, priv := writeJWTKeys(t)
 	old := configHook
-	configHook = func(c *Config) { c.AuthToken = "jwt,sign-method=ES256,pub-key=" + pub + ",priv-key=" + priv + ",ttl=1m" }
+	configHook = func(c *Config) {
+		c.AuthToken = "jwt,sign-method=ES256,pub-key=" + pub + ",priv-key=" + priv + ",ttl=1m"
+	}
 	defer func() { configHook = old }()
 	c := startCluster(t, 3)
 	enableAuth(t, c.client(0))
