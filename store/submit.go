@@ -290,9 +290,13 @@ func (n *Node) expireLeases() {
 		if err != nil {
 			return
 		}
-		// The leader revokes as root, as etcd's lessor does (WithRoot).
+		// The leader revokes as root, as etcd's lessor does (WithRoot); with
+		// auth off the entry stays as it always was (a revoke that meets auth
+		// turned on in between fails and is proposed again).
 		ir := req.internal(rid)
-		ir.Header.Username, ir.Header.AuthRevision = auth.RootUser, n.auth.Revision()
+		if n.auth.Enabled() {
+			ir.Header.Username, ir.Header.AuthRevision = auth.RootUser, n.auth.Revision()
+		}
 		data, err := proto.Marshal(ir)
 		if err != nil {
 			continue
