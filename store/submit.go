@@ -95,7 +95,7 @@ func (n *Node) authorize(req *Request) (auth.Info, error) {
 	case req.MemberAdd != nil, req.MemberRemove != nil, req.MemberPromote != nil, req.MemberUpdate != nil, req.HashKV != nil,
 		req.Alarm != nil && req.Alarm.Action != pb.AlarmRequest_GET:
 		err = n.auth.IsAdminPermitted(ai)
-	case req.LeaseRevoke != nil:
+	case req.LeaseGrant != nil, req.LeaseRevoke != nil:
 		_, err = n.requireUser(req.Who)
 	case req.LeaseTimeToLive != nil:
 		if _, err = n.requireUser(req.Who); err == nil && req.LeaseTimeToLive.Keys {
