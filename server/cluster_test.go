@@ -31,7 +31,7 @@ func testConfig(t testing.TB, name string, cl, pl net.Listener, initial, state s
 		Name: name, DataDir: t.TempDir(),
 		ListenClientURLs: []string{"http://" + cl.Addr().String()}, AdvertiseClientURLs: []string{"http://" + cl.Addr().String()},
 		ListenPeerURLs: []string{"http://" + pl.Addr().String()}, InitialAdvertisePeerURLs: []string{"http://" + pl.Addr().String()},
-		InitialCluster: initial, InitialClusterState: state, InitialClusterToken: "test-token",
+		InitialCluster: initial, InitialClusterState: state, InitialClusterToken: "test-token", BcryptCost: 4,
 		HeartbeatInterval: 10 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond,
 		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
 		ClientListener: cl, PeerListener: pl,

@@ -22,6 +22,9 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/havoclab/havoc/store/auth"
 	"github.com/havoclab/havoc/store/membership"
 )
 
@@ -74,6 +77,16 @@ type Config struct {
 	// progress_notify that got no events gets a progress notification (etcd
 	// --watch-progress-notify-interval; 10m, at least 100ms).
 	WatchProgressNotifyInterval time.Duration
+	// BcryptCost is the bcrypt cost of stored passwords (etcd --bcrypt-cost;
+	// bcrypt.DefaultCost, 10, when zero; 4 to 31).
+	BcryptCost int
+	// AuthTokenTTL is how long an unused simple token lives (etcd
+	// --auth-token-ttl; 300s when zero).
+	AuthTokenTTL time.Duration
+	// AuthToken is etcd's --auth-token: "simple" (when empty) or
+	// "jwt,sign-method=RS256,pub-key=FILE,priv-key=FILE[,ttl=5m]".
+	AuthToken  string
+	authTokens auth.Tokens
 	// Logger receives the member's logs (slog.Default when nil).
 	Logger *slog.Logger
 
@@ -183,6 +196,20 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxRequestBytes < 0 {
 		errs = append(errs, fmt.Errorf("--max-request-bytes: %d is negative", c.MaxRequestBytes))
+	}
+	if c.AuthToken == "" {
+		c.AuthToken = "simple"
+	}
+	if tokens, err := parseAuthToken(c.AuthToken); err != nil {
+		errs = append(errs, err)
+	} else {
+		c.authTokens = tokens
+	}
+	if c.BcryptCost == 0 {
+		c.BcryptCost = bcrypt.DefaultCost
+	}
+	if c.BcryptCost < bcrypt.MinCost || c.BcryptCost > bcrypt.MaxCost {
+		errs = append(errs, fmt.Errorf("--bcrypt-cost: %d is outside [%d, %d]", c.BcryptCost, bcrypt.MinCost, bcrypt.MaxCost))
 	}
 	members, err := membership.ParseInitialCluster(c.InitialCluster, c.InitialClusterToken)
 	if err != nil {

@@ -69,6 +69,11 @@ func toGRPC(err error) error {
 			return e.grpc
 		}
 	}
+	for _, e := range authErrors {
+		if errors.Is(err, e.err) {
+			return e.grpc
+		}
+	}
 	if errors.Is(err, store.ErrUnsupported) {
 		return status.Error(codes.Unimplemented, err.Error())
 	}

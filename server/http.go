@@ -32,6 +32,7 @@ func newGRPCServer(m *Member) *grpc.Server {
 	pb.RegisterLeaseServer(s, leaseServer{m: m})
 	pb.RegisterClusterServer(s, clusterServer{m: m})
 	pb.RegisterMaintenanceServer(s, maintenanceServer{m: m})
+	pb.RegisterAuthServer(s, authServer{m: m})
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(s, hs)

@@ -106,7 +106,7 @@ func onLeader[T any](ctx context.Context, m *Member, pick func(store.Response) *
 			return nil, toGRPC(err)
 		}
 		if c, cerr := m.leaderClient(); cerr == nil && m.leader.Load() != m.id {
-			out, ferr := forward(ctx, c)
+			out, ferr := forward(forwardToken(ctx, ctx), c)
 			if ferr == nil {
 				return out, nil
 			}

@@ -35,6 +35,9 @@ type maintenanceServer struct {
 
 // Status reports the member's state with every field etcdctl prints.
 func (s maintenanceServer) Status(ctx context.Context, _ *pb.StatusRequest) (*pb.StatusResponse, error) {
+	if err := s.m.checkAuthenticated(ctx); err != nil {
+		return nil, err
+	}
 	st, err := call(ctx, s.m, func(n *store.Node) store.Status { return n.Status() })
 	if err != nil {
 		return nil, toGRPC(err)
@@ -73,6 +76,9 @@ func (m *Member) statusResponse(st store.Status) *pb.StatusResponse {
 // Alarm lists (GET, served locally) or activates/deactivates alarms (through raft).
 func (s maintenanceServer) Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.AlarmResponse, error) {
 	if r.Action == pb.AlarmRequest_GET {
+		if err := s.m.checkAuthenticated(ctx); err != nil {
+			return nil, err
+		}
 		st, err := call(ctx, s.m, func(n *store.Node) store.Status { return n.Status() })
 		if err != nil {
 			return nil, toGRPC(err)
@@ -96,6 +102,9 @@ func (m *Member) header(st store.Status) *pb.ResponseHeader {
 // Defragment rewrites this member's backend file without its free pages, as
 // etcd's defrag does (DbSize drops to about DbSizeInUse).
 func (s maintenanceServer) Defragment(ctx context.Context, _ *pb.DefragmentRequest) (*pb.DefragmentResponse, error) {
+	if err := s.m.checkAdmin(ctx); err != nil {
+		return nil, err
+	}
 	if _, err := callErr(ctx, s.m, func(n *store.Node) (struct{}, error) { return struct{}{}, n.Defragment() }); err != nil {
 		return nil, toGRPC(err)
 	}
@@ -104,6 +113,9 @@ func (s maintenanceServer) Defragment(ctx context.Context, _ *pb.DefragmentReque
 
 // Hash returns the hash of this member's whole backend (etcd's Hash RPC).
 func (s maintenanceServer) Hash(ctx context.Context, _ *pb.HashRequest) (*pb.HashResponse, error) {
+	if err := s.m.checkAdmin(ctx); err != nil {
+		return nil, err
+	}
 	var st store.Status
 	h, err := callErr(ctx, s.m, func(n *store.Node) (uint32, error) {
 		st = n.Status()
@@ -129,6 +141,9 @@ func (s maintenanceServer) HashKV(ctx context.Context, r *pb.HashKVRequest) (*pb
 // from this one, so the member goes on serving (and its raft heartbeats go
 // on) while a large snapshot is sent, as in etcd.
 func (s maintenanceServer) Snapshot(_ *pb.SnapshotRequest, stream grpc.ServerStreamingServer[pb.SnapshotResponse]) error {
+	if err := s.m.checkAdmin(stream.Context()); err != nil {
+		return err
+	}
 	// Not the stream's context: once the member has opened the snapshot this
 	// handler must get it back to close it, even if the client has gone.
 	snap, err := callErr(context.Background(), s.m, func(n *store.Node) (*mvcc.Snapshot, error) { return n.OpenSnapshot() })
@@ -187,6 +202,9 @@ func (w *snapshotSender) flush() error {
 
 // MoveLeader hands leadership to another voter; only the leader can.
 func (s maintenanceServer) MoveLeader(ctx context.Context, r *pb.MoveLeaderRequest) (*pb.MoveLeaderResponse, error) {
+	if err := s.m.checkAdmin(ctx); err != nil {
+		return nil, err
+	}
 	st, err := call(ctx, s.m, func(n *store.Node) store.Status {
 		st := n.Status()
 		if st.IsLeader && slices.Contains(st.Voters, r.TargetID) && r.TargetID != st.ID {

@@ -136,6 +136,7 @@ func Start(cfg Config) (*Member, error) {
 		ElectionTicks: int(cfg.ElectionTimeout / cfg.HeartbeatInterval), SnapshotCount: cfg.SnapshotCount,
 		CatchUpEntries:  cfg.SnapshotCatchUpEntries,
 		MaxRequestBytes: cfg.MaxRequestBytes, QuotaBackendBytes: cfg.QuotaBackendBytes, Logger: cfg.Logger,
+		AuthTokenTTL: cfg.AuthTokenTTL, AuthTokens: cfg.authTokens,
 	}
 	if scfg.Join {
 		if err := resolveJoin(&cfg, &scfg, memberDir); err != nil {
@@ -292,7 +293,7 @@ func (m *Member) ReadyNotify() <-chan struct{} { return m.readyc }
 func (m *Member) awaitReady() {
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), m.requestTimeout())
-		_, err := m.do(ctx, store.Request{Range: &pb.RangeRequest{Key: []byte("health"), CountOnly: true}})
+		_, err := m.do(ctx, store.Request{Range: &pb.RangeRequest{Key: []byte("health"), CountOnly: true}, Who: store.Identity{System: true}})
 		cancel()
 		if err == nil && m.published() {
 			m.log.Info("ready to serve client requests")
@@ -676,6 +677,9 @@ func (m *Member) requestTimeout() time.Duration {
 //     then proposed; after the request timeout it fails with a deadline error;
 //   - a proposed write that times out says why, as etcd's parseProposeCtxErr.
 func (m *Member) do(ctx context.Context, req store.Request) (store.Response, error) {
+	if req.Who == (store.Identity{}) {
+		req.Who = m.identity(ctx)
+	}
 	start := time.Now()
 	write := req.IsWrite() || req.MemberAdd != nil || req.MemberRemove != nil ||
 		req.MemberPromote != nil || req.MemberUpdate != nil

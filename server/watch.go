@@ -11,8 +11,10 @@ import (
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"google.golang.org/grpc"
 
+	"github.com/havoclab/havoc/store/auth"
 	"github.com/havoclab/havoc/store/mvcc"
 )
 
@@ -294,7 +296,16 @@ func (ws *watchStream) create(ctx context.Context, c *pb.WatchCreateRequest) err
 		}
 	}
 	m := ws.m
+	who := m.identity(ctx)
 	return m.exec(ctx, func() {
+		// etcd checks read permission on the watched range at creation and
+		// answers a refusal as a created-and-canceled watch with no ID.
+		if err := m.node.CheckRead(who, c.Key, c.RangeEnd); err != nil {
+			ws.forget(id)
+			ws.push(&pb.WatchResponse{Header: m.watchHeader(m.node.Revision()), WatchId: clientv3InvalidWatchID, Created: true, Canceled: true,
+				CancelReason: watchDenyReason(err)})
+			return
+		}
 		// Runs before any event of this watcher is dispatched, so the created
 		// response comes first.
 		if err := m.node.Watch(gid, wr); err != nil {
@@ -373,4 +384,20 @@ func (ws *watchStream) cancelAll() {
 	}:
 	case <-m.stopc:
 	}
+}
+
+// clientv3InvalidWatchID is clientv3.InvalidWatchID, the ID of a refused watch.
+const clientv3InvalidWatchID = -1
+
+// watchDenyReason is etcd's cancel reason for a watch refused by auth.
+func watchDenyReason(err error) string {
+	switch {
+	case errors.Is(err, auth.ErrInvalidAuthToken):
+		return rpctypes.ErrGRPCInvalidAuthToken.Error()
+	case errors.Is(err, auth.ErrAuthOldRevision):
+		return rpctypes.ErrGRPCAuthOldRevision.Error()
+	case errors.Is(err, auth.ErrUserEmpty):
+		return rpctypes.ErrGRPCUserEmpty.Error()
+	}
+	return rpctypes.ErrGRPCPermissionDenied.Error()
 }

@@ -10,6 +10,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/havoclab/havoc/store/auth"
 	"github.com/havoclab/havoc/store/membership"
 
 	"github.com/havoclab/havoc/internal/mutant"
@@ -66,7 +67,7 @@ func (n *Node) applyNormal(e *raftpb.Entry) {
 		// other member may have applied.
 		panic(fmt.Sprintf("store: committed entry %d undecodable: %v", e.GetIndex(), err))
 	}
-	resp := n.applyRequest(ir)
+	resp := n.applyRequest(ir, e.GetIndex())
 	id := ir.GetHeader().GetID()
 	if w, ok := n.waiters[id]; ok {
 		delete(n.waiters, id)
@@ -76,20 +77,29 @@ func (n *Node) applyNormal(e *raftpb.Entry) {
 }
 
 // applyRequest applies one decoded write on every member identically.
-func (n *Node) applyRequest(ir *pb.InternalRaftRequest) Response {
+func (n *Node) applyRequest(ir *pb.InternalRaftRequest, index uint64) Response {
 	noSpace := n.hasAlarm(pb.AlarmType_NOSPACE)
 	var r Response
 	var err error
+	// Permissions are checked against the auth state at this point of the log,
+	// so every member decides the same (etcd's authApplierV3).
+	ai := auth.Info{User: ir.GetHeader().GetUsername(), Revision: ir.GetHeader().GetAuthRevision()}
 	switch {
 	case ir.Put != nil:
 		if noSpace {
 			return Response{Err: ErrNoSpace, Definite: true}
+		}
+		if err := n.checkPut(ai, ir.Put); err != nil {
+			return Response{Err: err, Definite: true}
 		}
 		r.Put, err = n.kv.Put(ir.Put)
 		if err == nil {
 			r.Put.Header = n.fillHeader(r.Put.Header)
 		}
 	case ir.DeleteRange != nil:
+		if err := n.checkDelete(ai, ir.DeleteRange); err != nil {
+			return Response{Err: err, Definite: true}
+		}
 		r.DeleteRange, err = n.kv.DeleteRange(ir.DeleteRange)
 		if err == nil {
 			r.DeleteRange.Header = n.fillHeader(r.DeleteRange.Header)
@@ -97,6 +107,9 @@ func (n *Node) applyRequest(ir *pb.InternalRaftRequest) Response {
 	case ir.Txn != nil:
 		if noSpace && !isReadOnlyTxn(ir.Txn) {
 			return Response{Err: ErrNoSpace, Definite: true}
+		}
+		if err := n.checkTxn(ai, ir.Txn); err != nil {
+			return Response{Err: err, Definite: true}
 		}
 		r.Txn, err = n.kv.Txn(ir.Txn)
 		if err == nil {
@@ -118,6 +131,9 @@ func (n *Node) applyRequest(ir *pb.InternalRaftRequest) Response {
 			r.LeaseGrant = &pb.LeaseGrantResponse{Header: n.header(), ID: lg.ID, TTL: lg.TTL}
 		}
 	case ir.LeaseRevoke != nil:
+		if err := n.checkLeasePuts(ai, ir.LeaseRevoke.ID); err != nil {
+			return Response{Err: err, Definite: true}
+		}
 		keys, rerr := n.lessor.Revoke(ir.LeaseRevoke.ID)
 		err = rerr
 		if err == nil {
@@ -131,6 +147,8 @@ func (n *Node) applyRequest(ir *pb.InternalRaftRequest) Response {
 		r.Alarm = n.applyAlarm(ir.Alarm)
 	case ir.ClusterMemberAttrSet != nil:
 		n.applyMemberAttr(ir.ClusterMemberAttrSet)
+	case auth.IsRequest(ir):
+		r.Auth, err = n.auth.Apply(ai, ir, index, n.cfg.Clock.Now(), n.header())
 	}
 	if err != nil {
 		return Response{Err: err, Definite: true}

@@ -9,6 +9,7 @@ import (
 
 	"go.etcd.io/raft/v3/raftpb"
 
+	"github.com/havoclab/havoc/store/auth"
 	"github.com/havoclab/havoc/store/membership"
 	"github.com/havoclab/havoc/vfs"
 )
@@ -91,6 +92,12 @@ type Config struct {
 	MaxRequestBytes int
 	// MaxTxnOps bounds the operations of one txn (128 when zero).
 	MaxTxnOps int
+	// AuthTokenTTL is how long an unused simple auth token lives (etcd
+	// --auth-token-ttl; 300s when zero).
+	AuthTokenTTL time.Duration
+	// AuthTokens, when set, issues and checks auth tokens instead of simple
+	// tokens (etcd --auth-token jwt,...); a runtime's, never a simulation's.
+	AuthTokens auth.Tokens
 	// QuotaBackendBytes raises the NOSPACE alarm past this backend size (2 GiB
 	// when zero, disabled when negative).
 	QuotaBackendBytes int64

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/havoclab/havoc/store/auth"
 	"github.com/havoclab/havoc/store/lease"
 	"github.com/havoclab/havoc/store/membership"
 	"github.com/havoclab/havoc/store/mvcc"
@@ -60,6 +61,7 @@ type Node struct {
 	wal       *wal.WAL
 	kv        *mvcc.Store
 	lessor    *lease.Lessor
+	auth      *auth.Store
 	members   map[uint64]membership.Member
 	confState *raftpb.ConfState
 
@@ -137,6 +139,12 @@ func Open(cfg Config) (*Node, error) {
 	n.kv = kv
 	n.lessor = lease.New(cfg.minLeaseTTL(), leaseBackend{kv})
 	kv.SetLeaseHooks(n.lessor)
+	n.auth = auth.New(kv, cfg.AuthTokenTTL)
+	n.auth.SetTokens(cfg.AuthTokens)
+	if err := n.auth.Load(); err != nil {
+		_ = kv.Abort()
+		return nil, fmt.Errorf("store: recover auth: %w", err)
+	}
 	exists, err := wal.Exist(cfg.FS, cfg.WALDir)
 	if err == nil {
 		if exists {
@@ -313,6 +321,9 @@ func (n *Node) loadBackendState() error {
 	})
 	if err != nil {
 		return fmt.Errorf("store: recover members: %w", err)
+	}
+	if err := n.auth.Load(); err != nil {
+		return fmt.Errorf("store: recover auth: %w", err)
 	}
 	n.alarms = nil
 	return n.kv.ForEachRaw("alarm", func(k, _ []byte) error {

@@ -6,6 +6,8 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/raft/v3"
 
+	"github.com/havoclab/havoc/store/auth"
+
 	"github.com/havoclab/havoc/internal/mutant"
 )
 
@@ -97,8 +99,12 @@ func (q *readQueue) retry(n *Node) {
 	q.inflight = nil
 }
 
-// serveRead answers a read from the local backend.
+// serveRead answers a read from the local backend, once who sent it may read it
+// (etcd's doSerialize: the identity is resolved after the read barrier).
 func (n *Node) serveRead(token uint64, req *Request) Response {
+	if err := n.checkRead(req); err != nil {
+		return Response{Token: token, Err: err, Definite: true}
+	}
 	switch {
 	case req.Range != nil:
 		resp, err := n.kv.Range(req.Range)
@@ -120,4 +126,29 @@ func (n *Node) serveRead(token uint64, req *Request) Response {
 		return Response{Token: token, MemberList: &pb.MemberListResponse{Header: n.clusterHeader(), Members: n.memberList()}}
 	}
 	return Response{Token: token, Err: ErrUnsupported, Definite: true}
+}
+
+// checkRead makes etcd's permission check of a read: Range and read-only Txn
+// need read permission, a keep-alive needs write permission on the lease's keys
+// (etcd's checkLeaseRenew).
+func (n *Node) checkRead(req *Request) error {
+	if !n.auth.Enabled() || req.MemberList != nil {
+		return nil
+	}
+	ai, err := n.identify(req.Who)
+	if err != nil {
+		return err
+	}
+	switch {
+	case req.Range != nil:
+		return n.auth.IsRangePermitted(ai, req.Range.Key, req.Range.RangeEnd)
+	case req.Txn != nil:
+		return n.checkTxn(ai, req.Txn)
+	case req.LeaseKeepAlive != nil:
+		if ai.User == "" {
+			return auth.ErrUserEmpty
+		}
+		return n.checkLeasePuts(ai, req.LeaseKeepAlive.ID)
+	}
+	return nil
 }

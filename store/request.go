@@ -6,6 +6,7 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/havoclab/havoc/store/auth"
 	"github.com/havoclab/havoc/store/membership"
 )
 
@@ -29,6 +30,14 @@ type Request struct {
 	MemberList      *pb.MemberListRequest
 	Alarm           *pb.AlarmRequest
 	HashKV          *pb.HashKVRequest
+	// Auth is an auth RPC as etcd's raft request: exactly one of its Auth*,
+	// Authenticate or AuthStatus fields is set (store/auth.IsRequest). Every
+	// auth request goes through the log, as in etcd; passwords must already be
+	// hashed (HashedPassword).
+	Auth *pb.InternalRaftRequest
+
+	// Who sent the request; the member checks its permissions when auth is on.
+	Who Identity
 }
 
 // Response answers the Request submitted with Token; exactly one field is set, or Err.
@@ -51,6 +60,9 @@ type Response struct {
 	MemberList      *pb.MemberListResponse
 	Alarm           *pb.AlarmResponse
 	HashKV          *pb.HashKVResponse
+	// Auth answers an Auth request with the response type of its RPC
+	// (*pb.AuthEnableResponse, *pb.AuthenticateResponse, ...).
+	Auth proto.Message
 	// Err is set when the request failed. Errors that prove the request did not take
 	// effect (validation, ErrNoLeader before proposing) and errors that leave the
 	// outcome unknown (ErrTimeout) are both possible: see Definite.
@@ -67,7 +79,8 @@ func (r *Request) IsWrite() bool { return r.isWrite() }
 // InternalRaftRequest.
 func (r *Request) isWrite() bool {
 	switch {
-	case r.Put != nil, r.DeleteRange != nil, r.Compaction != nil, r.LeaseGrant != nil, r.LeaseRevoke != nil, r.Alarm != nil:
+	case r.Put != nil, r.DeleteRange != nil, r.Compaction != nil, r.LeaseGrant != nil, r.LeaseRevoke != nil, r.Alarm != nil,
+		r.Auth != nil:
 		return true
 	case r.Txn != nil:
 		return !isReadOnlyTxn(r.Txn)
@@ -110,6 +123,10 @@ func (r *Request) internal(id uint64) *pb.InternalRaftRequest {
 		ir.LeaseRevoke = r.LeaseRevoke
 	case r.Alarm != nil:
 		ir.Alarm = r.Alarm
+	case r.Auth != nil:
+		proto.Merge(ir, r.Auth)
+		ir.Header = &pb.RequestHeader{ID: id}
+		ir.ID = id
 	}
 	return ir
 }
@@ -123,7 +140,7 @@ func DecodeEntry(data []byte) (*pb.InternalRaftRequest, error) {
 	}
 	n := 0
 	for _, set := range []bool{ir.Put != nil, ir.DeleteRange != nil, ir.Txn != nil, ir.Compaction != nil,
-		ir.LeaseGrant != nil, ir.LeaseRevoke != nil, ir.Alarm != nil, ir.ClusterMemberAttrSet != nil} {
+		ir.LeaseGrant != nil, ir.LeaseRevoke != nil, ir.Alarm != nil, ir.ClusterMemberAttrSet != nil, auth.IsRequest(&ir)} {
 		if set {
 			n++
 		}

@@ -12,6 +12,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/havoclab/havoc/store/auth"
 	"github.com/havoclab/havoc/store/lease"
 	"github.com/havoclab/havoc/store/membership"
 	"github.com/havoclab/havoc/store/mvcc"
@@ -33,6 +34,11 @@ func (n *Node) Submit(token uint64, req Request) {
 		n.fail(token, err)
 		return
 	}
+	ai, err := n.authorize(&req)
+	if err != nil {
+		n.fail(token, err)
+		return
+	}
 	switch {
 	case req.Range != nil && req.Range.Serializable:
 		n.respond(n.serveRead(token, &req))
@@ -41,7 +47,7 @@ func (n *Node) Submit(token uint64, req Request) {
 		// leads before promising a TTL (etcd's ensureLeadership).
 		n.reads.add(token, req)
 	case req.isWrite():
-		n.proposeWrite(token, &req)
+		n.proposeWrite(token, &req, ai)
 	case req.LeaseTimeToLive != nil:
 		n.leaseTimeToLive(token, req.LeaseTimeToLive)
 	case req.LeaseLeases != nil:
@@ -69,6 +75,42 @@ func (n *Node) Submit(token uint64, req Request) {
 	default:
 		n.fail(token, fmt.Errorf("%w: empty request", ErrUnsupported))
 	}
+}
+
+// authorize resolves who sent req and makes etcd's permission checks that come
+// before proposing (admin RPCs, lease RPCs); reads are checked when served and
+// writes when applied. It returns the identity a write carries in the log.
+func (n *Node) authorize(req *Request) (auth.Info, error) {
+	if req.Auth != nil && req.Auth.Authenticate != nil {
+		return auth.Info{}, nil // the password was the check
+	}
+	if req.Range != nil || req.LeaseKeepAlive != nil || req.MemberList != nil || (req.Txn != nil && !req.isWrite()) {
+		return auth.Info{}, nil // checked when served, after the read barrier
+	}
+	ai, err := n.identify(req.Who)
+	if err != nil {
+		return ai, err
+	}
+	switch {
+	case req.MemberAdd != nil, req.MemberRemove != nil, req.MemberPromote != nil, req.MemberUpdate != nil, req.HashKV != nil,
+		req.Alarm != nil && req.Alarm.Action != pb.AlarmRequest_GET:
+		err = n.auth.IsAdminPermitted(ai)
+	case req.LeaseGrant != nil, req.LeaseRevoke != nil:
+		_, err = n.requireUser(req.Who)
+	case req.LeaseTimeToLive != nil:
+		if _, err = n.requireUser(req.Who); err == nil && req.LeaseTimeToLive.Keys {
+			err = n.checkLeaseKeysRead(ai, req.LeaseTimeToLive.ID)
+		}
+	case req.LeaseLeases != nil:
+		if _, err = n.requireUser(req.Who); err == nil {
+			var ids []int64
+			for _, l := range n.lessor.Leases() {
+				ids = append(ids, l.ID)
+			}
+			err = n.checkLeaseKeysRead(ai, ids...)
+		}
+	}
+	return ai, err
 }
 
 // validate applies etcd's request checks before anything is proposed.
@@ -123,7 +165,7 @@ func (n *Node) clusterHeader() *pb.ResponseHeader {
 	return &pb.ResponseHeader{ClusterId: n.clusterID, MemberId: n.id, RaftTerm: n.rn.BasicStatus().GetTerm()}
 }
 
-func (n *Node) proposeWrite(token uint64, req *Request) {
+func (n *Node) proposeWrite(token uint64, req *Request, ai auth.Info) {
 	if req.LeaseGrant != nil && req.LeaseGrant.ID == 0 {
 		lid, err := n.newID()
 		if err != nil {
@@ -146,7 +188,9 @@ func (n *Node) proposeWrite(token uint64, req *Request) {
 		n.fail(token, err)
 		return
 	}
-	data, err := proto.Marshal(req.internal(id))
+	ir := req.internal(id)
+	ir.Header.Username, ir.Header.AuthRevision = ai.User, ai.Revision
+	data, err := proto.Marshal(ir)
 	if err != nil {
 		n.fail(token, fmt.Errorf("store: encode request: %w", err))
 		return
@@ -246,7 +290,14 @@ func (n *Node) expireLeases() {
 		if err != nil {
 			return
 		}
-		data, err := proto.Marshal(req.internal(rid))
+		// The leader revokes as root, as etcd's lessor does (WithRoot); with
+		// auth off the entry stays as it always was (a revoke that meets auth
+		// turned on in between fails and is proposed again).
+		ir := req.internal(rid)
+		if n.auth.Enabled() {
+			ir.Header.Username, ir.Header.AuthRevision = auth.RootUser, n.auth.Revision()
+		}
+		data, err := proto.Marshal(ir)
 		if err != nil {
 			continue
 		}

@@ -41,6 +41,7 @@ type benchFlags struct {
 	bf        backendFlags
 	model     bench.Model
 	zoneRTT   string
+	sec       clientSecurity
 }
 
 func newBenchCmd() *cobra.Command {
@@ -76,6 +77,7 @@ three zones and failover time with a 1 s election timeout:
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.endpoints, "endpoints", "", "comma list of client URLs of an existing cluster (instead of starting one)")
+	f.sec.register(fl)
 	fl.StringVar(&f.bf.backend, "backend", "process", "where the harness runs the members: process, docker, or sim (a model in virtual time)")
 	fl.IntVar(&f.model.Zones, "sim-zones", 1, "--backend sim: zones the members are spread over round-robin (m1 in zone 1, m2 in zone 2, ...)")
 	fl.IntVar(&f.model.ClientZone, "sim-client-zone", 1, "--backend sim: the clients' zone")
@@ -154,7 +156,17 @@ func (f *benchFlags) parse() (bench.Config, []string, error) {
 		if f.compare != "" || len(cfg.Faults) > 0 {
 			return cfg, nil, errors.New("--endpoints measures a cluster the harness does not run: no --compare, no --fault")
 		}
+		var err error
+		if cfg.TLS, err = f.sec.tls(); err != nil {
+			return cfg, nil, err
+		}
+		if cfg.Username, cfg.Password, err = f.sec.credentials(); err != nil {
+			return cfg, nil, err
+		}
 		return cfg, []string{"endpoints"}, nil
+	}
+	if f.sec != (clientSecurity{}) {
+		return cfg, nil, errors.New("--cacert, --cert, --key, --user and --password are for --endpoints (the clusters the harness starts are not secured)")
 	}
 	if f.bf.backend == "sim" {
 		if f.compare != "" {

@@ -31,6 +31,9 @@ func TestBenchRefusesBadFlags(t *testing.T) {
 		{[]string{"--duration", "0"}, "--duration 0 needs --total"},
 		{[]string{"--workload", "watch", "--value-size", "4"}, "at least 8 bytes"},
 		{[]string{"--rounds", "0"}, "--rounds 0"},
+		{[]string{"--user", "root:pw"}, "are for --endpoints"},
+		{[]string{"--endpoints", "https://127.0.0.1:1", "--cert", "c.pem"}, "--cert and --key must be given together"},
+		{[]string{"--endpoints", "https://127.0.0.1:1", "--password", "pw"}, "--password needs --user"},
 	} {
 		t.Run(tc.says, func(t *testing.T) {
 			code, out, errOut := harness(t, append([]string{"bench"}, tc.args...)...)

@@ -32,6 +32,7 @@ func newServeCmd() *cobra.Command {
 		heartbeatMs, electionMs       uint
 		logLevel                      string
 		cipherSuites                  string
+		tokenTTLSec                   uint
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -50,6 +51,7 @@ func newServeCmd() *cobra.Command {
 			cfg.CipherSuites = server.SplitURLs(cipherSuites)
 			cfg.HeartbeatInterval = time.Duration(heartbeatMs) * time.Millisecond
 			cfg.ElectionTimeout = time.Duration(electionMs) * time.Millisecond
+			cfg.AuthTokenTTL = time.Duration(tokenTTLSec) * time.Second
 			if !cmd.Flags().Changed("initial-cluster") {
 				cfg.InitialCluster = "" // etcd: --name alone makes a one-member cluster under that name
 			}
@@ -108,6 +110,9 @@ func newServeCmd() *cobra.Command {
 	f.UintVar(&electionMs, "election-timeout", 1000, "time (in milliseconds) for an election to timeout")
 	f.IntVar(&cfg.MaxRequestBytes, "max-request-bytes", 1572864, "maximum client request size in bytes the server will accept")
 	f.Int64Var(&cfg.QuotaBackendBytes, "quota-backend-bytes", 0, "raise alarms when backend size exceeds the given quota (0 defaults to 2 GiB)")
+	f.IntVar(&cfg.BcryptCost, "bcrypt-cost", 10, "bcrypt cost of stored passwords (4 to 31)")
+	f.StringVar(&cfg.AuthToken, "auth-token", "simple", "auth token type: simple, or jwt,sign-method=METHOD,pub-key=FILE,priv-key=FILE[,ttl=DURATION]")
+	f.UintVar(&tokenTTLSec, "auth-token-ttl", 300, "time (in seconds) an unused simple token lives")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.DurationVar(&cfg.WatchProgressNotifyInterval, "watch-progress-notify-interval", 10*time.Minute,
 		"duration of periodic watch progress notifications")

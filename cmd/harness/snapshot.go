@@ -32,6 +32,7 @@ func newSnapshotCmd() *cobra.Command {
 func newSnapshotSaveCmd() *cobra.Command {
 	var endpoints string
 	var timeout time.Duration
+	var sec clientSecurity
 	cmd := &cobra.Command{
 		Use:   "save FILE",
 		Short: "Stream a snapshot from one member (Maintenance.Snapshot) into FILE",
@@ -43,7 +44,15 @@ func newSnapshotSaveCmd() *cobra.Command {
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
-			version, err := saveSnapshot(ctx, eps[0], args[0])
+			tlsCfg, err := sec.tls()
+			if err != nil {
+				return &exitError{code: 2, msg: "harness snapshot save: " + err.Error()}
+			}
+			user, password, err := sec.credentials()
+			if err != nil {
+				return &exitError{code: 2, msg: "harness snapshot save: " + err.Error()}
+			}
+			version, err := saveSnapshot(ctx, clientv3.Config{Endpoints: eps, TLS: tlsCfg, Username: user, Password: password}, args[0])
 			if err != nil {
 				return err
 			}
@@ -56,15 +65,18 @@ func newSnapshotSaveCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&endpoints, "endpoints", "http://127.0.0.1:2379", "the one member to take the snapshot from")
 	cmd.Flags().DurationVar(&timeout, "command-timeout", 10*time.Minute, "bound on the whole transfer")
+	sec.register(cmd.Flags())
 	return cmd
 }
 
 // saveSnapshot is etcdctl's save: stream into FILE.part, require the sha256
 // trailer (size % 512 == 32), fsync, rename.
-func saveSnapshot(ctx context.Context, endpoint, path string) (version string, err error) {
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 5 * time.Second, Context: ctx, Logger: zap.NewNop()})
+func saveSnapshot(ctx context.Context, cfg clientv3.Config, path string) (version string, err error) {
+	endpoint := cfg.Endpoints[0]
+	cfg.DialTimeout, cfg.Context, cfg.Logger = 5*time.Second, ctx, zap.NewNop()
+	cli, err := clientv3.New(cfg)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("connect to %s: %w", endpoint, err)
 	}
 	defer cli.Close()
 	resp, err := cli.SnapshotWithVersion(ctx)

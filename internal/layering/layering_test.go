@@ -38,7 +38,7 @@ type rule struct {
 // ones its rule lists (TestImportDirection). A new package must be placed here
 // (TestEveryPackagePlaced). Read it as:
 //
-//	vfs, sim, chaos, linearizability, store/lease, store/membership, cluster/linkproxy, cluster/etcdbin
+//	vfs, sim, chaos, linearizability, store/lease, store/membership, store/auth, cluster/linkproxy, cluster/etcdbin
 //	  < store/wal, store/mvcc, vfs/vfstest
 //	  < store, store/snapshot
 //	  < server, cluster
@@ -55,6 +55,8 @@ var layers = [][]rule{
 		{pkg: "linearizability", tests: []string{"internal/shared"}},
 		{pkg: "store/lease"},
 		{pkg: "store/membership"},
+		// etcd's users, roles, permissions and tokens over a raw-bucket backend.
+		{pkg: "store/auth"},
 		{pkg: "cluster/linkproxy"},
 		{pkg: "cluster/etcdbin"},
 		{pkg: "internal/detrand"},
@@ -77,13 +79,13 @@ var layers = [][]rule{
 		{pkg: "store/mvcc", imports: []string{"internal/mutant", "vfs"}},
 	},
 	{ // 2: the member core, and offline snapshot save/restore beside it.
-		{pkg: "store", imports: []string{"internal/mutant", "store/lease", "store/membership", "store/mvcc", "store/wal", "vfs"},
+		{pkg: "store", imports: []string{"internal/mutant", "store/auth", "store/lease", "store/membership", "store/mvcc", "store/wal", "vfs"},
 			tests: []string{"internal/detrand"}},
 		{pkg: "store/snapshot", imports: []string{"store/membership", "store/wal", "vfs"},
 			tests: []string{"cluster/etcdbin", "internal/detrand", "server", "store", "store/mvcc"}},
 	},
 	{ // 3: runtimes around the core: the gRPC server, and the cluster backends.
-		{pkg: "server", imports: []string{"internal/certs", "store", "store/lease", "store/membership", "store/mvcc", "vfs"}},
+		{pkg: "server", imports: []string{"internal/certs", "store", "store/auth", "store/lease", "store/membership", "store/mvcc", "vfs"}},
 		{pkg: "cluster", imports: []string{"chaos", "cluster/linkproxy", "sim", "store", "store/membership", "store/mvcc", "vfs"},
 			tests: []string{"internal/detrand", "internal/dockertest", "store/snapshot"}},
 	},

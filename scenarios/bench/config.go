@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -75,6 +76,10 @@ type Config struct {
 	Seed uint64
 	// Faults are injected during the measured part (they need an injector).
 	Faults []Fault
+	// TLS, Username and Password reach a secured cluster (etcdctl's --cacert
+	// --cert --key --user --password); none when zero.
+	TLS                *tls.Config `json:"-"`
+	Username, Password string      `json:"-"`
 	// Progress, when set, gets a line every second while the run goes (the
 	// elapsed time and the answers so far), each starting with a carriage
 	// return so that a terminal shows one line, cleared when the run ends.

@@ -77,7 +77,7 @@ func Run(ctx context.Context, target string, cfg Config, endpoints []string, inj
 		}
 	}()
 	for range cfg.Conns + 1 { // the last one is the probe's
-		c, err := newClient(endpoints)
+		c, err := newClient(cfg, endpoints)
 		if err != nil {
 			return nil, fmt.Errorf("bench: connect to %s: %w", strings.Join(endpoints, ","), err)
 		}
@@ -185,9 +185,12 @@ func progress(ctx context.Context, cfg Config, target string, origin time.Time, 
 
 // newClient connects to endpoints with one attempt per request: a failure is
 // a figure, not something to retry.
-func newClient(endpoints []string) (*clientv3.Client, error) {
+func newClient(cfg Config, endpoints []string) (*clientv3.Client, error) {
 	return clientv3.New(clientv3.Config{
 		Endpoints:            endpoints,
+		TLS:                  cfg.TLS,
+		Username:             cfg.Username,
+		Password:             cfg.Password,
 		DialTimeout:          5 * time.Second,
 		MaxUnaryRetries:      1,
 		DialKeepAliveTime:    2 * time.Second,

@@ -3,6 +3,7 @@ package snapshot_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
@@ -70,7 +72,7 @@ func startEtcd(t testing.TB, dataDir, name, peerURL string) *etcdProc {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		_, err := cli.Get(ctx, "health")
 		cancel()
-		if err == nil {
+		if err == nil || errors.Is(err, rpctypes.ErrUserEmpty) { // auth on: serving, to users only
 			return p
 		}
 		if time.Now().After(deadline) {
