@@ -280,6 +280,8 @@ func step(st *kvState, in *input) (bool, *kvState) {
 			return put(0)
 		}
 		return read(op.Key, op.Resp.Found, respKV(op))
+	case KindTxn:
+		return stepTxn(st, in)
 	case KindLeaseGrant:
 		if st.live(op.Lease) {
 			// etcd refuses to grant a lease ID that is in use.
@@ -421,6 +423,8 @@ func Describe(op *Operation) string {
 		req = fmt.Sprintf("compact(%d)", op.Rev)
 	case KindDefrag:
 		req = "defrag"
+	case KindTxn:
+		req = describeTxn(op.Txn)
 	default:
 		req = string(op.Kind)
 	}
@@ -457,6 +461,8 @@ func Describe(op *Operation) string {
 		} else {
 			resp = "failed, " + describeKV(op.Resp.Found, respKV(op))
 		}
+	case KindTxn:
+		resp = describeTxnResults(op.Resp.Succeeded, op.Resp.Results)
 	case KindDelete:
 		resp = fmt.Sprintf("deleted %d", op.Resp.Deleted)
 	default:

@@ -79,9 +79,17 @@ type WatchOptions struct {
 //     a requested compaction must explain).
 func CheckWatch(ops []Operation, events []WatchEvent, opt WatchOptions) error {
 	writer := make(map[string]int, len(ops))
+	txnKey := map[string]string{} // value -> key, for the values txns write
 	for i := range ops {
-		if ops[i].Kind.writesValue() {
-			writer[ops[i].Value] = i
+		switch op := &ops[i]; {
+		case op.Kind == KindTxn:
+			op.Txn.each(func(o *TxnOp) {
+				if o.Kind == KindPut {
+					writer[o.Value], txnKey[o.Value] = i, o.Key
+				}
+			})
+		case op.Kind.writesValue():
+			writer[op.Value] = i
 		}
 	}
 	deletesAt := map[int64]bool{}
@@ -98,6 +106,16 @@ func CheckWatch(ops []Operation, events []WatchEvent, opt WatchOptions) error {
 			deletesAt[op.Resp.Revision] = true
 		case op.Kind == KindLeaseRevoke && op.Outcome == OutcomeUnknown:
 			unknownRevoke = true
+		case op.Kind == KindTxn:
+			for _, w := range txnWrites(op) {
+				switch {
+				case !w.delete:
+				case op.Outcome == OutcomeOK && op.Resp.Revision != 0:
+					deletesAt[op.Resp.Revision] = true
+				default:
+					unknownDeletes[w.key] = true
+				}
+			}
 		}
 	}
 	var compactedTo int64 // the highest compaction that may have happened
@@ -186,10 +204,15 @@ func CheckWatch(ops []Operation, events []WatchEvent, opt WatchOptions) error {
 					return fmt.Errorf("%w: watcher %d got %q = %q at revision %d, a value nobody wrote", ErrWatch, w, e.Key, e.Value, e.Revision)
 				}
 				op := &ops[i]
+				key := op.Key
+				if op.Kind == KindTxn {
+					key = txnKey[e.Value]
+				}
 				switch {
-				case op.Key != e.Key:
-					return fmt.Errorf("%w: watcher %d got %q = %q, but #%d wrote that value to %q", ErrWatch, w, e.Key, e.Value, op.ID, op.Key)
-				case op.Outcome == OutcomeFail, op.Kind == KindCAS && op.Outcome == OutcomeOK && !op.Resp.Succeeded:
+				case key != e.Key:
+					return fmt.Errorf("%w: watcher %d got %q = %q, but #%d wrote that value to %q", ErrWatch, w, e.Key, e.Value, op.ID, key)
+				case op.Outcome == OutcomeFail, op.Kind == KindCAS && op.Outcome == OutcomeOK && !op.Resp.Succeeded,
+					op.Kind == KindTxn && op.Outcome == OutcomeOK && !txnWrote(op, e.Value):
 					return fmt.Errorf("%w: watcher %d got %q = %q from #%d, which did not take effect", ErrWatch, w, e.Key, e.Value, op.ID)
 				case op.Outcome == OutcomeOK && op.Resp.Revision != 0 && op.Resp.Revision != e.Revision:
 					return fmt.Errorf("%w: watcher %d got %q = %q at revision %d, but #%d was acknowledged at %d", ErrWatch, w, e.Key, e.Value, e.Revision, op.ID, op.Resp.Revision)
@@ -208,6 +231,18 @@ func CheckWatch(ops []Operation, events []WatchEvent, opt WatchOptions) error {
 		have := seenBy[w]
 		for i := range ops {
 			op := &ops[i]
+			if op.Kind == KindTxn && op.Outcome == OutcomeOK && op.Resp.Revision != 0 && op.Resp.Revision <= reached {
+				for _, tw := range txnWrites(op) {
+					r := op.Resp.Revision
+					if !strings.HasPrefix(tw.key, opt.Prefix) || slices.ContainsFunc(gaps[w], func(g gap) bool { return g.from < r && r < g.to }) {
+						continue
+					}
+					if !have[evKey{r, tw.key}] {
+						return fmt.Errorf("%w: watcher %d reached revision %d but never got the write of %q by #%d %s at revision %d", ErrWatch, w, reached, tw.key, op.ID, Describe(op), r)
+					}
+				}
+				continue
+			}
 			if op.Outcome != OutcomeOK || !strings.HasPrefix(op.Key, opt.Prefix) || op.Key == "" {
 				continue
 			}

@@ -95,6 +95,7 @@ var DefaultMix = []Weight{
 	{Kind: linearizability.KindCompact, Weight: 1},
 	{Kind: linearizability.KindCompact, Variant: VariantAPIServer, Weight: 2},
 	{Kind: linearizability.KindDefrag, Weight: 1},
+	{Kind: linearizability.KindTxn, Weight: 100},
 }
 
 // Validate fills defaults and checks the workload.
@@ -159,6 +160,9 @@ type Session struct {
 	leases   []int64
 	lastSeen map[string]string
 	lastMod  map[string]int64 // the mod_revision of lastSeen's value, if known
+	// lastVer and lastCreate are the version and create_revision last seen
+	// of a key (0 if absent), if known: txns compare them.
+	lastVer, lastCreate map[string]int64
 
 	// maxRev is the highest header revision the session has seen, compacted
 	// the highest revision it knows was compacted: past reads and
@@ -177,7 +181,8 @@ func NewSession(w *Workload, client int, rnd *rand.Rand) *Session {
 	for _, m := range w.Mix {
 		total += m.Weight
 	}
-	return &Session{w: w, client: client, rnd: rnd, total: total, lastSeen: map[string]string{}, lastMod: map[string]int64{}}
+	return &Session{w: w, client: client, rnd: rnd, total: total, lastSeen: map[string]string{}, lastMod: map[string]int64{},
+		lastVer: map[string]int64{}, lastCreate: map[string]int64{}}
 }
 
 // Next draws the session's next operation (request fields only).
@@ -234,6 +239,8 @@ func (s *Session) Next() linearizability.Operation {
 				op.ExpectMod = mod
 			}
 		}
+	case linearizability.KindTxn:
+		op.Txn = s.txn()
 	case linearizability.KindLeaseGrant:
 		op.TTL = s.w.LeaseTTL
 	case linearizability.KindPutLease:
@@ -333,15 +340,22 @@ func (s *Session) Observe(op linearizability.Operation, outcome linearizability.
 	switch op.Kind {
 	case linearizability.KindGet:
 		seen(r.Value, r.ModRevision) // "" and 0 if absent
+		s.lastVer[op.Key], s.lastCreate[op.Key] = r.Version, r.CreateRevision
 	case linearizability.KindPut:
 		seen(op.Value, r.Revision)
+		s.wrote(op.Key, r.Revision)
 	case linearizability.KindDelete:
 		seen("", 0)
+		s.lastVer[op.Key], s.lastCreate[op.Key] = 0, 0
+	case linearizability.KindTxn:
+		s.observeTxn(op, r)
 	case linearizability.KindCAS:
 		if r.Succeeded {
 			seen(op.Value, r.Revision)
+			s.wrote(op.Key, r.Revision)
 		} else {
 			seen(r.Value, r.ModRevision)
+			s.lastVer[op.Key], s.lastCreate[op.Key] = r.Version, r.CreateRevision
 		}
 	case linearizability.KindLeaseGrant:
 		if r.LeaseID != 0 {

@@ -342,7 +342,7 @@ func (s *Scenario) ExpectedVerdict() string { return s.expect() }
 // mixKinds are the operation kinds a mix may weigh.
 var mixKinds = []linearizability.Kind{linearizability.KindGet, linearizability.KindPut, linearizability.KindDelete,
 	linearizability.KindRange, linearizability.KindCAS, linearizability.KindLeaseGrant, linearizability.KindPutLease,
-	linearizability.KindLeaseRevoke, linearizability.KindCompact, linearizability.KindDefrag}
+	linearizability.KindLeaseRevoke, linearizability.KindCompact, linearizability.KindDefrag, linearizability.KindTxn}
 
 // mixVariants are the variants a mix entry may name.
 var mixVariants = []scenarios.Variant{"", scenarios.VariantPast, scenarios.VariantAPIServer, scenarios.VariantPaged, scenarios.VariantByMod}
