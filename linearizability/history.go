@@ -60,29 +60,31 @@ const (
 // Operation is one client request in a history. See the package comment for
 // the meaning of every field.
 type Operation struct {
-	ID           int64    `json:"id"`
-	Client       int      `json:"client"`
-	Member       string   `json:"member"`
-	Kind         Kind     `json:"kind"`
-	Serializable bool     `json:"serializable,omitempty"`
-	Key          string   `json:"key,omitempty"`
-	Prefix       string   `json:"prefix,omitempty"`
-	Value        string   `json:"value,omitempty"`
-	Expect       string   `json:"expect,omitempty"`
-	ExpectAbsent bool     `json:"expect_absent,omitempty"`
-	ByMod        bool     `json:"by_mod,omitempty"`
-	ExpectMod    int64    `json:"expect_mod,omitempty"`
-	Lease        int64    `json:"lease,omitempty"`
-	TTL          int64    `json:"ttl,omitempty"`
-	Rev          int64    `json:"at_rev,omitempty"`
-	From         string   `json:"from,omitempty"`
-	Limit        int64    `json:"limit,omitempty"`
-	Txn          *Txn     `json:"txn,omitempty"`
-	Call         int64    `json:"call"`
-	Return       int64    `json:"return"`
-	Outcome      Outcome  `json:"outcome"`
-	Error        string   `json:"error,omitempty"`
-	Resp         Response `json:"resp"`
+	ID           int64  `json:"id"`
+	Client       int    `json:"client"`
+	Member       string `json:"member"`
+	Kind         Kind   `json:"kind"`
+	Serializable bool   `json:"serializable,omitempty"`
+	Key          string `json:"key,omitempty"`
+	Prefix       string `json:"prefix,omitempty"`
+	Value        string `json:"value,omitempty"`
+	Expect       string `json:"expect,omitempty"`
+	ExpectAbsent bool   `json:"expect_absent,omitempty"`
+	ByMod        bool   `json:"by_mod,omitempty"`
+	ExpectMod    int64  `json:"expect_mod,omitempty"`
+	Lease        int64  `json:"lease,omitempty"`
+	TTL          int64  `json:"ttl,omitempty"`
+	Rev          int64  `json:"at_rev,omitempty"`
+	From         string `json:"from,omitempty"`
+	Limit        int64  `json:"limit,omitempty"`
+	Txn          *Txn   `json:"txn,omitempty"`
+	// Opts are a range's options (count-only, keys-only, sort, filters).
+	Opts    *RangeOptions `json:"opts,omitempty"`
+	Call    int64         `json:"call"`
+	Return  int64         `json:"return"`
+	Outcome Outcome       `json:"outcome"`
+	Error   string        `json:"error,omitempty"`
+	Resp    Response      `json:"resp"`
 }
 
 // Response is what the store answered to an acknowledged (OutcomeOK) request.
@@ -105,6 +107,9 @@ type Response struct {
 	Succeeded bool `json:"succeeded,omitempty"`
 	// More reports that a range cut by its Limit left keys out.
 	More bool `json:"more,omitempty"`
+	// Count is the number of keys in a range's span (recorded for ranges
+	// with Opts only).
+	Count int64 `json:"count,omitempty"`
 	// Deleted is the number of keys a delete removed (0 or 1).
 	Deleted int64 `json:"deleted,omitempty"`
 	// LeaseID is the lease a lease-grant created.
@@ -185,6 +190,14 @@ func (op *Operation) validate() error {
 	}
 	if op.Txn != nil {
 		if err := op.Txn.validate(op.ID, op.Outcome == OutcomeOK, op.Resp.Succeeded, op.Resp.Results); err != nil {
+			return err
+		}
+	}
+	if op.Opts != nil {
+		if op.Kind != KindRange {
+			return fmt.Errorf("%w: op %d: range options on a %s", ErrMalformed, op.ID, op.Kind)
+		}
+		if err := op.Opts.validate(op.ID); err != nil {
 			return err
 		}
 	}

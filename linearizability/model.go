@@ -403,6 +403,9 @@ func Describe(op *Operation) string {
 		if op.Limit != 0 {
 			req += fmt.Sprintf(" limit %d", op.Limit)
 		}
+		if op.Opts != nil {
+			req += " " + op.Opts.String()
+		}
 	case KindPut:
 		req = fmt.Sprintf("put(%q, %q)", op.Key, op.Value)
 	case KindPutLease:
@@ -454,6 +457,9 @@ func Describe(op *Operation) string {
 		resp = "[" + strings.Join(parts, ", ") + "]"
 		if op.Resp.More {
 			resp += " more"
+		}
+		if op.Opts != nil {
+			resp += fmt.Sprintf(" count %d", op.Resp.Count)
 		}
 	case KindCAS:
 		if op.Resp.Succeeded {

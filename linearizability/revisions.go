@@ -79,7 +79,9 @@ func (o *observation) kv(ops []Operation, side []KV) KV {
 //     the revision of the first page, so checking each against the replay
 //     at that revision checks the whole list as one snapshot; a page covers
 //     its prefix from its From key, up to its last key if it said there
-//     were more, and holds at most Limit keys.
+//     were more, and holds at most Limit keys;
+//  6. a range with options equals what etcd makes of a plain range of the
+//     same span at the same revision (checkRangeOptions).
 //
 // revisionFacts is what checkRevisions learned: the first violation (nil if
 // none) and the revision reads saw each unknown write at (by op index).
@@ -201,7 +203,7 @@ func checkRevisionRules(ops []Operation, rf *revisionFacts) *violation {
 	nobs := 0
 	for i := range ops {
 		op := &ops[i]
-		if op.Outcome != OutcomeOK {
+		if op.Outcome != OutcomeOK || op.Opts != nil {
 			continue
 		}
 		switch {
@@ -217,7 +219,9 @@ func checkRevisionRules(ops []Operation, rf *revisionFacts) *violation {
 	var side []KV // what reads inside txns saw
 	for i := range ops {
 		op := &ops[i]
-		if op.Outcome != OutcomeOK {
+		// A range with options is checked against a plain one
+		// (checkRangeOptions).
+		if op.Outcome != OutcomeOK || op.Opts != nil {
 			continue
 		}
 		if op.Kind == KindTxn {
@@ -324,6 +328,9 @@ func checkRevisionRules(ops []Operation, rf *revisionFacts) *violation {
 		return v
 	}
 	if v := checkCompactions(ops); v != nil {
+		return v
+	}
+	if v := checkRangeOptions(ops); v != nil {
 		return v
 	}
 

@@ -40,7 +40,18 @@ func ToRequest(op linearizability.Operation) store.Request {
 		if op.From != "" {
 			from = []byte(op.From)
 		}
-		return store.Request{Range: &pb.RangeRequest{Key: from, RangeEnd: prefixEnd(p), Serializable: op.Serializable, Revision: op.Rev, Limit: op.Limit}}
+		r := &pb.RangeRequest{Key: from, RangeEnd: prefixEnd(p), Serializable: op.Serializable, Revision: op.Rev, Limit: op.Limit}
+		if o := op.Opts; o != nil {
+			r.CountOnly, r.KeysOnly = o.CountOnly, o.KeysOnly
+			r.SortOrder = map[linearizability.SortOrder]pb.RangeRequest_SortOrder{
+				linearizability.SortAscend: pb.RangeRequest_ASCEND, linearizability.SortDescend: pb.RangeRequest_DESCEND}[o.SortOrder]
+			r.SortTarget = map[linearizability.SortTarget]pb.RangeRequest_SortTarget{
+				linearizability.SortByVersion: pb.RangeRequest_VERSION, linearizability.SortByCreate: pb.RangeRequest_CREATE,
+				linearizability.SortByMod: pb.RangeRequest_MOD, linearizability.SortByValue: pb.RangeRequest_VALUE}[o.SortTarget]
+			r.MinModRevision, r.MaxModRevision = o.MinMod, o.MaxMod
+			r.MinCreateRevision, r.MaxCreateRevision = o.MinCreate, o.MaxCreate
+		}
+		return store.Request{Range: r}
 	case linearizability.KindCompact:
 		return store.Request{Compaction: &pb.CompactionRequest{Revision: op.Rev}}
 	case linearizability.KindCAS:
@@ -176,6 +187,9 @@ func FromResponse(op linearizability.Operation, r store.Response) (linearizabili
 		out.Revision = r.Range.GetHeader().GetRevision()
 		if op.Kind == linearizability.KindRange {
 			out.More = r.Range.More
+			if op.Opts != nil {
+				out.Count = r.Range.Count
+			}
 			for _, kv := range r.Range.Kvs {
 				out.KVs = append(out.KVs, toKV(kv))
 			}

@@ -163,3 +163,34 @@ func (s *Session) observeTxn(op linearizability.Operation, r linearizability.Res
 		}
 	})
 }
+
+// rangeOptions draws the options of a range read after a plain one that
+// returned kvs: sort orders and targets, keys-only, count-only, and
+// revision filters at revisions kvs hold (so that they cut).
+func (s *Session) rangeOptions(kvs []linearizability.KV) *linearizability.RangeOptions {
+	o := &linearizability.RangeOptions{}
+	targets := []linearizability.SortTarget{"", linearizability.SortByKey, linearizability.SortByVersion,
+		linearizability.SortByCreate, linearizability.SortByMod, linearizability.SortByValue}
+	orders := []linearizability.SortOrder{linearizability.SortNone, linearizability.SortAscend, linearizability.SortDescend}
+	o.SortTarget = targets[s.rnd.IntN(len(targets))]
+	o.SortOrder = orders[s.rnd.IntN(len(orders))]
+	o.KeysOnly = s.rnd.IntN(4) == 0
+	o.CountOnly = s.rnd.IntN(6) == 0
+	at := func() linearizability.KV {
+		if len(kvs) == 0 {
+			return linearizability.KV{ModRevision: s.maxRev, CreateRevision: s.maxRev}
+		}
+		return kvs[s.rnd.IntN(len(kvs))]
+	}
+	switch s.rnd.IntN(6) {
+	case 0:
+		o.MinMod = at().ModRevision
+	case 1:
+		o.MaxMod = at().ModRevision
+	case 2:
+		o.MinCreate = at().CreateRevision
+	case 3:
+		o.MaxCreate = at().CreateRevision
+	}
+	return o
+}

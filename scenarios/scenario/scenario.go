@@ -345,7 +345,7 @@ var mixKinds = []linearizability.Kind{linearizability.KindGet, linearizability.K
 	linearizability.KindLeaseRevoke, linearizability.KindCompact, linearizability.KindDefrag, linearizability.KindTxn}
 
 // mixVariants are the variants a mix entry may name.
-var mixVariants = []scenarios.Variant{"", scenarios.VariantPast, scenarios.VariantAPIServer, scenarios.VariantPaged, scenarios.VariantByMod}
+var mixVariants = []scenarios.Variant{"", scenarios.VariantPast, scenarios.VariantAPIServer, scenarios.VariantPaged, scenarios.VariantByMod, scenarios.VariantOptions}
 
 // verdicts are the verdicts Expect may name.
 var verdicts = []string{scenarios.VerdictOK, scenarios.VerdictIllegal, scenarios.VerdictNoLiveness, scenarios.VerdictInconclusive,
@@ -416,7 +416,7 @@ func (s *Scenario) Validate() error {
 			bad("workload.mix[%d].kind: %q is not an operation kind", i, m.Kind)
 		}
 		if !slices.Contains(mixVariants, scenarios.Variant(m.Variant)) {
-			bad("workload.mix[%d].variant: %q is not a variant (past, apiserver, paged, by-mod)", i, m.Variant)
+			bad("workload.mix[%d].variant: %q is not a variant (past, apiserver, paged, by-mod, options)", i, m.Variant)
 		}
 		if m.Weight < 0 {
 			bad("workload.mix[%d].weight: %d (want 0 or more)", i, m.Weight)
