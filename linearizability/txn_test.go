@@ -202,3 +202,35 @@ func TestCheckWatchTxn(t *testing.T) {
 		})
 	}
 }
+
+func TestCheckTxnRefusals(t *testing.T) {
+	past := &Txn{Then: []TxnOp{{Kind: KindRange, Key: "a", End: "c", Rev: 2}}}
+	tests := []struct {
+		name  string
+		build func(b *h)
+		want  Verdict
+	}{
+		{"refused as compacted after a compaction", func(b *h) {
+			txnBase(b)
+			b.add(Operation{Client: 3, Kind: KindCompact, Rev: 3, Call: 30, Return: 40, Resp: Response{Revision: 3}})
+			b.add(Operation{Client: 1, Kind: KindTxn, Txn: past, Call: 50, Return: 60, Outcome: OutcomeFail, Error: ErrTextCompacted})
+		}, VerdictOK},
+		{"refused as compacted with no compaction", func(b *h) {
+			txnBase(b)
+			b.add(Operation{Client: 1, Kind: KindTxn, Txn: past, Call: 50, Return: 60, Outcome: OutcomeFail, Error: ErrTextCompacted})
+		}, VerdictIllegal},
+		{"refused as future though revision 3 was returned", func(b *h) {
+			txnBase(b)
+			b.add(Operation{Client: 1, Kind: KindTxn, Txn: past, Call: 50, Return: 60, Outcome: OutcomeFail, Error: ErrTextFutureRev})
+		}, VerdictIllegal},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b := &h{}
+			tc.build(b)
+			res, err := Check(b.ops, Options{})
+			require.NoError(t, err)
+			require.Equal(t, tc.want, res.Verdict, res.Reason)
+		})
+	}
+}

@@ -109,7 +109,7 @@ type Weight struct {
 	Kind         string `yaml:"kind"`
 	Serializable bool   `yaml:"serializable,omitempty"`
 	// Variant picks how the operation is made (scenarios.Variant: past,
-	// apiserver, paged, by-mod; the plain one when empty).
+	// apiserver, paged, by-mod, options; the plain one when empty).
 	Variant string `yaml:"variant,omitempty"`
 	Weight  int    `yaml:"weight"`
 }
