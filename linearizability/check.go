@@ -258,6 +258,8 @@ func failingHistory(ops []Operation, hist []porcupine.Operation, groups [][]int,
 			return op.Key != "" && strings.HasPrefix(op.Key, failing.Prefix)
 		case failing.Kind == KindLeaseGrant || failing.Kind == KindLeaseRevoke:
 			return op.Lease == failing.Lease
+		case failing.Kind == KindTxn || op.Kind == KindTxn:
+			return slices.ContainsFunc(opKeys(op), func(k string) bool { return slices.Contains(opKeys(failing), k) })
 		}
 		return op.Key == failing.Key && failing.Key != ""
 	}
@@ -347,8 +349,10 @@ func porcupineHistory(ops []Operation, rc revisionFacts, narrowLeases bool) []po
 	// of a read that saw them, MaxInt64 if none did.
 	seenBy := map[string]int64{}
 	for i := range ops {
-		if op := &ops[i]; op.Outcome == OutcomeUnknown && op.Kind.writesValue() {
-			seenBy[op.Value] = math.MaxInt64
+		if op := &ops[i]; op.Outcome == OutcomeUnknown {
+			for _, v := range op.values() {
+				seenBy[v] = math.MaxInt64
+			}
 		}
 	}
 	see := func(v string, ret int64) {
@@ -366,6 +370,13 @@ func porcupineHistory(ops []Operation, rc revisionFacts, narrowLeases bool) []po
 		}
 		for _, kv := range op.Resp.KVs {
 			see(kv.Value, op.Return)
+		}
+		if op.Kind == KindTxn {
+			op.Txn.Taken(op.Resp.Succeeded, op.Resp.Results, func(_ *TxnOp, r *TxnResult) {
+				for _, kv := range r.KVs {
+					see(kv.Value, op.Return)
+				}
+			})
 		}
 	}
 	var lw map[int64]leaseWindow
@@ -395,9 +406,14 @@ func porcupineHistory(ops []Operation, rc revisionFacts, narrowLeases bool) []po
 			if op.Kind == KindLeaseGrant && op.Lease == 0 {
 				continue // no one can know the lease, so no one can use it
 			}
+			if op.Kind == KindTxn && !op.Txn.Writes() {
+				continue
+			}
 			ret = math.MaxInt64
-			if r, ok := seenBy[op.Value]; ok && r != math.MaxInt64 && op.Kind.writesValue() {
-				ret = max(r, op.Call)
+			for _, v := range op.values() {
+				if r, ok := seenBy[v]; ok && r != math.MaxInt64 {
+					ret = min(ret, max(r, op.Call))
+				}
 			}
 		}
 		call := op.Call
@@ -484,6 +500,8 @@ func partitionKeys(p []porcupine.Operation) []string {
 			keys = append(keys, op.Prefix+"*")
 		case KindLeaseGrant, KindLeaseRevoke:
 			keys = append(keys, fmt.Sprintf("lease %d", op.Lease))
+		case KindTxn:
+			keys = append(keys, txnKeys(op.Txn)...)
 		default:
 			keys = append(keys, op.Key)
 		}

@@ -68,7 +68,7 @@ func checkCompactions(ops []Operation) *violation {
 	named := false
 	for i := range ops {
 		op := &ops[i]
-		if op.Rev != 0 {
+		if op.Rev != 0 || op.Kind == KindTxn {
 			named = true
 		}
 		if op.Kind == KindCompact {
@@ -90,6 +90,12 @@ func checkCompactions(ops []Operation) *violation {
 	reqTL, ackTL, hdrTL := newTimeline(requested), newTimeline(acked), newTimeline(headers)
 	for i := range ops {
 		op := &ops[i]
+		if op.Kind == KindTxn {
+			if v := checkTxnRefusal(op, &reqTL, &hdrTL); v != nil {
+				return v
+			}
+			continue
+		}
 		if op.Rev == 0 {
 			continue
 		}
@@ -131,6 +137,42 @@ func checkCompactions(ops []Operation) *violation {
 				return bad(fmt.Sprintf("succeeded, but #%d had compacted to revision %d before it was called", ops[c.op].ID, c.rev), c.op)
 			}
 		}
+	}
+	return nil
+}
+
+// checkTxnRefusal holds a txn refused because of a revision its ranges
+// name to rules 1 and 3 of checkCompactions: refused as compacted, one of
+// its ranges (of either branch: which one it took is unknown) names a
+// revision below a compaction requested before it returned; refused as a
+// future revision, one of them names a revision above every header
+// revision returned before it was called.
+func checkTxnRefusal(op *Operation, reqTL, hdrTL *timeline) *violation {
+	compacted, future := op.refused(ErrTextCompacted), op.refused(ErrTextFutureRev)
+	if !compacted && !future {
+		return nil
+	}
+	var revs []int64
+	op.Txn.each(func(o *TxnOp) {
+		if o.Kind == KindRange && o.Rev != 0 {
+			revs = append(revs, o.Rev)
+		}
+	})
+	bad := func(reason string) *violation {
+		return &violation{reason: fmt.Sprintf("#%d %s: %s", op.ID, Describe(op), reason), ops: []int64{op.ID}}
+	}
+	if len(revs) == 0 {
+		return bad("refused for a revision, but none of its ranges names one")
+	}
+	if compacted {
+		c, ok := reqTL.before(op.Return)
+		if !ok || c.rev <= slices.Min(revs) {
+			return bad(fmt.Sprintf("refused as compacted, but no compaction above revision %d was requested before it returned", slices.Min(revs)))
+		}
+		return nil
+	}
+	if h, ok := hdrTL.before(op.Call); ok && h.rev >= slices.Max(revs) {
+		return bad(fmt.Sprintf("refused as a future revision, but revision %d had been returned before it was called", h.rev))
 	}
 	return nil
 }

@@ -33,9 +33,10 @@ const (
 	KindLeaseRevoke Kind = "lease-revoke" // revoke Lease, deleting every key attached to it
 	KindCompact     Kind = "compact"      // compact the keyspace history up to revision Rev
 	KindDefrag      Kind = "defrag"       // defragment Member's backend (no effect on the keyspace)
+	KindTxn         Kind = "txn"          // a multi-operation transaction, Txn
 )
 
-var knownKinds = []Kind{KindGet, KindPut, KindDelete, KindRange, KindCAS, KindLeaseGrant, KindPutLease, KindLeaseRevoke, KindCompact, KindDefrag}
+var knownKinds = []Kind{KindGet, KindPut, KindDelete, KindRange, KindCAS, KindLeaseGrant, KindPutLease, KindLeaseRevoke, KindCompact, KindDefrag, KindTxn}
 
 // The error texts of a read or compaction the store refused because of the
 // revision it named (etcd's mvcc.ErrCompacted and mvcc.ErrFutureRev). The
@@ -59,28 +60,31 @@ const (
 // Operation is one client request in a history. See the package comment for
 // the meaning of every field.
 type Operation struct {
-	ID           int64    `json:"id"`
-	Client       int      `json:"client"`
-	Member       string   `json:"member"`
-	Kind         Kind     `json:"kind"`
-	Serializable bool     `json:"serializable,omitempty"`
-	Key          string   `json:"key,omitempty"`
-	Prefix       string   `json:"prefix,omitempty"`
-	Value        string   `json:"value,omitempty"`
-	Expect       string   `json:"expect,omitempty"`
-	ExpectAbsent bool     `json:"expect_absent,omitempty"`
-	ByMod        bool     `json:"by_mod,omitempty"`
-	ExpectMod    int64    `json:"expect_mod,omitempty"`
-	Lease        int64    `json:"lease,omitempty"`
-	TTL          int64    `json:"ttl,omitempty"`
-	Rev          int64    `json:"at_rev,omitempty"`
-	From         string   `json:"from,omitempty"`
-	Limit        int64    `json:"limit,omitempty"`
-	Call         int64    `json:"call"`
-	Return       int64    `json:"return"`
-	Outcome      Outcome  `json:"outcome"`
-	Error        string   `json:"error,omitempty"`
-	Resp         Response `json:"resp"`
+	ID           int64  `json:"id"`
+	Client       int    `json:"client"`
+	Member       string `json:"member"`
+	Kind         Kind   `json:"kind"`
+	Serializable bool   `json:"serializable,omitempty"`
+	Key          string `json:"key,omitempty"`
+	Prefix       string `json:"prefix,omitempty"`
+	Value        string `json:"value,omitempty"`
+	Expect       string `json:"expect,omitempty"`
+	ExpectAbsent bool   `json:"expect_absent,omitempty"`
+	ByMod        bool   `json:"by_mod,omitempty"`
+	ExpectMod    int64  `json:"expect_mod,omitempty"`
+	Lease        int64  `json:"lease,omitempty"`
+	TTL          int64  `json:"ttl,omitempty"`
+	Rev          int64  `json:"at_rev,omitempty"`
+	From         string `json:"from,omitempty"`
+	Limit        int64  `json:"limit,omitempty"`
+	Txn          *Txn   `json:"txn,omitempty"`
+	// Opts are a range's options (count-only, keys-only, sort, filters).
+	Opts    *RangeOptions `json:"opts,omitempty"`
+	Call    int64         `json:"call"`
+	Return  int64         `json:"return"`
+	Outcome Outcome       `json:"outcome"`
+	Error   string        `json:"error,omitempty"`
+	Resp    Response      `json:"resp"`
 }
 
 // Response is what the store answered to an acknowledged (OutcomeOK) request.
@@ -103,10 +107,16 @@ type Response struct {
 	Succeeded bool `json:"succeeded,omitempty"`
 	// More reports that a range cut by its Limit left keys out.
 	More bool `json:"more,omitempty"`
+	// Count is the number of keys in a range's span (recorded for ranges
+	// with Opts only).
+	Count int64 `json:"count,omitempty"`
 	// Deleted is the number of keys a delete removed (0 or 1).
 	Deleted int64 `json:"deleted,omitempty"`
 	// LeaseID is the lease a lease-grant created.
 	LeaseID int64 `json:"lease_id,omitempty"`
+	// Results are what the ops of the branch a txn took returned, one each
+	// (Succeeded says which branch it took).
+	Results []TxnResult `json:"results,omitempty"`
 }
 
 // KV is one key returned by a range.
@@ -128,10 +138,21 @@ func (op *Operation) refused(text string) bool {
 // isWrite reports whether the kind can change the keyspace.
 func (k Kind) isWrite() bool {
 	switch k {
-	case KindPut, KindPutLease, KindCAS, KindDelete, KindLeaseRevoke:
+	case KindPut, KindPutLease, KindCAS, KindDelete, KindLeaseRevoke, KindTxn:
 		return true
 	}
 	return false
+}
+
+// values returns the values op may write: its Value, or a txn's puts'.
+func (op *Operation) values() []string {
+	switch {
+	case op.Kind == KindTxn && op.Txn != nil:
+		return txnValues(op.Txn)
+	case op.Kind.writesValue():
+		return []string{op.Value}
+	}
+	return nil
 }
 
 // writesValue reports whether the kind writes Value (which must then be unique).
@@ -164,6 +185,22 @@ func (op *Operation) validate() error {
 	if op.ByMod && (op.Kind != KindCAS || op.ExpectAbsent && op.ExpectMod != 0) || !op.ByMod && op.ExpectMod != 0 {
 		return fmt.Errorf("%w: op %d: a %s compares mod_revision %d (by_mod %t, expect_absent %t)", ErrMalformed, op.ID, op.Kind, op.ExpectMod, op.ByMod, op.ExpectAbsent)
 	}
+	if (op.Kind == KindTxn) != (op.Txn != nil) {
+		return fmt.Errorf("%w: op %d: a %s with txn %t", ErrMalformed, op.ID, op.Kind, op.Txn != nil)
+	}
+	if op.Txn != nil {
+		if err := op.Txn.validate(op.ID, op.Outcome == OutcomeOK, op.Resp.Succeeded, op.Resp.Results); err != nil {
+			return err
+		}
+	}
+	if op.Opts != nil {
+		if op.Kind != KindRange {
+			return fmt.Errorf("%w: op %d: range options on a %s", ErrMalformed, op.ID, op.Kind)
+		}
+		if err := op.Opts.validate(op.ID); err != nil {
+			return err
+		}
+	}
 	if op.Kind == KindCompact && op.Rev <= 0 {
 		return fmt.Errorf("%w: op %d: compact without a revision", ErrMalformed, op.ID)
 	}
@@ -189,11 +226,11 @@ func Validate(ops []Operation) error {
 			return fmt.Errorf("%w: duplicate operation id %d", ErrMalformed, op.ID)
 		}
 		ids[op.ID] = struct{}{}
-		if op.Kind.writesValue() {
-			if prev, dup := values[op.Value]; dup {
-				return fmt.Errorf("%w: value %q written by ops %d and %d (written values must be unique)", ErrMalformed, op.Value, prev, op.ID)
+		for _, v := range op.values() {
+			if prev, dup := values[v]; dup {
+				return fmt.Errorf("%w: value %q written by ops %d and %d (written values must be unique)", ErrMalformed, v, prev, op.ID)
 			}
-			values[op.Value] = op.ID
+			values[v] = op.ID
 		}
 	}
 	byClient := make([]int32, len(ops)) // indices: Operation is large to move

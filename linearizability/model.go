@@ -280,6 +280,8 @@ func step(st *kvState, in *input) (bool, *kvState) {
 			return put(0)
 		}
 		return read(op.Key, op.Resp.Found, respKV(op))
+	case KindTxn:
+		return stepTxn(st, in)
 	case KindLeaseGrant:
 		if st.live(op.Lease) {
 			// etcd refuses to grant a lease ID that is in use.
@@ -401,6 +403,9 @@ func Describe(op *Operation) string {
 		if op.Limit != 0 {
 			req += fmt.Sprintf(" limit %d", op.Limit)
 		}
+		if op.Opts != nil {
+			req += " " + op.Opts.String()
+		}
 	case KindPut:
 		req = fmt.Sprintf("put(%q, %q)", op.Key, op.Value)
 	case KindPutLease:
@@ -421,6 +426,8 @@ func Describe(op *Operation) string {
 		req = fmt.Sprintf("compact(%d)", op.Rev)
 	case KindDefrag:
 		req = "defrag"
+	case KindTxn:
+		req = describeTxn(op.Txn)
 	default:
 		req = string(op.Kind)
 	}
@@ -451,12 +458,17 @@ func Describe(op *Operation) string {
 		if op.Resp.More {
 			resp += " more"
 		}
+		if op.Opts != nil {
+			resp += fmt.Sprintf(" count %d", op.Resp.Count)
+		}
 	case KindCAS:
 		if op.Resp.Succeeded {
 			resp = "succeeded"
 		} else {
 			resp = "failed, " + describeKV(op.Resp.Found, respKV(op))
 		}
+	case KindTxn:
+		resp = describeTxnResults(op.Resp.Succeeded, op.Resp.Results)
 	case KindDelete:
 		resp = fmt.Sprintf("deleted %d", op.Resp.Deleted)
 	default:

@@ -12,7 +12,8 @@ import (
 //  1. a lease ties every key ever put with it (a revoke deletes them all,
 //     in one step), together with its grant and revoke, unless the lease
 //     is anchored (see below);
-//  2. nothing else: a cas, get, put or delete touches one key. Ranges, which
+//  2. a txn ties the keys it compares, gets, puts and deletes;
+//  3. nothing else: a cas, get, put or delete touches one key. Ranges, which
 //     span many keys, never reach Porcupine: the revision check covers them.
 //
 // An anchored lease (anchored(lease) is true) ties nothing: its grants and
@@ -72,6 +73,18 @@ func partition(ops []*Operation, anchored func(lease int64) bool) [][]int {
 				continue
 			}
 			uf.union(opNode[i], leaseNode(op.Lease))
+		case KindTxn:
+			// A txn ties the keys it compares, reads (ranges excepted),
+			// puts and deletes.
+			keys := txnKeys(op.Txn)
+			if len(keys) == 0 {
+				opNode[i] = node("t" + strconv.FormatInt(op.ID, 10))
+				continue
+			}
+			opNode[i] = node("k" + keys[0])
+			for _, k := range keys[1:] {
+				uf.union(opNode[i], node("k"+k))
+			}
 		default:
 			opNode[i] = node("k" + op.Key)
 		}

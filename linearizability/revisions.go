@@ -37,20 +37,25 @@ type revWrite struct {
 // kept small (the checker makes one per key a range covers) and points into
 // the operation for the key-value it saw.
 type observation struct {
-	op    int32 // index into ops
-	kvAt  int32 // index into the range's KVs, or -1 for a get's own response
+	op int32 // index into ops
+	// kvAt is the index into the range's KVs, -1 for a get's own
+	// response, or for a read inside a txn -2-i for side[i].
+	kvAt  int32
 	found bool
 	key   string
 	h     int64
 }
 
-// kv returns the key-value the observation saw (zero if it saw none).
-func (o *observation) kv(ops []Operation) KV {
+// kv returns the key-value the observation saw (zero if it saw none);
+// side holds what reads inside txns saw.
+func (o *observation) kv(ops []Operation, side []KV) KV {
 	switch {
 	case !o.found:
 		return KV{}
-	case o.kvAt < 0:
+	case o.kvAt == -1:
 		return respKV(&ops[o.op])
+	case o.kvAt < -1:
+		return side[-2-o.kvAt]
 	}
 	return ops[o.op].Resp.KVs[o.kvAt]
 }
@@ -74,7 +79,9 @@ func (o *observation) kv(ops []Operation) KV {
 //     the revision of the first page, so checking each against the replay
 //     at that revision checks the whole list as one snapshot; a page covers
 //     its prefix from its From key, up to its last key if it said there
-//     were more, and holds at most Limit keys.
+//     were more, and holds at most Limit keys;
+//  6. a range with options equals what etcd makes of a plain range of the
+//     same span at the same revision (checkRangeOptions).
 //
 // revisionFacts is what checkRevisions learned: the first violation (nil if
 // none) and the revision reads saw each unknown write at (by op index).
@@ -92,11 +99,26 @@ func checkRevisions(ops []Operation) revisionFacts {
 
 // checkRevisionRules returns the first violation, or nil.
 func checkRevisionRules(ops []Operation, rf *revisionFacts) *violation {
-	writer := make(map[string]int) // value -> op index
+	writer := make(map[string]int)    // value -> op index
+	txnKey := make(map[string]string) // value -> key, for the values txns write
 	for i := range ops {
-		if ops[i].Kind.writesValue() {
-			writer[ops[i].Value] = i
+		switch op := &ops[i]; {
+		case op.Kind == KindTxn:
+			op.Txn.each(func(o *TxnOp) {
+				if o.Kind == KindPut {
+					writer[o.Value], txnKey[o.Value] = i, o.Key
+				}
+			})
+		case op.Kind.writesValue():
+			writer[op.Value] = i
 		}
+	}
+	// writtenTo is the key op w wrote value v to.
+	writtenTo := func(w int, v string) string {
+		if ops[w].Kind == KindTxn {
+			return txnKey[v]
+		}
+		return ops[w].Key
 	}
 	known := make([]int64, len(ops)) // known revision of each write, 0 if none
 	revOwner := make(map[int64]int)
@@ -108,7 +130,8 @@ func checkRevisionRules(ops []Operation, rf *revisionFacts) *violation {
 		switch {
 		case op.Kind == KindPut || op.Kind == KindPutLease,
 			op.Kind == KindCAS && op.Resp.Succeeded,
-			op.Kind == KindDelete && op.Resp.Deleted > 0:
+			op.Kind == KindDelete && op.Resp.Deleted > 0,
+			op.Kind == KindTxn && len(txnWrites(op)) > 0:
 			r := op.Resp.Revision
 			known[i] = r
 			if j, dup := revOwner[r]; dup {
@@ -152,6 +175,15 @@ func checkRevisionRules(ops []Operation, rf *revisionFacts) *violation {
 			if op.Outcome == OutcomeUnknown {
 				earliest(unknownDeleteCall, op.Key, op.Call)
 			}
+		case KindTxn:
+			for _, w := range txnWrites(op) {
+				switch {
+				case !w.delete:
+					writtenKeys[w.key] = struct{}{}
+				case op.Outcome == OutcomeUnknown || op.Resp.Revision == 0:
+					earliest(unknownDeleteCall, w.key, op.Call)
+				}
+			}
 		case KindLeaseRevoke:
 			if op.Outcome == OutcomeUnknown || op.Resp.Revision == 0 {
 				if old, ok := unknownRevokeCall[op.Lease]; !ok || op.Call < old {
@@ -171,7 +203,7 @@ func checkRevisionRules(ops []Operation, rf *revisionFacts) *violation {
 	nobs := 0
 	for i := range ops {
 		op := &ops[i]
-		if op.Outcome != OutcomeOK {
+		if op.Outcome != OutcomeOK || op.Opts != nil {
 			continue
 		}
 		switch {
@@ -184,9 +216,20 @@ func checkRevisionRules(ops []Operation, rf *revisionFacts) *violation {
 		}
 	}
 	obs := make([]observation, 0, nobs)
+	var side []KV // what reads inside txns saw
 	for i := range ops {
 		op := &ops[i]
-		if op.Outcome != OutcomeOK {
+		// A range with options is checked against a plain one
+		// (checkRangeOptions).
+		if op.Outcome != OutcomeOK || op.Opts != nil {
+			continue
+		}
+		if op.Kind == KindTxn {
+			var v *violation
+			obs, side, v = txnObservations(op, int32(i), sortedKeys, obs, side)
+			if v != nil {
+				return v
+			}
 			continue
 		}
 		h := op.Resp.Revision
@@ -237,7 +280,7 @@ func checkRevisionRules(ops []Operation, rf *revisionFacts) *violation {
 			continue
 		}
 		op := &ops[o.op]
-		okv := o.kv(ops)
+		okv := o.kv(ops, side)
 		w, ok := writer[okv.Value]
 		bad := func(why string, more ...int) *violation {
 			v := &violation{reason: fmt.Sprintf("#%d %s saw key %q = %s: %s", op.ID, Describe(op), o.key, describeKV(true, okv), why), ops: []int64{op.ID}, keys: []string{o.key}}
@@ -251,12 +294,14 @@ func checkRevisionRules(ops []Operation, rf *revisionFacts) *violation {
 		}
 		wop := &ops[w]
 		switch {
-		case wop.Key != o.key:
-			return bad(fmt.Sprintf("the value was written to key %q by #%d", wop.Key, wop.ID), w)
+		case writtenTo(w, okv.Value) != o.key:
+			return bad(fmt.Sprintf("the value was written to key %q by #%d", writtenTo(w, okv.Value), wop.ID), w)
 		case wop.Outcome == OutcomeFail:
 			return bad(fmt.Sprintf("the value was written by #%d, which failed", wop.ID), w)
 		case wop.Kind == KindCAS && wop.Outcome == OutcomeOK && !wop.Resp.Succeeded:
 			return bad(fmt.Sprintf("the value was written by #%d, a cas that did not succeed", wop.ID), w)
+		case wop.Kind == KindTxn && wop.Outcome == OutcomeOK && !txnWrote(wop, okv.Value):
+			return bad(fmt.Sprintf("the value was written by #%d in a txn branch it did not take", wop.ID), w)
 		case o.h != 0 && okv.ModRevision > o.h:
 			return bad(fmt.Sprintf("mod_revision %d is above the header revision %d", okv.ModRevision, o.h))
 		}
@@ -285,6 +330,9 @@ func checkRevisionRules(ops []Operation, rf *revisionFacts) *violation {
 	if v := checkCompactions(ops); v != nil {
 		return v
 	}
+	if v := checkRangeOptions(ops); v != nil {
+		return v
+	}
 
 	// Per key, the writes of known revision, sorted by revision.
 	byKey := map[string][]revWrite{}
@@ -293,7 +341,17 @@ func checkRevisionRules(ops []Operation, rf *revisionFacts) *violation {
 		if r == 0 {
 			r = observedRev[i]
 		}
-		if r != 0 {
+		switch {
+		case r == 0:
+		case ops[i].Kind == KindTxn:
+			// The writes of a txn of unknown outcome that a read saw are
+			// left out: which branch it took is not known.
+			if ops[i].Outcome == OutcomeOK {
+				for _, w := range txnWrites(&ops[i]) {
+					byKey[w.key] = append(byKey[w.key], revWrite{rev: r, op: i, delete: w.delete})
+				}
+			}
+		default:
 			byKey[ops[i].Key] = append(byKey[ops[i].Key], revWrite{rev: r, op: i, delete: ops[i].Kind == KindDelete})
 		}
 	}
@@ -328,7 +386,7 @@ func checkRevisionRules(ops []Operation, rf *revisionFacts) *violation {
 		op := &ops[o.op]
 		ws := byKey[o.key]
 		if o.found {
-			okv := o.kv(ops)
+			okv := o.kv(ops, side)
 			m := okv.ModRevision
 			if w, ok := firstAfter(ws, m); ok && w.rev <= o.h {
 				return &violation{

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strings"
 )
@@ -32,7 +33,9 @@ type WatchEvent struct {
 // The types of the marks a watcher records beside its events.
 const (
 	// WatchStart marks a (re)watch from Revision: the events after it come
-	// from a new stream.
+	// from a new stream. Revision 0 is a watch from the member's current
+	// revision (unknown to the client); a watcher's first mark says where
+	// its events start (revision 1 when it has none).
 	WatchStart = "start"
 	// WatchProgress is a response without events (a progress notification)
 	// at Revision: the stream holds every event up to it.
@@ -50,7 +53,8 @@ var ErrWatch = errors.New("linearizability: watch guarantee broken")
 
 // WatchOptions describe what the watchers watched.
 type WatchOptions struct {
-	// Prefix is the watched key prefix; every watcher watched it from revision 1.
+	// Prefix is the watched key prefix; every watcher watched it from the
+	// revision of its first WatchStart mark (1 if it has none).
 	Prefix string
 	// Reached is, per watcher, the revision up to which it is known to have
 	// received every event (its last progress notification or event). Writes
@@ -73,15 +77,27 @@ type WatchOptions struct {
 //     notification comes after it, and a stream's notifications never go
 //     backwards; atomic: the events of one revision come in one response;
 //     IsCreate and prev_kv agree with the replay of the stream (checkEventKV);
-//  5. complete: every acknowledged write to a watched key, up to the revision a
-//     watcher reached, appears in its stream, except where the watcher was
-//     told its next revisions were compacted (a WatchCompacted mark, which
-//     a requested compaction must explain).
+//  5. complete: every acknowledged write to a watched key, from the revision a
+//     watcher started at up to the revision it reached, appears in its
+//     stream, except where the watcher was told its next revisions were
+//     compacted (a WatchCompacted mark, which a requested compaction must
+//     explain). A watcher that started at a member's current revision
+//     (unknown) is held to it from its first event, or above its first
+//     progress notification, whichever comes first;
+//  6. resumable: a stream started at revision R holds no event below R.
 func CheckWatch(ops []Operation, events []WatchEvent, opt WatchOptions) error {
 	writer := make(map[string]int, len(ops))
+	txnKey := map[string]string{} // value -> key, for the values txns write
 	for i := range ops {
-		if ops[i].Kind.writesValue() {
-			writer[ops[i].Value] = i
+		switch op := &ops[i]; {
+		case op.Kind == KindTxn:
+			op.Txn.each(func(o *TxnOp) {
+				if o.Kind == KindPut {
+					writer[o.Value], txnKey[o.Value] = i, o.Key
+				}
+			})
+		case op.Kind.writesValue():
+			writer[op.Value] = i
 		}
 	}
 	deletesAt := map[int64]bool{}
@@ -98,6 +114,16 @@ func CheckWatch(ops []Operation, events []WatchEvent, opt WatchOptions) error {
 			deletesAt[op.Resp.Revision] = true
 		case op.Kind == KindLeaseRevoke && op.Outcome == OutcomeUnknown:
 			unknownRevoke = true
+		case op.Kind == KindTxn:
+			for _, w := range txnWrites(op) {
+				switch {
+				case !w.delete:
+				case op.Outcome == OutcomeOK && op.Resp.Revision != 0:
+					deletesAt[op.Resp.Revision] = true
+				default:
+					unknownDeletes[w.key] = true
+				}
+			}
 		}
 	}
 	var compactedTo int64 // the highest compaction that may have happened
@@ -119,6 +145,9 @@ func CheckWatch(ops []Operation, events []WatchEvent, opt WatchOptions) error {
 	}
 	canon := make(map[evKey]WatchEvent, len(events)/max(1, len(byWatcher)))
 	seenBy := make(map[int]map[evKey]bool, len(byWatcher))
+	// low is, per watcher, the revision at and below which writes need not
+	// appear (before it started).
+	low := make(map[int]int64, len(byWatcher))
 	for _, w := range sortedWatchers(byWatcher) {
 		seen := make(map[evKey]bool, len(byWatcher[w]))
 		seenBy[w] = seen
@@ -126,15 +155,35 @@ func CheckWatch(ops []Operation, events []WatchEvent, opt WatchOptions) error {
 		var (
 			progress         int64 // the last progress notification of the current stream
 			lastEv           WatchEvent
-			streamEv         bool // the current stream has delivered an event (lastEv)
+			streamEv         bool  // the current stream has delivered an event (lastEv)
+			streamFrom       int64 // the revision the current stream started at (0: unknown)
 			bookmark, markAt int64
 		)
+		first := true
+		fromCurrent := false // the watcher started at a member's current revision
+		low[w] = 0
 		for _, e := range byWatcher[w] {
+			if first {
+				first = false
+				if e.Type == WatchStart {
+					if e.Revision == 0 {
+						fromCurrent, low[w] = true, math.MaxInt64
+					} else {
+						low[w] = e.Revision - 1
+					}
+				}
+			}
+			if fromCurrent && (e.Type == "put" || e.Type == "delete") {
+				low[w], fromCurrent = min(low[w], e.Revision-1), false
+			}
 			switch e.Type {
 			case WatchStart:
-				progress, streamEv = 0, false
+				progress, streamEv, streamFrom = 0, false, e.Revision
 				continue
 			case WatchProgress:
+				if fromCurrent {
+					low[w], fromCurrent = min(low[w], e.Revision), false
+				}
 				if e.Revision < progress {
 					return fmt.Errorf("%w: bookmarkable: watcher %d got a progress notification at revision %d after one at %d in the same stream (from %s)", ErrWatch, w, e.Revision, progress, e.Member)
 				}
@@ -165,6 +214,9 @@ func CheckWatch(ops []Operation, events []WatchEvent, opt WatchOptions) error {
 			case seen[k]:
 				return fmt.Errorf("%w: watcher %d got %s %q at revision %d twice (from %s)", ErrWatch, w, e.Type, e.Key, e.Revision, e.Member)
 			}
+			if streamFrom > 0 && e.Revision < streamFrom {
+				return fmt.Errorf("%w: resumable: watcher %d got %s %q at revision %d on a watch from revision %d (from %s)", ErrWatch, w, e.Type, e.Key, e.Revision, streamFrom, e.Member)
+			}
 			if e.Revision <= bookmark {
 				return fmt.Errorf("%w: bookmarkable: watcher %d got %s %q at revision %d after a progress notification at revision %d (at %d)", ErrWatch, w, e.Type, e.Key, e.Revision, bookmark, markAt)
 			}
@@ -186,10 +238,15 @@ func CheckWatch(ops []Operation, events []WatchEvent, opt WatchOptions) error {
 					return fmt.Errorf("%w: watcher %d got %q = %q at revision %d, a value nobody wrote", ErrWatch, w, e.Key, e.Value, e.Revision)
 				}
 				op := &ops[i]
+				key := op.Key
+				if op.Kind == KindTxn {
+					key = txnKey[e.Value]
+				}
 				switch {
-				case op.Key != e.Key:
-					return fmt.Errorf("%w: watcher %d got %q = %q, but #%d wrote that value to %q", ErrWatch, w, e.Key, e.Value, op.ID, op.Key)
-				case op.Outcome == OutcomeFail, op.Kind == KindCAS && op.Outcome == OutcomeOK && !op.Resp.Succeeded:
+				case key != e.Key:
+					return fmt.Errorf("%w: watcher %d got %q = %q, but #%d wrote that value to %q", ErrWatch, w, e.Key, e.Value, op.ID, key)
+				case op.Outcome == OutcomeFail, op.Kind == KindCAS && op.Outcome == OutcomeOK && !op.Resp.Succeeded,
+					op.Kind == KindTxn && op.Outcome == OutcomeOK && !txnWrote(op, e.Value):
 					return fmt.Errorf("%w: watcher %d got %q = %q from #%d, which did not take effect", ErrWatch, w, e.Key, e.Value, op.ID)
 				case op.Outcome == OutcomeOK && op.Resp.Revision != 0 && op.Resp.Revision != e.Revision:
 					return fmt.Errorf("%w: watcher %d got %q = %q at revision %d, but #%d was acknowledged at %d", ErrWatch, w, e.Key, e.Value, e.Revision, op.ID, op.Resp.Revision)
@@ -206,8 +263,23 @@ func CheckWatch(ops []Operation, events []WatchEvent, opt WatchOptions) error {
 	for _, w := range sortedWatchers(byWatcher) {
 		reached := opt.Reached[w]
 		have := seenBy[w]
+		excused := func(r int64) bool {
+			return r <= low[w] || slices.ContainsFunc(gaps[w], func(g gap) bool { return g.from < r && r < g.to })
+		}
 		for i := range ops {
 			op := &ops[i]
+			if op.Kind == KindTxn && op.Outcome == OutcomeOK && op.Resp.Revision != 0 && op.Resp.Revision <= reached {
+				for _, tw := range txnWrites(op) {
+					r := op.Resp.Revision
+					if !strings.HasPrefix(tw.key, opt.Prefix) || excused(r) {
+						continue
+					}
+					if !have[evKey{r, tw.key}] {
+						return fmt.Errorf("%w: watcher %d reached revision %d but never got the write of %q by #%d %s at revision %d", ErrWatch, w, reached, tw.key, op.ID, Describe(op), r)
+					}
+				}
+				continue
+			}
 			if op.Outcome != OutcomeOK || !strings.HasPrefix(op.Key, opt.Prefix) || op.Key == "" {
 				continue
 			}
@@ -217,7 +289,7 @@ func CheckWatch(ops []Operation, events []WatchEvent, opt WatchOptions) error {
 			if !wrote || r == 0 || r > reached {
 				continue
 			}
-			if slices.ContainsFunc(gaps[w], func(g gap) bool { return g.from < r && r < g.to }) {
+			if excused(r) {
 				continue
 			}
 			if !have[evKey{r, op.Key}] {
@@ -229,7 +301,8 @@ func CheckWatch(ops []Operation, events []WatchEvent, opt WatchOptions) error {
 		return nil
 	}
 	for _, w := range sortedWatchers(byWatcher) {
-		fromStart, keys := true, map[string]keyView{}
+		// A stream known from revision 1 knows every key's history.
+		fromStart, keys := low[w] == 0, map[string]keyView{}
 		for _, e := range byWatcher[w] {
 			switch e.Type {
 			case WatchCompacted:

@@ -156,3 +156,37 @@ func TestCheckWatchGuarantees(t *testing.T) {
 		require.NoError(t, CheckWatch(ops, e, opt))
 	})
 }
+
+// TestCheckWatchStarts covers watchers that start later than revision 1:
+// from a past or future revision, or from a member's current one.
+func TestCheckWatchStarts(t *testing.T) {
+	opt := WatchOptions{Prefix: "k/", Reached: map[int]int64{7: 5}}
+	start := func(rev int64) WatchEvent { return WatchEvent{Watcher: 7, Type: WatchStart, Revision: rev} }
+	tail := stream(7)[1:] // revisions 3, 4, 5
+	tests := []struct {
+		name string
+		evs  []WatchEvent
+		want string // "" = no violation
+	}{
+		{"from a past revision", append([]WatchEvent{start(3)}, tail...), ""},
+		{"from revision 3 missing revision 3", append([]WatchEvent{start(3)}, tail[1:]...), "never got #2"},
+		{"resumable: an event below the start", append([]WatchEvent{start(4)}, tail...), "resumable"},
+		{"from a future revision", []WatchEvent{start(5), tail[2]}, ""},
+		{"from the current revision, first event at 4", append([]WatchEvent{start(0)}, tail[1:]...), ""},
+		{"from the current revision, a gap after the first event", []WatchEvent{start(0), tail[0], tail[2]}, "never got #3"},
+		{"from the current revision, nothing above the first notification may be missed",
+			[]WatchEvent{start(0), {Watcher: 7, Type: WatchProgress, Revision: 3, Response: 1}, tail[2]}, "never got #3"},
+		{"from the current revision, only a notification", []WatchEvent{start(0), {Watcher: 7, Type: WatchProgress, Revision: 5, Response: 1}}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := CheckWatch(watchHistory(), tc.evs, opt)
+			if tc.want == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorIs(t, err, ErrWatch)
+			require.ErrorContains(t, err, tc.want)
+		})
+	}
+}

@@ -94,7 +94,7 @@ func (c *simClient) timeout() {
 		return
 	}
 	outcome := linearizability.OutcomeUnknown
-	if isRead(c.op.Kind) {
+	if readOnly(c.op) {
 		outcome = linearizability.OutcomeFail
 	}
 	c.finish(outcome, linearizability.Response{}, "client timeout")

@@ -389,7 +389,7 @@ func (cn *realConn) do(ctx context.Context, q store.Request) (store.Response, er
 // timeouts, lost connections, "no leader", "leader changed", "request timed
 // out" — may have been proposed and stays unknown.
 func realOutcome(op linearizability.Operation, err error) linearizability.Outcome {
-	if isRead(op.Kind) {
+	if readOnly(op) {
 		return linearizability.OutcomeFail
 	}
 	if st, ok := status.FromError(err); ok {

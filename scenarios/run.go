@@ -295,6 +295,12 @@ func runSim(c Config, trace bool) (*Result, error) {
 		watchers[i] = &simWatcher{id: i + 1, prefix: c.Workload.prefix(), members: cl.Members(), events: &watchEvents}
 		w.AddHost(fmt.Sprintf("w%02d", i+1), watchers[i])
 	}
+	// Short watches beside the long-lived watchers (one session of them).
+	var short *simShortWatcher
+	if len(watchers) > 0 {
+		short = &simShortWatcher{prefix: c.Workload.prefix(), members: cl.Members(), events: &watchEvents, reached: map[int]int64{}}
+		w.AddHost("ws1", short)
+	}
 	res := &Result{Seed: c.Seed, Schedule: sched}
 	leases := newSimLeaseClient(cl.Members(), 3, c.LeaseSafetyUnderSkew || !res.Schedule.SkewsClocks())
 	w.AddHost("l01", leases)
@@ -375,6 +381,9 @@ func runSim(c Config, trace bool) (*Result, error) {
 		for _, wt := range watchers {
 			wt.stopped = true
 		}
+		if short != nil {
+			short.stop()
+		}
 		if errors.Is(runErr, sim.ErrTimeout) {
 			divergence, runErr = diagnose(w, cl, runErr)
 		}
@@ -389,6 +398,11 @@ func runSim(c Config, trace bool) (*Result, error) {
 	reached := map[int]int64{}
 	for _, wt := range watchers {
 		reached[wt.id] = wt.lastRev
+	}
+	if short != nil {
+		for id, r := range short.reached {
+			reached[id] = r
+		}
 	}
 	res.tally()
 	res.LeasesGranted, res.LeaseReads = leases.granted, leases.verified

@@ -73,6 +73,11 @@ const (
 	// with that mod_revision as Expect: values are unique, so the two
 	// compares agree on a correct store, and the checker reads Expect.
 	VariantByMod Variant = "by-mod"
+	// VariantOptions reads a range, then the same range pinned to its
+	// revision with options (count-only, keys-only, a sort order and
+	// target, mod and create revision filters), which the checker
+	// compares with what etcd makes of the first.
+	VariantOptions Variant = "options"
 )
 
 // compactRevKey is the key kube-apiserver's compactors elect one of them with.
@@ -92,9 +97,11 @@ var DefaultMix = []Weight{
 	{Kind: linearizability.KindGet, Variant: VariantPast, Weight: 30},
 	{Kind: linearizability.KindRange, Variant: VariantPast, Weight: 10},
 	{Kind: linearizability.KindRange, Variant: VariantPaged, Weight: 5},
+	{Kind: linearizability.KindRange, Variant: VariantOptions, Weight: 10},
 	{Kind: linearizability.KindCompact, Weight: 1},
 	{Kind: linearizability.KindCompact, Variant: VariantAPIServer, Weight: 2},
 	{Kind: linearizability.KindDefrag, Weight: 1},
+	{Kind: linearizability.KindTxn, Weight: 100},
 }
 
 // Validate fills defaults and checks the workload.
@@ -159,6 +166,9 @@ type Session struct {
 	leases   []int64
 	lastSeen map[string]string
 	lastMod  map[string]int64 // the mod_revision of lastSeen's value, if known
+	// lastVer and lastCreate are the version and create_revision last seen
+	// of a key (0 if absent), if known: txns compare them.
+	lastVer, lastCreate map[string]int64
 
 	// maxRev is the highest header revision the session has seen, compacted
 	// the highest revision it knows was compacted: past reads and
@@ -169,6 +179,8 @@ type Session struct {
 	periodRev int64
 	// pending is an operation to issue next (the compaction after a won cas).
 	pending *linearizability.Operation
+	// wantOptions asks for a range with options after the range in flight.
+	wantOptions bool
 }
 
 // NewSession returns the generator of client's operations, drawing from rnd.
@@ -177,7 +189,8 @@ func NewSession(w *Workload, client int, rnd *rand.Rand) *Session {
 	for _, m := range w.Mix {
 		total += m.Weight
 	}
-	return &Session{w: w, client: client, rnd: rnd, total: total, lastSeen: map[string]string{}, lastMod: map[string]int64{}}
+	return &Session{w: w, client: client, rnd: rnd, total: total, lastSeen: map[string]string{}, lastMod: map[string]int64{},
+		lastVer: map[string]int64{}, lastCreate: map[string]int64{}}
 }
 
 // Next draws the session's next operation (request fields only).
@@ -213,6 +226,8 @@ func (s *Session) Next() linearizability.Operation {
 		case VariantPaged:
 			op.Prefix = s.w.listPrefix(s.rnd.IntN(len(kubeResources)))
 			op.Limit = 1 + s.rnd.Int64N(int64(s.w.Keys)/4+1)
+		case VariantOptions:
+			s.wantOptions = true
 		}
 	case linearizability.KindCompact:
 		if wt.Variant == VariantAPIServer {
@@ -234,6 +249,8 @@ func (s *Session) Next() linearizability.Operation {
 				op.ExpectMod = mod
 			}
 		}
+	case linearizability.KindTxn:
+		op.Txn = s.txn()
 	case linearizability.KindLeaseGrant:
 		op.TTL = s.w.LeaseTTL
 	case linearizability.KindPutLease:
@@ -305,10 +322,21 @@ func (s *Session) Observe(op linearizability.Operation, outcome linearizability.
 	if outcome == linearizability.OutcomeFail && strings.Contains(errText, linearizability.ErrTextCompacted) {
 		s.compacted = max(s.compacted, op.Rev)
 	}
+	wantOptions := s.wantOptions && op.Kind == linearizability.KindRange
+	if op.Kind == linearizability.KindRange {
+		s.wantOptions = false
+	}
 	if outcome != linearizability.OutcomeOK {
 		return
 	}
 	s.maxRev = max(s.maxRev, r.Revision)
+	if wantOptions && op.Opts == nil && op.Limit == 0 && r.Revision != 0 {
+		next := linearizability.Operation{Kind: linearizability.KindRange, Prefix: op.Prefix, Rev: r.Revision, Opts: s.rangeOptions(r.KVs)}
+		if op.Rev != 0 {
+			next.Rev = op.Rev
+		}
+		s.pending = &next
+	}
 	if op.Kind == linearizability.KindRange && op.Limit > 0 && r.More && len(r.KVs) > 0 {
 		next := op
 		next.From = r.KVs[len(r.KVs)-1].Key + "\x00"
@@ -333,15 +361,22 @@ func (s *Session) Observe(op linearizability.Operation, outcome linearizability.
 	switch op.Kind {
 	case linearizability.KindGet:
 		seen(r.Value, r.ModRevision) // "" and 0 if absent
+		s.lastVer[op.Key], s.lastCreate[op.Key] = r.Version, r.CreateRevision
 	case linearizability.KindPut:
 		seen(op.Value, r.Revision)
+		s.wrote(op.Key, r.Revision)
 	case linearizability.KindDelete:
 		seen("", 0)
+		s.lastVer[op.Key], s.lastCreate[op.Key] = 0, 0
+	case linearizability.KindTxn:
+		s.observeTxn(op, r)
 	case linearizability.KindCAS:
 		if r.Succeeded {
 			seen(op.Value, r.Revision)
+			s.wrote(op.Key, r.Revision)
 		} else {
 			seen(r.Value, r.ModRevision)
+			s.lastVer[op.Key], s.lastCreate[op.Key] = r.Version, r.CreateRevision
 		}
 	case linearizability.KindLeaseGrant:
 		if r.LeaseID != 0 {

@@ -88,7 +88,7 @@ phase_sweep() {
 
 # The mutants CI hunts: each caught by seed 1 of the default run, one or two per
 # kind of check (see README, "Mutants"); the rest of the zoo: scripts/mutants.sh.
-ci_mutants=stale-read-follower,apply-uncommitted,dedupe-off,watch-resume-off-by-one,header-revision-stale
+ci_mutants=stale-read-follower,apply-uncommitted,dedupe-off,watch-resume-off-by-one,header-revision-stale,txn-compare-version
 
 phase_mutants() {
 	mkdir -p bin

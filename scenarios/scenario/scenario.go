@@ -109,7 +109,7 @@ type Weight struct {
 	Kind         string `yaml:"kind"`
 	Serializable bool   `yaml:"serializable,omitempty"`
 	// Variant picks how the operation is made (scenarios.Variant: past,
-	// apiserver, paged, by-mod; the plain one when empty).
+	// apiserver, paged, by-mod, options; the plain one when empty).
 	Variant string `yaml:"variant,omitempty"`
 	Weight  int    `yaml:"weight"`
 }
@@ -342,10 +342,10 @@ func (s *Scenario) ExpectedVerdict() string { return s.expect() }
 // mixKinds are the operation kinds a mix may weigh.
 var mixKinds = []linearizability.Kind{linearizability.KindGet, linearizability.KindPut, linearizability.KindDelete,
 	linearizability.KindRange, linearizability.KindCAS, linearizability.KindLeaseGrant, linearizability.KindPutLease,
-	linearizability.KindLeaseRevoke, linearizability.KindCompact, linearizability.KindDefrag}
+	linearizability.KindLeaseRevoke, linearizability.KindCompact, linearizability.KindDefrag, linearizability.KindTxn}
 
 // mixVariants are the variants a mix entry may name.
-var mixVariants = []scenarios.Variant{"", scenarios.VariantPast, scenarios.VariantAPIServer, scenarios.VariantPaged, scenarios.VariantByMod}
+var mixVariants = []scenarios.Variant{"", scenarios.VariantPast, scenarios.VariantAPIServer, scenarios.VariantPaged, scenarios.VariantByMod, scenarios.VariantOptions}
 
 // verdicts are the verdicts Expect may name.
 var verdicts = []string{scenarios.VerdictOK, scenarios.VerdictIllegal, scenarios.VerdictNoLiveness, scenarios.VerdictInconclusive,
@@ -416,7 +416,7 @@ func (s *Scenario) Validate() error {
 			bad("workload.mix[%d].kind: %q is not an operation kind", i, m.Kind)
 		}
 		if !slices.Contains(mixVariants, scenarios.Variant(m.Variant)) {
-			bad("workload.mix[%d].variant: %q is not a variant (past, apiserver, paged, by-mod)", i, m.Variant)
+			bad("workload.mix[%d].variant: %q is not a variant (past, apiserver, paged, by-mod, options)", i, m.Variant)
 		}
 		if m.Weight < 0 {
 			bad("workload.mix[%d].weight: %d (want 0 or more)", i, m.Weight)
