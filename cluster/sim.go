@@ -116,6 +116,11 @@ type Sim struct {
 	// degraded are the link degradations in force, by the order they began:
 	// overlapping ones combine, and each heal removes only its own.
 	degraded []*chaos.Links
+	// clientDeg are the client-link degradations in force; stalls counts the
+	// StallClients in force per member (simclient.go).
+	clientDeg []*chaos.Links
+	stalls    map[string]int
+	healGen   uint64 // bumped by HealNetwork: older stall heals are void
 }
 
 // NewSim adds cfg.Members member hosts named m1, m2, ... to w.
@@ -230,7 +235,9 @@ func (c *Sim) DegradeLinks(l chaos.Links) error {
 
 // HealNetwork removes every partition and link degradation.
 func (c *Sim) HealNetwork() error {
-	c.degraded = nil
+	c.degraded, c.clientDeg = nil, nil
+	clear(c.stalls)
+	c.healGen++
 	c.w.Net().Heal()
 	return nil
 }

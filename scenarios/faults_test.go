@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/havoclab/havoc/chaos"
+	"github.com/havoclab/havoc/linearizability"
 )
 
 // traceLine is one line of a run's trace: virtual time, source, text.
@@ -213,4 +214,29 @@ func TestCrashAtEveryPoint(t *testing.T) {
 			require.Equal(t, end, restarts[0].at)
 		})
 	}
+}
+
+// TestClientFaultsInSim: the client-link kinds act on the simulator's client
+// hosts: a client partition and a stall longer than a watcher's patience make
+// the watchers re-watch on another member, the run passes (watch checks
+// included), and no member link is touched.
+func TestClientFaultsInSim(t *testing.T) {
+	s := chaos.Schedule{
+		{At: 2 * time.Second, Duration: 3 * time.Second, Kind: chaos.ClientStall, Members: []int{0}},
+		{At: 5500 * time.Millisecond, Duration: 2 * time.Second, Kind: chaos.ClientPartition, Members: []int{0, 1}},
+		{At: 8 * time.Second, Duration: time.Second, Kind: chaos.ClientLoss, Rate: 0.3},
+		{At: 8500 * time.Millisecond, Duration: time.Second, Kind: chaos.ClientDelay, Latency: 100 * time.Millisecond},
+	}
+	res, lines := runFaults(t, 5, 11*time.Second, s)
+	require.Equal(t, 4, res.FaultsApplied)
+	starts := 0
+	for _, e := range res.Watch {
+		if e.Type == linearizability.WatchStart {
+			starts++
+		}
+	}
+	require.Greater(t, starts, 2, "the watchers re-watched after the stall and the cut")
+	require.NotEmpty(t, grepTrace(lines, "", `^hold m1->w01$`), "the stall holds what m1 sends the watcher")
+	require.NotEmpty(t, grepTrace(lines, "", `^release m1->w01$`))
+	require.Empty(t, grepTrace(lines, "", `hold m\d->m\d`), "member links are not held")
 }

@@ -342,7 +342,7 @@ func (r *realRun) client(ctx context.Context, id int, members []string) {
 		member := members[target]
 		cn, ok := conns[member]
 		if !ok {
-			cli, err := r.dial(id, member)
+			cli, err := r.dial(fmt.Sprintf("c%02d", id), member)
 			if err != nil {
 				// Dialing is non-blocking; an error here is a bad URL.
 				r.logf("client %d: connect %s: %v", id, member, err)
@@ -389,9 +389,24 @@ func (r *realRun) client(ctx context.Context, id int, members []string) {
 	}
 }
 
-// dial connects client session id (a watcher's is negative) to member.
-func (r *realRun) dial(id int, member string) (*clientv3.Client, error) {
-	return cluster.NewClient(r.b.ClientURL(member))
+// sessionURLs is a backend whose client sessions reach the members through
+// links of their own (the real backends: client-link faults act on them).
+type sessionURLs interface {
+	SessionURL(session, member string) (string, error)
+}
+
+// dial connects client session (c01..., w01... as the simulator names its
+// client hosts) to member, through the session's own link when the backend
+// has client links.
+func (r *realRun) dial(session, member string) (*clientv3.Client, error) {
+	u := r.b.ClientURL(member)
+	if s, ok := r.b.(sessionURLs); ok {
+		var err error
+		if u, err = s.SessionURL(session, member); err != nil {
+			return nil, err
+		}
+	}
+	return cluster.NewClient(u)
 }
 
 // do sends one request as a single gRPC call.

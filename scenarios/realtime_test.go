@@ -149,6 +149,14 @@ func runRealCluster(t *testing.T, target cluster.Target, bin string) {
 			}
 		}
 	}
+	// Clients and watchers reach the members through client links of their own.
+	sessions := map[string]bool{}
+	for k := range acc {
+		if from, _, _ := strings.Cut(k, "->"); strings.HasPrefix(from, "c") || strings.HasPrefix(from, "w") {
+			sessions[from] = true
+		}
+	}
+	require.True(t, sessions["c01"] && sessions["c08"] && sessions["w01"] && sessions["w02"], "client sessions on client links: %v", acc)
 }
 
 // TestRealEtcdUnderFaults runs the workload against a real etcd cluster under

@@ -2,6 +2,7 @@ package scenarios
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -59,7 +60,7 @@ func (w *realWatcher) run(ctx context.Context) {
 		cli, ok := clients[member]
 		if !ok {
 			var err error
-			if cli, err = w.r.dial(watcherSession(w.id), member); err != nil {
+			if cli, err = w.r.dial(fmt.Sprintf("w%02d", w.id), member); err != nil {
 				w.r.logf("watcher %d: connect %s: %v", w.id, member, err)
 				return
 			}
@@ -71,9 +72,6 @@ func (w *realWatcher) run(ctx context.Context) {
 		}
 	}
 }
-
-// watchSession names watcher id's client session (its client links).
-func watcherSession(id int) int { return -id }
 
 // watchOn runs one watch on member until its stream ends, breaks, is
 // compacted or stays silent for silentAfter.
