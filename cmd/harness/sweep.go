@@ -111,18 +111,18 @@ line is printed every tenth of the seeds or every 10 s.
 --profile all gives each seed one of the traffic profiles, in turn by seed
 (seed mod the number of profiles, in name order); its reproduce line names it.
 
-With --backend process or docker every seed runs on a real cluster of its own, started
-for the seed and closed after it, on the wall clock (see "harness run"): --parallel
-clusters at once (default: one per two CPUs), each with its own ports, run dir (--run-dir/seed-N if
---run-dir is given, kept) and, on Docker, its own run ID. --duration defaults to 20s there
-(wall clock; the simulator's 60s is virtual and costs far less). Fault kinds the
-backend cannot express are dropped from each seed's list (the sweep prints them once),
-so the schedule holds only faults that happen; a scenario file's own schedule keeps
-them, skipped and logged. A real seed is not replayable, so every failing one leaves
-its full artifacts and member logs at once (no traced rerun), and its reproduce line
-carries --backend, --target and --etcd-version: it reruns the same workload and
-schedule, not the same interleaving. --etcd-version is built (or found cached) once
-before the workers start.
+With --backend process or docker every seed runs on a real cluster of its own,
+started for the seed and closed after it, on the wall clock (see "harness run"):
+--parallel clusters at once (default: one per two CPUs), each with its own ports, run
+dir (--run-dir/seed-N if --run-dir is given, kept) and, on Docker, its own run ID.
+There --duration defaults to 20s (wall clock; the simulator's 60s is virtual and costs
+far less) and --profile to all. Fault kinds the backend cannot express are dropped
+from each seed's list (the sweep prints them once), so the schedule holds only faults
+that happen; a scenario file's own schedule keeps them, skipped and logged. A real
+seed is not replayable, so every failing one leaves its full artifacts and member
+logs at once (no traced rerun), and its reproduce line carries --backend, --target
+and --etcd-version: it reruns the same workload and schedule, not the same
+interleaving. --etcd-version is built (or found cached) once before the workers start.
 
 Exit status 1 if any seed failed its check, else 4 if a seed could not run, else 3 if
 a check was inconclusive (see harness --help).`,
@@ -142,6 +142,9 @@ a check was inconclusive (see harness --help).`,
 				}
 				if !cmd.Flags().Changed("parallel") {
 					parallel = max(1, runtime.NumCPU()/2)
+				}
+				if !cmd.Flags().Changed("profile") && f.scenario == "" {
+					_ = cmd.Flags().Set("profile", profileAll)
 				}
 			}
 			restore := f.pinProfile(list[0])
