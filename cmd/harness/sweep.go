@@ -113,7 +113,8 @@ line is printed every tenth of the seeds or every 10 s.
 
 With --backend process or docker every seed runs on a real cluster of its own,
 started for the seed and closed after it, on the wall clock (see "harness run"):
---parallel clusters at once (default: one per two CPUs), each with its own ports, run
+--parallel clusters at once (default: one per CPU; a 3-member cluster at the default
+load used about half a core of a 2-core machine), each with its own ports, run
 dir (--run-dir/seed-N if --run-dir is given, kept) and, on Docker, its own run ID.
 There --duration defaults to 20s (wall clock; the simulator's 60s is virtual and costs
 far less) and --profile to all. Fault kinds the backend cannot express are dropped
@@ -139,9 +140,6 @@ a check was inconclusive (see harness --help).`,
 			if real {
 				if !cmd.Flags().Changed("duration") && f.scenario == "" {
 					_ = cmd.Flags().Set("duration", realSweepDuration.String())
-				}
-				if !cmd.Flags().Changed("parallel") {
-					parallel = max(1, runtime.NumCPU()/2)
 				}
 				if !cmd.Flags().Changed("profile") && f.scenario == "" {
 					_ = cmd.Flags().Set("profile", profileAll)
@@ -191,7 +189,7 @@ a check was inconclusive (see harness --help).`,
 	f.register(cmd, false, false)
 	bf.register(cmd)
 	cmd.Flags().StringVar(&seeds, "seeds", "1-100", "seeds to run: 1-1000, 7, or a comma list")
-	cmd.Flags().IntVar(&parallel, "parallel", runtime.NumCPU(), "worker processes, each running one seed at a time (default: one per CPU; on a real backend one per two CPUs)")
+	cmd.Flags().IntVar(&parallel, "parallel", runtime.NumCPU(), "worker processes, each running one seed at a time, on a real backend each with its own cluster (default: one per CPU)")
 	cmd.Flags().IntVar(&fullArtifacts, "full-artifacts", 5, "failing seeds (the first, in seed order) that get full artifacts; the rest get summaries (0: summaries only)")
 	cmd.Flags().BoolVar(&quiet, "quiet", false, "no progress bar or progress lines")
 	cmd.Flags().StringVar(&shardFlag, "shard", "", "run shard I of N (I/N, 0 <= I < N): seeds at positions I, I+N, ... of --seeds (default: JOB_COMPLETION_INDEX/JOB_COMPLETIONS if set, else all)")
