@@ -108,6 +108,22 @@ type Pointed interface {
 	ArmCrash(member, point string, torn bool) (heal func() error, err error)
 }
 
+// ClientLinker is an Injector whose client sessions (workload clients and
+// watchers) reach the members over links it controls. The client-* kinds
+// need it. Each verb acts on every client session, present and future, and
+// returns the heal that undoes that call only.
+type ClientLinker interface {
+	// CutClients cuts both directions between every client and members.
+	CutClients(members []string) (heal func() error, err error)
+	// DegradeClientLinks adds latency and loss to every client link, both
+	// directions.
+	DegradeClientLinks(l Links) (heal func() error, err error)
+	// StallClients makes every client stop reading what members send: the
+	// bytes wait (and the members' sends block once the windows are full)
+	// until the heal.
+	StallClients(members []string) (heal func() error, err error)
+}
+
 // SnapshotWaitMax bounds how long partition-until-snapshot keeps its follower
 // cut off past the window's end, waiting for the leader to compact its log;
 // then it heals and notes that no snapshot was forced.
@@ -235,6 +251,8 @@ func Apply(inj Injector, f Fault) (heal func() error, desc string, err error) {
 			fmt.Sprintf("clock %s jumps %s", m, seconds(f.Latency)), inj.SetClock(m, f.Latency, 0)
 	case PartitionUntilSnapshot:
 		return applyUntilSnapshot(inj, f, ms, leaderOr0(), cut, rest)
+	case ClientPartition, ClientDelay, ClientLoss, ClientStall:
+		return applyClient(inj, f, pick(f.Members))
 	case CrashAt:
 		p, ok := inj.(Pointed)
 		if !ok {
@@ -249,6 +267,31 @@ func Apply(inj Injector, f Fault) (heal func() error, desc string, err error) {
 		return heal, fmt.Sprintf("crash %s at %s (torn=%v)", who, f.Point, f.Torn), err
 	}
 	return nil, "", fmt.Errorf("%w %q", ErrUnknownKind, f.Kind)
+}
+
+// applyClient starts a client-link fault on ms (the cut-off or stalled members).
+func applyClient(inj Injector, f Fault, ms []string) (func() error, string, error) {
+	cl, ok := inj.(ClientLinker)
+	if !ok {
+		return nil, "", fmt.Errorf("%w: %s (no client links)", ErrUnsupported, f.Kind)
+	}
+	if len(ms) == 0 {
+		ms = inj.Members()[:1]
+	}
+	switch f.Kind {
+	case ClientPartition:
+		heal, err := cl.CutClients(ms)
+		return heal, fmt.Sprintf("clients cut from %v", ms), err
+	case ClientStall:
+		heal, err := cl.StallClients(ms[:min(len(ms), 1)])
+		return heal, fmt.Sprintf("clients stop reading %v", ms[:min(len(ms), 1)]), err
+	}
+	l := Links{Loss: f.Rate}
+	if f.Kind == ClientDelay {
+		l = Links{LatencyMin: f.Latency / 2, LatencyMax: f.Latency}
+	}
+	heal, err := cl.DegradeClientLinks(l)
+	return heal, fmt.Sprintf("%s %s", f.Kind, l), err
 }
 
 // applyPowerLoss crashes every member of ms at once; its heal restarts them

@@ -50,6 +50,20 @@ const (
 	// empty) crashes at the next step Point of its own protocol within the
 	// window (torn if asked), and restarts when the window ends.
 	CrashAt Kind = "crash-at"
+	// ClientPartition cuts every client session (workload clients and
+	// watchers) off from some members (Members, one to all but one): they must
+	// find the others.
+	ClientPartition Kind = "client-partition"
+	// ClientDelay gives every link between a client session and a member a
+	// long, variable latency (both directions).
+	ClientDelay Kind = "client-delay"
+	// ClientLoss loses a fraction of what crosses a client link (on a real
+	// backend: connection resets).
+	ClientLoss Kind = "client-loss"
+	// ClientStall makes every client session stop reading what a member
+	// (Members[0]) sends: on a real backend the HTTP/2 window fills and the
+	// member's sends on a watch stream block (etcd's slow-watcher path).
+	ClientStall Kind = "client-stall"
 )
 
 // CrashPoints are the protocol steps crash-at may name: the store's observed
@@ -60,14 +74,16 @@ var CrashPoints = []string{"vote-persisted", "after-append-response", "snapshot-
 
 // AllKinds lists every fault kind in a fixed order.
 var AllKinds = []Kind{IsolateLeader, PartitionMinority, PartitionMajority, Bridge, OneWay, Loss, Delay, Duplicate, Reorder, Crash, Pause, ClockSkew,
-	KillLeader, PowerLoss, PartitionUntilSnapshot, PauseLeader, ClockJump, CrashAt}
+	KillLeader, PowerLoss, PartitionUntilSnapshot, PauseLeader, ClockJump, CrashAt,
+	ClientPartition, ClientDelay, ClientLoss, ClientStall}
 
 // Network reports whether k breaks links (partitions and degradations) rather
 // than members (crashes, pauses, clocks). The generator draws the two classes
 // on separate lanes, so a network fault can overlap a member fault.
 func (k Kind) Network() bool {
 	switch k {
-	case IsolateLeader, PartitionMinority, PartitionMajority, Bridge, OneWay, Loss, Delay, Duplicate, Reorder, PartitionUntilSnapshot:
+	case IsolateLeader, PartitionMinority, PartitionMajority, Bridge, OneWay, Loss, Delay, Duplicate, Reorder, PartitionUntilSnapshot,
+		ClientPartition, ClientDelay, ClientLoss, ClientStall:
 		return true
 	}
 	return false
@@ -351,8 +367,10 @@ func drawTargets(rnd *rand.Rand, f *Fault, n int) {
 			side := 1 + rnd.IntN(n-2)
 			f.Members = append([]int{perm[0]}, sortedInts(perm[1:1+side])...)
 		}
-	case OneWay, Crash, Pause, ClockSkew, ClockJump, PartitionUntilSnapshot:
+	case OneWay, Crash, Pause, ClockSkew, ClockJump, PartitionUntilSnapshot, ClientStall:
 		f.Members = []int{perm[0]}
+	case ClientPartition:
+		f.Members = sortedInts(perm[:1+rnd.IntN(max(n-1, 1))])
 	case CrashAt:
 		if rnd.IntN(2) == 0 {
 			f.Members = []int{perm[0]}
@@ -372,8 +390,10 @@ func drawTargets(rnd *rand.Rand, f *Fault, n int) {
 	case Reorder:
 		f.Rate = 0.1 + 0.5*rnd.Float64()
 		f.Latency = time.Duration(1+rnd.IntN(20)) * time.Millisecond
-	case Delay:
+	case Delay, ClientDelay:
 		f.Latency = time.Duration(20+rnd.IntN(300)) * time.Millisecond
+	case ClientLoss:
+		f.Rate = 0.05 + 0.25*rnd.Float64()
 	case Crash, KillLeader:
 		f.Torn = rnd.IntN(2) == 0
 	case CrashAt:

@@ -64,6 +64,13 @@ type realNet struct {
 	degraded []*chaos.Links // scoped degradations in force, oldest first
 	deg      chaos.Links    // the degradation of every link
 	healGen  uint64         // bumped by HealNetwork: older scoped heals are void
+
+	// Client links: each client session reaches each member through a proxy
+	// of its own (SessionURL), on the links session -> member and back.
+	sessions    map[[2]string]*linkproxy.Proxy // by (session, member)
+	clientCuts  map[string]int                 // member -> CutClients in force
+	clientStall map[string]int                 // member -> StallClients in force
+	clientDeg   []*chaos.Links                 // DegradeClientLinks in force
 }
 
 // statusTimeout bounds each member's Status call in Leader.
@@ -88,6 +95,9 @@ func (r *realNet) network(sets ...[]string) (*linkproxy.Network, error) {
 	}
 	if r.cutSet == nil {
 		r.cutSet, r.cutRefs = map[[2]string]bool{}, map[[2]string]int{}
+	}
+	if r.sessions == nil {
+		r.sessions, r.clientCuts, r.clientStall = map[[2]string]*linkproxy.Proxy{}, map[string]int{}, map[string]int{}
 	}
 	return n, nil
 }
@@ -294,6 +304,9 @@ func (r *realNet) HealNetwork() error {
 	clear(r.cutSet)
 	clear(r.cutRefs)
 	r.degraded, r.deg = nil, chaos.Links{}
+	clear(r.clientCuts)
+	clear(r.clientStall)
+	r.clientDeg = nil
 	r.healGen++
 	n.Heal()
 	r.event("heal")

@@ -116,6 +116,11 @@ type Sim struct {
 	// degraded are the link degradations in force, by the order they began:
 	// overlapping ones combine, and each heal removes only its own.
 	degraded []*chaos.Links
+	// clientDeg are the client-link degradations in force; stalls counts the
+	// StallClients in force per member (simclient.go).
+	clientDeg []*chaos.Links
+	stalls    map[string]int
+	healGen   uint64 // bumped by HealNetwork: older stall heals are void
 }
 
 // NewSim adds cfg.Members member hosts named m1, m2, ... to w.
@@ -230,7 +235,9 @@ func (c *Sim) DegradeLinks(l chaos.Links) error {
 
 // HealNetwork removes every partition and link degradation.
 func (c *Sim) HealNetwork() error {
-	c.degraded = nil
+	c.degraded, c.clientDeg = nil, nil
+	clear(c.stalls)
+	c.healGen++
 	c.w.Net().Heal()
 	return nil
 }
@@ -705,6 +712,10 @@ type simWatches struct {
 	byNode   map[int64]clientRef
 	byClient map[clientRef]int64
 	seq      map[int64]uint64
+	// held are the slow watchers the node holds (slowwatch.go); polling says
+	// a poll for them is scheduled.
+	held    map[int64]bool
+	polling bool
 }
 
 // Start boots (or, after a crash, recovers) the member from its disk.
@@ -717,7 +728,7 @@ func (m *simMember) Start(h *sim.Host) {
 	}
 	m.clients = map[uint64]clientRef{}
 	m.busy, m.backlog, m.gathering = false, nil, false
-	m.watches = simWatches{byNode: map[int64]clientRef{}, byClient: map[clientRef]int64{}, seq: map[int64]uint64{}}
+	m.watches = simWatches{byNode: map[int64]clientRef{}, byClient: map[clientRef]int64{}, seq: map[int64]uint64{}, held: map[int64]bool{}}
 	m.leader, m.halted = 0, false
 	cfg := m.cfg
 	cfg.Clock = h
@@ -875,6 +886,7 @@ func (w *simWatches) forget(id int64, ref clientRef) {
 	delete(w.byNode, id)
 	delete(w.byClient, ref)
 	delete(w.seq, id)
+	delete(w.held, id)
 }
 
 func (m *simMember) flush() {
@@ -950,6 +962,8 @@ func (m *simMember) emit(out store.Output) {
 			m.host.Send(ref.host, &ClientWatchEvents{ID: ref.id, Seq: m.watches.seq[id], Responses: out.Watch[i:j:j]})
 			if out.Watch[j-1].Canceled {
 				m.watches.forget(id, ref)
+			} else {
+				m.holdIfSlow(id, ref)
 			}
 		}
 		i = j

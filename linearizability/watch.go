@@ -300,6 +300,7 @@ func CheckWatch(ops []Operation, events []WatchEvent, opt WatchOptions) error {
 	if !opt.IsCreate {
 		return nil
 	}
+	compacted := newCompactions(ops)
 	for _, w := range sortedWatchers(byWatcher) {
 		// A stream known from revision 1 knows every key's history.
 		fromStart, keys := low[w] == 0, map[string]keyView{}
@@ -308,7 +309,7 @@ func CheckWatch(ops []Operation, events []WatchEvent, opt WatchOptions) error {
 			case WatchCompacted:
 				fromStart, keys = false, map[string]keyView{}
 			case "put", "delete":
-				if err := checkEventKV(w, e, keys, fromStart, opt.PrevKV); err != nil {
+				if err := checkEventKV(w, e, keys, fromStart, opt.PrevKV, compacted); err != nil {
 					return err
 				}
 			}
@@ -351,7 +352,12 @@ type keyView struct {
 // exactly when the key was absent, and with prev_kv asked for, an event on
 // a present key carries its previous value, one on an absent key none. It
 // records the event in keys.
-func checkEventKV(w int, e WatchEvent, keys map[string]keyView, fromStart, prevKV bool) error {
+//
+// etcd reads prev_kv at the event's revision - 1 when it sends the event, so
+// an event sent after a compaction to at least its revision has none: a
+// missing prev_kv is excused when such a compaction was requested (and did
+// not fail) before the event arrived.
+func checkEventKV(w int, e WatchEvent, keys map[string]keyView, fromStart, prevKV bool, compacted *compactions) error {
 	before, known := keys[e.Key]
 	known = known || fromStart
 	if e.Type == "put" {
@@ -366,6 +372,9 @@ func checkEventKV(w int, e WatchEvent, keys map[string]keyView, fromStart, prevK
 		return fmt.Errorf("%w: IsCreate: watcher %d got put %q = %q at revision %d with IsCreate %t, but the key was %s (from %s)",
 			ErrWatch, w, e.Key, e.Value, e.Revision, e.Create, presence(before.present), e.Member)
 	}
+	if prevKV && before.present && !e.HasPrev && compacted.before(e.Revision, e.Time) {
+		return nil
+	}
 	if prevKV && (e.HasPrev != before.present || e.PrevValue != before.value) {
 		got := "no prev_kv"
 		if e.HasPrev {
@@ -379,6 +388,36 @@ func checkEventKV(w int, e WatchEvent, keys map[string]keyView, fromStart, prevK
 			ErrWatch, w, e.Type, e.Key, e.Revision, got, want, e.Member)
 	}
 	return nil
+}
+
+// compactions are the requested compactions that did not fail, by call time,
+// with the highest revision asked for up to each.
+type compactions struct {
+	calls  []int64
+	maxRev []int64
+}
+
+func newCompactions(ops []Operation) *compactions {
+	var cs []Operation
+	for _, op := range ops {
+		if op.Kind == KindCompact && op.Outcome != OutcomeFail {
+			cs = append(cs, op)
+		}
+	}
+	slices.SortStableFunc(cs, func(a, b Operation) int { return cmp.Compare(a.Call, b.Call) })
+	c := &compactions{}
+	var hi int64
+	for _, op := range cs {
+		hi = max(hi, op.Rev)
+		c.calls, c.maxRev = append(c.calls, op.Call), append(c.maxRev, hi)
+	}
+	return c
+}
+
+// before reports whether a compaction to rev or above was requested before t.
+func (c *compactions) before(rev, t int64) bool {
+	i, _ := slices.BinarySearch(c.calls, t) // calls before t: [0, i)
+	return i > 0 && c.maxRev[i-1] >= rev
 }
 
 func presence(present bool) string {

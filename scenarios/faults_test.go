@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/havoclab/havoc/chaos"
+	"github.com/havoclab/havoc/linearizability"
 )
 
 // traceLine is one line of a run's trace: virtual time, source, text.
@@ -212,5 +213,54 @@ func TestCrashAtEveryPoint(t *testing.T) {
 			require.NotEmpty(t, restarts)
 			require.Equal(t, end, restarts[0].at)
 		})
+	}
+}
+
+// TestClientFaultsInSim: the client-link kinds act on the simulator's client
+// hosts. While the clients stop reading a member, it holds its watchers as
+// slow (it stops sending past a window and keeps the events in the store) and
+// releases them when the clients read again; a client partition makes the
+// watchers re-watch elsewhere; the run passes, watch checks included, and no
+// member link is touched.
+func TestClientFaultsInSim(t *testing.T) {
+	var s chaos.Schedule
+	for i := range 3 { // each member in turn, shorter than a watcher's patience
+		s = append(s, chaos.Fault{At: time.Duration(2+2*i) * time.Second, Duration: 1500 * time.Millisecond, Kind: chaos.ClientStall, Members: []int{i}})
+	}
+	s = append(s, chaos.Schedule{
+		{At: 8 * time.Second, Duration: 2 * time.Second, Kind: chaos.ClientPartition, Members: []int{0, 1}},
+		{At: 10500 * time.Millisecond, Duration: time.Second, Kind: chaos.ClientLoss, Rate: 0.3},
+		{At: 11 * time.Second, Duration: time.Second, Kind: chaos.ClientDelay, Latency: 100 * time.Millisecond},
+	}...)
+	res, lines := runFaults(t, 5, 13*time.Second, s)
+	require.Equal(t, 6, res.FaultsApplied)
+	starts := 0
+	for _, e := range res.Watch {
+		if e.Type == linearizability.WatchStart {
+			starts++
+		}
+	}
+	require.Greater(t, starts, 2, "the watchers re-watched after the cut")
+	require.NotEmpty(t, grepTrace(lines, "", `^hold m1->w01$`), "the stall holds what the member sends the watcher")
+	require.Empty(t, grepTrace(lines, "", `hold m\d->m\d`), "member links are not held")
+	held := grepTrace(lines, "", `^slow watcher \d+ of w0\d: held$`)
+	released := grepTrace(lines, "", `^slow watcher \d+ of w0\d: released$`)
+	require.NotEmpty(t, held, "a member held a watcher its client did not read")
+	require.NotEmpty(t, released, "and released it once the client read again")
+	for i, f := range s[:3] {
+		m := chaos.MemberName(i)
+		for _, l := range lines {
+			if l.src != m {
+				continue
+			}
+			if strings.HasPrefix(l.msg, "slow watcher") {
+				require.True(t, l.at > f.At && l.at < f.At+f.Duration+time.Second, "%s at %s: %s", m, l.at, l.msg)
+			}
+		}
+		for _, l := range lines {
+			if strings.HasPrefix(l.src, "w") && strings.HasPrefix(l.msg, "recv <- "+m+" ") {
+				require.False(t, l.at > f.At+50*time.Millisecond && l.at < f.At+f.Duration, "%s heard from %s at %s, during the stall", l.src, m, l.at)
+			}
+		}
 	}
 }

@@ -105,6 +105,16 @@ func (r *realRun) run(ctx context.Context) (*Result, error) {
 		}()
 	}
 
+	// Watchers, until the members have converged after the heal.
+	wctx, stopWatchers := context.WithCancel(ctx)
+	defer stopWatchers()
+	watchers := make([]*realWatcher, max(c.Watchers, 0))
+	var watchersWG sync.WaitGroup
+	for i := range watchers {
+		watchers[i] = &realWatcher{r: r, id: i + 1, members: members, rnd: rand.New(rand.NewPCG(c.Seed, uint64(1000+i)))}
+		watchersWG.Go(func() { watchers[i].run(wctx) })
+	}
+
 	// Faults, on the wall clock. Each heal runs before the next fault starts
 	// (windows do not overlap); the safety phase's end heals what is active.
 	safetyEnd := r.start.Add(c.Duration)
@@ -152,9 +162,15 @@ func (r *realRun) run(ctx context.Context) (*Result, error) {
 		r.stopping.Store(true)
 		clientsWG.Wait()
 		if liveErr == nil {
-			// With the clients quiet, the members must agree once more.
+			// With the clients quiet, the members must agree once more, and
+			// every watcher must have seen up to their revision.
 			var final convergence
-			liveErr = r.until(ctx, deadline.Add(c.Workload.Timeout), func() (bool, string) { return final.check(ctx, r.b, members) })
+			liveErr = r.until(ctx, deadline.Add(c.Workload.Timeout), func() (bool, string) {
+				if ok, why := final.check(ctx, r.b, members); !ok {
+					return false, why
+				}
+				return watchersCaughtUp(watchers, final.target)
+			})
 		}
 		r.logf("liveness phase ended: %v", errOrOK(liveErr))
 		if liveErr != nil && ctx.Err() == nil {
@@ -162,6 +178,8 @@ func (r *realRun) run(ctx context.Context) (*Result, error) {
 		}
 	}
 	r.stopping.Store(true)
+	stopWatchers()
+	watchersWG.Wait()
 	cancel()
 	clientsWG.Wait()
 	if interrupted || parent.Err() != nil {
@@ -170,6 +188,11 @@ func (r *realRun) run(ctx context.Context) (*Result, error) {
 
 	res.Virtual = time.Since(r.start)
 	res.History = r.rec.Operations()
+	reached := map[int]int64{}
+	for _, w := range watchers {
+		res.Watch = append(res.Watch, w.events...)
+		reached[w.id] = w.lastRev
+	}
 	res.Trace = r.trace()
 	r.mu.Lock()
 	for _, l := range r.faultLog {
@@ -187,10 +210,20 @@ func (r *realRun) run(ctx context.Context) (*Result, error) {
 	case liveErr != nil:
 		res.addFinding(VerdictNoLiveness, fmt.Sprintf("%v (seed %d)", liveErr, c.Seed))
 	}
-	res.check(c, true, nil)
+	res.check(c, true, &linearizability.WatchOptions{Prefix: c.Workload.prefix(), Reached: reached, IsCreate: true, PrevKV: true})
 	res.finish()
 	res.Wall = time.Since(r.start)
 	return res, nil
+}
+
+// watchersCaughtUp reports whether every watcher has seen up to rev.
+func watchersCaughtUp(watchers []*realWatcher, rev int64) (bool, string) {
+	for _, w := range watchers {
+		if got := w.reached(); got < rev {
+			return false, fmt.Sprintf("watcher %d has seen up to revision %d, behind %d", w.id, got, rev)
+		}
+	}
+	return true, ""
 }
 
 func errOrOK(err error) string {
@@ -309,7 +342,7 @@ func (r *realRun) client(ctx context.Context, id int, members []string) {
 		member := members[target]
 		cn, ok := conns[member]
 		if !ok {
-			cli, err := cluster.NewClient(r.b.ClientURL(member))
+			cli, err := r.dial(fmt.Sprintf("c%02d", id), member)
 			if err != nil {
 				// Dialing is non-blocking; an error here is a bad URL.
 				r.logf("client %d: connect %s: %v", id, member, err)
@@ -354,6 +387,26 @@ func (r *realRun) client(ctx context.Context, id int, members []string) {
 			target = (target + 1 + rnd.IntN(len(members)-1)) % len(members)
 		}
 	}
+}
+
+// sessionURLs is a backend whose client sessions reach the members through
+// links of their own (the real backends: client-link faults act on them).
+type sessionURLs interface {
+	SessionURL(session, member string) (string, error)
+}
+
+// dial connects client session (c01..., w01... as the simulator names its
+// client hosts) to member, through the session's own link when the backend
+// has client links.
+func (r *realRun) dial(session, member string) (*clientv3.Client, error) {
+	u := r.b.ClientURL(member)
+	if s, ok := r.b.(sessionURLs); ok {
+		var err error
+		if u, err = s.SessionURL(session, member); err != nil {
+			return nil, err
+		}
+	}
+	return cluster.NewClient(u)
 }
 
 // do sends one request as a single gRPC call.

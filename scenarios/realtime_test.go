@@ -122,6 +122,22 @@ func runRealCluster(t *testing.T, target cluster.Target, bin string) {
 	require.Contains(t, log, "liveness phase ended: ok")
 	require.Contains(t, string(res.Trace), "m2: kill -9")
 	require.Contains(t, string(res.Trace), "m3: pause (SIGSTOP)")
+	// Both watchers ran through the faults, saw the writes and got progress
+	// notifications; the watch checks (res.Passed) held over their events.
+	events, progress := map[int]int{}, map[int]int{}
+	for _, e := range res.Watch {
+		switch e.Type {
+		case "put", "delete":
+			events[e.Watcher]++
+		case linearizability.WatchProgress:
+			progress[e.Watcher]++
+		}
+	}
+	t.Logf("watch events per watcher: %v, progress notifications: %v", events, progress)
+	for w := 1; w <= 2; w++ {
+		require.Greater(t, events[w], 200, "watcher %d", w)
+		require.Positive(t, progress[w], "watcher %d", w)
+	}
 	// Every peer link was seen through the proxies with its sender identified,
 	// so the partitions cut what they claim to.
 	acc := p.Network().Accepted()
@@ -133,6 +149,14 @@ func runRealCluster(t *testing.T, target cluster.Target, bin string) {
 			}
 		}
 	}
+	// Clients and watchers reach the members through client links of their own.
+	sessions := map[string]bool{}
+	for k := range acc {
+		if from, _, _ := strings.Cut(k, "->"); strings.HasPrefix(from, "c") || strings.HasPrefix(from, "w") {
+			sessions[from] = true
+		}
+	}
+	require.True(t, sessions["c01"] && sessions["c08"] && sessions["w01"] && sessions["w02"], "client sessions on client links: %v", acc)
 }
 
 // TestRealEtcdUnderFaults runs the workload against a real etcd cluster under

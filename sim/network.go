@@ -309,6 +309,12 @@ func (n *Network) Cuts(from, to string) int {
 	return c
 }
 
+// InFlight returns how many messages are on the direction from → to: sent
+// and not yet delivered or dropped, held ones included.
+func (n *Network) InFlight(from, to string) int {
+	return n.link(n.host(from), n.host(to)).inflight
+}
+
 // ResetLink makes the direction from → to follow the default config again
 // (undoes SetLink).
 func (n *Network) ResetLink(from, to string) {

@@ -23,6 +23,15 @@
 //     sender had in flight, which is what the member sees on a lossy network.
 //   - Duplication and reordering are not expressible on a byte stream.
 //
+// A link can also stall: the proxy stops reading what crosses it, as a
+// receiver that stops reading would, so the sender's socket buffers and (on
+// HTTP/2) its flow-control window fill and its writes block, until the stall
+// ends. Nothing is lost.
+//
+// A proxy made by ListenFixed serves one client session: every connection
+// through it is on the link session -> member (and back), with no header to
+// peek. That is how the harness puts client sessions behind links of their own.
+//
 // A connection whose sender is unknown (no X-Server-From: etcd's version
 // checks, lease forwarding and probes) is anonymous: it crosses only while no
 // link touching its destination is cut, and is reset when one is.
@@ -57,6 +66,9 @@ type LinkState struct {
 	LatencyMin, LatencyMax time.Duration
 	// Loss is the probability that a chunk resets its connection.
 	Loss float64
+	// Stall stops the proxy reading from the sender (and delivering what it
+	// read): the sender's writes block once the buffers are full.
+	Stall bool
 }
 
 func (s LinkState) healthy() bool { return s == LinkState{} }
@@ -200,6 +212,22 @@ func (n *Network) cross(c *conn, from, to string) (time.Duration, bool) {
 	return d, true
 }
 
+// stallPoll is how often a stalled direction looks whether its stall ended.
+const stallPoll = 10 * time.Millisecond
+
+// waitStall blocks while the direction from -> to is stalled and c is open.
+func (n *Network) waitStall(c *conn, from, to string) {
+	for {
+		n.mu.Lock()
+		stalled := c.sender != "" && n.links[link{from, to}].Stall
+		n.mu.Unlock()
+		if !stalled || c.isClosed() {
+			return
+		}
+		time.Sleep(stallPoll)
+	}
+}
+
 // cutNow reports whether a chunk already accepted from -> to may no longer be
 // delivered (the link was cut while the chunk waited out its latency).
 func (n *Network) cutNow(c *conn, from, to string) bool {
@@ -218,8 +246,10 @@ type Proxy struct {
 	target  string
 	dest    string
 	resolve func(string) (string, bool)
-	wg      sync.WaitGroup
-	once    sync.Once
+	// from is the sender of every connection of a ListenFixed proxy.
+	from string
+	wg   sync.WaitGroup
+	once sync.Once
 }
 
 // Listen starts a proxy on listenAddr ("127.0.0.1:0" picks a free port) that
@@ -227,6 +257,21 @@ type Proxy struct {
 // the X-Server-From header of a connection's first request to the sending
 // member's name; a connection it does not resolve is anonymous.
 func (n *Network) Listen(listenAddr, targetAddr, dest string, resolve func(serverFromHex string) (member string, ok bool)) (*Proxy, error) {
+	return n.listen(listenAddr, targetAddr, dest, &Proxy{resolve: resolve})
+}
+
+// ListenFixed starts a proxy on listenAddr that forwards to targetAddr (any
+// TCP service of member dest, e.g. its client port): every connection through
+// it travels on the link from -> dest, and its replies on dest -> from. It
+// peeks nothing, so it carries any protocol (gRPC, TLS).
+func (n *Network) ListenFixed(listenAddr, targetAddr, from, dest string) (*Proxy, error) {
+	if from == "" {
+		return nil, errors.New("linkproxy: ListenFixed needs a sender name")
+	}
+	return n.listen(listenAddr, targetAddr, dest, &Proxy{from: from})
+}
+
+func (n *Network) listen(listenAddr, targetAddr, dest string, p *Proxy) (*Proxy, error) {
 	n.mu.Lock()
 	closed := n.closed
 	n.mu.Unlock()
@@ -237,7 +282,7 @@ func (n *Network) Listen(listenAddr, targetAddr, dest string, resolve func(serve
 	if err != nil {
 		return nil, fmt.Errorf("linkproxy: listen for %s: %w", dest, err)
 	}
-	p := &Proxy{net: n, ln: ln, target: targetAddr, dest: dest, resolve: resolve}
+	p.net, p.ln, p.target, p.dest = n, ln, targetAddr, dest
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
@@ -338,17 +383,19 @@ func (p *Proxy) handle(cl net.Conn) {
 		c.reset()
 	}()
 
-	// The sender's first request must arrive promptly; peek it.
 	br := bufio.NewReaderSize(cl, maxHeader)
-	_ = cl.SetReadDeadline(time.Now().Add(10 * time.Second))
-	from, err := identify(br)
-	if err != nil {
-		return
-	}
-	_ = cl.SetReadDeadline(time.Time{})
-	var name string
-	if from != "" && p.resolve != nil {
-		name, _ = p.resolve(from)
+	name := p.from
+	if name == "" {
+		// The sender's first request must arrive promptly; peek it.
+		_ = cl.SetReadDeadline(time.Now().Add(10 * time.Second))
+		from, err := identify(br)
+		if err != nil {
+			return
+		}
+		_ = cl.SetReadDeadline(time.Time{})
+		if from != "" && p.resolve != nil {
+			name, _ = p.resolve(from)
+		}
 	}
 	n.mu.Lock()
 	c.sender = name
@@ -387,6 +434,12 @@ type conn struct {
 	client   net.Conn
 	upstream net.Conn
 	closed   bool
+}
+
+func (c *conn) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
 }
 
 // reset closes both sides with RST, as a network failure would look to the
@@ -430,6 +483,7 @@ func (c *conn) pump(src io.Reader, dst net.Conn, from, to string) {
 			if d := time.Until(ch.at); d > 0 {
 				time.Sleep(d)
 			}
+			c.proxy.net.waitStall(c, from, to)
 			if c.proxy.net.cutNow(c, from, to) {
 				c.reset()
 				return
@@ -447,6 +501,7 @@ func (c *conn) pump(src io.Reader, dst net.Conn, from, to string) {
 	last := time.Time{}
 	buf := make([]byte, 32<<10)
 	for {
+		c.proxy.net.waitStall(c, from, to)
 		k, err := src.Read(buf)
 		if k > 0 {
 			delay, ok := c.proxy.net.cross(c, from, to)

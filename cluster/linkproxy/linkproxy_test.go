@@ -248,3 +248,67 @@ func BenchmarkThroughput(b *testing.B) {
 		resp.Body.Close()
 	}
 }
+
+// TestFixedProxyStall: a ListenFixed proxy carries any bytes (no header) on
+// the link from its session to its member; stalling the way back stops the
+// proxy reading from the member, whose writes then block, and the heal
+// delivers every byte in order.
+func TestFixedProxyStall(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	const total = 32 << 20
+	var written atomic.Int64
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, 64<<10)
+		for i := range buf {
+			buf[i] = byte(i)
+		}
+		for written.Load() < total {
+			k, err := c.Write(buf)
+			written.Add(int64(k))
+			if err != nil {
+				return
+			}
+		}
+	}()
+	n := NewNetwork(1)
+	defer n.Close()
+	p, err := n.ListenFixed("127.0.0.1:0", ln.Addr().String(), "c01", "m1")
+	require.NoError(t, err)
+	n.SetLink("m1", "c01", LinkState{Stall: true})
+	c, err := net.Dial("tcp", p.Addr())
+	require.NoError(t, err)
+	defer c.Close()
+	// Without a request line the connection is still the session's.
+	require.Eventually(t, func() bool { return n.Accepted()["c01->m1"] == 1 }, 2*time.Second, 10*time.Millisecond)
+	var stuck int64
+	require.Eventually(t, func() bool {
+		w := written.Load()
+		time.Sleep(200 * time.Millisecond)
+		stuck = written.Load()
+		return w == stuck
+	}, 10*time.Second, time.Millisecond, "the member's writes block")
+	require.Less(t, stuck, int64(total), "the member could not write everything")
+	_ = c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	_, err = c.Read(make([]byte, 1))
+	require.Error(t, err, "nothing crosses a stalled link")
+
+	n.SetLink("m1", "c01", LinkState{})
+	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	chunk := make([]byte, 64<<10)
+	for off := 0; off < total; off += len(chunk) {
+		_, err := io.ReadFull(c, chunk)
+		require.NoError(t, err, "at byte %d", off)
+		for i, b := range chunk {
+			if b != byte(i) {
+				require.Equal(t, byte(i), b, "byte %d", off+i)
+			}
+		}
+	}
+}

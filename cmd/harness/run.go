@@ -253,7 +253,9 @@ the history for linearizability. The same seed replays the same run byte for byt
 
 With --backend process the members are OS processes on 127.0.0.1 (havoc's own
 "harness serve", or a real etcd with --target etcd --etcd-bin PATH) behind a TCP proxy
-on every peer link, and the run follows the wall clock: --duration is real time.
+on every peer link, and every client session and watcher reaches each member through
+a proxy of its own (the client-* faults act there); the run follows the wall clock:
+--duration is real time.
 Faults a real process cannot suffer (clock skew, duplication, reordering) are skipped
 and logged.`,
 		Args: cobra.NoArgs,

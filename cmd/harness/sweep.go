@@ -84,9 +84,10 @@ func newSweepCmd() *cobra.Command {
 	var shardFlag string
 	var budget time.Duration
 	var rf reportFlags
+	var bf backendFlags
 	cmd := &cobra.Command{
 		Use:   "sweep",
-		Short: "Run many seeds in the simulator across cores and report the failing ones",
+		Short: "Run many seeds in the simulator (or on real clusters) across cores and report the failing ones",
 		Long: `Run every seed of --seeds in the simulator, one worker process per core (a simulated
 world owns process-wide state, so worlds never share a process), with a progress bar,
 then print a summary table and the failing seeds with the line that reproduces each.
@@ -107,6 +108,23 @@ on the machine.
 The progress bar is drawn on a terminal only; otherwise (a CI log) a plain progress
 line is printed every tenth of the seeds or every 10 s.
 
+--profile all gives each seed one of the traffic profiles, in turn by seed
+(seed mod the number of profiles, in name order); its reproduce line names it.
+
+With --backend process or docker every seed runs on a real cluster of its own,
+started for the seed and closed after it, on the wall clock (see "harness run"):
+--parallel clusters at once (default: one per CPU; a 3-member cluster at the default
+load used about half a core of a 2-core machine), each with its own ports, run
+dir (--run-dir/seed-N if --run-dir is given, kept) and, on Docker, its own run ID.
+There --duration defaults to 20s (wall clock; the simulator's 60s is virtual and costs
+far less) and --profile to all. Fault kinds the backend cannot express are dropped
+from each seed's list (the sweep prints them once), so the schedule holds only faults
+that happen; a scenario file's own schedule keeps them, skipped and logged. A real
+seed is not replayable, so every failing one leaves its full artifacts and member
+logs at once (no traced rerun), and its reproduce line carries --backend, --target
+and --etcd-version: it reruns the same workload and schedule, not the same
+interleaving. --etcd-version is built (or found cached) once before the workers start.
+
 Exit status 1 if any seed failed its check, else 4 if a seed could not run, else 3 if
 a check was inconclusive (see harness --help).`,
 		Args: cobra.NoArgs,
@@ -115,7 +133,21 @@ a check was inconclusive (see harness --help).`,
 			if err != nil {
 				return usageError(err)
 			}
+			if err := bf.validate(); err != nil {
+				return usageError(err)
+			}
+			real := bf.backend != "sim"
+			if real {
+				if !cmd.Flags().Changed("duration") && f.scenario == "" {
+					_ = cmd.Flags().Set("duration", realSweepDuration.String())
+				}
+				if !cmd.Flags().Changed("profile") && f.scenario == "" {
+					_ = cmd.Flags().Set("profile", profileAll)
+				}
+			}
+			restore := f.pinProfile(list[0])
 			c, sc, err := f.effective(cmd.Flags(), 1, nil)
+			restore()
 			if err != nil {
 				return usageError(err)
 			}
@@ -141,7 +173,13 @@ a check was inconclusive (see harness --help).`,
 			}
 			parallel = min(parallel, len(list))
 			o := sweepOpts{args: workerArgs(cmd.Flags(), f.names), seeds: list, parallel: parallel, fullArtifacts: fullArtifacts,
-				quiet: quiet, shard: sh, budget: budget, results: resultsPath(c.Out, sh), report: rf}
+				quiet: quiet, shard: sh, budget: budget, results: resultsPath(c.Out, sh), report: rf, real: real}
+			if real {
+				if err := prepareRealSweep(cmd.OutOrStdout(), &bf, c); err != nil {
+					return err
+				}
+				o.args = append(o.args, backendWorkerArgs(cmd.Flags())...)
+			}
 			if f.scenario != "" {
 				o.scenario = sc.Name
 			}
@@ -149,8 +187,9 @@ a check was inconclusive (see harness --help).`,
 		},
 	}
 	f.register(cmd, false, false)
+	bf.register(cmd)
 	cmd.Flags().StringVar(&seeds, "seeds", "1-100", "seeds to run: 1-1000, 7, or a comma list")
-	cmd.Flags().IntVar(&parallel, "parallel", runtime.NumCPU(), "worker processes (default: one per CPU)")
+	cmd.Flags().IntVar(&parallel, "parallel", runtime.NumCPU(), "worker processes, each running one seed at a time, on a real backend each with its own cluster (default: one per CPU)")
 	cmd.Flags().IntVar(&fullArtifacts, "full-artifacts", 5, "failing seeds (the first, in seed order) that get full artifacts; the rest get summaries (0: summaries only)")
 	cmd.Flags().BoolVar(&quiet, "quiet", false, "no progress bar or progress lines")
 	cmd.Flags().StringVar(&shardFlag, "shard", "", "run shard I of N (I/N, 0 <= I < N): seeds at positions I, I+N, ... of --seeds (default: JOB_COMPLETION_INDEX/JOB_COMPLETIONS if set, else all)")
@@ -193,6 +232,9 @@ type sweepOpts struct {
 	results       string        // results file ("" : none)
 	scenario      string        // the scenario's name, if the sweep runs a scenario file
 	report        reportFlags
+	// real is set for a sweep on a real backend: its workers write every
+	// failing seed's full artifacts at once (a rerun would not replay it).
+	real bool
 }
 
 func sweep(stdout, stderr io.Writer, args []string, seeds []uint64, parallel, fullArtifacts int, quiet bool) error {
@@ -218,7 +260,11 @@ func sweepWith(stdout, stderr io.Writer, o sweepOpts) error {
 		progress = progressLines
 	}
 	all := runSeeds(exe, o.args, o.seeds, o.parallel, modeSummary, progress, deadline, stderr)
-	if full := fullArtifactSeeds(all, o.fullArtifacts); len(full) > 0 {
+	if o.real {
+		for i := range all {
+			all[i].Full = all[i].Dir != ""
+		}
+	} else if full := fullArtifactSeeds(all, o.fullArtifacts); len(full) > 0 {
 		again := runSeeds(exe, o.args, full, min(o.parallel, len(full)), modeFull, progressNone, time.Time{}, stderr)
 		for _, r := range again {
 			i, _ := slices.BinarySearchFunc(all, r.Seed, func(a sweepResult, s uint64) int { return cmp.Compare(a.Seed, s) })
@@ -373,6 +419,7 @@ func runWorker(exe string, args []string, mode string, work <-chan uint64, resul
 
 func newSweepWorkerCmd() *cobra.Command {
 	var f runFlags
+	var bf backendFlags
 	cmd := &cobra.Command{
 		Use:    "sweep-worker",
 		Short:  "Internal: run seeds read from stdin, one JSON result per line on stdout",
@@ -387,13 +434,21 @@ func newSweepWorkerCmd() *cobra.Command {
 				if err != nil || (mode != modeSummary && mode != modeFull) {
 					return fmt.Errorf("sweep-worker: bad seed line %q", in.Text())
 				}
+				restore := f.pinProfile(seed)
 				c, _, err := f.effective(cmd.Flags(), seed, nil)
+				restore()
 				if err != nil {
 					return err
 				}
 				c.SummaryOnly = mode == modeSummary
-				r := sweepResult{Seed: seed, Repro: scenarios.Repro(c)}
-				res, err := scenarios.RunSim(c)
+				var r sweepResult
+				var res *scenarios.Result
+				if bf.backend != "" && bf.backend != "sim" {
+					r, res, err = runRealSeed(cmd.Context(), cmd.Flags(), bf, &f, c)
+				} else {
+					r = sweepResult{Seed: seed, Repro: scenarios.Repro(c)}
+					res, err = scenarios.RunSim(c)
+				}
 				if err != nil {
 					r.Verdict, r.Reason = verdictError, err.Error()
 				} else {
@@ -408,6 +463,7 @@ func newSweepWorkerCmd() *cobra.Command {
 		},
 	}
 	f.register(cmd, false, false)
+	bf.register(cmd)
 	return cmd
 }
 

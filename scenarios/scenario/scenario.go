@@ -503,11 +503,12 @@ var needsMembers = map[chaos.Kind]string{
 	chaos.PartitionMinority: "the cut-off side", chaos.Bridge: "the bridge, then one side",
 	chaos.OneWay: "the senders", chaos.Crash: "one member", chaos.Pause: "one member", chaos.ClockSkew: "one member",
 	chaos.ClockJump: "one member", chaos.PartitionUntilSnapshot: "one follower (the next member if it leads)",
-	chaos.PowerLoss: "the members that lose power",
+	chaos.PowerLoss:       "the members that lose power",
+	chaos.ClientPartition: "the members the clients are cut from", chaos.ClientStall: "the member the clients stop reading",
 }
 
 // oneMember are the kinds that take exactly one member.
-var oneMember = []chaos.Kind{chaos.Crash, chaos.Pause, chaos.ClockSkew, chaos.ClockJump, chaos.PartitionUntilSnapshot}
+var oneMember = []chaos.Kind{chaos.Crash, chaos.Pause, chaos.ClockSkew, chaos.ClockJump, chaos.PartitionUntilSnapshot, chaos.ClientStall}
 
 // clockKinds take an offset; tornKinds may tear a write.
 var (
