@@ -11,7 +11,9 @@
 //     reads see the backing file with those extents on top, and fsync or
 //     fdatasync of any handle of the file (or a write through an O_SYNC or
 //     O_DSYNC handle) writes them to the backing file. Crash forgets them; a
-//     torn crash first writes a random prefix of the last unsynced write.
+//     torn crash first writes a random prefix of the last unsynced write (of
+//     the newest run of contiguous writes to one file: the kernel splits a
+//     write(2) at page boundaries, so one request is not one write(2)).
 //   - Metadata passes through at once and survives a crash, as on a
 //     journaling file system that commits it early (ext4 with
 //     data=ordered; Jepsen's LazyFS by default does the same): create,
@@ -453,10 +455,17 @@ func (l *FS) orphan(ino uint64) {
 	}
 }
 
-// wrote records the newest unsynced write.
+// wrote records the newest unsynced write. A write that continues the
+// previous one in the same file extends it: the kernel splits one write(2) at
+// page boundaries into several requests, and a torn crash keeps a prefix of
+// the whole run.
 func (l *FS) wrote(f *file, off int64, n int) {
 	l.mu.Lock()
-	l.last = lastWrite{f: f, off: off, n: n}
+	if l.last.f == f && l.last.off+int64(l.last.n) == off {
+		l.last.n += n
+	} else {
+		l.last = lastWrite{f: f, off: off, n: n}
+	}
 	l.mu.Unlock()
 }
 
