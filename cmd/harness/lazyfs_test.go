@@ -26,3 +26,13 @@ func TestLazyFSFlag(t *testing.T) {
 	require.NoError(t, cmd.Flags().Parse([]string{"--lazyfs=false"}))
 	require.Equal(t, " --backend process", backendArgs(cmd.Flags()))
 }
+
+// TestLazyFSDrillRepro: a drill's reproduce line keeps --lazyfs as
+// --lazyfs=true, which parses back.
+func TestLazyFSDrillRepro(t *testing.T) {
+	repro := drillRepro(mustDrillFlags(t, "--backend", "process", "--lazyfs"), "save-restore", 2)
+	require.Equal(t, "go run ./cmd/harness drill save-restore --seed 2 --backend process --lazyfs=true", repro)
+	args := strings.Fields(strings.TrimPrefix(repro, "go run ./cmd/harness drill save-restore "))
+	mustDrillFlags(t, args...)
+}
+
