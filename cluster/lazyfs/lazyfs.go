@@ -147,8 +147,8 @@ type file struct {
 }
 
 // Mount mounts a lazy file system over backing at mountpoint (both existing
-// directories). A stale lazyfs mount left at mountpoint by a killed harness is
-// detached first.
+// directories). Dead lazyfs mounts left by a harness killed with -9, at
+// mountpoint or elsewhere, are detached first (DetachStale).
 func Mount(mountpoint, backing string, opts Options) (*FS, error) {
 	if err := Check(); err != nil {
 		return nil, err
@@ -160,7 +160,7 @@ func Mount(mountpoint, backing string, opts Options) (*FS, error) {
 	if backing, err = filepath.Abs(backing); err != nil {
 		return nil, err
 	}
-	detachStale(mountpoint)
+	_, _ = DetachStale()
 	var st syscall.Stat_t
 	if err := syscall.Stat(backing, &st); err != nil {
 		return nil, fmt.Errorf("lazyfs: backing dir: %w", err)
@@ -198,13 +198,38 @@ func Mount(mountpoint, backing string, opts Options) (*FS, error) {
 	return l, nil
 }
 
-// detachStale lazily unmounts mountpoint when it is a dead FUSE mount (stat
-// fails with ENOTCONN: its server is gone).
-func detachStale(mountpoint string) {
-	var st syscall.Stat_t
-	if err := syscall.Stat(mountpoint, &st); errors.Is(err, syscall.ENOTCONN) {
-		_ = syscall.Unmount(mountpoint, syscall.MNT_DETACH)
+// DetachStale lazily unmounts every dead lazyfs mount of this mount namespace
+// (stat fails with ENOTCONN: the process that served it is gone) and returns
+// how many it detached. A mount whose server does not answer within a second
+// (a stopped harness) is left alone.
+func DetachStale() (int, error) {
+	ms, err := mounts()
+	if err != nil {
+		return 0, err
 	}
+	n := 0
+	var errs []error
+	for _, m := range ms {
+		res := make(chan error, 1)
+		go func() { // a stopped server blocks stat: never wait for it
+			var st syscall.Stat_t
+			res <- syscall.Stat(m, &st)
+		}()
+		select {
+		case err := <-res:
+			if !errors.Is(err, syscall.ENOTCONN) {
+				continue
+			}
+		case <-time.After(time.Second):
+			continue
+		}
+		if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil {
+			errs = append(errs, fmt.Errorf("lazyfs: detach %s: %w", m, err))
+			continue
+		}
+		n++
+	}
+	return n, errors.Join(errs...)
 }
 
 // Mountpoint is where the file system is mounted.
@@ -259,7 +284,10 @@ func cmpU64(a, b uint64) int {
 // Crash forgets every unsynced byte, as a power cut would. With torn it first
 // writes a random prefix (possibly empty) of the newest unsynced write, as a
 // disk that lost power in the middle of it. Call it only while no process has
-// files open on the mount (after the member was killed and reaped).
+// files open on the mount (after the member was killed and reaped). Then no
+// write of the member can arrive late: a write(2) here is synchronous (no
+// write-back cache), and the kernel does not let a killed process exit while
+// its request is with this file system (it drops a request not yet read).
 func (l *FS) Crash(torn bool) (CrashReport, error) {
 	var rep CrashReport
 	l.mu.Lock()
@@ -472,12 +500,18 @@ func (l *FS) wrote(f *file, off int64, n int) {
 // flush writes f's unsynced data to its backing file.
 func (l *FS) flush(f *file) error {
 	err := f.flush()
+	l.forgetLast(f)
+	return err
+}
+
+// forgetLast forgets the newest write if it was to f (f was synced, truncated
+// or punched since: there is nothing left to tear). f.mu must not be held.
+func (l *FS) forgetLast(f *file) {
 	l.mu.Lock()
 	if l.last.f == f {
 		l.last = lastWrite{}
 	}
 	l.mu.Unlock()
-	return err
 }
 
 // flush writes the unsynced extents through the write-back descriptor, then

@@ -207,7 +207,16 @@ func TestNoStaleMount(t *testing.T) {
 			continue
 		}
 		require.True(t, ok, "killed: the dead mount stays until the next Mount")
-		l, err := Mount(mnt, back, Options{})
+		// A mount elsewhere detaches it; one at the same path works.
+		other := filepath.Join(dir, "other")
+		require.NoError(t, os.Mkdir(other, 0o755))
+		l, err := Mount(other, back, Options{})
+		require.NoError(t, err)
+		ok, err = Mounted(mnt)
+		require.NoError(t, err)
+		require.False(t, ok, "the dead mount was detached")
+		require.NoError(t, l.Close())
+		l, err = Mount(mnt, back, Options{})
 		require.NoError(t, err)
 		require.NoError(t, os.WriteFile(filepath.Join(mnt, "y"), []byte("y"), 0o644))
 		require.NoError(t, l.Close())

@@ -182,11 +182,7 @@ func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn
 			f.dirty.truncate(int64(size))
 		}
 		f.mu.Unlock()
-		n.l.mu.Lock()
-		if n.l.last.f == f {
-			n.l.last = lastWrite{}
-		}
-		n.l.mu.Unlock()
+		n.l.forgetLast(f)
 	}
 	if err != nil {
 		return fs.ToErrno(err)
@@ -343,10 +339,14 @@ func (h *handle) Allocate(ctx context.Context, off, size uint64, mode uint32) sy
 		return syscall.EOPNOTSUPP
 	}
 	h.f.mu.Lock()
-	defer h.f.mu.Unlock()
 	errno := h.lf.Allocate(ctx, off, size, mode)
-	if errno == 0 && mode&(unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_ZERO_RANGE) != 0 {
+	punched := errno == 0 && mode&(unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_ZERO_RANGE) != 0
+	if punched {
 		h.f.dirty.drop(int64(off), int64(off+size))
+	}
+	h.f.mu.Unlock()
+	if punched {
+		h.l.forgetLast(h.f)
 	}
 	return errno
 }
