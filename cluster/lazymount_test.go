@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/havoclab/havoc/cluster/lazyfs"
 )
@@ -92,6 +93,86 @@ func TestLazyFSPowerLossMidLoad(t *testing.T) {
 				require.NoError(t, err, "the kept run dir holds %s's data where it was", m)
 			}
 		})
+	}
+}
+
+// TestLazyFSCatchesUnsafeNoFsync: an etcd that never fsyncs
+// (--unsafe-no-fsync) loses acknowledged puts, or cannot restart, after a
+// power loss on lazyfs; on a plain data dir it keeps them (the kernel keeps
+// a killed process's page cache), which is why lazyfs exists.
+func TestLazyFSCatchesUnsafeNoFsync(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real clusters")
+	}
+	if err := lazyfs.Check(); err != nil {
+		t.Skip(err)
+	}
+	bin := buildEtcd(t)
+	for _, lazy := range []bool{true, false} {
+		t.Run(fmt.Sprintf("lazyfs=%v", lazy), func(t *testing.T) {
+			dir := t.TempDir()
+			if d := os.Getenv("HAVOC_KEEP_DIR"); d != "" {
+				dir = filepath.Join(d, fmt.Sprint("unsafe-lazyfs-", lazy))
+			}
+			p, err := NewProcess(ProcessConfig{Target: TargetEtcd, Binary: bin, Dir: dir, Seed: 4, LazyFS: lazy,
+				ExtraArgs: []string{"--unsafe-no-fsync"}})
+			require.NoError(t, err)
+			defer p.Close()
+			require.NoError(t, p.Start(context.Background()))
+			acked := load(t, p, time.Second, func() {
+				for _, m := range p.Members() {
+					require.NoError(t, p.Crash(m, false))
+				}
+			})
+			require.NotEmpty(t, acked)
+			require.NoError(t, p.HealAll(context.Background()))
+			lost := lostPuts(p, acked)
+			t.Logf("%d acknowledged puts; after the power loss: %s", len(acked), lost)
+			if lazy {
+				require.NotEmpty(t, lost, "lazyfs dropped the unsynced writes")
+			} else {
+				require.Empty(t, lost, "the page cache kept them")
+			}
+		})
+	}
+}
+
+// lostPuts waits for the cluster to serve after a restart and returns what
+// went wrong: a member that exited, a cluster that does not serve within 20 s,
+// or the number of acknowledged puts missing; empty when nothing did.
+func lostPuts(p *Process, acked map[string]string) string {
+	c, err := p.Client(p.Members()[0])
+	if err != nil {
+		return err.Error()
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if err := p.Err(); err != nil {
+			return "a member exited: " + strings.SplitN(err.Error(), "\n", 2)[0]
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		resp, err := c.Get(ctx, "k", clientv3.WithPrefix())
+		cancel()
+		if err == nil {
+			have := map[string]string{}
+			for _, kv := range resp.Kvs {
+				have[string(kv.Key)] = string(kv.Value)
+			}
+			missing := 0
+			for k, v := range acked {
+				if have[k] != v {
+					missing++
+				}
+			}
+			if missing == 0 {
+				return ""
+			}
+			return fmt.Sprintf("%d of them missing", missing)
+		}
+		if time.Now().After(deadline) {
+			return "no member serves within 20s: " + err.Error()
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 
