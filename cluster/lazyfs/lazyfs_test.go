@@ -346,3 +346,36 @@ func TestCrashOracle(t *testing.T) {
 	}
 	t.Logf("%d crashes (%d torn), %d unsynced bytes dropped, every file as the oracle says", crashes, torn, dropped)
 }
+
+// BenchmarkAppendSync appends 4 KiB and fdatasyncs, as a WAL does, on the
+// mount and, for comparison, on the backing dir itself.
+func BenchmarkAppendSync(b *testing.B) {
+	if err := Check(); err != nil {
+		b.Skip(err)
+	}
+	dir := b.TempDir()
+	mnt, back := filepath.Join(dir, "mnt"), filepath.Join(dir, "disk")
+	require.NoError(b, os.Mkdir(mnt, 0o755))
+	require.NoError(b, os.Mkdir(back, 0o755))
+	l, err := Mount(mnt, back, Options{})
+	require.NoError(b, err)
+	defer l.Close()
+	for _, where := range []string{"lazyfs", "backing"} {
+		b.Run(where, func(b *testing.B) {
+			d := mnt
+			if where == "backing" {
+				d = back
+			}
+			f, err := os.Create(filepath.Join(d, "wal-"+where))
+			require.NoError(b, err)
+			defer f.Close()
+			buf := pattern(4096, 'w')
+			b.SetBytes(int64(len(buf)))
+			for b.Loop() {
+				_, err := f.Write(buf)
+				require.NoError(b, err)
+				require.NoError(b, syscall.Fdatasync(int(f.Fd())))
+			}
+		})
+	}
+}
