@@ -808,6 +808,12 @@ func (p *Process) Close() error {
 	}
 	clients := p.clients
 	p.clients = map[string]*clientv3.Client{}
+	var mounts []*lazyfs.FS
+	for _, name := range p.names {
+		if m, ok := p.members[name]; ok && m.lazy != nil {
+			mounts = append(mounts, m.lazy)
+		}
+	}
 	p.mu.Unlock()
 	var errs []error
 	for _, m := range live {
@@ -819,10 +825,8 @@ func (p *Process) Close() error {
 		_ = c.Close()
 	}
 	errs = append(errs, p.net.Close())
-	for _, name := range p.names {
-		if m, ok := p.members[name]; ok && m.lazy != nil {
-			errs = append(errs, unmountLazy(m.lazy))
-		}
+	for _, l := range mounts {
+		errs = append(errs, unmountLazy(l))
 	}
 	if p.ownDir && p.dir != "" {
 		errs = append(errs, os.RemoveAll(p.dir))
