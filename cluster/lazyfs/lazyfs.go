@@ -11,9 +11,10 @@
 //     reads see the backing file with those extents on top, and fsync or
 //     fdatasync of any handle of the file (or a write through an O_SYNC or
 //     O_DSYNC handle) writes them to the backing file. Crash forgets them; a
-//     torn crash first writes a random prefix of the last unsynced write (of
-//     the newest run of contiguous writes to one file: the kernel splits a
-//     write(2) at page boundaries, so one request is not one write(2)).
+//     torn crash first writes a random prefix, in whole sectors, of the last
+//     unsynced write (of the newest run of contiguous writes to one file: the
+//     kernel splits a write(2) at page boundaries, so one request is not one
+//     write(2)).
 //   - Metadata passes through at once and survives a crash, as on a
 //     journaling file system that commits it early (ext4 with
 //     data=ordered; Jepsen's LazyFS by default does the same): create,
@@ -87,6 +88,11 @@ func Check() error {
 type Options struct {
 	// Seed seeds the draw of a torn write's kept prefix (0 is a seed too).
 	Seed uint64
+	// SectorBytes is the unit a torn write keeps (512 when zero): a disk
+	// writes a sector whole or not at all, and programs rely on it (etcd's
+	// WAL tells a torn tail from corruption by its all-zero sectors; a tear
+	// inside a sector makes it refuse to start with a CRC mismatch).
+	SectorBytes int
 	// Debug logs every FUSE request to stderr.
 	Debug bool
 }
@@ -123,6 +129,7 @@ type FS struct {
 	orphans map[*file]struct{} // unlinked files still open
 	last    lastWrite          // the newest unsynced write, for a torn crash
 	rnd     *rand.Rand
+	sector  int64
 	closed  bool
 }
 
@@ -167,7 +174,10 @@ func Mount(mountpoint, backing string, opts Options) (*FS, error) {
 	}
 	l := &FS{mountpoint: mountpoint, backing: backing, rootDev: uint64(st.Dev),
 		files: map[uint64]*file{}, orphans: map[*file]struct{}{},
-		rnd: rand.New(rand.NewPCG(opts.Seed, 0x6c617a79))}
+		rnd: rand.New(rand.NewPCG(opts.Seed, 0x6c617a79)), sector: int64(opts.SectorBytes)}
+	if l.sector <= 0 {
+		l.sector = 512
+	}
 	rootOps, err := fs.NewLoopbackRoot(backing)
 	if err != nil {
 		return nil, fmt.Errorf("lazyfs: %w", err)
@@ -287,7 +297,8 @@ func cmpU64(a, b uint64) int {
 
 // Crash forgets every unsynced byte, as a power cut would. With torn it first
 // writes a random prefix (possibly empty) of the newest unsynced write, as a
-// disk that lost power in the middle of it. Call it only while no process has
+// disk that lost power in the middle of it: the prefix ends on a sector
+// boundary of the file (Options.SectorBytes). Call it only while no process has
 // files open on the mount (after the member was killed and reaped). Then no
 // write of the member can arrive late: a write(2) here is synchronous (no
 // write-back cache), and the kernel does not let a killed process exit while
@@ -299,7 +310,8 @@ func (l *FS) Crash(torn bool) (CrashReport, error) {
 	l.last = lastWrite{}
 	var keep int
 	if torn && last.f != nil {
-		keep = l.rnd.IntN(last.n)
+		end := (last.off + int64(l.rnd.IntN(last.n))) / l.sector * l.sector
+		keep = int(max(0, end-last.off))
 	}
 	l.mu.Unlock()
 	var errs []error

@@ -104,14 +104,15 @@ func TestTornCrash(t *testing.T) {
 		require.NoError(t, f.Sync())
 		_, err = f.WriteAt(pattern(100, 'x'), 0) // unsynced, not last
 		require.NoError(t, err)
-		last := pattern(1000, byte('A'+round))
+		last := pattern(8000, byte('A'+round))
 		_, err = f.WriteAt(last, 4096)
 		require.NoError(t, err)
 		require.NoError(t, f.Close())
 		rep, err := l.Crash(true)
 		require.NoError(t, err)
 		require.True(t, rep.Torn)
-		require.Equal(t, 1000, rep.TornLen)
+		require.Equal(t, 8000, rep.TornLen)
+		require.Zero(t, rep.Kept%512, "whole sectors only")
 		got, err := os.ReadFile(p)
 		require.NoError(t, err)
 		require.Equal(t, synced, got[:4096], "round %d: the earlier unsynced write must be gone", round)
@@ -329,6 +330,7 @@ func TestCrashOracle(t *testing.T) {
 		if rep.Torn {
 			torn++
 			require.Equal(t, len(last.data), rep.TornLen)
+			require.True(t, rep.Kept == 0 || (last.off+rep.Kept)%512 == 0, "the tear ends on a sector boundary: %d+%d", last.off, rep.Kept)
 			if rep.Kept > 0 {
 				models[last.file].durable = put(models[last.file].durable, last.off, last.data[:rep.Kept])
 			}
