@@ -14,8 +14,17 @@ import (
 // <name>.disk. What a restore drill's Prepare wrote into the data dir becomes
 // the backing dir, synced.
 func mountLazy(dataDir string, seed uint64) (*lazyfs.FS, error) {
+	// A kept run dir may still hold the dead mounts of a harness killed with
+	// -9: a mount point cannot be renamed.
+	_, _ = lazyfs.DetachStale()
 	backing := strings.TrimSuffix(dataDir, ".data") + ".disk"
-	if err := os.Rename(dataDir, backing); errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(backing); err == nil {
+		// Left by that harness: the backing dir is the disk, the data dir
+		// its empty mount point.
+		if err := os.Remove(dataDir); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("cluster: lazyfs: both %s and %s exist: %w", dataDir, backing, err)
+		}
+	} else if err := os.Rename(dataDir, backing); errors.Is(err, os.ErrNotExist) {
 		if err := os.Mkdir(backing, 0o700); err != nil {
 			return nil, fmt.Errorf("cluster: lazyfs: %w", err)
 		}

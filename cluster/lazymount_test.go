@@ -236,3 +236,30 @@ var (
 	harnessBin  string
 	harnessErr  error
 )
+
+// TestMountLazyDirs: what a restore's Prepare wrote into the data dir, or a
+// backing dir a killed harness left, is what the member sees through the
+// mount; unmounting puts it back as the data dir.
+func TestMountLazyDirs(t *testing.T) {
+	if err := lazyfs.Check(); err != nil {
+		t.Skip(err)
+	}
+	for _, left := range []string{"m1.data", "m1.disk"} {
+		dir := t.TempDir()
+		data := filepath.Join(dir, "m1.data")
+		require.NoError(t, os.Mkdir(filepath.Join(dir, left), 0o700))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, left, "db"), []byte("x"), 0o600))
+		l, err := mountLazy(data, 1)
+		require.NoError(t, err)
+		got, err := os.ReadFile(filepath.Join(data, "db"))
+		require.NoError(t, err, "written in %s", left)
+		require.Equal(t, "x", string(got))
+		require.NoError(t, os.WriteFile(filepath.Join(data, "wal"), []byte("unsynced"), 0o600))
+		require.NoError(t, unmountLazy(l))
+		got, err = os.ReadFile(filepath.Join(data, "wal"))
+		require.NoError(t, err)
+		require.Equal(t, "unsynced", string(got), "a clean unmount syncs")
+		_, err = os.Stat(filepath.Join(dir, "m1.disk"))
+		require.ErrorIs(t, err, os.ErrNotExist)
+	}
+}
