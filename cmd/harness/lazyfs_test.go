@@ -35,4 +35,3 @@ func TestLazyFSDrillRepro(t *testing.T) {
 	args := strings.Fields(strings.TrimPrefix(repro, "go run ./cmd/harness drill save-restore "))
 	mustDrillFlags(t, args...)
 }
-
