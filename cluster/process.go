@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/havoclab/havoc/chaos"
+	"github.com/havoclab/havoc/cluster/lazyfs"
 	"github.com/havoclab/havoc/cluster/linkproxy"
 	"github.com/havoclab/havoc/store/membership"
 )
@@ -57,6 +58,11 @@ type ProcessConfig struct {
 	// launches: a restore drill writes every member's data dir there (nil: the
 	// members bootstrap empty data dirs).
 	Prepare func(spec ProcessSpec) error
+	// LazyFS puts every member's data dir on a lazy file system (package
+	// lazyfs): a crash or power loss then also loses what the member had not
+	// fsynced, torn if asked. It needs /dev/fuse and root or fusermount3
+	// (Validate says what is missing).
+	LazyFS bool
 }
 
 // ProcessSpec is the bootstrap configuration Start gives the members, handed
@@ -101,6 +107,9 @@ func (c *ProcessConfig) Validate() error {
 	case c.Members < 1 || c.Members > 9:
 		return fmt.Errorf("cluster: %d members (want 1 to 9)", c.Members)
 	}
+	if c.LazyFS {
+		return lazyfs.Check()
+	}
 	return nil
 }
 
@@ -117,7 +126,8 @@ type Event struct {
 //
 // What a real process cannot do: a crash is kill -9, and the OS keeps the page
 // cache of the dead process, so writes it did not fsync survive (the torn flag
-// is noted and ignored: faking it would test the fake); clocks cannot be set
+// is noted and ignored), unless ProcessConfig.LazyFS puts the data dirs on a
+// lazy file system that drops them; clocks cannot be set
 // (SetClock is unsupported); duplication and reordering are not expressible on
 // TCP links (see linkproxy).
 type Process struct {
@@ -152,6 +162,7 @@ type member struct {
 	logPath   string
 	args      []string
 	proxy     *linkproxy.Proxy
+	lazy      *lazyfs.FS // the data dir's mount with ProcessConfig.LazyFS
 
 	cmd    *exec.Cmd
 	done   chan struct{} // closed when cmd has exited and been reaped
@@ -374,6 +385,18 @@ func (p *Process) Start(ctx context.Context) (err error) {
 			return fmt.Errorf("cluster: prepare: %w", err)
 		}
 	}
+	if p.cfg.LazyFS {
+		for i, name := range p.names {
+			m := p.members[name]
+			l, err := mountLazy(m.dataDir, p.cfg.Seed+uint64(i))
+			if err != nil {
+				return err
+			}
+			p.mu.Lock()
+			m.lazy = l
+			p.mu.Unlock()
+		}
+	}
 	// 2. Launch every member, then wait for all: a member is healthy only once
 	// a quorum is up.
 	p.mu.Lock()
@@ -545,11 +568,13 @@ func waitExit(m *member, d time.Duration) bool {
 	}
 }
 
-// Crash kills member with SIGKILL. torn cannot be honoured: the OS keeps the
-// page cache of a killed process, so nothing it wrote is lost or torn.
+// Crash kills member with SIGKILL. Without LazyFS torn cannot be honoured:
+// the OS keeps the page cache of a killed process, so nothing it wrote is lost
+// or torn. With LazyFS, once the process is gone, its data dir drops what it
+// had not fsynced (tearing the last write if torn).
 func (p *Process) Crash(name string, torn bool) error {
 	what := "kill -9"
-	if torn {
+	if torn && !p.cfg.LazyFS {
 		what = "kill -9 (torn write not expressible: the OS keeps the page cache)"
 	}
 	m, err := p.signal(name, syscall.SIGKILL, what)
@@ -559,7 +584,14 @@ func (p *Process) Crash(name string, torn bool) error {
 	if !waitExit(m, 10*time.Second) {
 		return fmt.Errorf("cluster: %s survived SIGKILL", name)
 	}
-	return nil
+	if m.lazy == nil {
+		return nil
+	}
+	rep, err := m.lazy.Crash(torn)
+	p.mu.Lock()
+	p.eventLocked(name, "lazyfs: %s", rep)
+	p.mu.Unlock()
+	return err
 }
 
 // Stop stops member gracefully with SIGTERM (SIGKILL after 10 s).
@@ -776,6 +808,12 @@ func (p *Process) Close() error {
 	}
 	clients := p.clients
 	p.clients = map[string]*clientv3.Client{}
+	var mounts []*lazyfs.FS
+	for _, name := range p.names {
+		if m, ok := p.members[name]; ok && m.lazy != nil {
+			mounts = append(mounts, m.lazy)
+		}
+	}
 	p.mu.Unlock()
 	var errs []error
 	for _, m := range live {
@@ -787,6 +825,9 @@ func (p *Process) Close() error {
 		_ = c.Close()
 	}
 	errs = append(errs, p.net.Close())
+	for _, l := range mounts {
+		errs = append(errs, unmountLazy(l))
+	}
 	if p.ownDir && p.dir != "" {
 		errs = append(errs, os.RemoveAll(p.dir))
 	}

@@ -93,6 +93,7 @@ three zones and failover time with a 1 s election timeout:
 	fl.StringVar(&f.bf.etcdBin, "etcd-bin", "", "etcd binary for target etcd (default: etcd on PATH, else go.mod's pinned release built by --etcd-version's cache)")
 	fl.StringVar(&f.bf.etcdVersion, "etcd-version", "", etcdVersionUsage)
 	fl.StringVar(&f.bf.runDir, "run-dir", "", "where the members keep data dirs and logs (default: a temporary directory, removed afterwards)")
+	registerLazyFS(fl, &f.bf.lazyfs)
 	f.bf.docker.register(fl)
 	fl.IntVar(&f.nodes, "nodes", 3, "cluster members (1 to 9)")
 	fl.StringVar(&f.compare, "compare", "", "two targets to compare in one run, e.g. havoc,etcd")

@@ -110,6 +110,7 @@ Without NAME, list the drills.`,
 	fl.StringVar(&rf.etcdVersion, "etcd-version", "", etcdVersionUsage)
 	fl.StringVar(&rf.etcdutlBin, "etcdutl-bin", "", "etcdutl binary restoring etcd (default: etcdutl next to --etcd-bin, else on PATH)")
 	fl.StringVar(&rf.runDir, "run-dir", "", "where real members keep data dirs, logs and snapshots (default: a temporary directory, removed afterwards)")
+	registerLazyFS(fl, &rf.lazyfs)
 	rf.docker.register(fl)
 	fl.StringVar(&rep.junit, "junit", "", "write a JUnit XML report (one test case: the drill) to this file")
 	return cmd
@@ -123,6 +124,8 @@ func drillRepro(fs *pflag.FlagSet, name string, seed uint64) string {
 	fs.Visit(func(f *pflag.Flag) {
 		switch f.Name {
 		case "seed", "json", "junit", "run-dir":
+		case "lazyfs": // a bool: `--lazyfs true` would be an argument
+			fmt.Fprintf(&b, " --%s=%s", f.Name, f.Value.String())
 		default:
 			fmt.Fprintf(&b, " --%s %s", f.Name, f.Value.String())
 		}
@@ -180,11 +183,12 @@ type realDrillFlags struct {
 	backend, target, etcdBin, etcdutlBin, runDir string
 	etcdVersion                                  string // resolved into etcdBin and etcdutlBin by resolveEtcd
 	docker                                       dockerFlags
+	lazyfs                                       bool
 }
 
 // validate refuses a backend or target the harness does not know.
 func (f *realDrillFlags) validate() error {
-	b := backendFlags{backend: f.backend, target: f.target, docker: f.docker}
+	b := backendFlags{backend: f.backend, target: f.target, docker: f.docker, lazyfs: f.lazyfs}
 	return b.validate()
 }
 
@@ -194,7 +198,7 @@ func (f *realDrillFlags) run(ctx context.Context, name string, c drill.Config) (
 	if err := f.resolveEtcd(); err != nil {
 		return nil, err
 	}
-	rc := drill.Backend{Kind: f.backend, Target: cluster.Target(f.target), Etcdutl: f.etcdutlBin, Dir: f.runDir}
+	rc := drill.Backend{Kind: f.backend, Target: cluster.Target(f.target), Etcdutl: f.etcdutlBin, Dir: f.runDir, LazyFS: f.lazyfs}
 	var err error
 	switch f.backend {
 	case drill.BackendProcess:

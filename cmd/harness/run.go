@@ -149,6 +149,8 @@ type backendFlags struct {
 	// memberArgs are added to every real member's command line (a scenario's
 	// cluster settings).
 	memberArgs []string
+	// lazyfs puts process members' data dirs on cluster/lazyfs.
+	lazyfs bool
 }
 
 func (b *backendFlags) register(cmd *cobra.Command) {
@@ -158,7 +160,14 @@ func (b *backendFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&b.etcdBin, "etcd-bin", "", "etcd binary for --target etcd (default: etcd on PATH)")
 	fl.StringVar(&b.etcdVersion, "etcd-version", "", etcdVersionUsage)
 	fl.StringVar(&b.runDir, "run-dir", "", "where real members keep data dirs and logs (default: a temporary directory, removed afterwards)")
+	registerLazyFS(fl, &b.lazyfs)
 	b.docker.register(fl)
+}
+
+// registerLazyFS adds --lazyfs. It is off by default: it needs /dev/fuse and
+// root or fusermount3, and costs write throughput.
+func registerLazyFS(fl *pflag.FlagSet, v *bool) {
+	fl.BoolVar(v, "lazyfs", false, "--backend process: put every member's data dir on a lazy file system (FUSE), so that crash and power-loss lose what the member had not fsynced, torn if asked; needs /dev/fuse and root or fusermount3")
 }
 
 // validate refuses a backend or target the harness does not know.
@@ -172,6 +181,9 @@ func (b *backendFlags) validate() error {
 	case cluster.TargetHavoc, cluster.TargetEtcd:
 	default:
 		return fmt.Errorf("unknown --target %q (want havoc or etcd)", b.target)
+	}
+	if b.lazyfs && b.backend != "process" {
+		return fmt.Errorf("--lazyfs needs --backend process (the simulator's disk drops unsynced writes already; docker is not supported), not %s", b.backend)
 	}
 	if b.docker.cpus < 0 {
 		return fmt.Errorf("--cpus %v: a CPU limit (0: none)", b.docker.cpus)
@@ -187,13 +199,16 @@ func (b *backendFlags) newBackend(c scenarios.Config) (cluster.Backend, error) {
 	if err := b.resolveEtcd(); err != nil {
 		return nil, err
 	}
+	if b.lazyfs && b.backend != "process" {
+		return nil, fmt.Errorf("--lazyfs needs --backend process, not %s", b.backend)
+	}
 	if b.backend == "docker" {
 		return b.newDocker(c)
 	}
 	if b.backend != "process" {
 		return nil, fmt.Errorf("unknown --backend %q (want sim, process or docker)", b.backend)
 	}
-	pc := cluster.ProcessConfig{Target: cluster.Target(b.target), Members: c.Members, Dir: b.runDir, Seed: c.Seed, ExtraArgs: b.memberArgs}
+	pc := cluster.ProcessConfig{Target: cluster.Target(b.target), Members: c.Members, Dir: b.runDir, Seed: c.Seed, ExtraArgs: b.memberArgs, LazyFS: b.lazyfs}
 	switch pc.Target {
 	case cluster.TargetHavoc:
 		exe, err := os.Executable()
@@ -343,8 +358,12 @@ func runResults(scenario, repro string, res *scenarios.Result) report.Results {
 // defaults (the run dir excepted), for its rerun line.
 func backendArgs(fs *pflag.FlagSet) string {
 	var b strings.Builder
-	for _, name := range []string{"backend", "target", "etcd-bin", "etcd-version", "cpus", "memory"} {
-		if fl := fs.Lookup(name); fl != nil && (name == "backend" || fl.Value.String() != fl.DefValue) {
+	for _, name := range []string{"backend", "target", "etcd-bin", "etcd-version", "cpus", "memory", "lazyfs"} {
+		if fl := fs.Lookup(name); fl != nil && fl.Value.Type() == "bool" {
+			if fl.Value.String() == "true" {
+				fmt.Fprintf(&b, " --%s", name)
+			}
+		} else if fl != nil && (name == "backend" || fl.Value.String() != fl.DefValue) {
 			fmt.Fprintf(&b, " --%s %s", name, fl.Value.String())
 		}
 	}

@@ -38,7 +38,7 @@ type rule struct {
 // ones its rule lists (TestImportDirection). A new package must be placed here
 // (TestEveryPackagePlaced). Read it as:
 //
-//	vfs, sim, chaos, linearizability, store/lease, store/membership, store/auth, cluster/linkproxy, cluster/etcdbin
+//	vfs, sim, chaos, linearizability, store/lease, store/membership, store/auth, cluster/linkproxy, cluster/etcdbin, cluster/lazyfs
 //	  < store/wal, store/mvcc, vfs/vfstest
 //	  < store, store/snapshot
 //	  < server, cluster
@@ -59,6 +59,8 @@ var layers = [][]rule{
 		{pkg: "store/auth"},
 		{pkg: "cluster/linkproxy"},
 		{pkg: "cluster/etcdbin"},
+		// The lazy file system under a real member's data dir.
+		{pkg: "cluster/lazyfs"},
 		{pkg: "internal/detrand"},
 		{pkg: "internal/mutant"},
 		{pkg: "internal/dockertest"},
@@ -86,7 +88,7 @@ var layers = [][]rule{
 	},
 	{ // 3: runtimes around the core: the gRPC server, and the cluster backends.
 		{pkg: "server", imports: []string{"internal/certs", "store", "store/auth", "store/lease", "store/membership", "store/mvcc", "vfs"}},
-		{pkg: "cluster", imports: []string{"chaos", "cluster/linkproxy", "sim", "store", "store/membership", "store/mvcc", "vfs"},
+		{pkg: "cluster", imports: []string{"chaos", "cluster/lazyfs", "cluster/linkproxy", "sim", "store", "store/membership", "store/mvcc", "vfs"},
 			tests: []string{"internal/detrand", "internal/dockertest", "store/snapshot"}},
 	},
 	{ // 4: the tests' hook into a simulated run.

@@ -51,6 +51,9 @@ type Backend struct {
 	// Dir keeps the clusters' run directories and the snapshot files; when
 	// empty a temporary directory is used and removed at the end.
 	Dir string
+	// LazyFS puts the process backend's data dirs on a lazy file system
+	// (cluster.ProcessConfig.LazyFS).
+	LazyFS bool
 }
 
 // newEnv validates b and makes its environment.
@@ -227,7 +230,7 @@ func (e *realEnv) start(sub string, args []string, prepare func(cluster.ProcessS
 	} else {
 		b, err = cluster.NewProcess(cluster.ProcessConfig{
 			Target: e.b.Target, Binary: e.b.Binary, Members: e.c.Members, Dir: dir,
-			Seed: e.c.Seed, ExtraArgs: args, Prepare: prepare,
+			Seed: e.c.Seed, ExtraArgs: args, Prepare: prepare, LazyFS: e.b.LazyFS,
 		})
 	}
 	if err != nil {
