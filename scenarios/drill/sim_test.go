@@ -2,11 +2,14 @@ package drill
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	bolt "go.etcd.io/bbolt"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/havoclab/havoc/chaos"
 	"github.com/havoclab/havoc/scenarios"
@@ -101,16 +104,28 @@ func TestDrillCatchesTamperedRestore(t *testing.T) {
 		}
 		defer b.Close()
 		return b.Update(func(tx *bolt.Tx) error {
-			// Change a value in the middle of the history (same revision).
+			// Change a value in the middle of the history (same revision):
+			// the 21st revision or the first after it that wrote a value.
 			bk := tx.Bucket([]byte("key"))
 			cur := bk.Cursor()
 			k, v := cur.First()
-			for i := 0; i < 20 && k != nil; i++ {
+			for i := 0; k != nil; i++ {
+				var kv mvccpb.KeyValue
+				if err := proto.Unmarshal(v, &kv); err != nil {
+					return err
+				}
+				if i >= 20 && len(kv.Value) > 0 {
+					kv.Value = append([]byte(nil), kv.Value...)
+					kv.Value[len(kv.Value)-1] ^= 1
+					nv, err := proto.Marshal(&kv)
+					if err != nil {
+						return err
+					}
+					return bk.Put(append([]byte(nil), k...), nv)
+				}
 				k, v = cur.Next()
 			}
-			nv := append([]byte(nil), v...)
-			nv[len(nv)-1] ^= 1 // the value is the last field of the KeyValue
-			return bk.Put(append([]byte(nil), k...), nv)
+			return errors.New("no value to change")
 		})
 	}
 	r, err = Run(context.Background(), SaveRestore, c, Backend{})
