@@ -101,16 +101,29 @@ func TestDrillCatchesTamperedRestore(t *testing.T) {
 		}
 		defer b.Close()
 		return b.Update(func(tx *bolt.Tx) error {
-			// Change a value in the middle of the history (same revision).
+			// Change the values of twenty revisions in the middle of the
+			// history (same revisions): some of them are acknowledged puts
+			// whatever the workload drew (a single one may be a tombstone
+			// or a write of unknown outcome, which the drill cannot judge).
 			bk := tx.Bucket([]byte("key"))
 			cur := bk.Cursor()
-			k, v := cur.First()
+			k, _ := cur.First()
 			for i := 0; i < 20 && k != nil; i++ {
-				k, v = cur.Next()
+				k, _ = cur.Next()
 			}
-			nv := append([]byte(nil), v...)
-			nv[len(nv)-1] ^= 1 // the value is the last field of the KeyValue
-			return bk.Put(append([]byte(nil), k...), nv)
+			type entry struct{ k, v []byte }
+			var tampered []entry
+			for k, v := cur.Next(); k != nil && len(tampered) < 20; k, v = cur.Next() {
+				nv := append([]byte(nil), v...)
+				nv[len(nv)-1] ^= 1 // the value is the last field of the KeyValue
+				tampered = append(tampered, entry{append([]byte(nil), k...), nv})
+			}
+			for _, e := range tampered {
+				if err := bk.Put(e.k, e.v); err != nil {
+					return err
+				}
+			}
+			return nil
 		})
 	}
 	r, err = Run(context.Background(), SaveRestore, c, Backend{})
