@@ -46,6 +46,9 @@ type ClientWatch struct {
 	PrevKV   bool
 	Progress bool
 	Cancel   bool
+	// Hold stops the member delivering the watch's events, as a client that
+	// reads slowly does (store.Node.HoldWatch); Release resumes it.
+	Hold, Release bool
 }
 
 // ClientWatchEvents carries a member's watch responses to a client (events, or
@@ -870,6 +873,11 @@ func (m *simMember) watch(from string, w *ClientWatch) {
 		if id, ok := m.watches.byClient[ref]; ok {
 			m.node.CancelWatch(id)
 			m.watches.forget(id, ref)
+		}
+		return
+	case w.Hold || w.Release:
+		if id, ok := m.watches.byClient[ref]; ok {
+			m.node.HoldWatch(id, w.Hold)
 		}
 		return
 	}

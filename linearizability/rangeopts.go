@@ -89,8 +89,7 @@ func (o *RangeOptions) compareBy(a, b *KV) int {
 	return strings.Compare(a.Key, b.Key)
 }
 
-// String renders the options as a history line shows them: sort, count-only,
-// keys-only and the revision filters that are set, space-separated.
+// String renders the options for humans ("keys-only, sort descend by mod").
 func (o *RangeOptions) String() string {
 	var parts []string
 	if o.CountOnly {

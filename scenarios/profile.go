@@ -25,7 +25,16 @@ const (
 	// ProfileAdmin compacts (both styles) and defragments often under the
 	// etcd mix.
 	ProfileAdmin = "admin"
+	// ProfileWatchHeavy is the etcd mix with twice the puts and txns,
+	// watched by watchHeavyWatchers long-lived watchers (when the run does
+	// not set their number), half of them slow readers that stop reading
+	// for a while now and then, so that members hold their events and
+	// make them catch up from history.
+	ProfileWatchHeavy = "watch-heavy"
 )
+
+// watchHeavyWatchers is the number of watchers of the watch-heavy profile.
+const watchHeavyWatchers = 32
 
 // registryPrefix is the prefix of the kubernetes profile's keys.
 const registryPrefix = "/registry/"
@@ -53,7 +62,19 @@ var Profiles = map[string][]Weight{
 		{Kind: linearizability.KindPutLease, Weight: 250},
 		{Kind: linearizability.KindLeaseRevoke, Weight: 100},
 	},
-	ProfileAdmin: adminMix(),
+	ProfileAdmin:      adminMix(),
+	ProfileWatchHeavy: watchHeavyMix(),
+}
+
+// watchHeavyMix is the etcd mix with puts and txns twice as frequent.
+func watchHeavyMix() []Weight {
+	mix := slices.Clone(DefaultMix)
+	for i := range mix {
+		if k := mix[i].Kind; k == linearizability.KindPut || k == linearizability.KindTxn {
+			mix[i].Weight *= 2
+		}
+	}
+	return mix
 }
 
 // adminMix is the etcd mix with compactions and defragmentations twenty

@@ -109,6 +109,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Watchers == 0 {
 		c.Watchers = 2 // a negative count (none) stays negative, so Validate can run again
+		if c.Workload.Profile == ProfileWatchHeavy {
+			c.Watchers = watchHeavyWatchers
+		}
 	}
 	if c.Members < 1 || c.Members > 9 {
 		return fmt.Errorf("scenarios: %d members (want 1 to 9)", c.Members)
@@ -292,7 +295,8 @@ func runSim(c Config, trace bool) (*Result, error) {
 	var watchEvents []linearizability.WatchEvent
 	watchers := make([]*simWatcher, max(c.Watchers, 0))
 	for i := range watchers {
-		watchers[i] = &simWatcher{id: i + 1, prefix: c.Workload.prefix(), members: cl.Members(), events: &watchEvents}
+		watchers[i] = &simWatcher{id: i + 1, prefix: c.Workload.prefix(), members: cl.Members(), events: &watchEvents,
+			slow: c.Workload.Profile == ProfileWatchHeavy && i%2 == 1}
 		w.AddHost(fmt.Sprintf("w%02d", i+1), watchers[i])
 	}
 	// Short watches beside the long-lived watchers (one session of them).

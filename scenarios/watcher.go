@@ -33,6 +33,10 @@ type simWatcher struct {
 	heard     time.Duration
 	events    *[]linearizability.WatchEvent
 	stopped   bool
+	// slow makes the watcher a slow reader: now and then it stops reading
+	// (the member holds its events) for holdMin to holdMin + holdSpread.
+	slow bool
+	held bool
 }
 
 const (
@@ -41,6 +45,8 @@ const (
 	// rewatchOneIn is how rarely (one poll in so many) a watcher that is
 	// not silent cancels and re-watches anyway.
 	rewatchOneIn = 20
+	holdMin      = 500 * time.Millisecond
+	holdSpread   = 2 * time.Second
 )
 
 // Start begins the session.
@@ -70,6 +76,10 @@ func (w *simWatcher) poll() {
 	if w.stopped {
 		return
 	}
+	if w.held {
+		w.host.After(progressEvery, w.poll)
+		return
+	}
 	if silent := w.host.World().Elapsed()-w.heard > silentAfter; silent || w.host.Rand().IntN(rewatchOneIn) == 0 {
 		// Silent, or once in a while on purpose: cancel and re-watch on
 		// another member from the last revision seen + 1.
@@ -77,10 +87,30 @@ func (w *simWatcher) poll() {
 			w.target = (w.target + 1 + w.host.Rand().IntN(len(w.members)-1)) % len(w.members)
 		}
 		w.rewatch()
+	} else if w.slow && w.host.Rand().IntN(4) == 0 {
+		w.hold()
 	} else {
 		w.host.Send(w.members[w.target], &cluster.ClientWatch{ID: w.watchID, Progress: true})
 	}
 	w.host.After(progressEvery, w.poll)
+}
+
+// hold stops reading the current watch for a while: the member keeps its
+// events (past its queue bound the watcher falls behind and catches up
+// from history), then delivers them when it reads again.
+func (w *simWatcher) hold() {
+	w.held = true
+	member, watchID := w.members[w.target], w.watchID
+	w.host.Send(member, &cluster.ClientWatch{ID: watchID, Hold: true})
+	w.host.After(holdMin+time.Duration(w.host.Rand().Int64N(int64(holdSpread))), func() {
+		w.held = false
+		if !w.broken {
+			// It heard nothing while it did not read: the silence
+			// counts from now (a broken stream re-watches at once).
+			w.heard = w.host.World().Elapsed()
+		}
+		w.host.Send(member, &cluster.ClientWatch{ID: watchID, Release: true})
+	})
 }
 
 // Receive records the events of the current watch; answers to older watches are
@@ -168,14 +198,13 @@ type simShortWatcher struct {
 	// up to; the run hands it to the checker.
 	reached map[int]int64
 
-	id, target        int
-	watchID, seq      uint64
-	open, broken      bool
-	responses         int
-	lastRev, maxRev   int64 // this stream's; the highest seen by any
-	stopped           bool
-	streams           int
-	closeAt, progress time.Duration
+	id, target      int
+	watchID, seq    uint64
+	open, broken    bool
+	responses       int
+	lastRev, maxRev int64 // this stream's; the highest seen by any
+	stopped         bool
+	streams         int
 }
 
 const (

@@ -1,10 +1,12 @@
 package scenarios
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 
 	"github.com/havoclab/havoc/linearizability"
 )
@@ -111,4 +113,87 @@ func TestProfiles(t *testing.T) {
 	require.EqualValues(t, 7, update.ExpectMod)
 	req := ToRequest(update).Txn
 	require.EqualValues(t, 7, req.Compare[0].GetModRevision())
+}
+
+// TestSessionTxn: a drawn txn stays in one group of four keys, writes no key
+// twice in a branch (nested txn included), and round-trips through the store
+// request; a session learns versions and revisions from the txn's results.
+func TestSessionTxn(t *testing.T) {
+	s := session(t, Weight{Kind: linearizability.KindTxn, Weight: 1})
+	for range 200 {
+		op := s.Next()
+		require.Equal(t, linearizability.KindTxn, op.Kind)
+		req := ToRequest(op).Txn
+		require.NotEmpty(t, req.Compare)
+		var keys []string
+		for _, c := range req.Compare {
+			keys = append(keys, string(c.Key))
+		}
+		var branch func(r []*pb.RequestOp, written map[string]bool)
+		branch = func(r []*pb.RequestOp, written map[string]bool) {
+			for _, o := range r {
+				var k string
+				switch {
+				case o.GetRequestPut() != nil:
+					k = string(o.GetRequestPut().Key)
+				case o.GetRequestDeleteRange() != nil:
+					k = string(o.GetRequestDeleteRange().Key)
+				case o.GetRequestTxn() != nil:
+					branch(o.GetRequestTxn().Success, written)
+					branch(o.GetRequestTxn().Failure, written)
+					continue
+				default:
+					keys = append(keys, string(o.GetRequestRange().Key))
+					continue
+				}
+				require.False(t, written[k], "key %s written twice in a branch of %s", k, linearizability.Describe(&op))
+				written[k] = true
+				keys = append(keys, k)
+			}
+		}
+		branch(req.Success, map[string]bool{})
+		branch(req.Failure, map[string]bool{})
+		for _, k := range keys {
+			var i int
+			_, err := fmt.Sscanf(k, "k/%03d", &i)
+			require.NoError(t, err)
+			var j int
+			_, err = fmt.Sscanf(keys[0], "k/%03d", &j)
+			require.NoError(t, err)
+			require.Equal(t, j/txnGroup, i/txnGroup, "txn keys %v span groups", keys)
+		}
+	}
+	// Learning: a get of a key in a taken branch sets what compares use.
+	op := linearizability.Operation{Kind: linearizability.KindTxn, Txn: &linearizability.Txn{
+		Then: []linearizability.TxnOp{{Kind: linearizability.KindGet, Key: "k/001"}, {Kind: linearizability.KindPut, Key: "k/002", Value: "v"}}}}
+	s.Observe(op, linearizability.OutcomeOK, linearizability.Response{Revision: 9, Succeeded: true, Results: []linearizability.TxnResult{
+		{KVs: []linearizability.KV{{Key: "k/001", Value: "x", ModRevision: 5, CreateRevision: 3, Version: 2}}}, {}}}, "")
+	require.EqualValues(t, 2, s.lastVer["k/001"])
+	require.EqualValues(t, 3, s.lastCreate["k/001"])
+	require.EqualValues(t, 5, s.lastMod["k/001"])
+	require.EqualValues(t, 9, s.lastMod["k/002"])
+}
+
+// TestSessionRangeOptions: a range of the options variant is followed by the
+// same range pinned to its revision, with options.
+func TestSessionRangeOptions(t *testing.T) {
+	s := session(t, Weight{Kind: linearizability.KindRange, Variant: VariantOptions, Weight: 1})
+	first := s.Next()
+	require.Nil(t, first.Opts)
+	s.Observe(first, linearizability.OutcomeOK, linearizability.Response{Revision: 12, KVs: []linearizability.KV{{Key: "k/001", ModRevision: 4, CreateRevision: 2}}}, "")
+	second := s.Next()
+	require.NotNil(t, second.Opts)
+	require.EqualValues(t, 12, second.Rev)
+	require.Equal(t, first.Prefix, second.Prefix)
+	third := s.Next()
+	require.Nil(t, third.Opts, "one options range per plain range")
+}
+
+func TestWatchHeavyWatchers(t *testing.T) {
+	c := Config{Workload: Workload{Profile: ProfileWatchHeavy}}
+	require.NoError(t, c.Validate())
+	require.Equal(t, watchHeavyWatchers, c.Watchers)
+	d := Config{}
+	require.NoError(t, d.Validate())
+	require.Equal(t, 2, d.Watchers)
 }

@@ -104,28 +104,45 @@ func TestDrillCatchesTamperedRestore(t *testing.T) {
 		}
 		defer b.Close()
 		return b.Update(func(tx *bolt.Tx) error {
-			// Change a value in the middle of the history (same revision):
-			// the 21st revision or the first after it that wrote a value.
+			// Change the values of twenty revisions in the middle of the
+			// history (same revisions): some of them are acknowledged puts
+			// whatever the workload drew (a single one may be a write of
+			// unknown outcome, which the drill cannot judge). Each value is
+			// changed in the decoded KeyValue: the encoding's last byte is a
+			// lease ID or a version as often as a value.
 			bk := tx.Bucket([]byte("key"))
 			cur := bk.Cursor()
-			k, v := cur.First()
-			for i := 0; k != nil; i++ {
+			k, _ := cur.First()
+			for i := 0; i < 20 && k != nil; i++ {
+				k, _ = cur.Next()
+			}
+			type entry struct{ k, v []byte }
+			var tampered []entry
+			for k, v := cur.Next(); k != nil && len(tampered) < 20; k, v = cur.Next() {
 				var kv mvccpb.KeyValue
 				if err := proto.Unmarshal(v, &kv); err != nil {
 					return err
 				}
-				if i >= 20 && len(kv.Value) > 0 {
-					kv.Value = append([]byte(nil), kv.Value...)
-					kv.Value[len(kv.Value)-1] ^= 1
-					nv, err := proto.Marshal(&kv)
-					if err != nil {
-						return err
-					}
-					return bk.Put(append([]byte(nil), k...), nv)
+				if len(kv.Value) == 0 {
+					continue // a tombstone
 				}
-				k, v = cur.Next()
+				kv.Value = append([]byte(nil), kv.Value...)
+				kv.Value[len(kv.Value)-1] ^= 1
+				nv, err := proto.Marshal(&kv)
+				if err != nil {
+					return err
+				}
+				tampered = append(tampered, entry{append([]byte(nil), k...), nv})
 			}
-			return errors.New("no value to change")
+			if len(tampered) == 0 {
+				return errors.New("no value to change")
+			}
+			for _, e := range tampered {
+				if err := bk.Put(e.k, e.v); err != nil {
+					return err
+				}
+			}
+			return nil
 		})
 	}
 	r, err = Run(context.Background(), SaveRestore, c, Backend{})
