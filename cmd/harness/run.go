@@ -87,6 +87,7 @@ var replayNeutral = map[string]string{
 	"run-dir":      "where real members keep their data dirs",
 	"cpus":         "Docker backend only (in the rerun line of a real run)",
 	"memory":       "Docker backend only (in the rerun line of a real run)",
+	"lazyfs":       "process backend only (in the rerun line of a real run)",
 	"help":         "prints help",
 	"swarm":        "a swarm run's reproduce line is --scenario DIR/scenario.yaml, which holds everything drawn",
 	"scenario":     "a scenario run's reproduce line is --scenario DIR/scenario.yaml, which holds the whole run",
