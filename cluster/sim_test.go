@@ -1,7 +1,10 @@
 package cluster
 
 import (
+	"fmt"
+
 	"bytes"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"regexp"
 	"testing"
 	"time"
@@ -69,4 +72,53 @@ func TestCrashPointsAreKnown(t *testing.T) {
 	}
 	want = append(want, afterAppendResponse)
 	require.ElementsMatch(t, want, chaos.CrashPoints)
+}
+
+// TestSimMembershipChanges: each membership kind, applied through chaos on a
+// simulated cluster under a trickle of writes, ends with the cluster of its
+// original size converged, the slot's member replaced by one with a new ID
+// that every member lists, and the old ID gone from every list.
+func TestSimMembershipChanges(t *testing.T) {
+	for _, kind := range []chaos.Kind{chaos.MemberReplace, chaos.LearnerPromote, chaos.RemoveVoter} {
+		t.Run(string(kind), func(t *testing.T) {
+			release := detrand.Acquire(11)
+			defer release()
+			w := sim.NewWorld(sim.Config{Seed: 11})
+			c, err := NewSim(w, SimConfig{Members: 3, Dir: t.TempDir(), SnapshotCount: 50, CatchUpEntries: 10})
+			require.NoError(t, err)
+			defer c.Close()
+			require.NoError(t, w.RunFor(3*time.Second))
+			put := func(i int) {
+				if l := c.Leader(); l != "" {
+					c.members[l].submitOp(store.Request{Put: &pb.PutRequest{Key: []byte(fmt.Sprintf("k%d", i%7)), Value: []byte("v")}},
+						func(store.Response) {})
+				}
+			}
+			for i := range 200 {
+				w.Schedule(time.Duration(i)*20*time.Millisecond, "put", func() { put(i) })
+			}
+			old := c.MemberID("m2")
+			heal, desc, err := chaos.Apply(c, chaos.Fault{Kind: kind, Members: []int{1}, Duration: 2 * time.Second})
+			require.NoError(t, err, desc)
+			require.NoError(t, w.RunFor(2*time.Second))
+			require.NoError(t, heal())
+			require.NoError(t, w.RunUntil(func() bool { ok, _ := c.Converged(); return ok }, 20*time.Second), "%v", c.MemberChanges())
+			require.NoError(t, c.Err())
+			id := c.MemberID("m2")
+			require.NotZero(t, id)
+			require.NotEqual(t, old, id, "a new ID")
+			for _, name := range c.Members() {
+				var ids []uint64
+				for _, m := range c.Node(name).Members() {
+					ids = append(ids, m.ID)
+					require.False(t, m.IsLearner, "%s lists %x as a learner still", name, m.ID)
+				}
+				require.Contains(t, ids, id, name)
+				require.NotContains(t, ids, old, name)
+				require.Len(t, ids, 3)
+			}
+			require.Positive(t, c.Node("m2").Status().Applied)
+			t.Log(c.MemberChanges())
+		})
+	}
 }

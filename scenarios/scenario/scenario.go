@@ -505,10 +505,12 @@ var needsMembers = map[chaos.Kind]string{
 	chaos.ClockJump: "one member", chaos.PartitionUntilSnapshot: "one follower (the next member if it leads)",
 	chaos.PowerLoss:       "the members that lose power",
 	chaos.ClientPartition: "the members the clients are cut from", chaos.ClientStall: "the member the clients stop reading",
+	chaos.MemberReplace: "one member", chaos.LearnerPromote: "one member", chaos.RemoveVoter: "one member",
 }
 
 // oneMember are the kinds that take exactly one member.
-var oneMember = []chaos.Kind{chaos.Crash, chaos.Pause, chaos.ClockSkew, chaos.ClockJump, chaos.PartitionUntilSnapshot, chaos.ClientStall}
+var oneMember = []chaos.Kind{chaos.Crash, chaos.Pause, chaos.ClockSkew, chaos.ClockJump, chaos.PartitionUntilSnapshot, chaos.ClientStall,
+	chaos.MemberReplace, chaos.LearnerPromote, chaos.RemoveVoter}
 
 // clockKinds take an offset; tornKinds may tear a write.
 var (
