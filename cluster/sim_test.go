@@ -122,3 +122,48 @@ func TestSimMembershipChanges(t *testing.T) {
 		})
 	}
 }
+
+// answers is a client host that records the members' answers.
+type answers struct{ got []store.Response }
+
+func (a *answers) Start(*sim.Host) {}
+func (a *answers) Receive(_ string, p any) {
+	if r, ok := p.(*ClientResponse); ok {
+		a.got = append(a.got, r.Resp)
+	}
+}
+
+// TestRemovedMemberStopsServing: a member that has applied its own removal
+// (here the leader, which removes itself) refuses clients with
+// store.ErrRemoved instead of serving them from a replica the cluster no
+// longer updates.
+func TestRemovedMemberStopsServing(t *testing.T) {
+	release := detrand.Acquire(5)
+	defer release()
+	w := sim.NewWorld(sim.Config{Seed: 5})
+	c, err := NewSim(w, SimConfig{Members: 3, Dir: t.TempDir()})
+	require.NoError(t, err)
+	defer c.Close()
+	a := &answers{}
+	w.AddHost("c01", a)
+	require.NoError(t, w.RunFor(3*time.Second))
+	lead := c.Leader()
+	require.NotEmpty(t, lead)
+	get := &ClientRequest{ID: 1, Req: store.Request{Range: &pb.RangeRequest{Key: []byte("k"), Serializable: true}}}
+	w.Schedule(0, "get", func() { w.Host("c01").Send(lead, get) })
+	require.NoError(t, w.RunFor(time.Second))
+	require.Len(t, a.got, 1)
+	require.NoError(t, a.got[0].Err, "served before the removal")
+	var removed store.Response
+	w.Schedule(0, "remove", func() {
+		c.members[lead].submitOp(store.Request{MemberRemove: &pb.MemberRemoveRequest{ID: c.MemberID(lead)}}, func(r store.Response) { removed = r })
+	})
+	require.NoError(t, w.RunFor(time.Second))
+	require.NoError(t, removed.Err)
+	require.True(t, c.Node(lead).Removed())
+	w.Schedule(0, "get", func() { w.Host("c01").Send(lead, get) })
+	require.NoError(t, w.RunFor(time.Second))
+	require.Len(t, a.got, 2)
+	require.ErrorIs(t, a.got[1].Err, store.ErrRemoved)
+	require.True(t, a.got[1].Definite)
+}
