@@ -144,6 +144,9 @@ func (c *Sim) kick(d time.Duration) {
 func (c *Sim) retry(o *memberOp, why string, d time.Duration) {
 	o.attempts++
 	o.lastErr = why
+	if c.w.Tracing() {
+		c.w.Tracef("member", "%s: attempt %d: %s", o, o.attempts, why)
+	}
 	c.op.gen++
 	c.op.busy = false
 	c.kick(d)

@@ -281,7 +281,8 @@ func (s *Scenario) Backends() []string {
 
 // simOnlyKinds are the kinds real backends cannot express (as
 // cluster.Process.Unsupported lists them).
-var simOnlyKinds = []chaos.Kind{chaos.Duplicate, chaos.Reorder, chaos.ClockSkew, chaos.ClockJump, chaos.PartitionUntilSnapshot}
+var simOnlyKinds = []chaos.Kind{chaos.Duplicate, chaos.Reorder, chaos.ClockSkew, chaos.ClockJump, chaos.PartitionUntilSnapshot,
+	chaos.MemberReplace, chaos.LearnerPromote, chaos.RemoveVoter}
 
 // SimOnly says why only the simulator can run s ("" if a real backend can).
 func (s *Scenario) SimOnly() string {
