@@ -167,3 +167,40 @@ func TestRemovedMemberStopsServing(t *testing.T) {
 	require.ErrorIs(t, a.got[1].Err, store.ErrRemoved)
 	require.True(t, a.got[1].Definite)
 }
+
+// TestLearnerServesOnlySerializableReads: while m2 is a learner it refuses a
+// put (ErrLearner, definite) and serves a serializable get; once promoted it
+// serves the put.
+func TestLearnerServesOnlySerializableReads(t *testing.T) {
+	release := detrand.Acquire(3)
+	defer release()
+	w := sim.NewWorld(sim.Config{Seed: 3})
+	c, err := NewSim(w, SimConfig{Members: 3, Dir: t.TempDir()})
+	require.NoError(t, err)
+	defer c.Close()
+	a := &answers{}
+	w.AddHost("c01", a)
+	require.NoError(t, w.RunFor(3*time.Second))
+	heal, _, err := chaos.Apply(c, chaos.Fault{Kind: chaos.LearnerPromote, Members: []int{1}})
+	require.NoError(t, err)
+	require.NoError(t, w.RunFor(2*time.Second))
+	require.True(t, c.Node("m2").Status().IsLearner)
+	put := store.Request{Put: &pb.PutRequest{Key: []byte("k"), Value: []byte("v")}}
+	get := store.Request{Range: &pb.RangeRequest{Key: []byte("k"), Serializable: true}}
+	send := func(id uint64, r store.Request) {
+		w.Schedule(0, "send", func() { w.Host("c01").Send("m2", &ClientRequest{ID: id, Req: r}) })
+		require.NoError(t, w.RunFor(time.Second))
+	}
+	send(1, put)
+	send(2, get)
+	require.Len(t, a.got, 2)
+	require.ErrorIs(t, a.got[0].Err, ErrLearner)
+	require.True(t, a.got[0].Definite)
+	require.NoError(t, a.got[1].Err)
+	require.NoError(t, heal())
+	require.NoError(t, w.RunUntil(func() bool { ok, _ := c.Converged(); return ok }, 10*time.Second))
+	require.False(t, c.Node("m2").Status().IsLearner)
+	send(3, put)
+	require.Len(t, a.got, 3)
+	require.NoError(t, a.got[2].Err)
+}
