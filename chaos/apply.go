@@ -124,6 +124,28 @@ type ClientLinker interface {
 	StallClients(members []string) (heal func() error, err error)
 }
 
+// Membership is an Injector that can change the cluster's membership as an
+// operator does, through the leader's API. Member names stay the same: a
+// name is a slot that a member leaves and a fresh member (with a new ID, an
+// empty data dir) later fills. The membership kinds need it.
+//
+// Each verb may complete later than it returns (an operator retries through
+// leader changes and partitions): the verbs of one Injector take effect in
+// the order they were called, and while a slot is empty the other verbs on it
+// (crash, restart, pause, clock) do nothing.
+type Membership interface {
+	// RemoveMember removes member from the cluster (MemberRemove through the
+	// leader), then stops it and wipes its data dir; its slot is empty.
+	RemoveMember(member string) error
+	// AddMember fills member's empty slot: MemberAdd (as a learner if asked)
+	// through the leader, then a fresh member with the new ID starts, joining
+	// the existing cluster.
+	AddMember(member string, learner bool) error
+	// PromoteMember promotes the learner in member's slot to voter
+	// (MemberPromote through the leader, retried until the learner is in sync).
+	PromoteMember(member string) error
+}
+
 // SnapshotWaitMax bounds how long partition-until-snapshot keeps its follower
 // cut off past the window's end, waiting for the leader to compact its log;
 // then it heals and notes that no snapshot was forced.
@@ -253,6 +275,8 @@ func Apply(inj Injector, f Fault) (heal func() error, desc string, err error) {
 		return applyUntilSnapshot(inj, f, ms, leaderOr0(), cut, rest)
 	case ClientPartition, ClientDelay, ClientLoss, ClientStall:
 		return applyClient(inj, f, pick(f.Members))
+	case MemberReplace, LearnerPromote, RemoveVoter:
+		return applyMembership(inj, f, pick)
 	case CrashAt:
 		p, ok := inj.(Pointed)
 		if !ok {
@@ -292,6 +316,37 @@ func applyClient(inj Injector, f Fault, ms []string) (func() error, string, erro
 	}
 	heal, err := cl.DegradeClientLinks(l)
 	return heal, fmt.Sprintf("%s %s", f.Kind, l), err
+}
+
+// applyMembership starts a membership change on f.Members[0]: remove it, and
+// add a fresh member back at once (member-replace), as a learner promoted at
+// the window's end (learner-promote), or at the window's end (remove-voter).
+func applyMembership(inj Injector, f Fault, pick func([]int) []string) (func() error, string, error) {
+	mb, ok := inj.(Membership)
+	if !ok {
+		return nil, "", fmt.Errorf("%w: %s", ErrUnsupported, f.Kind)
+	}
+	if len(inj.Members()) < 2 {
+		return nil, "", fmt.Errorf("chaos: %s needs at least 2 members", f.Kind)
+	}
+	idx := f.Members
+	if len(idx) == 0 {
+		idx = []int{0}
+	}
+	m := pick(idx)[0]
+	if err := mb.RemoveMember(m); err != nil {
+		return nil, "", err
+	}
+	noop := func() error { return nil }
+	switch f.Kind {
+	case MemberReplace:
+		return noop, fmt.Sprintf("replace %s (remove, wipe, add with a new ID)", m), mb.AddMember(m, false)
+	case LearnerPromote:
+		return func() error { return mb.PromoteMember(m) },
+			fmt.Sprintf("replace %s by a learner, promoted at the end", m), mb.AddMember(m, true)
+	default:
+		return func() error { return mb.AddMember(m, false) }, fmt.Sprintf("remove voter %s, a fresh one added at the end", m), nil
+	}
 }
 
 // applyPowerLoss crashes every member of ms at once; its heal restarts them

@@ -64,6 +64,19 @@ const (
 	// (Members[0]) sends: on a real backend the HTTP/2 window fills and the
 	// member's sends on a watch stream block (etcd's slow-watcher path).
 	ClientStall Kind = "client-stall"
+	// MemberReplace removes a member through the leader (MemberRemove, as an
+	// operator would), wipes its data, adds it back with a new ID (MemberAdd)
+	// and starts it fresh, joining the existing cluster. The window's end does
+	// nothing: the replacement runs to completion on its own.
+	MemberReplace Kind = "member-replace"
+	// LearnerPromote removes a member and wipes it as member-replace does, adds
+	// it back as a learner that catches up (by snapshot when the leader's log
+	// is compacted), and promotes it to voter when the window ends.
+	LearnerPromote Kind = "learner-promote"
+	// RemoveVoter removes a voter and wipes it; when the window ends a fresh
+	// member takes its place (a new ID, added as a voter), so that the cluster
+	// has its size back by the end of the run.
+	RemoveVoter Kind = "remove-voter"
 )
 
 // CrashPoints are the protocol steps crash-at may name: the store's observed
@@ -75,7 +88,20 @@ var CrashPoints = []string{"vote-persisted", "after-append-response", "snapshot-
 // AllKinds lists every fault kind in a fixed order.
 var AllKinds = []Kind{IsolateLeader, PartitionMinority, PartitionMajority, Bridge, OneWay, Loss, Delay, Duplicate, Reorder, Crash, Pause, ClockSkew,
 	KillLeader, PowerLoss, PartitionUntilSnapshot, PauseLeader, ClockJump, CrashAt,
-	ClientPartition, ClientDelay, ClientLoss, ClientStall}
+	ClientPartition, ClientDelay, ClientLoss, ClientStall,
+	MemberReplace, LearnerPromote, RemoveVoter}
+
+// Membership reports whether k changes the cluster's membership
+// (member-replace, learner-promote, remove-voter). The generator draws these
+// on a lane of their own, after every other draw, so that adding them to a
+// list of kinds leaves the other faults of a seed's schedule as they were.
+func (k Kind) Membership() bool {
+	switch k {
+	case MemberReplace, LearnerPromote, RemoveVoter:
+		return true
+	}
+	return false
+}
 
 // Network reports whether k breaks links (partitions and degradations) rather
 // than members (crashes, pauses, clocks). The generator draws the two classes
@@ -276,6 +302,10 @@ type GenerateOptions struct {
 	// windows overlap (a crash during a partition), and one network fault in
 	// four gets a second, overlapping network fault (a partition under loss):
 	// each fault heals only what it broke (see Scoped).
+	//
+	// Membership kinds (Kind.Membership) are drawn on a third lane after
+	// every other draw, sparser than the others (one change every 3 to 13 s),
+	// overlapping both other lanes; with Sequential they join the one lane.
 	Sequential bool
 }
 
@@ -293,11 +323,14 @@ func Generate(rnd *rand.Rand, o GenerateOptions) Schedule {
 	if o.Sequential {
 		return lane(rnd, o, o.Kinds)
 	}
-	var net, node []Kind
+	var net, node, member []Kind
 	for _, k := range o.Kinds {
-		if k.Network() {
+		switch {
+		case k.Network():
 			net = append(net, k)
-		} else {
+		case k.Membership():
+			member = append(member, k)
+		default:
 			node = append(node, k)
 		}
 	}
@@ -315,6 +348,7 @@ func Generate(rnd *rand.Rand, o GenerateOptions) Schedule {
 		s = append(s, g)
 	}
 	s = append(s, lane(rnd, o, node)...)
+	s = append(s, memberLane(rnd, o, member)...)
 	slices.SortStableFunc(s, func(a, b Fault) int { return cmp.Compare(a.At, b.At) })
 	return s
 }
@@ -335,6 +369,28 @@ func lane(rnd *rand.Rand, o GenerateOptions, kinds []Kind) Schedule {
 		drawTargets(rnd, &f, o.Members)
 		s = append(s, f)
 		t += f.Duration + time.Duration(200+rnd.IntN(2800))*time.Millisecond
+	}
+	return s
+}
+
+// memberLane draws non-overlapping membership changes, one every 3 to 13 s
+// (each re-adds a member that must catch up, so they come sparser than the
+// other faults). Nothing is drawn for a cluster of one member.
+func memberLane(rnd *rand.Rand, o GenerateOptions, kinds []Kind) Schedule {
+	if len(kinds) == 0 || o.Members < 2 {
+		return nil
+	}
+	var s Schedule
+	t := o.Warmup + time.Duration(rnd.IntN(3000))*time.Millisecond
+	for {
+		f := Fault{At: t, Kind: kinds[rnd.IntN(len(kinds))]}
+		f.Duration = drawDuration(rnd, f.Kind, o.MaxFault)
+		if t+f.Duration > o.Duration-time.Second {
+			break
+		}
+		drawTargets(rnd, &f, o.Members)
+		s = append(s, f)
+		t += f.Duration + time.Duration(3000+rnd.IntN(10000))*time.Millisecond
 	}
 	return s
 }
@@ -367,7 +423,7 @@ func drawTargets(rnd *rand.Rand, f *Fault, n int) {
 			side := 1 + rnd.IntN(n-2)
 			f.Members = append([]int{perm[0]}, sortedInts(perm[1:1+side])...)
 		}
-	case OneWay, Crash, Pause, ClockSkew, ClockJump, PartitionUntilSnapshot, ClientStall:
+	case OneWay, Crash, Pause, ClockSkew, ClockJump, PartitionUntilSnapshot, ClientStall, MemberReplace, LearnerPromote, RemoveVoter:
 		f.Members = []int{perm[0]}
 	case ClientPartition:
 		f.Members = sortedInts(perm[:1+rnd.IntN(max(n-1, 1))])

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -164,13 +165,17 @@ func TestGenerateOverlaps(t *testing.T) {
 	for seed := uint64(1); seed <= 20; seed++ {
 		s := Generate(rand.New(rand.NewPCG(seed, 0)), GenerateOptions{Members: 5, Duration: 60 * time.Second, Kinds: AllKinds})
 		require.Equal(t, s, Generate(rand.New(rand.NewPCG(seed, 0)), GenerateOptions{Members: 5, Duration: 60 * time.Second, Kinds: AllKinds}))
-		var nodeEnd time.Duration
+		var nodeEnd, memberEnd time.Duration
 		for i, f := range s {
 			require.Less(t, f.At+f.Duration, 59*time.Second+time.Millisecond)
 			if i > 0 {
 				require.GreaterOrEqual(t, f.At, s[i-1].At, "ordered by start")
 			}
-			if !f.Kind.Network() {
+			switch {
+			case f.Kind.Membership():
+				require.GreaterOrEqual(t, f.At, memberEnd, "membership changes never overlap each other: %s", f)
+				memberEnd = f.At + f.Duration
+			case !f.Kind.Network():
 				require.GreaterOrEqual(t, f.At, nodeEnd, "member faults never overlap each other: %s", f)
 				nodeEnd = f.At + f.Duration
 			}
@@ -320,3 +325,93 @@ func TestApplyCrashAt(t *testing.T) {
 		require.Contains(t, f.String(), " point="+f.Point)
 	}
 }
+
+// membered is a recorder that changes membership.
+type membered struct{ recorder }
+
+func (m *membered) RemoveMember(name string) error {
+	m.calls = append(m.calls, "remove "+name)
+	return nil
+}
+func (m *membered) AddMember(name string, learner bool) error {
+	m.calls = append(m.calls, fmt.Sprintf("add %s learner=%v", name, learner))
+	return nil
+}
+func (m *membered) PromoteMember(name string) error {
+	m.calls = append(m.calls, "promote "+name)
+	return nil
+}
+
+// TestApplyMembership: each membership kind removes its member at the start
+// and has a member back in the slot by the end of its window.
+func TestApplyMembership(t *testing.T) {
+	cases := []struct {
+		kind        Kind
+		start, heal []string
+	}{
+		{MemberReplace, []string{"remove b", "add b learner=false"}, nil},
+		{LearnerPromote, []string{"remove b", "add b learner=true"}, []string{"promote b"}},
+		{RemoveVoter, []string{"remove b"}, []string{"add b learner=false"}},
+	}
+	for _, c := range cases {
+		t.Run(string(c.kind), func(t *testing.T) {
+			require.True(t, c.kind.Membership())
+			require.False(t, c.kind.Network())
+			_, _, err := Apply(&recorder{}, Fault{Kind: c.kind, Members: []int{1}})
+			require.ErrorIs(t, err, ErrUnsupported)
+			m := &membered{}
+			heal, desc, err := Apply(m, Fault{Kind: c.kind, Members: []int{1}})
+			require.NoError(t, err)
+			require.Contains(t, desc, "b")
+			require.Equal(t, c.start, m.calls)
+			require.NoError(t, heal())
+			require.Equal(t, append(slices.Clone(c.start), c.heal...), m.calls)
+		})
+	}
+	require.False(t, Crash.Membership())
+}
+
+// TestGenerateMembershipLane: membership kinds are drawn last, on a lane of
+// their own, so that adding them to the kinds leaves every other fault of a
+// seed's schedule as it was; a one-member cluster gets none.
+func TestGenerateMembershipLane(t *testing.T) {
+	var before []Kind
+	for _, k := range AllKinds {
+		if !k.Membership() {
+			before = append(before, k)
+		}
+	}
+	drawn := 0
+	for seed := uint64(1); seed <= 20; seed++ {
+		o := GenerateOptions{Members: 3, Duration: 60 * time.Second, Kinds: before}
+		old := Generate(rand.New(rand.NewPCG(seed, 0)), o)
+		o.Kinds = AllKinds
+		all := Generate(rand.New(rand.NewPCG(seed, 0)), o)
+		var rest Schedule
+		for _, f := range all {
+			if f.Kind.Membership() {
+				drawn++
+				require.Len(t, f.Members, 1)
+				require.Less(t, f.Members[0], 3)
+				continue
+			}
+			rest = append(rest, f)
+		}
+		require.Equal(t, old, rest, "seed %d: the other faults moved", seed)
+		o.Members = 1
+		for _, f := range Generate(rand.New(rand.NewPCG(seed, 0)), o) {
+			require.False(t, f.Kind.Membership(), "seed %d: %s on one member", seed, f)
+		}
+	}
+	require.Greater(t, drawn, 20, "a few membership changes a run")
+	_, _, err := Apply(&membered{}, Fault{Kind: MemberReplace})
+	require.NoError(t, err)
+	one := &membered{}
+	_, _, err = Apply(&oneMember{one}, Fault{Kind: MemberReplace})
+	require.ErrorContains(t, err, "at least 2 members")
+}
+
+// oneMember is a membered injector with a single member.
+type oneMember struct{ *membered }
+
+func (o *oneMember) Members() []string { return []string{"a"} }

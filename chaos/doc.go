@@ -1,6 +1,7 @@
 // Package chaos describes faults as replayable data (partitions of every shape,
-// crashes, pauses, message loss, delay, duplication, reordering, clock skew) and
-// applies them to any backend that implements Injector.
+// crashes, pauses, message loss, delay, duplication, reordering, clock skew,
+// membership changes) and applies them to any backend that implements Injector
+// (and, for the kinds that need more, Scoped, Clocked, Pointed or Membership).
 //
 // A Schedule is a list of Faults, each with a start time, a duration and the
 // members it targets, drawn from a seed by Generate and printed one per line. Faults

@@ -679,8 +679,12 @@ func (d *Docker) Resume(member string) error {
 }
 
 // Unsupported lists the fault kinds a container cannot suffer (chaos.Limited):
-// containers share the host kernel's clock, and peer links are TCP streams.
-func (d *Docker) Unsupported() []chaos.Kind { return realUnsupported() }
+// containers share the host kernel's clock, and peer links are TCP streams; the
+// membership changes are not implemented for containers (a fresh member would
+// need a new container and volume in its slot).
+func (d *Docker) Unsupported() []chaos.Kind {
+	return append(realUnsupported(), chaos.MemberReplace, chaos.LearnerPromote, chaos.RemoveVoter)
+}
 
 // SetClock is not expressible: containers share the host's kernel clock.
 func (d *Docker) SetClock(member string, offset time.Duration, driftPPM int64) error {

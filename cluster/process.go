@@ -170,6 +170,9 @@ type member struct {
 	// expectExit is set when the harness kills or stops the process; an exit
 	// without it is a member failure (Err).
 	expectExit bool
+	// removed says the slot is empty: its member was removed and its data dir
+	// wiped (process_member.go); crash, restart, pause and resume skip it.
+	removed bool
 }
 
 func (m *member) running() bool {
@@ -545,6 +548,9 @@ func (p *Process) signal(name string, sig syscall.Signal, what string) (*member,
 	if err != nil {
 		return nil, err
 	}
+	if m.removed {
+		return m, fmt.Errorf("cluster: %s's slot is empty (its member was removed)", name)
+	}
 	if !m.running() {
 		return m, fmt.Errorf("cluster: %s is not running", name)
 	}
@@ -631,8 +637,8 @@ func (p *Process) Restart(name string) error {
 	if err != nil {
 		return err
 	}
-	if m.running() {
-		return nil
+	if m.running() || m.removed {
+		return nil // an empty slot is filled by AddMember only
 	}
 	return p.launchLocked(m)
 }
@@ -738,8 +744,9 @@ func (p *Process) HealAll(ctx context.Context) error {
 		p.mu.Lock()
 		m := p.members[name]
 		paused, running := m != nil && m.paused, m != nil && m.running()
+		removed := m != nil && m.removed
 		p.mu.Unlock()
-		if m == nil {
+		if m == nil || removed {
 			continue
 		}
 		switch {

@@ -124,6 +124,10 @@ type Sim struct {
 	clientDeg []*chaos.Links
 	stalls    map[string]int
 	healGen   uint64 // bumped by HealNetwork: older stall heals are void
+	// clusterID is the cluster's ID, which a member joining later is told.
+	clusterID uint64
+	// op is the operator of membership changes (sim_member.go).
+	op simOperator
 }
 
 // NewSim adds cfg.Members member hosts named m1, m2, ... to w.
@@ -152,13 +156,21 @@ func NewSim(w *sim.World, cfg SimConfig) (*Sim, error) {
 	for i := 1; i <= cfg.Members; i++ {
 		c.names = append(c.names, fmt.Sprintf("m%d", i))
 	}
+	ids := make([]uint64, 0, len(initial))
 	for _, m := range initial {
 		c.byID[m.ID] = m.Name
+		ids = append(ids, m.ID)
 	}
+	c.clusterID = membership.ClusterID(ids)
 	w.SetDescriber(c.describe)
 	for _, name := range c.names {
 		disk := vfs.NewMem()
 		m := &simMember{c: c, name: name, disk: disk}
+		for _, im := range initial {
+			if im.Name == name {
+				m.id = im.ID
+			}
+		}
 		m.cfg = store.Config{
 			Name: name, InitialCluster: initial, ClientURLs: []string{"http://" + name + ":2379"},
 			FS: disk, WALDir: "member/wal", DBPath: filepath.Join(cfg.Dir, name+".db"), DBNoSync: true,
@@ -316,6 +328,9 @@ func (c *Sim) NeedsSnapshot(member string) bool {
 
 // Crash powers a member off, losing unsynced log writes (torn if asked).
 func (c *Sim) Crash(name string, torn bool) error {
+	if c.members[name].removed {
+		return nil // the slot is empty (a membership change)
+	}
 	h := c.w.Host(name)
 	if torn {
 		h.CrashTorn()
@@ -327,6 +342,9 @@ func (c *Sim) Crash(name string, torn bool) error {
 
 // Restart boots a crashed member from its disk.
 func (c *Sim) Restart(name string) error {
+	if c.members[name].removed {
+		return nil // the slot is empty: only the operator fills it
+	}
 	if h := c.w.Host(name); !h.Up() {
 		h.Restart()
 	}
@@ -346,7 +364,8 @@ func (c *Sim) SetClock(name string, offset time.Duration, driftPPM int64) error 
 }
 
 // HealAll ends every fault: network healed, paused members resumed, crashed
-// members restarted, clocks reset.
+// members restarted, clocks reset. Membership changes under way go on (an
+// empty slot stays empty until the operator fills it).
 func (c *Sim) HealAll() {
 	_ = c.HealNetwork()
 	for _, name := range c.names {
@@ -355,17 +374,24 @@ func (c *Sim) HealAll() {
 		if h.Paused() {
 			h.Resume()
 		}
-		if !h.Up() {
+		if !h.Up() && !c.members[name].removed {
 			h.Restart()
 		}
 	}
 }
 
-// Converged reports whether every member is up, has applied the same index and
-// holds the same keyspace (HashKV at the same revision); otherwise it says why not.
-// The cheap comparisons come first: HashKV reads the whole key history, so it is
-// computed only once the applied indexes and revisions agree.
+// Converged reports whether no membership change is under way, every member
+// is up, has applied the same index, holds the same keyspace (HashKV at the
+// same revision) and the same member list (which is its raft configuration
+// and holds every slot's current member); otherwise it says why not. The
+// members are the current ones: a member removed is no longer compared (its
+// slot holds the member that replaced it). The cheap comparisons come first:
+// HashKV reads the whole key history, so it is computed only once the
+// applied indexes and revisions agree.
 func (c *Sim) Converged() (bool, string) {
+	if p := c.MemberChangesPending(); p != "" {
+		return false, p
+	}
 	var ref store.Status
 	for i, name := range c.names {
 		n := c.Node(name)
@@ -398,7 +424,7 @@ func (c *Sim) Converged() (bool, string) {
 			return false, fmt.Sprintf("HashKV differs at revision %d: %s=%08x %s=%08x", ref.Revision, c.names[0], refHash, name, h)
 		}
 	}
-	return true, ""
+	return c.membersAgree()
 }
 
 // Divergence compares the members' replicas on a healed cluster and says how
@@ -414,6 +440,20 @@ func (c *Sim) Converged() (bool, string) {
 //  3. the applied indexes differ although the cluster has had time to catch
 //     up with no traffic (the caller quiets the cluster first).
 func (c *Sim) Divergence() string {
+	if c.MemberChangesPending() == "" {
+		// A member list that is not the raft configuration on a quiet
+		// member that follows a leader (a change applied before it
+		// committed, or never undone when its proposal was lost).
+		for _, name := range c.names {
+			n := c.Node(name)
+			if n == nil || n.Status().Leader == 0 || n.Status().Halted != nil {
+				continue
+			}
+			if _, why := c.memberListIsConf(name); why != "" {
+				return "membership: " + why
+			}
+		}
+	}
 	sts := make([]store.Status, len(c.names))
 	ref := 0
 	for i, name := range c.names {
@@ -465,6 +505,9 @@ func (c *Sim) Divergence() string {
 			return fmt.Sprintf("%s and %s first differ at revision %d (HashKV %08x vs %08x; applied%s; revision%s)",
 				refName, name, hi, a, b, applied, revs)
 		}
+	}
+	if ok, why := c.membersAgree(); !ok && c.MemberChangesPending() == "" {
+		return "membership: " + why
 	}
 	for i, name := range c.names {
 		switch {
@@ -558,6 +601,16 @@ type simMember struct {
 	// armed is the crash point this member crashes at next (nil when none),
 	// shared by every member the same crash-at fault armed.
 	armed *armedCrash
+	// id is the raft ID of the slot's member now; removed says the slot is
+	// empty (its member was removed and its data wiped: sim_member.go).
+	id      uint64
+	removed bool
+	// learner is set while the slot's member was added as a learner and not
+	// yet promoted (as the operator knows it: cheaper than asking raft on
+	// every request).
+	learner bool
+	// ops are the operator's requests in flight, by token.
+	ops map[uint64]func(store.Response)
 	// busy is set while the member waits out a cost of SimConfig.Model;
 	// backlog holds, in arrival order, what came meanwhile.
 	busy    bool
@@ -732,6 +785,7 @@ func (m *simMember) Start(h *sim.Host) {
 	m.clients = map[uint64]clientRef{}
 	m.busy, m.backlog, m.gathering = false, nil, false
 	m.watches = simWatches{byNode: map[int64]clientRef{}, byClient: map[clientRef]int64{}, seq: map[int64]uint64{}, held: map[int64]bool{}}
+	m.ops = map[uint64]func(store.Response){}
 	m.leader, m.halted = 0, false
 	cfg := m.cfg
 	cfg.Clock = h
@@ -835,6 +889,9 @@ func (m *simMember) receive(from string, payload any) {
 	defer m.recoverCrash()
 	switch p := payload.(type) {
 	case *raftpb.Message:
+		if p.GetTo() != m.id {
+			return // for the member this slot held before a replacement
+		}
 		// raft mutates proposals and read-index requests it forwards; a
 		// duplicated delivery must not share them.
 		if t := p.GetType(); t == raftpb.MsgProp || t == raftpb.MsgReadIndex {
@@ -850,6 +907,10 @@ func (m *simMember) receive(from string, payload any) {
 			m.host.Send(from, &ClientResponse{ID: p.ID, Resp: r})
 			break
 		}
+		if err := m.refuse(p.Req); err != nil {
+			m.host.Send(from, &ClientResponse{ID: p.ID, Resp: store.Response{Err: err, Definite: true}})
+			break
+		}
 		m.token++
 		m.clients[m.token] = clientRef{host: from, id: p.ID}
 		m.node.Submit(m.token, p.Req)
@@ -859,6 +920,26 @@ func (m *simMember) receive(from string, payload any) {
 	if !m.gathering {
 		m.flush()
 	}
+}
+
+// ErrLearner is a learner's answer to a client request other than a
+// serializable range, as etcd's (a learner serves no other client request).
+var ErrLearner = errors.New("etcdserver: rpc not supported for learner")
+
+// refuse returns why the member does not serve req: it has been removed from
+// the cluster (store.ErrRemoved: a removed member stops serving, as etcd's
+// does), or it is a learner; nil if it serves it.
+func (m *simMember) refuse(req store.Request) error {
+	if m.node.Removed() {
+		return store.ErrRemoved
+	}
+	if req.Range != nil && req.Range.Serializable {
+		return nil
+	}
+	if m.learner {
+		return ErrLearner
+	}
+	return nil
 }
 
 func (m *simMember) watch(from string, w *ClientWatch) {
@@ -951,6 +1032,11 @@ func (m *simMember) emit(out store.Output) {
 		return
 	}
 	for _, r := range out.Responses {
+		if done, ok := m.ops[r.Token]; ok {
+			delete(m.ops, r.Token)
+			m.c.w.Schedule(0, "member", func() { done(r) })
+			continue
+		}
 		ref, ok := m.clients[r.Token]
 		if !ok {
 			continue

@@ -10,7 +10,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/havoclab/havoc/chaos"
+	"github.com/havoclab/havoc/cluster"
 	"github.com/havoclab/havoc/linearizability"
+	"github.com/havoclab/havoc/sim"
 )
 
 // traceLine is one line of a run's trace: virtual time, source, text.
@@ -263,4 +265,41 @@ func TestClientFaultsInSim(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestMembershipChurnUnderLoad: a run whose members are replaced, re-added as
+// learners and promoted, and removed and re-added, under load and beside
+// partitions and crashes, passes every check; it ends converged on members
+// with new IDs, which every member lists (Converged requires it).
+func TestMembershipChurnUnderLoad(t *testing.T) {
+	var cl *cluster.Sim
+	first := map[string]uint64{}
+	inject(t, func(_ *sim.World, c *cluster.Sim) {
+		cl = c
+		for _, m := range c.Members() {
+			first[m] = c.MemberID(m)
+		}
+	})
+	res, err := RunSim(Config{Seed: 3, Duration: 30 * time.Second, Faults: []chaos.Kind{chaos.MemberReplace, chaos.LearnerPromote,
+		chaos.RemoveVoter, chaos.IsolateLeader, chaos.Crash}})
+	require.NoError(t, err)
+	require.True(t, res.Passed(), "%s: %s\n%v", res.Verdict, res.Reason, res.FaultLog)
+	require.Greater(t, res.OK, 5000)
+	changes := cl.MemberChanges()
+	added := 0
+	for _, l := range changes {
+		if strings.Contains(l, "added through") {
+			added++
+		}
+	}
+	require.GreaterOrEqual(t, added, 2, "%v", changes)
+	replaced := 0
+	for _, m := range cl.Members() {
+		require.NotZero(t, cl.MemberID(m))
+		if cl.MemberID(m) != first[m] {
+			replaced++
+		}
+	}
+	require.Positive(t, replaced, "a slot holds a member with a new ID")
+	t.Logf("%d ops; changes: %v", res.Operations, changes)
 }

@@ -461,7 +461,8 @@ func realOutcome(op linearizability.Operation, err error) linearizability.Outcom
 }
 
 // convergence checks that the members agree: every member answers Status, all
-// have applied up to a common revision, and their HashKV at it are equal. The
+// have applied up to a common revision, their HashKV at it are equal, and
+// they list the same members (after membership changes: the current ones). The
 // revision is the highest one seen on the previous check, so that members
 // under load are compared at a revision all of them have reached.
 type convergence struct {
@@ -629,6 +630,36 @@ func (cv *convergence) check(ctx context.Context, b cluster.Backend, members []s
 			cv.mismatch = &hashMismatch{rev: target, a: members[0], b: members[i]}
 			return false, fmt.Sprintf("HashKV at revision %d differs: %s has %08x (compacted %d), %s has %08x (compacted %d)",
 				target, members[0], states[0].hash, states[0].comp, members[i], s.hash, s.comp)
+		}
+	}
+	return membersAgree(ctx, clients, members)
+}
+
+// membersAgree reports whether every member lists the same members (IDs and
+// learner flags), as it must once membership changes are done; otherwise it
+// says how two lists differ. A member that has not applied the last change
+// yet differs for a moment: convergence asks again.
+func membersAgree(ctx context.Context, clients []*clientv3.Client, members []string) (bool, string) {
+	lists := make([]string, len(members))
+	for i, cli := range clients {
+		lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		r, err := cli.MemberList(lctx)
+		cancel()
+		if err != nil {
+			return false, fmt.Sprintf("%s: member list: %v", members[i], err)
+		}
+		var ids []string
+		for _, m := range r.Members {
+			id := fmt.Sprintf("%x", m.ID)
+			if m.IsLearner {
+				id += "(learner)"
+			}
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		lists[i] = "[" + strings.Join(ids, " ") + "]"
+		if lists[i] != lists[0] {
+			return false, fmt.Sprintf("member lists differ: %s=%s %s=%s", members[0], lists[0], members[i], lists[i])
 		}
 	}
 	return true, ""

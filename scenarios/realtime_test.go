@@ -233,3 +233,55 @@ func TestRealNoLivenessLeavesArtifacts(t *testing.T) {
 	_, err = RunReal(ctx, b, c)
 	require.ErrorIs(t, err, context.Canceled)
 }
+
+// memberSchedule replaces m2, replaces m3 by a learner promoted 3 s later,
+// and removes m1, adding a fresh one back 2 s later.
+var memberSchedule = chaos.Schedule{
+	{At: 2 * time.Second, Duration: 2 * time.Second, Kind: chaos.MemberReplace, Members: []int{1}},
+	{At: 5 * time.Second, Duration: 3 * time.Second, Kind: chaos.LearnerPromote, Members: []int{2}},
+	{At: 10 * time.Second, Duration: 2 * time.Second, Kind: chaos.RemoveVoter, Members: []int{0}},
+}
+
+// runRealMembership runs memberSchedule under load on processes: every check
+// holds and every slot ends with a member of a new ID.
+func runRealMembership(t *testing.T, target cluster.Target, bin string) {
+	dir := t.TempDir()
+	p, err := cluster.NewProcess(cluster.ProcessConfig{Target: target, Binary: bin, Dir: filepath.Join(dir, "run"), Seed: 7})
+	require.NoError(t, err)
+	defer p.Close()
+	require.NoError(t, p.Start(context.Background()))
+	first := map[string]uint64{}
+	for _, m := range p.Members() {
+		first[m] = p.MemberID(m)
+	}
+	c := Config{Seed: 7, Duration: 15 * time.Second, Schedule: memberSchedule,
+		Workload: Workload{Clients: 8, Rate: 400}, LivenessTimeout: 30 * time.Second, Out: filepath.Join(dir, "out")}
+	res, err := RunReal(context.Background(), p, c)
+	require.NoError(t, err)
+	log := strings.Join(res.FaultLog, "\n")
+	t.Logf("%s: verdict=%s ops=%d ok=%d fail=%d unknown=%d\nfaults:\n%s", target, res.Verdict, res.Operations, res.OK, res.Failed, res.Unknown, log)
+	require.True(t, res.Passed(), "%s: %s (artifacts %s)", res.Verdict, res.Reason, res.Dir)
+	require.Equal(t, 3, res.FaultsApplied)
+	require.Contains(t, log, "end replace m3 by a learner")
+	require.NotContains(t, log, "failed")
+	for _, m := range p.Members() {
+		require.NotEqual(t, first[m], p.MemberID(m), "%s has a member with a new ID", m)
+	}
+	require.Contains(t, string(res.Trace), "m3: member")
+}
+
+// TestRealHavocMembership runs the membership changes on havoc's processes.
+func TestRealHavocMembership(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a real havoc cluster for 15 s")
+	}
+	runRealMembership(t, cluster.TargetHavoc, buildBin(t, "harness", "github.com/havoclab/havoc/cmd/harness"))
+}
+
+// TestRealEtcdMembership runs them on a real etcd cluster.
+func TestRealEtcdMembership(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a real etcd cluster for 15 s")
+	}
+	runRealMembership(t, cluster.TargetEtcd, pinnedEtcd(t).Etcd())
+}

@@ -22,9 +22,11 @@ func swarmRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 0x5a4
 // that a follower cut off for a few seconds is caught up by a snapshot), the
 // backend quota, a non-empty subset of the fault kinds, a subset of the
 // profile's operation mix holding at least one write and one read, the rate,
-// clients and keys. Seed, duration, profile and the output fields stay
-// base's. The result is validated and holds every drawn value, so that
-// scenario.FromConfig writes a file that replays it without the swarm.
+// clients and keys; then, last, which membership kinds are enabled (so that
+// the draws before them are what they were before those kinds existed).
+// Seed, duration, profile and the output fields stay base's. The result is
+// validated and holds every drawn value, so that scenario.FromConfig writes a
+// file that replays it without the swarm.
 func Swarm(base Config) (Config, error) {
 	c := base
 	if err := c.Validate(); err != nil {
@@ -40,7 +42,7 @@ func Swarm(base Config) (Config, error) {
 	c.Faults = nil
 	for len(c.Faults) == 0 {
 		for _, k := range chaos.AllKinds {
-			if r.IntN(2) == 0 {
+			if !k.Membership() && r.IntN(2) == 0 {
 				c.Faults = append(c.Faults, k)
 			}
 		}
@@ -54,6 +56,13 @@ func Swarm(base Config) (Config, error) {
 	// sweep: 2000 ops/s on 16 keys, inconclusive).
 	c.Workload.Keys = max(pick(r, []int{4, 16, 64, 64, 256}), (int(c.Workload.Rate)+swarmKeyRate-1)/swarmKeyRate)
 	c.Workload.LeaseKeys = pick(r, []int{1, 4, 8, 8})
+	// The membership kinds are drawn last, so that every draw above is what
+	// it was before they existed.
+	for _, k := range chaos.AllKinds {
+		if k.Membership() && r.IntN(2) == 0 {
+			c.Faults = append(c.Faults, k)
+		}
+	}
 	return c, c.Validate()
 }
 

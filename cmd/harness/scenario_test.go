@@ -140,7 +140,7 @@ func TestScenariosCommand(t *testing.T) {
 	for _, e := range all {
 		require.Regexp(t, regexp.MustCompile(`(?m)^`+regexp.QuoteMeta(e.Scenario.Name)+` +`+strings.Join(e.Scenario.Backends(), ",")+` +\S`), out)
 	}
-	require.Regexp(t, `(?m)^member-replace-under-load +- +needs issue 13`, out)
+	require.Regexp(t, `(?m)^member-replace-under-load +sim +Members replaced`, out)
 	require.Regexp(t, `(?m)^clock-jumps-with-leases +sim +`, out)
 
 	code, out, _ = harness(t, "scenarios", "leader-pause")

@@ -28,10 +28,7 @@ type Entry struct {
 
 // Pending are scenarios the library promises but the current fault set cannot
 // express: each with what it needs. They are listed, never faked.
-var Pending = []struct{ Name, Description, Needs string }{
-	{"member-replace-under-load", "remove a member and add a fresh one while clients write: the new member catches up by snapshot and the cluster never loses quorum", "needs issue 13 (membership-change faults)"},
-	{"learner-promotion-during-partition", "add a learner, partition it, promote it: promotion is refused until it has caught up", "needs issue 13 (membership-change faults)"},
-}
+var Pending = []struct{ Name, Description, Needs string }{}
 
 // All returns every library scenario, sorted by name. A file that does not
 // decode, or whose name differs from its scenario's, is an error (a test

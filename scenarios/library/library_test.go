@@ -41,6 +41,10 @@ func TestLibraryIsValid(t *testing.T) {
 // ordinary run.
 var exercised = map[string]string{
 	"snapshot-catch-up": "type:MsgSnap", // the leader sent the follower a snapshot
+	// a member was removed, wiped and added back with a new ID
+	"member-replace-under-load": "added through",
+	// the leader refused to promote a learner that was cut off
+	"learner-promotion-during-partition": "can only promote a learner member which is in sync with leader",
 }
 
 // TestLibraryVerdicts runs every library scenario in the simulator for two

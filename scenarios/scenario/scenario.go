@@ -268,7 +268,8 @@ func (s *Scenario) Encode() ([]byte, error) {
 
 // Backends lists the backends that can run s: the simulator always; processes
 // and Docker unless a fault needs the simulator (simOnlyKinds; overlapping
-// windows, which a real run takes one at a time).
+// windows, which a real run takes one at a time); not Docker if a fault is
+// one of notOnDocker.
 func (s *Scenario) Backends() []string {
 	if s.Drill != "" {
 		return []string{"sim", "process", "docker"}
@@ -276,12 +277,21 @@ func (s *Scenario) Backends() []string {
 	if reason := s.SimOnly(); reason != "" {
 		return []string{"sim"}
 	}
+	for _, f := range s.Faults.Schedule {
+		if slices.Contains(notOnDocker, chaos.Kind(f.Kind)) {
+			return []string{"sim", "process"}
+		}
+	}
 	return []string{"sim", "process", "docker"}
 }
 
 // simOnlyKinds are the kinds real backends cannot express (as
 // cluster.Process.Unsupported lists them).
 var simOnlyKinds = []chaos.Kind{chaos.Duplicate, chaos.Reorder, chaos.ClockSkew, chaos.ClockJump, chaos.PartitionUntilSnapshot}
+
+// notOnDocker are the kinds processes express but Docker does not (as
+// cluster.Docker.Unsupported adds them): the membership changes.
+var notOnDocker = []chaos.Kind{chaos.MemberReplace, chaos.LearnerPromote, chaos.RemoveVoter}
 
 // SimOnly says why only the simulator can run s ("" if a real backend can).
 func (s *Scenario) SimOnly() string {
@@ -505,10 +515,12 @@ var needsMembers = map[chaos.Kind]string{
 	chaos.ClockJump: "one member", chaos.PartitionUntilSnapshot: "one follower (the next member if it leads)",
 	chaos.PowerLoss:       "the members that lose power",
 	chaos.ClientPartition: "the members the clients are cut from", chaos.ClientStall: "the member the clients stop reading",
+	chaos.MemberReplace: "one member", chaos.LearnerPromote: "one member", chaos.RemoveVoter: "one member",
 }
 
 // oneMember are the kinds that take exactly one member.
-var oneMember = []chaos.Kind{chaos.Crash, chaos.Pause, chaos.ClockSkew, chaos.ClockJump, chaos.PartitionUntilSnapshot, chaos.ClientStall}
+var oneMember = []chaos.Kind{chaos.Crash, chaos.Pause, chaos.ClockSkew, chaos.ClockJump, chaos.PartitionUntilSnapshot, chaos.ClientStall,
+	chaos.MemberReplace, chaos.LearnerPromote, chaos.RemoveVoter}
 
 // clockKinds take an offset; tornKinds may tear a write.
 var (
