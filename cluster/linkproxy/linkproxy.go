@@ -36,6 +36,13 @@
 // checks, lease forwarding and probes) is anonymous: it crosses only while no
 // link touching its destination is cut, and is reset when one is.
 //
+// Peer TLS hides X-Server-From, so a proxy made by ListenTLS terminates TLS:
+// it presents a certificate for the destination's name (signed by the CA the
+// members trust, which the harness holds), reads X-Server-From from the
+// decrypted stream, and dials the destination over TLS presenting the
+// sender's own certificate. Members see a normal TLS peer on either side, so
+// this works for havoc and etcd alike.
+//
 // The proxy is a runtime, not a deterministic core: it uses goroutines and the
 // wall clock. Its random draws come from the seeded source given to NewNetwork.
 package linkproxy
@@ -43,6 +50,7 @@ package linkproxy
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -239,6 +247,19 @@ func (n *Network) cutNow(c *conn, from, to string) bool {
 	return n.links[link{from, to}].Cut
 }
 
+// TLS makes a proxy terminate peer TLS (see the package comment).
+type TLS struct {
+	// Server is the proxy's side towards the sender: the destination's
+	// certificate and, for peer client-certificate auth, the CA that checks
+	// the sender's.
+	Server *tls.Config
+	// Upstream returns the config the proxy dials the destination with for
+	// a connection from sender ("" when anonymous): the CA that checks the
+	// destination and the certificate to present. A config without
+	// ServerName gets the target's host.
+	Upstream func(sender string) *tls.Config
+}
+
 // Proxy forwards the connections to one member's peer listener.
 type Proxy struct {
 	net     *Network
@@ -248,6 +269,7 @@ type Proxy struct {
 	resolve func(string) (string, bool)
 	// from is the sender of every connection of a ListenFixed proxy.
 	from string
+	tls  *TLS
 	wg   sync.WaitGroup
 	once sync.Once
 }
@@ -258,6 +280,15 @@ type Proxy struct {
 // member's name; a connection it does not resolve is anonymous.
 func (n *Network) Listen(listenAddr, targetAddr, dest string, resolve func(serverFromHex string) (member string, ok bool)) (*Proxy, error) {
 	return n.listen(listenAddr, targetAddr, dest, &Proxy{resolve: resolve})
+}
+
+// ListenTLS is Listen for members whose peer links use TLS: the proxy
+// terminates TLS on both sides as t says.
+func (n *Network) ListenTLS(listenAddr, targetAddr, dest string, resolve func(serverFromHex string) (member string, ok bool), t TLS) (*Proxy, error) {
+	if t.Server == nil || t.Upstream == nil {
+		return nil, errors.New("linkproxy: TLS needs Server and Upstream")
+	}
+	return n.listen(listenAddr, targetAddr, dest, &Proxy{resolve: resolve, tls: &t})
 }
 
 // ListenFixed starts a proxy on listenAddr that forwards to targetAddr (any
@@ -383,11 +414,21 @@ func (p *Proxy) handle(cl net.Conn) {
 		c.reset()
 	}()
 
-	br := bufio.NewReaderSize(cl, maxHeader)
+	var front net.Conn = cl // the sender's side, decrypted with TLS
 	name := p.from
 	if name == "" {
 		// The sender's first request must arrive promptly; peek it.
 		_ = cl.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if p.tls != nil {
+			tc := tls.Server(cl, p.tls.Server)
+			if err := tc.Handshake(); err != nil {
+				return
+			}
+			front = tc
+		}
+	}
+	br := bufio.NewReaderSize(front, maxHeader)
+	if name == "" {
 		from, err := identify(br)
 		if err != nil {
 			return
@@ -405,27 +446,46 @@ func (p *Proxy) handle(cl net.Conn) {
 	if _, ok := n.cross(c, c.sender, p.dest); !ok {
 		return
 	}
-	up, err := net.DialTimeout("tcp", p.target, 5*time.Second)
+	raw, err := net.DialTimeout("tcp", p.target, 5*time.Second)
 	if err != nil {
 		return
 	}
 	c.mu.Lock()
-	c.upstream = up
+	c.upstream = raw
 	closed := c.closed
 	c.mu.Unlock()
 	if closed {
-		resetConn(up)
+		resetConn(raw)
 		return
+	}
+	up := raw
+	if p.tls != nil {
+		cfg := p.tls.Upstream(c.sender)
+		if cfg == nil {
+			return
+		}
+		if cfg.ServerName == "" {
+			cfg = cfg.Clone()
+			cfg.ServerName, _, _ = net.SplitHostPort(p.target)
+		}
+		tc := tls.Client(raw, cfg)
+		_ = raw.SetDeadline(time.Now().Add(10 * time.Second))
+		if err := tc.Handshake(); err != nil {
+			return
+		}
+		_ = raw.SetDeadline(time.Time{})
+		up = tc
 	}
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); c.pump(br, up, c.sender, p.dest) }()
-	go func() { defer wg.Done(); c.pump(up, cl, p.dest, c.sender) }()
+	go func() { defer wg.Done(); c.pump(up, front, p.dest, c.sender) }()
 	wg.Wait()
 }
 
 // conn is one proxied connection: client is the sender's side, upstream the
-// destination member's peer listener.
+// destination member's peer listener (both the raw TCP connections, under
+// TLS when the proxy terminates it).
 type conn struct {
 	proxy    *Proxy
 	dest     string
@@ -493,9 +553,10 @@ func (c *conn) pump(src io.Reader, dst net.Conn, from, to string) {
 				return
 			}
 		}
-		// Orderly end of this direction: pass the half-close on.
-		if tc, ok := dst.(*net.TCPConn); ok {
-			_ = tc.CloseWrite()
+		// Orderly end of this direction: pass the half-close on (a TLS
+		// connection sends close_notify).
+		if hc, ok := dst.(interface{ CloseWrite() error }); ok {
+			_ = hc.CloseWrite()
 		}
 	}()
 	last := time.Time{}
