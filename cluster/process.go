@@ -53,6 +53,9 @@ type ProcessConfig struct {
 	ExtraArgs []string
 	// Env is added to the members' environment.
 	Env []string
+	// Security puts the cluster on TLS and enables auth (a plain cluster when
+	// zero).
+	Security Security
 	// Prepare, if set, runs in Start once the link proxies exist (so the peer
 	// URLs, and with them the member IDs, are known) and before any member
 	// launches: a restore drill writes every member's data dir there (nil: the
@@ -140,6 +143,7 @@ type Process struct {
 	ownDir bool
 	names  []string
 	net    *linkproxy.Network
+	sec    *secured // set by Start
 
 	mu      sync.Mutex
 	members map[string]*member
@@ -355,22 +359,34 @@ func (p *Process) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	sec, err := newSecured(p.cfg.Security, p.dir, p.names)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.sec = sec
+	p.mu.Unlock()
+	scheme := sec.scheme()
 	// 1. Proxies first: their addresses are the advertised peer URLs, which
 	// decide the member IDs.
 	var initial []string
 	for i, name := range p.names {
 		m := &member{
 			name:      name,
-			clientURL: fmt.Sprintf("http://127.0.0.1:%d", ports[2*i]),
+			clientURL: fmt.Sprintf("%s://127.0.0.1:%d", scheme, ports[2*i]),
 			peerAddr:  fmt.Sprintf("127.0.0.1:%d", ports[2*i+1]),
 			dataDir:   filepath.Join(p.dir, name+".data"),
 			logPath:   filepath.Join(p.dir, name+".log"),
 		}
-		m.proxy, err = p.net.Listen("127.0.0.1:0", m.peerAddr, name, p.resolve)
+		if p.cfg.Security.TLS {
+			m.proxy, err = p.net.ListenTLS("127.0.0.1:0", m.peerAddr, name, p.resolve, sec.proxyTLS(name))
+		} else {
+			m.proxy, err = p.net.Listen("127.0.0.1:0", m.peerAddr, name, p.resolve)
+		}
 		if err != nil {
 			return err
 		}
-		m.proxyURL = "http://" + m.proxy.Addr()
+		m.proxyURL = scheme + "://" + m.proxy.Addr()
 		m.id = membership.ComputeID([]string{m.proxyURL}, p.cfg.Token)
 		p.mu.Lock()
 		p.members[name] = m
@@ -419,7 +435,54 @@ func (p *Process) Start(ctx context.Context) (err error) {
 			return err
 		}
 	}
+	if p.cfg.Security.Auth {
+		return p.enableAuth(ctx)
+	}
 	return nil
+}
+
+// enableAuth turns auth on through the first member, then drops the clients
+// made before, which hold no token.
+func (p *Process) enableAuth(ctx context.Context) error {
+	cli, err := p.Client(p.names[0])
+	if err != nil {
+		return err
+	}
+	if err := p.sec.enableAuth(ctx, cli); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	clients := p.clients
+	p.clients = map[string]*clientv3.Client{}
+	p.eventLocked("net", "auth enabled: users %s (root) and %s (%s)", RootUser, WorkloadUser, WorkloadRole)
+	p.mu.Unlock()
+	for _, c := range clients {
+		_ = c.Close()
+	}
+	return nil
+}
+
+// Dial returns a new client bound to member's endpoint acting as id, with
+// the cluster's certificates and credentials (see Security).
+func (p *Process) Dial(name string, id Identity) (*clientv3.Client, error) {
+	p.mu.Lock()
+	m, err := p.member(name)
+	sec := p.sec
+	p.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	return clientv3.New(sec.clientConfig(m.clientURL, id))
+}
+
+// DialEndpoint returns a new client of endpoint (a member's client URL or a
+// proxy in front of one) acting as id, with the cluster's certificates and
+// credentials (Dialer).
+func (p *Process) DialEndpoint(endpoint string, id Identity) (*clientv3.Client, error) {
+	p.mu.Lock()
+	sec := p.sec
+	p.mu.Unlock()
+	return clientv3.New(sec.clientConfig(endpoint, id))
 }
 
 // resolve maps an X-Server-From header to a member name for the proxies.
@@ -447,12 +510,13 @@ func (p *Process) memberArgs(m *member, initial string) []string {
 		"--data-dir", m.dataDir,
 		"--listen-client-urls", m.clientURL,
 		"--advertise-client-urls", m.clientURL,
-		"--listen-peer-urls", "http://"+m.peerAddr,
+		"--listen-peer-urls", p.sec.scheme()+"://"+m.peerAddr,
 		"--initial-advertise-peer-urls", m.proxyURL,
 		"--initial-cluster", initial,
 		"--initial-cluster-state", "new",
 		"--initial-cluster-token", p.cfg.Token,
 	)
+	args = append(args, p.sec.memberArgs(m.name)...)
 	return append(args, p.cfg.ExtraArgs...)
 }
 
@@ -504,8 +568,8 @@ func (p *Process) waitHealthy(ctx context.Context, name string) error {
 	p.mu.Lock()
 	m := p.members[name]
 	done := m.done
+	hc := p.sec.httpClient()
 	p.mu.Unlock()
-	hc := &http.Client{Timeout: time.Second}
 	var last string
 	err := PollUntil(ctx, Backoff{First: 20 * time.Millisecond, Max: 100 * time.Millisecond}, func() (bool, error) {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, m.clientURL+"/health", nil)
@@ -760,7 +824,8 @@ func (p *Process) HealAll(ctx context.Context) error {
 }
 
 // Client returns a clientv3 client bound to member's endpoint only, kept for
-// the life of the cluster. It never retries on its own (see NewClient).
+// the life of the cluster, acting as AsAdmin on a secured cluster. It never
+// retries on its own (see NewClient).
 func (p *Process) Client(name string) (*clientv3.Client, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -771,7 +836,7 @@ func (p *Process) Client(name string) (*clientv3.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := NewClient(m.clientURL)
+	c, err := clientv3.New(p.sec.clientConfig(m.clientURL, AsAdmin))
 	if err != nil {
 		return nil, err
 	}
@@ -784,7 +849,12 @@ func (p *Process) Client(name string) (*clientv3.Client, error) {
 // interceptor (0 would mean its default of 100), and gRPC's own retries are off.
 // A retried write whose first attempt took effect would confuse the checker.
 func NewClient(endpoint string) (*clientv3.Client, error) {
-	return clientv3.New(clientv3.Config{
+	return clientv3.New(clientConfig(endpoint))
+}
+
+// clientConfig is NewClient's configuration.
+func clientConfig(endpoint string) clientv3.Config {
+	return clientv3.Config{
 		Endpoints:            []string{endpoint},
 		DialTimeout:          2 * time.Second,
 		MaxUnaryRetries:      1,
@@ -792,7 +862,7 @@ func NewClient(endpoint string) (*clientv3.Client, error) {
 		DialKeepAliveTimeout: 2 * time.Second,
 		DialOptions:          []grpc.DialOption{grpc.WithDisableRetry()},
 		Logger:               zap.NewNop(),
-	})
+	}
 }
 
 // Close kills every member, closes the proxies and clients, and removes the
@@ -841,4 +911,7 @@ func (p *Process) Close() error {
 	return errors.Join(errs...)
 }
 
-var _ Backend = (*Process)(nil)
+var (
+	_ Backend = (*Process)(nil)
+	_ Dialer  = (*Process)(nil)
+)

@@ -406,7 +406,7 @@ func (r *realRun) dial(session, member string) (*clientv3.Client, error) {
 			return nil, err
 		}
 	}
-	return cluster.NewClient(u)
+	return cluster.DialEndpoint(r.b, u, cluster.AsWorkload)
 }
 
 // do sends one request as a single gRPC call.
@@ -504,12 +504,12 @@ const realQuietSettle = 5 * time.Second
 // hold up to rev (whose hashes differ) for the first revision at which they
 // differ, and returns it with both hashes there.
 func firstDifference(ctx context.Context, b cluster.Backend, a, c string, rev int64) (int64, uint32, uint32, error) {
-	ca, err := cluster.NewClient(b.ClientURL(a))
+	ca, err := cluster.Dial(b, a, cluster.AsAdmin)
 	if err != nil {
 		return 0, 0, 0, err
 	}
 	defer ca.Close()
-	cc, err := cluster.NewClient(b.ClientURL(c))
+	cc, err := cluster.Dial(b, c, cluster.AsAdmin)
 	if err != nil {
 		return 0, 0, 0, err
 	}
@@ -575,7 +575,7 @@ func (cv *convergence) check(ctx context.Context, b cluster.Backend, members []s
 	var wg sync.WaitGroup
 	for i, m := range members {
 		wg.Go(func() {
-			cli, err := cluster.NewClient(b.ClientURL(m))
+			cli, err := cluster.Dial(b, m, cluster.AsAdmin)
 			if err != nil {
 				states[i].err = err
 				return

@@ -88,7 +88,7 @@ var layers = [][]rule{
 	},
 	{ // 3: runtimes around the core: the gRPC server, and the cluster backends.
 		{pkg: "server", imports: []string{"internal/certs", "store", "store/auth", "store/lease", "store/membership", "store/mvcc", "vfs"}},
-		{pkg: "cluster", imports: []string{"chaos", "cluster/lazyfs", "cluster/linkproxy", "sim", "store", "store/membership", "store/mvcc", "vfs"},
+		{pkg: "cluster", imports: []string{"chaos", "cluster/lazyfs", "cluster/linkproxy", "internal/certs", "sim", "store", "store/membership", "store/mvcc", "vfs"},
 			tests: []string{"internal/detrand", "internal/dockertest", "store/snapshot"}},
 	},
 	{ // 4: the tests' hook into a simulated run.
