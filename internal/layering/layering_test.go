@@ -57,7 +57,7 @@ var layers = [][]rule{
 		{pkg: "store/membership"},
 		// etcd's users, roles, permissions and tokens over a raw-bucket backend.
 		{pkg: "store/auth"},
-		{pkg: "cluster/linkproxy"},
+		{pkg: "cluster/linkproxy", tests: []string{"internal/certs"}},
 		{pkg: "cluster/etcdbin"},
 		// The lazy file system under a real member's data dir.
 		{pkg: "cluster/lazyfs"},
