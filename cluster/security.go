@@ -173,14 +173,23 @@ func (s *secured) scheme() string {
 // memberArgs are member's TLS flags (etcd's names, which `harness serve`
 // shares).
 func (s *secured) memberArgs(member string) []string {
-	if s == nil || !s.sec.TLS {
+	if s == nil {
 		return nil
 	}
+	var args []string
+	if s.sec.Auth {
+		// bcrypt's lowest cost: every workload client logs in at once when
+		// the run starts, within its 2 s dial timeout.
+		args = append(args, "--bcrypt-cost", "4")
+	}
+	if !s.sec.TLS {
+		return args
+	}
 	f := s.files[member]
-	return []string{
+	return append(args,
 		"--cert-file", f[0], "--key-file", f[1], "--trusted-ca-file", s.caFile, "--client-cert-auth",
 		"--peer-cert-file", f[0], "--peer-key-file", f[1], "--peer-trusted-ca-file", s.caFile, "--peer-client-cert-auth",
-	}
+	)
 }
 
 // proxyTLS is how dest's link proxy terminates peer TLS: it presents dest's

@@ -116,6 +116,12 @@ func (w *Workload) prefix() string {
 	return keyPrefix
 }
 
+// KeyPrefixes are the prefixes of every key the workload writes or reads: a
+// secured cluster's workload user may use these keys only.
+func (w *Workload) KeyPrefixes() []string {
+	return []string{w.prefix(), "lease/", leasePrefix, compactRevKey}
+}
+
 // key returns the workload's i-th plain key.
 func (w *Workload) key(i int) string {
 	if w.Profile == ProfileKubernetes {

@@ -39,7 +39,7 @@ func maxTerm(t *testing.T, p *cluster.Process) uint64 {
 func runSecure(t *testing.T, target cluster.Target, bin string, sec cluster.Security) *cluster.Process {
 	dir := t.TempDir()
 	w := Workload{Clients: 4, Rate: 200}
-	sec.Prefixes = []string{w.prefix()}
+	sec.Prefixes = w.KeyPrefixes()
 	p, err := cluster.NewProcess(cluster.ProcessConfig{Target: target, Binary: bin, Dir: filepath.Join(dir, "run"), Seed: 3, Security: sec})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = p.Close() })

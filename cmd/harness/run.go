@@ -88,6 +88,8 @@ var replayNeutral = map[string]string{
 	"cpus":         "Docker backend only (in the rerun line of a real run)",
 	"memory":       "Docker backend only (in the rerun line of a real run)",
 	"lazyfs":       "process backend only (in the rerun line of a real run)",
+	"tls":          "process backend only (in the rerun line of a real run)",
+	"auth":         "process backend only (in the rerun line of a real run)",
 	"help":         "prints help",
 	"swarm":        "a swarm run's reproduce line is --scenario DIR/scenario.yaml, which holds everything drawn",
 	"scenario":     "a scenario run's reproduce line is --scenario DIR/scenario.yaml, which holds the whole run",
@@ -147,6 +149,8 @@ type backendFlags struct {
 	etcdVersion string
 	runDir      string
 	docker      dockerFlags
+	// tls and auth are --tls and --auth: a secured process cluster.
+	tls, auth bool
 	// memberArgs are added to every real member's command line (a scenario's
 	// cluster settings).
 	memberArgs []string
@@ -163,6 +167,8 @@ func (b *backendFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&b.runDir, "run-dir", "", "where real members keep data dirs and logs (default: a temporary directory, removed afterwards)")
 	registerLazyFS(fl, &b.lazyfs)
 	b.docker.register(fl)
+	fl.BoolVar(&b.tls, "tls", false, "process backend: TLS with client certificates on every client and peer link, certificates generated into the run dir (tls/)")
+	fl.BoolVar(&b.auth, "auth", false, "process backend: enable etcd's auth (root user, and a workload user that may read and write the workload's keys); with --tls clients authenticate by certificate, else by password")
 }
 
 // registerLazyFS adds --lazyfs. It is off by default: it needs /dev/fuse and
@@ -185,6 +191,9 @@ func (b *backendFlags) validate() error {
 	}
 	if b.lazyfs && b.backend != "process" {
 		return fmt.Errorf("--lazyfs needs --backend process (the simulator's disk drops unsynced writes already; docker is not supported), not %s", b.backend)
+	}
+	if (b.tls || b.auth) && b.backend != "process" {
+		return fmt.Errorf("--tls and --auth need --backend process (the %s backend starts plain clusters)", b.backend)
 	}
 	if b.docker.cpus < 0 {
 		return fmt.Errorf("--cpus %v: a CPU limit (0: none)", b.docker.cpus)
@@ -209,7 +218,8 @@ func (b *backendFlags) newBackend(c scenarios.Config) (cluster.Backend, error) {
 	if b.backend != "process" {
 		return nil, fmt.Errorf("unknown --backend %q (want sim, process or docker)", b.backend)
 	}
-	pc := cluster.ProcessConfig{Target: cluster.Target(b.target), Members: c.Members, Dir: b.runDir, Seed: c.Seed, ExtraArgs: b.memberArgs, LazyFS: b.lazyfs}
+	pc := cluster.ProcessConfig{Target: cluster.Target(b.target), Members: c.Members, Dir: b.runDir, Seed: c.Seed, ExtraArgs: b.memberArgs, LazyFS: b.lazyfs,
+		Security: cluster.Security{TLS: b.tls, Auth: b.auth, Prefixes: c.Workload.KeyPrefixes()}}
 	switch pc.Target {
 	case cluster.TargetHavoc:
 		exe, err := os.Executable()
@@ -359,7 +369,7 @@ func runResults(scenario, repro string, res *scenarios.Result) report.Results {
 // defaults (the run dir excepted), for its rerun line.
 func backendArgs(fs *pflag.FlagSet) string {
 	var b strings.Builder
-	for _, name := range []string{"backend", "target", "etcd-bin", "etcd-version", "cpus", "memory", "lazyfs"} {
+	for _, name := range []string{"backend", "target", "etcd-bin", "etcd-version", "cpus", "memory", "lazyfs", "tls", "auth"} {
 		if fl := fs.Lookup(name); fl != nil && fl.Value.Type() == "bool" {
 			if fl.Value.String() == "true" {
 				fmt.Fprintf(&b, " --%s", name)
