@@ -299,6 +299,9 @@ and logged.`,
 			if f.scenario != "" {
 				fmt.Fprintf(w, "scenario %s: %s\n", sc.Name, sc.Summary())
 				if sc.Drill != "" {
+					if bf.tls || bf.auth {
+						return usageError(fmt.Errorf("--tls and --auth are for workload runs; drill %s starts plain clusters", sc.Drill))
+					}
 					return runDrillScenario(cmd.Context(), w, sc, &bf)
 				}
 				if why := sc.SimOnly(); why != "" && bf.backend != "sim" {

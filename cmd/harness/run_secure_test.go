@@ -16,6 +16,10 @@ func TestRunSecureFlags(t *testing.T) {
 		require.Equal(t, exitUsage, code, "stdout %q stderr %q", out, errOut)
 		assert.Contains(t, errOut, "--tls and --auth need --backend process")
 	}
+	code, out, errOut := harness(t, "run", "--scenario", "drill-save-restore", "--backend", "process", "--auth")
+	require.Equal(t, exitUsage, code, "stdout %q stderr %q", out, errOut)
+	assert.Contains(t, errOut, "drill save-restore starts plain clusters")
+
 	fs := newRunCmd().Flags()
 	require.NoError(t, fs.Parse([]string{"--backend", "process", "--tls", "--auth"}))
 	args := backendArgs(fs)
