@@ -462,8 +462,7 @@ func TestLeaderSendsAppendsBeforeItsLogWrite(t *testing.T) {
 		index uint64
 	}
 	var sent []early
-	var l *loop
-	l = newLoop(t, 3, 1, 0, func(l *loop) {
+	l := newLoop(t, 3, 1, 0, func(l *loop) {
 		l.sendEarly = func(id uint64, m *raftpb.Message) {
 			var last uint64
 			if es := m.GetEntries(); len(es) > 0 {
