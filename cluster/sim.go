@@ -392,6 +392,9 @@ func (c *Sim) Converged() (bool, string) {
 	if p := c.MemberChangesPending(); p != "" {
 		return false, p
 	}
+	if why := c.slotsInCluster(); why != "" {
+		return false, why
+	}
 	var ref store.Status
 	for i, name := range c.names {
 		n := c.Node(name)
@@ -440,18 +443,21 @@ func (c *Sim) Converged() (bool, string) {
 //  3. the applied indexes differ although the cluster has had time to catch
 //     up with no traffic (the caller quiets the cluster first).
 func (c *Sim) Divergence() string {
-	if c.MemberChangesPending() == "" {
-		// A member list that is not the raft configuration on a quiet
-		// member that follows a leader (a change applied before it
-		// committed, or never undone when its proposal was lost).
-		for _, name := range c.names {
-			n := c.Node(name)
-			if n == nil || n.Status().Leader == 0 || n.Status().Halted != nil {
-				continue
-			}
-			if _, why := c.memberListIsConf(name); why != "" {
-				return "membership: " + why
-			}
+	// A member list that is not the raft configuration on a member that
+	// follows a leader and has applied all it knows committed (a change
+	// applied before it committed, or never undone when its proposal was
+	// lost). A correct store changes both as it applies a conf change, so
+	// this holds even while the operator's changes are under way.
+	for _, name := range c.names {
+		n := c.Node(name)
+		if n == nil {
+			continue
+		}
+		if st := n.Status(); st.Leader == 0 || st.Halted != nil || st.Applied < st.Committed {
+			continue
+		}
+		if _, why := c.memberListIsConf(name); why != "" {
+			return "membership: " + why
 		}
 	}
 	sts := make([]store.Status, len(c.names))

@@ -355,6 +355,28 @@ func (c *Sim) memberListIsConf(name string) ([]uint64, string) {
 	return list, ""
 }
 
+// slotsInCluster says which slot holds a member that the leader does not list
+// ("" when every slot's member is listed, or no member leads): a member started
+// with an ID the cluster never added can never catch up.
+func (c *Sim) slotsInCluster() string {
+	leader := c.Leader()
+	l := c.Node(leader)
+	if l == nil {
+		return ""
+	}
+	var ids []uint64
+	for _, mm := range l.Members() {
+		ids = append(ids, mm.ID)
+	}
+	slices.Sort(ids)
+	for _, name := range c.names {
+		if id := c.members[name].id; !slices.Contains(ids, id) {
+			return fmt.Sprintf("%s's member %x is not in the cluster (leader %s lists %s)", name, id, leader, hexIDs(ids))
+		}
+	}
+	return ""
+}
+
 func hexIDs(ids []uint64) string {
 	s := make([]string, len(ids))
 	for i, id := range ids {
