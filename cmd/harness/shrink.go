@@ -28,7 +28,7 @@ import (
 func newShrinkCmd() *cobra.Command {
 	var out string
 	var parallel, maxRuns int
-	var maxTime time.Duration
+	var maxTime, timeout time.Duration
 	var quiet bool
 	cmd := &cobra.Command{
 		Use:   "shrink DIR|SCENARIO",
@@ -40,12 +40,13 @@ fault schedule is written out, then faults are dropped (delta debugging over the
 schedule), the remaining ones shortened and narrowed, then the workload reduced
 (clients, keys, rate, safety phase, operation kinds) and the cluster (members).
 Every candidate is a scenario run in the simulator, on --parallel worker processes.
-Ctrl-C, --max-runs and --max-time stop it with the smallest scenario found so far.
+Ctrl-C, --max-runs and --max-time stop it with the smallest scenario found so far;
+--timeout stops one candidate that runs too long (it then counts as not failing).
 It writes shrunk.yaml and report.txt to --out and prints the line that replays it.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if parallel < 1 || maxRuns < 0 || maxTime < 0 {
-				return usageError(fmt.Errorf("--parallel %d, --max-runs %d, --max-time %s: want at least one worker and no negative bound", parallel, maxRuns, maxTime))
+			if parallel < 1 || maxRuns < 0 || maxTime < 0 || timeout < 0 {
+				return usageError(fmt.Errorf("--parallel %d, --max-runs %d, --max-time %s, --timeout %s: want at least one worker and no negative bound", parallel, maxRuns, maxTime, timeout))
 			}
 			src, err := shrinkSource(args[0])
 			if err != nil {
@@ -70,13 +71,15 @@ It writes shrunk.yaml and report.txt to --out and prints the line that replays i
 			}
 			pool := newShrinkPool(exe, parallel)
 			defer pool.close()
-			return runShrink(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), src, pool.run, shrink.Options{Parallel: parallel, MaxRuns: maxRuns}, out, !quiet)
+			return runShrink(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), src, pool.run, shrink.Options{Parallel: parallel, MaxRuns: maxRuns, Timeout: timeout}, out, !quiet)
 		},
 	}
 	cmd.Flags().StringVar(&out, "out", "", "directory for shrunk.yaml and report.txt (default DIR/shrunk, or ./shrunk for a file)")
 	cmd.Flags().IntVar(&parallel, "parallel", runtime.NumCPU(), "worker processes: candidates run at once")
 	cmd.Flags().IntVar(&maxRuns, "max-runs", 500, "stop after this many candidate runs (0: no bound)")
 	cmd.Flags().DurationVar(&maxTime, "max-time", 30*time.Minute, "stop after this long (0: no bound)")
+	cmd.Flags().DurationVar(&timeout, "timeout", 0, fmt.Sprintf("stop a candidate run after this long; it then does not fail the same way (0: %d times the original's run, at least %s)",
+		shrink.DefaultTimeoutFactor, shrink.DefaultTimeoutMin))
 	cmd.Flags().BoolVar(&quiet, "quiet", false, "no progress bar")
 	return cmd
 }
@@ -144,7 +147,11 @@ func shrinkReport(rep *shrink.Report, wall time.Duration, parallel int, path str
 		rep.Before.Ops, rep.After.Ops, 100*rep.Ratio(), rep.Before.Faults, rep.After.Faults, rep.Before.Members, rep.After.Members,
 		scenarios.Seconds(rep.Before.Safety), scenarios.Seconds(rep.After.Safety))
 	fmt.Fprintf(&b, "shrunk run: %s: %s\n", rep.Outcome.Verdict, rep.Outcome.Reason)
-	fmt.Fprintf(&b, "candidate runs: %d in %s on %d workers\n", rep.Runs, wall.Round(time.Millisecond), parallel)
+	fmt.Fprintf(&b, "candidate runs: %d in %s on %d workers", rep.Runs, wall.Round(time.Millisecond), parallel)
+	if rep.TimedOut > 0 {
+		fmt.Fprintf(&b, " (%d stopped at the %s timeout)", rep.TimedOut, rep.Timeout.Round(time.Second))
+	}
+	b.WriteString("\n")
 	if rep.Stopped != "" {
 		fmt.Fprintf(&b, "stopped early (%s): the scenario is the smallest found so far\n", rep.Stopped)
 	}

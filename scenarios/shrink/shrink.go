@@ -1,11 +1,13 @@
 // Package shrink reduces a failing simulated run to a small scenario that
 // still fails the same way, in the manner of delta debugging over the
-// scenario's parts: the drawn fault schedule is made explicit, then faults are
-// dropped (ddmin over the schedule), the remaining ones shortened and
-// narrowed, then the workload reduced (clients, keys, rate, safety phase,
-// operation kinds, watchers), then the cluster (fewer members). Every
-// candidate is a scenario file that a Runner runs in the simulator, so every
-// step is deterministic and can be replayed.
+// scenario's parts: the drawn fault schedule is made explicit, the healed
+// phase bounded short (for a safety violation), then faults are dropped
+// (ddmin over the schedule), the remaining ones shortened and narrowed, then
+// the workload reduced (clients, keys, rate, safety phase, operation kinds,
+// watchers), then the cluster (fewer members). Every candidate is a scenario
+// file that a Runner runs in the simulator, so every step is deterministic
+// and can be replayed; only a candidate stopped at the wall-clock
+// Options.Timeout is judged by the machine's speed (it does not fail).
 package shrink
 
 import (
@@ -65,7 +67,26 @@ type Options struct {
 	MaxRuns int
 	// Progress, when set, is called after every batch of runs.
 	Progress func(Progress)
+	// Timeout bounds the wall time of one candidate run (a batch of
+	// Parallel candidates gets as long); a candidate still running then is
+	// stopped and does not fail the same way. When zero it is
+	// DefaultTimeoutFactor times the original's run, at least
+	// DefaultTimeoutMin. Some candidates cost far more per simulated second
+	// than the run they came from (dropping faults can leave a mutant's raft
+	// leader re-sending megabyte appends to a follower that lost entries it
+	// acknowledged, thousands of times a simulated second), so without a
+	// bound one candidate can hold a worker for many minutes.
+	Timeout time.Duration
 }
+
+// DefaultTimeoutFactor and DefaultTimeoutMin make Options.Timeout when it is
+// zero: a candidate is never larger than the original (it has fewer faults,
+// clients, keys...), but a run without faults serves more operations, a few
+// times the original's.
+const (
+	DefaultTimeoutFactor = 20
+	DefaultTimeoutMin    = 30 * time.Second
+)
 
 // Progress is the state of a shrink after a batch of runs.
 type Progress struct {
@@ -114,8 +135,11 @@ type Report struct {
 	Before, After    Size
 	// Outcome is the shrunk scenario's run.
 	Outcome Outcome
-	// Runs counts the candidate runs (the original's included).
-	Runs int
+	// Runs counts the candidate runs (the original's included); TimedOut
+	// those stopped at Options.Timeout.
+	Runs, TimedOut int
+	// Timeout is the bound each candidate run had (Options.Timeout).
+	Timeout time.Duration
 	// Stopped says why the shrink stopped early ("" if it reached a fixpoint).
 	Stopped string
 }
@@ -175,15 +199,17 @@ func clone(s *scenario.Scenario) *scenario.Scenario {
 
 // shrinker is one shrink in progress.
 type shrinker struct {
-	ctx    context.Context
-	run    Runner
-	opt    Options
-	class  string
-	runs   int
-	best   *scenario.Scenario
-	out    Outcome
-	step   string
-	tested map[string]bool
+	ctx      context.Context
+	run      Runner
+	opt      Options
+	class    string
+	runs     int
+	timedOut int
+	timeout  time.Duration // of a candidate; none while the original runs
+	best     *scenario.Scenario
+	out      Outcome
+	step     string
+	tested   map[string]bool
 }
 
 // Shrink reduces s, whose run fails, while its run keeps the class of
@@ -199,9 +225,14 @@ func Shrink(ctx context.Context, s *scenario.Scenario, run Runner, opt Options) 
 		return nil, err
 	}
 	k := &shrinker{ctx: ctx, run: run, opt: opt, step: "original", tested: map[string]bool{}}
+	start := time.Now()
 	outs, err := k.runAll([]*scenario.Scenario{s, ex})
 	if err != nil {
 		return nil, fmt.Errorf("shrink: running the original: %w", err)
+	}
+	k.timeout = opt.Timeout
+	if k.timeout == 0 {
+		k.timeout = max(DefaultTimeoutFactor*time.Since(start), DefaultTimeoutMin)
 	}
 	rep := &Report{Original: s, Before: SizeOf(ex, outs[0].Ops), Class: Class(outs[0])}
 	switch {
@@ -226,7 +257,7 @@ func Shrink(ctx context.Context, s *scenario.Scenario, run Runner, opt Options) 
 	rep.Shrunk = clone(k.best)
 	rep.Shrunk.Expect = k.out.Verdict
 	rep.Shrunk.Description = fmt.Sprintf("shrunk from %s (seed %d): %s", s.Name, s.Seed, rep.Class)
-	rep.After, rep.Outcome, rep.Runs = SizeOf(k.best, k.out.Ops), k.out, k.runs
+	rep.After, rep.Outcome, rep.Runs, rep.TimedOut, rep.Timeout = SizeOf(k.best, k.out.Ops), k.out, k.runs, k.timedOut, k.timeout
 	return rep, nil
 }
 
@@ -234,7 +265,7 @@ func Shrink(ctx context.Context, s *scenario.Scenario, run Runner, opt Options) 
 func (k *shrinker) shrink() error {
 	for {
 		before := SizeOf(k.best, k.out.Ops)
-		for _, pass := range []func() error{k.dropFaults, k.narrowFaults, k.reduceWorkload, k.reduceMix, k.reduceMembers} {
+		for _, pass := range []func() error{k.shortenLiveness, k.dropFaults, k.narrowFaults, k.reduceWorkload, k.reduceMix, k.reduceMembers} {
 			if err := pass(); err != nil {
 				return err
 			}
@@ -251,7 +282,13 @@ func (k *shrinker) progress() {
 	}
 }
 
-// runAll runs cands (at most the budget left), counting the runs.
+// errTimeout stops the candidates of a batch still running at Options.Timeout.
+var errTimeout = errors.New("shrink: candidate timeout")
+
+// runAll runs cands (at most the budget left), counting the runs. Once the
+// original has run, the batch is bounded by the candidate timeout
+// (per Parallel candidates): a candidate stopped at it has a zero Outcome, so
+// it does not fail the same way.
 func (k *shrinker) runAll(cands []*scenario.Scenario) ([]Outcome, error) {
 	var budget error
 	if k.opt.MaxRuns > 0 {
@@ -262,8 +299,24 @@ func (k *shrinker) runAll(cands []*scenario.Scenario) ([]Outcome, error) {
 	if len(cands) == 0 {
 		return nil, budget
 	}
-	outs, err := k.run(k.ctx, cands)
+	ctx := k.ctx
+	if k.timeout > 0 {
+		rounds := (len(cands) + k.opt.Parallel - 1) / k.opt.Parallel
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(k.ctx, time.Duration(rounds)*k.timeout, errTimeout)
+		defer cancel()
+	}
+	outs, err := k.run(ctx, cands)
 	k.runs += len(cands)
+	if k.ctx.Err() == nil && errors.Is(context.Cause(ctx), errTimeout) {
+		outs = slices.Grow(outs, len(cands)-len(outs))[:len(cands)]
+		for _, o := range outs {
+			if o == (Outcome{}) {
+				k.timedOut++
+			}
+		}
+		err = nil
+	}
 	if err == nil {
 		err = k.ctx.Err()
 	}
@@ -318,6 +371,26 @@ func (k *shrinker) fails(cands []*scenario.Scenario) ([]bool, error) {
 func (k *shrinker) try(cands []*scenario.Scenario) (bool, error) {
 	i, err := First(cands, k.opt.Parallel, k.fails)
 	return i >= 0, err
+}
+
+// shortLiveness is the healed phase's bound that shortenLiveness tries.
+const shortLiveness = 5 * time.Second
+
+// shortenLiveness bounds the healed phase by shortLiveness when the
+// violation kept is not a liveness one (a safety verdict outranks a cluster
+// that did not converge, so a short bound keeps it). It runs first: every
+// later candidate then spends little on a cluster that never converges (a
+// mutant's raft livelock costs seconds of CPU per simulated second).
+func (k *shrinker) shortenLiveness() error {
+	k.step = "liveness"
+	c, err := k.best.Config()
+	if err != nil || c.LivenessTimeout <= shortLiveness || k.class == scenarios.VerdictNoLiveness || k.class == scenarios.VerdictInconclusive {
+		return err
+	}
+	s := clone(k.best)
+	s.Phases.LivenessTimeout = scenario.Duration(shortLiveness)
+	_, err = k.try([]*scenario.Scenario{s})
+	return err
 }
 
 // dropFaults is ddmin over the fault schedule.

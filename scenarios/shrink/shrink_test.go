@@ -1,6 +1,7 @@
 package shrink
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"slices"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/havoclab/havoc/scenarios"
@@ -135,6 +137,47 @@ func TestShrinkBudgetAndInterrupt(t *testing.T) {
 
 	_, err = Shrink(context.Background(), load(t, drawn), synthetic("bridge", "put", &runs), Options{})
 	require.ErrorContains(t, err, "the original run passes")
+}
+
+// TestShrinkStopsStalledCandidates: a candidate that does not finish (as a
+// mutant's raft livelock, re-sending megabyte appends thousands of times a
+// simulated second, made one run for minutes) is stopped at Options.Timeout
+// and does not fail the same way; the shrink goes on and finishes. Here a
+// candidate with a crash but no loss never returns until stopped.
+func TestShrinkStopsStalledCandidates(t *testing.T) {
+	runs := 0
+	inner := synthetic("crash", "put", &runs)
+	stalls := func(s *scenario.Scenario) bool {
+		ks := kinds(s)
+		return s.Faults.Generator == nil && slices.Contains(ks, "crash") && !slices.Contains(ks, "loss")
+	}
+	run := func(ctx context.Context, cands []*scenario.Scenario) ([]Outcome, error) {
+		outs, err := inner(ctx, cands)
+		for i, c := range cands {
+			if stalls(c) {
+				<-ctx.Done()
+				outs[i] = Outcome{}
+			}
+		}
+		return outs, cmp.Or(err, ctx.Err())
+	}
+	done := make(chan *Report, 1)
+	go func() {
+		rep, err := Shrink(context.Background(), load(t, drawn), run, Options{Parallel: 2, Timeout: 20 * time.Millisecond})
+		assert.NoError(t, err)
+		done <- rep
+	}()
+	select {
+	case rep := <-done:
+		require.NotNil(t, rep)
+		require.Empty(t, rep.Stopped)
+		require.Positive(t, rep.TimedOut)
+		require.Equal(t, 20*time.Millisecond, rep.Timeout)
+		require.ElementsMatch(t, []string{"crash", "loss"}, kinds(rep.Shrunk))
+		require.Equal(t, "not-linearizable/put", Class(rep.Outcome))
+	case <-time.After(time.Minute):
+		t.Fatal("the shrink did not finish: a stalled candidate held it")
+	}
 }
 
 func TestFold(t *testing.T) {
