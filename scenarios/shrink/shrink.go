@@ -6,8 +6,8 @@
 // the workload reduced (clients, keys, rate, safety phase, operation kinds,
 // watchers), then the cluster (fewer members). Every candidate is a scenario
 // file that a Runner runs in the simulator, so every step is deterministic
-// and can be replayed; only a candidate stopped at the wall-clock
-// Options.Timeout is judged by the machine's speed (it does not fail).
+// and can be replayed; only a candidate stopped at its CPU budget
+// (Options.Budget) is judged by the machine's speed (it does not fail).
 package shrink
 
 import (
@@ -33,12 +33,19 @@ type Outcome struct {
 	// Err is set when the candidate could not run (it does not fail the
 	// same way).
 	Err string `json:"error,omitempty"`
+	// CPU is the CPU time the run took (its worker's, when measured).
+	CPU time.Duration `json:"cpu,omitempty"`
+	// OverBudget: the run was stopped when it had spent the CPU budget (it
+	// does not fail the same way).
+	OverBudget bool `json:"over_budget,omitempty"`
 }
 
 // Runner runs each candidate once in the simulator and returns its outcomes,
-// in order. It may run them in parallel. On an interrupt it returns ctx's error
-// with the outcomes it has (a zero Outcome for a run that did not finish).
-type Runner func(ctx context.Context, cands []*scenario.Scenario) ([]Outcome, error)
+// in order. It may run them in parallel. It stops a run that has spent budget
+// of CPU time (none when zero) and reports it OverBudget. On an interrupt it
+// returns ctx's error with the outcomes it has (a zero Outcome for a run that
+// did not finish).
+type Runner func(ctx context.Context, cands []*scenario.Scenario, budget time.Duration) ([]Outcome, error)
 
 // opKind finds the operation kinds a not-linearizable reason names
 // ("#812 put by c03 via m2").
@@ -46,9 +53,10 @@ var opKind = regexp.MustCompile(`#\d+ ([a-z-]+)`)
 
 // Class is the class of violation an outcome shows: its verdict, and for a
 // linearizability failure the kind of the first operation its reason names
-// ("not-linearizable/put"). A passing or erroring run has class "ok" or "".
+// ("not-linearizable/put"). A passing run has class "ok"; one that could not
+// run or was stopped at its budget has "".
 func Class(o Outcome) string {
-	if o.Err != "" {
+	if o.Err != "" || o.OverBudget {
 		return ""
 	}
 	if o.Verdict == scenarios.VerdictIllegal {
@@ -67,25 +75,25 @@ type Options struct {
 	MaxRuns int
 	// Progress, when set, is called after every batch of runs.
 	Progress func(Progress)
-	// Timeout bounds the wall time of one candidate run (a batch of
-	// Parallel candidates gets as long); a candidate still running then is
-	// stopped and does not fail the same way. When zero it is
-	// DefaultTimeoutFactor times the original's run, at least
-	// DefaultTimeoutMin. Some candidates cost far more per simulated second
+	// Budget bounds the CPU time of one candidate run: a run that spends it
+	// is stopped (Outcome.OverBudget) and does not fail the same way. When
+	// zero it is DefaultBudgetFactor times the original's run, at least
+	// DefaultBudgetMin. Some candidates cost far more per simulated second
 	// than the run they came from (dropping faults can leave a mutant's raft
 	// leader re-sending megabyte appends to a follower that lost entries it
 	// acknowledged, thousands of times a simulated second), so without a
-	// bound one candidate can hold a worker for many minutes.
-	Timeout time.Duration
+	// bound one candidate holds a worker for many minutes. CPU time, not wall
+	// time, so that the judgement does not follow the machine's load.
+	Budget time.Duration
 }
 
-// DefaultTimeoutFactor and DefaultTimeoutMin make Options.Timeout when it is
+// DefaultBudgetFactor and DefaultBudgetMin make Options.Budget when it is
 // zero: a candidate is never larger than the original (it has fewer faults,
 // clients, keys...), but a run without faults serves more operations, a few
 // times the original's.
 const (
-	DefaultTimeoutFactor = 20
-	DefaultTimeoutMin    = 30 * time.Second
+	DefaultBudgetFactor = 10
+	DefaultBudgetMin    = 10 * time.Second
 )
 
 // Progress is the state of a shrink after a batch of runs.
@@ -135,11 +143,11 @@ type Report struct {
 	Before, After    Size
 	// Outcome is the shrunk scenario's run.
 	Outcome Outcome
-	// Runs counts the candidate runs (the original's included); TimedOut
-	// those stopped at Options.Timeout.
-	Runs, TimedOut int
-	// Timeout is the bound each candidate run had (Options.Timeout).
-	Timeout time.Duration
+	// Runs counts the candidate runs (the original's included); OverBudget
+	// those stopped at the CPU budget.
+	Runs, OverBudget int
+	// Budget is the CPU time each candidate run had (Options.Budget).
+	Budget time.Duration
 	// Stopped says why the shrink stopped early ("" if it reached a fixpoint).
 	Stopped string
 }
@@ -199,17 +207,17 @@ func clone(s *scenario.Scenario) *scenario.Scenario {
 
 // shrinker is one shrink in progress.
 type shrinker struct {
-	ctx      context.Context
-	run      Runner
-	opt      Options
-	class    string
-	runs     int
-	timedOut int
-	timeout  time.Duration // of a candidate; none while the original runs
-	best     *scenario.Scenario
-	out      Outcome
-	step     string
-	tested   map[string]bool
+	ctx    context.Context
+	run    Runner
+	opt    Options
+	class  string
+	runs   int
+	over   int
+	budget time.Duration // of a candidate; none while the original runs
+	best   *scenario.Scenario
+	out    Outcome
+	step   string
+	tested map[string]bool
 }
 
 // Shrink reduces s, whose run fails, while its run keeps the class of
@@ -225,14 +233,13 @@ func Shrink(ctx context.Context, s *scenario.Scenario, run Runner, opt Options) 
 		return nil, err
 	}
 	k := &shrinker{ctx: ctx, run: run, opt: opt, step: "original", tested: map[string]bool{}}
-	start := time.Now()
 	outs, err := k.runAll([]*scenario.Scenario{s, ex})
 	if err != nil {
 		return nil, fmt.Errorf("shrink: running the original: %w", err)
 	}
-	k.timeout = opt.Timeout
-	if k.timeout == 0 {
-		k.timeout = max(DefaultTimeoutFactor*time.Since(start), DefaultTimeoutMin)
+	k.budget = opt.Budget
+	if k.budget == 0 {
+		k.budget = max(DefaultBudgetFactor*max(outs[0].CPU, outs[1].CPU), DefaultBudgetMin)
 	}
 	rep := &Report{Original: s, Before: SizeOf(ex, outs[0].Ops), Class: Class(outs[0])}
 	switch {
@@ -257,7 +264,7 @@ func Shrink(ctx context.Context, s *scenario.Scenario, run Runner, opt Options) 
 	rep.Shrunk = clone(k.best)
 	rep.Shrunk.Expect = k.out.Verdict
 	rep.Shrunk.Description = fmt.Sprintf("shrunk from %s (seed %d): %s", s.Name, s.Seed, rep.Class)
-	rep.After, rep.Outcome, rep.Runs, rep.TimedOut, rep.Timeout = SizeOf(k.best, k.out.Ops), k.out, k.runs, k.timedOut, k.timeout
+	rep.After, rep.Outcome, rep.Runs, rep.OverBudget, rep.Budget = SizeOf(k.best, k.out.Ops), k.out, k.runs, k.over, k.budget
 	return rep, nil
 }
 
@@ -282,13 +289,8 @@ func (k *shrinker) progress() {
 	}
 }
 
-// errTimeout stops the candidates of a batch still running at Options.Timeout.
-var errTimeout = errors.New("shrink: candidate timeout")
-
-// runAll runs cands (at most the budget left), counting the runs. Once the
-// original has run, the batch is bounded by the candidate timeout
-// (per Parallel candidates): a candidate stopped at it has a zero Outcome, so
-// it does not fail the same way.
+// runAll runs cands (at most the budget of runs left), counting the runs
+// and those stopped at the CPU budget (none while the original runs).
 func (k *shrinker) runAll(cands []*scenario.Scenario) ([]Outcome, error) {
 	var budget error
 	if k.opt.MaxRuns > 0 {
@@ -299,23 +301,12 @@ func (k *shrinker) runAll(cands []*scenario.Scenario) ([]Outcome, error) {
 	if len(cands) == 0 {
 		return nil, budget
 	}
-	ctx := k.ctx
-	if k.timeout > 0 {
-		rounds := (len(cands) + k.opt.Parallel - 1) / k.opt.Parallel
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(k.ctx, time.Duration(rounds)*k.timeout, errTimeout)
-		defer cancel()
-	}
-	outs, err := k.run(ctx, cands)
+	outs, err := k.run(k.ctx, cands, k.budget)
 	k.runs += len(cands)
-	if k.ctx.Err() == nil && errors.Is(context.Cause(ctx), errTimeout) {
-		outs = slices.Grow(outs, len(cands)-len(outs))[:len(cands)]
-		for _, o := range outs {
-			if o == (Outcome{}) {
-				k.timedOut++
-			}
+	for _, o := range outs {
+		if o.OverBudget {
+			k.over++
 		}
-		err = nil
 	}
 	if err == nil {
 		err = k.ctx.Err()

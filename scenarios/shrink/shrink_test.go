@@ -1,7 +1,6 @@
 package shrink
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"slices"
@@ -57,7 +56,7 @@ func TestExplicitIsThePlan(t *testing.T) {
 // faults is of kind on a member, with an operation of kind op named in its
 // reason; its operations are clients × rate × safety.
 func synthetic(kind, op string, runs *int) Runner {
-	return func(_ context.Context, cands []*scenario.Scenario) ([]Outcome, error) {
+	return func(_ context.Context, cands []*scenario.Scenario, _ time.Duration) ([]Outcome, error) {
 		outs := make([]Outcome, len(cands))
 		for i, s := range cands {
 			*runs++
@@ -126,11 +125,11 @@ func TestShrinkBudgetAndInterrupt(t *testing.T) {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	n := 0
 	inner := synthetic("crash", "put", &runs)
-	rep, err = Shrink(ctx, load(t, drawn), func(ctx context.Context, c []*scenario.Scenario) ([]Outcome, error) {
+	rep, err = Shrink(ctx, load(t, drawn), func(ctx context.Context, c []*scenario.Scenario, budget time.Duration) ([]Outcome, error) {
 		if n++; n == 4 {
 			cancel(errors.New("interrupt"))
 		}
-		return inner(ctx, c)
+		return inner(ctx, c, budget)
 	}, Options{Parallel: 2})
 	require.NoError(t, err)
 	require.Equal(t, "interrupt", rep.Stopped)
@@ -141,29 +140,34 @@ func TestShrinkBudgetAndInterrupt(t *testing.T) {
 
 // TestShrinkStopsStalledCandidates: a candidate that does not finish (as a
 // mutant's raft livelock, re-sending megabyte appends thousands of times a
-// simulated second, made one run for minutes) is stopped at Options.Timeout
-// and does not fail the same way; the shrink goes on and finishes. Here a
-// candidate with a crash but no loss never returns until stopped.
+// simulated second, made one run for many minutes) is given a CPU budget, ten
+// times the original's, is stopped at it and does not fail the same way; the
+// shrink goes on and finishes. Here a candidate with a crash but no loss runs
+// until stopped (forever without a budget).
 func TestShrinkStopsStalledCandidates(t *testing.T) {
 	runs := 0
 	inner := synthetic("crash", "put", &runs)
-	stalls := func(s *scenario.Scenario) bool {
-		ks := kinds(s)
-		return s.Faults.Generator == nil && slices.Contains(ks, "crash") && !slices.Contains(ks, "loss")
-	}
-	run := func(ctx context.Context, cands []*scenario.Scenario) ([]Outcome, error) {
-		outs, err := inner(ctx, cands)
+	var budgets []time.Duration
+	run := func(ctx context.Context, cands []*scenario.Scenario, budget time.Duration) ([]Outcome, error) {
+		budgets = append(budgets, budget)
+		outs, err := inner(ctx, cands, budget)
 		for i, c := range cands {
-			if stalls(c) {
-				<-ctx.Done()
-				outs[i] = Outcome{}
+			outs[i].CPU = time.Second
+			ks := kinds(c)
+			if c.Faults.Generator != nil || !slices.Contains(ks, "crash") || slices.Contains(ks, "loss") {
+				continue
 			}
+			if budget == 0 {
+				<-ctx.Done()
+				return outs, ctx.Err()
+			}
+			outs[i] = Outcome{OverBudget: true, CPU: budget}
 		}
-		return outs, cmp.Or(err, ctx.Err())
+		return outs, err
 	}
 	done := make(chan *Report, 1)
 	go func() {
-		rep, err := Shrink(context.Background(), load(t, drawn), run, Options{Parallel: 2, Timeout: 20 * time.Millisecond})
+		rep, err := Shrink(context.Background(), load(t, drawn), run, Options{Parallel: 2})
 		assert.NoError(t, err)
 		done <- rep
 	}()
@@ -171,10 +175,12 @@ func TestShrinkStopsStalledCandidates(t *testing.T) {
 	case rep := <-done:
 		require.NotNil(t, rep)
 		require.Empty(t, rep.Stopped)
-		require.Positive(t, rep.TimedOut)
-		require.Equal(t, 20*time.Millisecond, rep.Timeout)
+		require.Positive(t, rep.OverBudget)
+		require.Equal(t, DefaultBudgetMin, rep.Budget)
+		require.Equal(t, time.Duration(0), budgets[0], "the original runs without a budget")
 		require.ElementsMatch(t, []string{"crash", "loss"}, kinds(rep.Shrunk))
 		require.Equal(t, "not-linearizable/put", Class(rep.Outcome))
+		require.Empty(t, Class(Outcome{Verdict: scenarios.VerdictIllegal, OverBudget: true}))
 	case <-time.After(time.Minute):
 		t.Fatal("the shrink did not finish: a stalled candidate held it")
 	}
