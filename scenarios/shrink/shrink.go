@@ -268,11 +268,13 @@ func Shrink(ctx context.Context, s *scenario.Scenario, run Runner, opt Options) 
 	return rep, nil
 }
 
-// shrink runs the passes until none makes progress.
+// shrink runs the passes until none makes progress. The workload is reduced
+// once before the faults too: a candidate's cost grows with its operations,
+// and ddmin over a long schedule runs many.
 func (k *shrinker) shrink() error {
 	for {
 		before := SizeOf(k.best, k.out.Ops)
-		for _, pass := range []func() error{k.shortenLiveness, k.dropFaults, k.narrowFaults, k.reduceWorkload, k.reduceMix, k.reduceMembers} {
+		for _, pass := range []func() error{k.shortenLiveness, k.reduceWorkload, k.dropFaults, k.narrowFaults, k.reduceWorkload, k.reduceMix, k.reduceMembers} {
 			if err := pass(); err != nil {
 				return err
 			}
