@@ -48,8 +48,9 @@ type Outcome struct {
 type Runner func(ctx context.Context, cands []*scenario.Scenario, budget time.Duration) ([]Outcome, error)
 
 // opKind finds the operation kinds a not-linearizable reason names
-// ("#812 put by c03 via m2").
-var opKind = regexp.MustCompile(`#\d+ ([a-z-]+)`)
+// ("#812 put by c03 via m2", "#3 get (unknown) by c01"), and not the
+// anomaly's own words ("the write #417 has revision 240").
+var opKind = regexp.MustCompile(`#\d+ ([a-z][a-z/-]*)(?: \(\w+\))? by `)
 
 // Class is the class of violation an outcome shows: its verdict, and for a
 // linearizability failure the kind of the first operation its reason names

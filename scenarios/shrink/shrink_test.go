@@ -109,6 +109,9 @@ func TestShrinkSynthetic(t *testing.T) {
 func TestShrinkKeepsOperationKind(t *testing.T) {
 	require.Equal(t, "not-linearizable/get", Class(Outcome{Verdict: scenarios.VerdictIllegal, Reason: "lost write: key \"k\"; #3 get (unknown) by c01 via m2 at 1.0s"}))
 	require.Equal(t, scenarios.VerdictPanic, Class(Outcome{Verdict: scenarios.VerdictPanic, Reason: "member m1 panicked"}))
+	// The anomaly's words are not an operation (this was "not-linearizable/has").
+	require.Equal(t, "not-linearizable/get", Class(Outcome{Verdict: scenarios.VerdictIllegal,
+		Reason: "the write #417 has revision 240: key \"k/001\"; #418 get by c01 via m3 at 29.522s, #417 put by c01 via m3 at 29.497s"}))
 	require.Empty(t, Class(Outcome{Err: "bad"}))
 }
 
