@@ -94,8 +94,11 @@ func duplicatedProposal(t *testing.T, res *scenarios.Result) {
 }
 
 // watchQueue is the queue of the links from the members to the watchers in
-// watch-stream-lost-messages: a burst of watch responses overflows it.
-const watchQueue = 4
+// watch-stream-lost-messages: a second watch response in flight overflows it
+// (a member now gathers a burst into one flush, so a longer queue rarely
+// fills: with 4, two drops were left after the simulator's batching change,
+// both on a stream the watcher had already left).
+const watchQueue = 1
 
 // fullWatchLinks gives the links from the members to the watchers (w01...)
 // a short queue: no fault kind fills a client link.
@@ -117,7 +120,6 @@ var watchDrop = regexp.MustCompile(`(?m)^(\S+) m\d+ drop -> w(\d+) \S+ \(queue\)
 func watchResumedAfterLoss(t *testing.T, res *scenarios.Result) {
 	drops := watchDrop.FindAllSubmatch(res.Trace, -1)
 	require.NotEmpty(t, drops, "no watch response was dropped: the stream never broke")
-	resumed := 0
 	for _, d := range drops {
 		at, err := strconv.ParseFloat(string(d[1]), 64)
 		require.NoError(t, err)
@@ -126,13 +128,12 @@ func watchResumedAfterLoss(t *testing.T, res *scenarios.Result) {
 		dropped := int64(at * float64(time.Second))
 		for _, e := range res.Watch {
 			if e.Watcher == id && e.Type == linearizability.WatchStart && e.Time > dropped && e.Revision > 1 {
-				resumed++
-				break
+				t.Logf("%d watch responses dropped; watcher %d re-watched from revision %d after the drop at %.3fs", len(drops), id, e.Revision, at)
+				return
 			}
 		}
 	}
-	require.Positive(t, resumed, "%d watch responses dropped, but no watcher re-watched after one", len(drops))
-	t.Logf("%d watch responses dropped, %d followed by a re-watch", len(drops), resumed)
+	t.Fatalf("%d watch responses dropped, but no watcher re-watched after one", len(drops))
 }
 
 // renewalRefused: a keep-alive reached a leader after its lease expired, and
