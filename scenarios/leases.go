@@ -42,6 +42,7 @@ type simLeaseClient struct {
 	errs     []string
 	granted  int
 	verified int
+	refused  int // keep-alives answered TTL 0: the lease had expired
 }
 
 type leaseKey struct {
@@ -153,8 +154,12 @@ func (c *simLeaseClient) renew(k *leaseKey) {
 	called := c.now()
 	k.renewals--
 	c.call(store.Request{LeaseKeepAlive: &pb.LeaseKeepAliveRequest{ID: k.lease}}, func(r store.Response) {
-		if r.Err == nil && r.LeaseKeepAlive != nil && r.LeaseKeepAlive.TTL > 0 {
+		switch {
+		case r.Err != nil || r.LeaseKeepAlive == nil:
+		case r.LeaseKeepAlive.TTL > 0:
 			k.protected = max(k.protected, called+time.Duration(r.LeaseKeepAlive.TTL)*time.Second)
+		default:
+			c.refused++ // expired at the leader (its revoke may not have committed yet)
 		}
 	})
 }

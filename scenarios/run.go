@@ -170,6 +170,10 @@ type Result struct {
 	// Panic is the stack of a host's recovered panic (VerdictPanic), for
 	// summary.txt and panic.txt; empty otherwise.
 	Panic string `json:"-"`
+
+	// LeaseRenewalsRefused counts the lease checker's keep-alives answered
+	// TTL 0: a renewal after expiry, refused.
+	LeaseRenewalsRefused int `json:"-"`
 	// FaultsApplied counts the faults of the schedule that were applied;
 	// Skipped lists, once each, the kinds the backend could not express
 	// (their faults were skipped). See Caveat.
@@ -409,7 +413,7 @@ func runSim(c Config, trace bool) (*Result, error) {
 		}
 	}
 	res.tally()
-	res.LeasesGranted, res.LeaseReads = leases.granted, leases.verified
+	res.LeasesGranted, res.LeaseReads, res.LeaseRenewalsRefused = leases.granted, leases.verified, leases.refused
 	var p *sim.Panic
 	if errors.As(runErr, &p) {
 		role := "host"

@@ -37,33 +37,9 @@ func TestSameSeedSameBytes(t *testing.T) {
 	require.NotEqual(t, ha.String(), hc.String(), "different seeds must differ")
 }
 
-// TestRegressionSeeds replays seeds that once caught a bug, named after it.
-func TestRegressionSeeds(t *testing.T) {
-	if testing.Short() {
-		t.Skip("full-length runs; skipped with -short")
-	}
-	cases := []struct {
-		name     string
-		seed     uint64
-		duration time.Duration
-	}{
-		// A duplicated MsgProp made the leader append one put twice.
-		{"duplicated-proposal-applied-twice", 14, 30 * time.Second},
-		// A full client link dropped watch responses; the watcher did not notice
-		// the broken stream and skipped 863 revisions.
-		{"watch-stream-lost-messages", 216, 60 * time.Second},
-		// An isolated leader renewed an expired lease whose revoke was already in
-		// its log; the revoke committed after the heal, inside the promised TTL.
-		{"renewed-expired-lease", 53, 60 * time.Second},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			res, err := RunSim(Config{Seed: c.seed, Duration: c.duration, Faults: chaos.AllKinds})
-			require.NoError(t, err)
-			require.True(t, res.Passed(), "%s: %s", res.Verdict, res.Reason)
-		})
-	}
-}
+// The bugs runs once caught are regression scenarios, each with a check that
+// its triggering event still happens: testdata/regressions and
+// regression_test.go (bare seeds went stale whenever draw order changed).
 
 // TestLeaseCheckCatchesEarlyExpiry: a leader whose clock jumps ahead expires
 // leases early. etcd accepts that (leases follow the leader's clock), so the

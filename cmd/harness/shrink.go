@@ -28,7 +28,7 @@ import (
 func newShrinkCmd() *cobra.Command {
 	var out string
 	var parallel, maxRuns int
-	var maxTime time.Duration
+	var maxTime, budget time.Duration
 	var quiet bool
 	cmd := &cobra.Command{
 		Use:   "shrink DIR|SCENARIO",
@@ -40,12 +40,13 @@ fault schedule is written out, then faults are dropped (delta debugging over the
 schedule), the remaining ones shortened and narrowed, then the workload reduced
 (clients, keys, rate, safety phase, operation kinds) and the cluster (members).
 Every candidate is a scenario run in the simulator, on --parallel worker processes.
-Ctrl-C, --max-runs and --max-time stop it with the smallest scenario found so far.
+Ctrl-C, --max-runs and --max-time stop it with the smallest scenario found so far;
+--budget stops a candidate that spends too much CPU time (it then counts as not failing).
 It writes shrunk.yaml and report.txt to --out and prints the line that replays it.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if parallel < 1 || maxRuns < 0 || maxTime < 0 {
-				return usageError(fmt.Errorf("--parallel %d, --max-runs %d, --max-time %s: want at least one worker and no negative bound", parallel, maxRuns, maxTime))
+			if parallel < 1 || maxRuns < 0 || maxTime < 0 || budget < 0 {
+				return usageError(fmt.Errorf("--parallel %d, --max-runs %d, --max-time %s, --budget %s: want at least one worker and no negative bound", parallel, maxRuns, maxTime, budget))
 			}
 			src, err := shrinkSource(args[0])
 			if err != nil {
@@ -70,13 +71,15 @@ It writes shrunk.yaml and report.txt to --out and prints the line that replays i
 			}
 			pool := newShrinkPool(exe, parallel)
 			defer pool.close()
-			return runShrink(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), src, pool.run, shrink.Options{Parallel: parallel, MaxRuns: maxRuns}, out, !quiet)
+			return runShrink(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), src, pool.run, shrink.Options{Parallel: parallel, MaxRuns: maxRuns, Budget: budget}, out, !quiet)
 		},
 	}
 	cmd.Flags().StringVar(&out, "out", "", "directory for shrunk.yaml and report.txt (default DIR/shrunk, or ./shrunk for a file)")
 	cmd.Flags().IntVar(&parallel, "parallel", runtime.NumCPU(), "worker processes: candidates run at once")
 	cmd.Flags().IntVar(&maxRuns, "max-runs", 500, "stop after this many candidate runs (0: no bound)")
 	cmd.Flags().DurationVar(&maxTime, "max-time", 30*time.Minute, "stop after this long (0: no bound)")
+	cmd.Flags().DurationVar(&budget, "budget", 0, fmt.Sprintf("stop a candidate run that has spent this much CPU time; it then does not fail the same way (0: %d times the original's run, at least %s)",
+		shrink.DefaultBudgetFactor, shrink.DefaultBudgetMin))
 	cmd.Flags().BoolVar(&quiet, "quiet", false, "no progress bar")
 	return cmd
 }
@@ -144,7 +147,11 @@ func shrinkReport(rep *shrink.Report, wall time.Duration, parallel int, path str
 		rep.Before.Ops, rep.After.Ops, 100*rep.Ratio(), rep.Before.Faults, rep.After.Faults, rep.Before.Members, rep.After.Members,
 		scenarios.Seconds(rep.Before.Safety), scenarios.Seconds(rep.After.Safety))
 	fmt.Fprintf(&b, "shrunk run: %s: %s\n", rep.Outcome.Verdict, rep.Outcome.Reason)
-	fmt.Fprintf(&b, "candidate runs: %d in %s on %d workers\n", rep.Runs, wall.Round(time.Millisecond), parallel)
+	fmt.Fprintf(&b, "candidate runs: %d in %s on %d workers", rep.Runs, wall.Round(time.Millisecond), parallel)
+	if rep.OverBudget > 0 {
+		fmt.Fprintf(&b, " (%d stopped at the CPU budget of %s)", rep.OverBudget, rep.Budget.Round(time.Millisecond))
+	}
+	b.WriteString("\n")
 	if rep.Stopped != "" {
 		fmt.Fprintf(&b, "stopped early (%s): the scenario is the smallest found so far\n", rep.Stopped)
 	}
@@ -199,8 +206,9 @@ func (w *shrinkWorker) stop(kill bool) {
 	_ = w.cmd.Wait()
 }
 
-// run runs cands on the pool's workers and returns their outcomes in order.
-func (p *shrinkPool) run(ctx context.Context, cands []*scenario.Scenario) ([]shrink.Outcome, error) {
+// run runs cands on the pool's workers, each with a CPU budget, and returns
+// their outcomes in order.
+func (p *shrinkPool) run(ctx context.Context, cands []*scenario.Scenario, budget time.Duration) ([]shrink.Outcome, error) {
 	outs := make([]shrink.Outcome, len(cands))
 	var wg sync.WaitGroup
 	for i, c := range cands {
@@ -214,7 +222,7 @@ func (p *shrinkPool) run(ctx context.Context, cands []*scenario.Scenario) ([]shr
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			outs[i], w = p.runOne(ctx, w, c)
+			outs[i], w = p.runOne(ctx, w, c, budget)
 			p.idle <- w
 		}()
 	}
@@ -223,8 +231,8 @@ func (p *shrinkPool) run(ctx context.Context, cands []*scenario.Scenario) ([]shr
 }
 
 // runOne runs c on w (started if nil) and returns the worker to reuse (nil
-// if it died or was stopped).
-func (p *shrinkPool) runOne(ctx context.Context, w *shrinkWorker, c *scenario.Scenario) (shrink.Outcome, *shrinkWorker) {
+// if it died or was stopped: a worker that stopped a run at its budget exits).
+func (p *shrinkPool) runOne(ctx context.Context, w *shrinkWorker, c *scenario.Scenario, budget time.Duration) (shrink.Outcome, *shrinkWorker) {
 	b, err := c.Encode()
 	if err != nil {
 		return shrink.Outcome{Err: err.Error()}, w
@@ -234,7 +242,7 @@ func (p *shrinkPool) runOne(ctx context.Context, w *shrinkWorker, c *scenario.Sc
 			return shrink.Outcome{Err: err.Error()}, nil
 		}
 	}
-	line, _ := json.Marshal(shrinkJob{Scenario: string(b)})
+	line, _ := json.Marshal(shrinkJob{Scenario: string(b), Budget: budget})
 	done := make(chan struct{})
 	var o shrink.Outcome
 	go func() {
@@ -259,6 +267,10 @@ func (p *shrinkPool) runOne(ctx context.Context, w *shrinkWorker, c *scenario.Sc
 		w.stop(true)
 		return shrink.Outcome{Err: err.Error()}, nil
 	}
+	if o.OverBudget {
+		w.stop(true)
+		return o, nil
+	}
 	return o, w
 }
 
@@ -270,9 +282,11 @@ func (p *shrinkPool) close() {
 	}
 }
 
-// shrinkJob is one line a shrink worker reads.
+// shrinkJob is one line a shrink worker reads: a scenario file and the CPU
+// time its run may spend (none when zero).
 type shrinkJob struct {
-	Scenario string `json:"scenario"`
+	Scenario string        `json:"scenario"`
+	Budget   time.Duration `json:"budget,omitempty"`
 }
 
 func newShrinkWorkerCmd() *cobra.Command {
@@ -284,19 +298,79 @@ func newShrinkWorkerCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			in := bufio.NewScanner(os.Stdin)
 			in.Buffer(make([]byte, 1<<20), 1<<24)
-			enc := json.NewEncoder(cmd.OutOrStdout())
+			out := &outcomeWriter{enc: json.NewEncoder(cmd.OutOrStdout())}
 			for in.Scan() {
 				var job shrinkJob
 				if err := json.Unmarshal(in.Bytes(), &job); err != nil {
 					return fmt.Errorf("shrink-worker: bad line: %w", err)
 				}
-				if err := enc.Encode(runCandidate(job.Scenario)); err != nil {
+				start := cpuTime()
+				stop := out.watchBudget(start, job.Budget)
+				o := runCandidate(job.Scenario)
+				o.CPU = cpuTime() - start
+				stop()
+				if err := out.write(o); err != nil {
 					return err
 				}
 			}
 			return in.Err()
 		},
 	}
+}
+
+// outcomeWriter writes a shrink worker's outcomes, one a line: the run's, or
+// the budget watcher's when the run spent its budget (then the worker exits,
+// since a simulated run cannot be stopped midway, and the pool starts another).
+type outcomeWriter struct {
+	mu  sync.Mutex
+	enc *json.Encoder
+}
+
+func (w *outcomeWriter) write(o shrink.Outcome) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.enc.Encode(o)
+}
+
+// budgetPoll is how often a shrink worker looks at the CPU time of its run.
+const budgetPoll = 50 * time.Millisecond
+
+// watchBudget stops the process, after writing an OverBudget outcome, once it
+// has spent budget of CPU time since start (never when budget is zero). The
+// returned func ends the watch.
+func (w *outcomeWriter) watchBudget(start, budget time.Duration) (stop func()) {
+	if budget <= 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(budgetPoll)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			if spent := cpuTime() - start; spent >= budget {
+				w.mu.Lock()
+				_ = w.enc.Encode(shrink.Outcome{OverBudget: true, CPU: spent,
+					Err: fmt.Sprintf("stopped at the CPU budget of %s", budget)})
+				os.Exit(0) // holding mu: the run's own outcome is never written
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
+}
+
+// cpuTime is the CPU time (user and system) this process has spent.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // runCandidate runs one scenario file in the simulator, without artifacts.

@@ -62,10 +62,10 @@ func TestShrinkInjectedCrashBug(t *testing.T) {
 	// The shrunk file, run again, fails the same way with far fewer operations.
 	b, err := got.Encode()
 	require.NoError(t, err)
-	outs, err := pool.run(context.Background(), []*scenario.Scenario{got})
+	outs, err := pool.run(context.Background(), []*scenario.Scenario{got}, 0)
 	require.NoError(t, err, string(b))
 	require.Equal(t, scenarios.VerdictPanic, outs[0].Verdict, outs[0].Reason)
-	orig, err := pool.run(context.Background(), []*scenario.Scenario{src})
+	orig, err := pool.run(context.Background(), []*scenario.Scenario{src}, 0)
 	require.NoError(t, err)
 	require.Less(t, outs[0].Ops*10, orig[0].Ops)
 }
@@ -107,6 +107,32 @@ func TestShrinkRefusesPassingRun(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	err = runShrink(context.Background(), &stdout, &stderr, src, pool.run, shrink.Options{Parallel: 1}, t.TempDir(), false)
 	require.ErrorContains(t, err, "the original run passes (seed 3); nothing to shrink")
+}
+
+// TestShrinkWorkerStopsAtBudget: a worker stops a run that has spent its CPU
+// budget and reports it over budget (it does not fail the same way: a
+// mutant's raft livelock once held a worker for minutes), then exits; the
+// pool starts a new worker for the next run.
+func TestShrinkWorkerStopsAtBudget(t *testing.T) {
+	t.Setenv("HAVOC_HARNESS_MAIN", "1")
+	src, err := scenario.Decode(bytes.NewReader([]byte("name: quiet\nseed: 3\nphases:\n  safety: 20s\nworkload:\n  rate: 100\n")))
+	require.NoError(t, err)
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	pool := newShrinkPool(exe, 1)
+	defer pool.close()
+	outs, err := pool.run(context.Background(), []*scenario.Scenario{src, src}, time.Millisecond)
+	require.NoError(t, err)
+	for _, o := range outs {
+		require.True(t, o.OverBudget, "%+v", o)
+		require.GreaterOrEqual(t, o.CPU, time.Millisecond)
+		require.Empty(t, shrink.Class(o))
+	}
+	outs, err = pool.run(context.Background(), []*scenario.Scenario{src}, time.Minute)
+	require.NoError(t, err)
+	require.Equal(t, scenarios.VerdictOK, outs[0].Verdict, "%+v", outs[0])
+	require.False(t, outs[0].OverBudget)
+	require.Positive(t, outs[0].CPU)
 }
 
 func kindsOf(s *scenario.Scenario) []string {

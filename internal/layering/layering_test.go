@@ -97,7 +97,7 @@ var layers = [][]rule{
 	{ // 5: runs, drills and their judgement.
 		{pkg: "scenarios", imports: []string{"chaos", "cluster", "internal/detrand", "internal/testhook", "linearizability",
 			"sim", "store", "store/mvcc"},
-			tests: []string{"cluster/etcdbin", "internal/dockertest", "internal/tamper"}},
+			tests: []string{"cluster/etcdbin", "internal/dockertest", "internal/tamper", "scenarios/scenario"}},
 		// Capacity and latency through clientv3: faults as chaos verbs on the
 		// backend the command started; the end-to-end test starts one.
 		{pkg: "scenarios/bench", imports: []string{"chaos", "cluster", "internal/detrand", "sim", "store"}},

@@ -1,11 +1,13 @@
 // Package shrink reduces a failing simulated run to a small scenario that
 // still fails the same way, in the manner of delta debugging over the
-// scenario's parts: the drawn fault schedule is made explicit, then faults are
-// dropped (ddmin over the schedule), the remaining ones shortened and
-// narrowed, then the workload reduced (clients, keys, rate, safety phase,
-// operation kinds, watchers), then the cluster (fewer members). Every
-// candidate is a scenario file that a Runner runs in the simulator, so every
-// step is deterministic and can be replayed.
+// scenario's parts: the drawn fault schedule is made explicit, the healed
+// phase bounded short (for a safety violation), then faults are dropped
+// (ddmin over the schedule), the remaining ones shortened and narrowed, then
+// the workload reduced (clients, keys, rate, safety phase, operation kinds,
+// watchers), then the cluster (fewer members). Every candidate is a scenario
+// file that a Runner runs in the simulator, so every step is deterministic
+// and can be replayed; only a candidate stopped at its CPU budget
+// (Options.Budget) is judged by the machine's speed (it does not fail).
 package shrink
 
 import (
@@ -31,22 +33,31 @@ type Outcome struct {
 	// Err is set when the candidate could not run (it does not fail the
 	// same way).
 	Err string `json:"error,omitempty"`
+	// CPU is the CPU time the run took (its worker's, when measured).
+	CPU time.Duration `json:"cpu,omitempty"`
+	// OverBudget: the run was stopped when it had spent the CPU budget (it
+	// does not fail the same way).
+	OverBudget bool `json:"over_budget,omitempty"`
 }
 
 // Runner runs each candidate once in the simulator and returns its outcomes,
-// in order. It may run them in parallel. On an interrupt it returns ctx's error
-// with the outcomes it has (a zero Outcome for a run that did not finish).
-type Runner func(ctx context.Context, cands []*scenario.Scenario) ([]Outcome, error)
+// in order. It may run them in parallel. It stops a run that has spent budget
+// of CPU time (none when zero) and reports it OverBudget. On an interrupt it
+// returns ctx's error with the outcomes it has (a zero Outcome for a run that
+// did not finish).
+type Runner func(ctx context.Context, cands []*scenario.Scenario, budget time.Duration) ([]Outcome, error)
 
 // opKind finds the operation kinds a not-linearizable reason names
-// ("#812 put by c03 via m2").
-var opKind = regexp.MustCompile(`#\d+ ([a-z-]+)`)
+// ("#812 put by c03 via m2", "#3 get (unknown) by c01"), and not the
+// anomaly's own words ("the write #417 has revision 240").
+var opKind = regexp.MustCompile(`#\d+ ([a-z][a-z/-]*)(?: \(\w+\))? by `)
 
 // Class is the class of violation an outcome shows: its verdict, and for a
 // linearizability failure the kind of the first operation its reason names
-// ("not-linearizable/put"). A passing or erroring run has class "ok" or "".
+// ("not-linearizable/put"). A passing run has class "ok"; one that could not
+// run or was stopped at its budget has "".
 func Class(o Outcome) string {
-	if o.Err != "" {
+	if o.Err != "" || o.OverBudget {
 		return ""
 	}
 	if o.Verdict == scenarios.VerdictIllegal {
@@ -65,7 +76,26 @@ type Options struct {
 	MaxRuns int
 	// Progress, when set, is called after every batch of runs.
 	Progress func(Progress)
+	// Budget bounds the CPU time of one candidate run: a run that spends it
+	// is stopped (Outcome.OverBudget) and does not fail the same way. When
+	// zero it is DefaultBudgetFactor times the original's run, at least
+	// DefaultBudgetMin. Some candidates cost far more per simulated second
+	// than the run they came from (dropping faults can leave a mutant's raft
+	// leader re-sending megabyte appends to a follower that lost entries it
+	// acknowledged, thousands of times a simulated second), so without a
+	// bound one candidate holds a worker for many minutes. CPU time, not wall
+	// time, so that the judgement does not follow the machine's load.
+	Budget time.Duration
 }
+
+// DefaultBudgetFactor and DefaultBudgetMin make Options.Budget when it is
+// zero: a candidate is never larger than the original (it has fewer faults,
+// clients, keys...), but a run without faults serves more operations, a few
+// times the original's.
+const (
+	DefaultBudgetFactor = 10
+	DefaultBudgetMin    = 10 * time.Second
+)
 
 // Progress is the state of a shrink after a batch of runs.
 type Progress struct {
@@ -114,8 +144,11 @@ type Report struct {
 	Before, After    Size
 	// Outcome is the shrunk scenario's run.
 	Outcome Outcome
-	// Runs counts the candidate runs (the original's included).
-	Runs int
+	// Runs counts the candidate runs (the original's included); OverBudget
+	// those stopped at the CPU budget.
+	Runs, OverBudget int
+	// Budget is the CPU time each candidate run had (Options.Budget).
+	Budget time.Duration
 	// Stopped says why the shrink stopped early ("" if it reached a fixpoint).
 	Stopped string
 }
@@ -180,6 +213,8 @@ type shrinker struct {
 	opt    Options
 	class  string
 	runs   int
+	over   int
+	budget time.Duration // of a candidate; none while the original runs
 	best   *scenario.Scenario
 	out    Outcome
 	step   string
@@ -202,6 +237,10 @@ func Shrink(ctx context.Context, s *scenario.Scenario, run Runner, opt Options) 
 	outs, err := k.runAll([]*scenario.Scenario{s, ex})
 	if err != nil {
 		return nil, fmt.Errorf("shrink: running the original: %w", err)
+	}
+	k.budget = opt.Budget
+	if k.budget == 0 {
+		k.budget = max(DefaultBudgetFactor*max(outs[0].CPU, outs[1].CPU), DefaultBudgetMin)
 	}
 	rep := &Report{Original: s, Before: SizeOf(ex, outs[0].Ops), Class: Class(outs[0])}
 	switch {
@@ -226,15 +265,17 @@ func Shrink(ctx context.Context, s *scenario.Scenario, run Runner, opt Options) 
 	rep.Shrunk = clone(k.best)
 	rep.Shrunk.Expect = k.out.Verdict
 	rep.Shrunk.Description = fmt.Sprintf("shrunk from %s (seed %d): %s", s.Name, s.Seed, rep.Class)
-	rep.After, rep.Outcome, rep.Runs = SizeOf(k.best, k.out.Ops), k.out, k.runs
+	rep.After, rep.Outcome, rep.Runs, rep.OverBudget, rep.Budget = SizeOf(k.best, k.out.Ops), k.out, k.runs, k.over, k.budget
 	return rep, nil
 }
 
-// shrink runs the passes until none makes progress.
+// shrink runs the passes until none makes progress. The workload is reduced
+// once before the faults too: a candidate's cost grows with its operations,
+// and ddmin over a long schedule runs many.
 func (k *shrinker) shrink() error {
 	for {
 		before := SizeOf(k.best, k.out.Ops)
-		for _, pass := range []func() error{k.dropFaults, k.narrowFaults, k.reduceWorkload, k.reduceMix, k.reduceMembers} {
+		for _, pass := range []func() error{k.shortenLiveness, k.reduceWorkload, k.dropFaults, k.narrowFaults, k.reduceWorkload, k.reduceMix, k.reduceMembers} {
 			if err := pass(); err != nil {
 				return err
 			}
@@ -251,7 +292,8 @@ func (k *shrinker) progress() {
 	}
 }
 
-// runAll runs cands (at most the budget left), counting the runs.
+// runAll runs cands (at most the budget of runs left), counting the runs
+// and those stopped at the CPU budget (none while the original runs).
 func (k *shrinker) runAll(cands []*scenario.Scenario) ([]Outcome, error) {
 	var budget error
 	if k.opt.MaxRuns > 0 {
@@ -262,8 +304,13 @@ func (k *shrinker) runAll(cands []*scenario.Scenario) ([]Outcome, error) {
 	if len(cands) == 0 {
 		return nil, budget
 	}
-	outs, err := k.run(k.ctx, cands)
+	outs, err := k.run(k.ctx, cands, k.budget)
 	k.runs += len(cands)
+	for _, o := range outs {
+		if o.OverBudget {
+			k.over++
+		}
+	}
 	if err == nil {
 		err = k.ctx.Err()
 	}
@@ -318,6 +365,26 @@ func (k *shrinker) fails(cands []*scenario.Scenario) ([]bool, error) {
 func (k *shrinker) try(cands []*scenario.Scenario) (bool, error) {
 	i, err := First(cands, k.opt.Parallel, k.fails)
 	return i >= 0, err
+}
+
+// shortLiveness is the healed phase's bound that shortenLiveness tries.
+const shortLiveness = 5 * time.Second
+
+// shortenLiveness bounds the healed phase by shortLiveness when the
+// violation kept is not a liveness one (a safety verdict outranks a cluster
+// that did not converge, so a short bound keeps it). It runs first: every
+// later candidate then spends little on a cluster that never converges (a
+// mutant's raft livelock costs seconds of CPU per simulated second).
+func (k *shrinker) shortenLiveness() error {
+	k.step = "liveness"
+	c, err := k.best.Config()
+	if err != nil || c.LivenessTimeout <= shortLiveness || k.class == scenarios.VerdictNoLiveness || k.class == scenarios.VerdictInconclusive {
+		return err
+	}
+	s := clone(k.best)
+	s.Phases.LivenessTimeout = scenario.Duration(shortLiveness)
+	_, err = k.try([]*scenario.Scenario{s})
+	return err
 }
 
 // dropFaults is ddmin over the fault schedule.

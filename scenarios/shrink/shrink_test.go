@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/havoclab/havoc/scenarios"
@@ -55,7 +56,7 @@ func TestExplicitIsThePlan(t *testing.T) {
 // faults is of kind on a member, with an operation of kind op named in its
 // reason; its operations are clients × rate × safety.
 func synthetic(kind, op string, runs *int) Runner {
-	return func(_ context.Context, cands []*scenario.Scenario) ([]Outcome, error) {
+	return func(_ context.Context, cands []*scenario.Scenario, _ time.Duration) ([]Outcome, error) {
 		outs := make([]Outcome, len(cands))
 		for i, s := range cands {
 			*runs++
@@ -108,6 +109,9 @@ func TestShrinkSynthetic(t *testing.T) {
 func TestShrinkKeepsOperationKind(t *testing.T) {
 	require.Equal(t, "not-linearizable/get", Class(Outcome{Verdict: scenarios.VerdictIllegal, Reason: "lost write: key \"k\"; #3 get (unknown) by c01 via m2 at 1.0s"}))
 	require.Equal(t, scenarios.VerdictPanic, Class(Outcome{Verdict: scenarios.VerdictPanic, Reason: "member m1 panicked"}))
+	// The anomaly's words are not an operation (this was "not-linearizable/has").
+	require.Equal(t, "not-linearizable/get", Class(Outcome{Verdict: scenarios.VerdictIllegal,
+		Reason: "the write #417 has revision 240: key \"k/001\"; #418 get by c01 via m3 at 29.522s, #417 put by c01 via m3 at 29.497s"}))
 	require.Empty(t, Class(Outcome{Err: "bad"}))
 }
 
@@ -119,22 +123,70 @@ func TestShrinkBudgetAndInterrupt(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 7, rep.Runs)
 	require.Contains(t, rep.Stopped, "run budget (7 runs) spent")
-	require.Less(t, rep.After.Faults, 9)
+	require.Less(t, rep.After.Ops, rep.Before.Ops)
 
 	ctx, cancel := context.WithCancelCause(context.Background())
 	n := 0
 	inner := synthetic("crash", "put", &runs)
-	rep, err = Shrink(ctx, load(t, drawn), func(ctx context.Context, c []*scenario.Scenario) ([]Outcome, error) {
+	rep, err = Shrink(ctx, load(t, drawn), func(ctx context.Context, c []*scenario.Scenario, budget time.Duration) ([]Outcome, error) {
 		if n++; n == 4 {
 			cancel(errors.New("interrupt"))
 		}
-		return inner(ctx, c)
+		return inner(ctx, c, budget)
 	}, Options{Parallel: 2})
 	require.NoError(t, err)
 	require.Equal(t, "interrupt", rep.Stopped)
 
 	_, err = Shrink(context.Background(), load(t, drawn), synthetic("bridge", "put", &runs), Options{})
 	require.ErrorContains(t, err, "the original run passes")
+}
+
+// TestShrinkStopsStalledCandidates: a candidate that does not finish (as a
+// mutant's raft livelock, re-sending megabyte appends thousands of times a
+// simulated second, made one run for many minutes) is given a CPU budget, ten
+// times the original's, is stopped at it and does not fail the same way; the
+// shrink goes on and finishes. Here a candidate with a crash but no loss runs
+// until stopped (forever without a budget).
+func TestShrinkStopsStalledCandidates(t *testing.T) {
+	runs := 0
+	inner := synthetic("crash", "put", &runs)
+	var budgets []time.Duration
+	run := func(ctx context.Context, cands []*scenario.Scenario, budget time.Duration) ([]Outcome, error) {
+		budgets = append(budgets, budget)
+		outs, err := inner(ctx, cands, budget)
+		for i, c := range cands {
+			outs[i].CPU = time.Second
+			ks := kinds(c)
+			if c.Faults.Generator != nil || !slices.Contains(ks, "crash") || slices.Contains(ks, "loss") {
+				continue
+			}
+			if budget == 0 {
+				<-ctx.Done()
+				return outs, ctx.Err()
+			}
+			outs[i] = Outcome{OverBudget: true, CPU: budget}
+		}
+		return outs, err
+	}
+	done := make(chan *Report, 1)
+	go func() {
+		rep, err := Shrink(context.Background(), load(t, drawn), run, Options{Parallel: 2})
+		assert.NoError(t, err)
+		done <- rep
+	}()
+	select {
+	case rep := <-done:
+		require.NotNil(t, rep)
+		require.Empty(t, rep.Stopped)
+		require.Positive(t, rep.OverBudget)
+		require.Equal(t, DefaultBudgetMin, rep.Budget)
+		require.Equal(t, time.Duration(0), budgets[0], "the original runs without a budget")
+		require.ElementsMatch(t, []string{"crash", "loss"}, kinds(rep.Shrunk))
+		require.Equal(t, "not-linearizable/put", Class(rep.Outcome))
+		require.Empty(t, Class(Outcome{Verdict: scenarios.VerdictIllegal, OverBudget: true}))
+	case <-time.After(time.Minute):
+		t.Fatal("the shrink did not finish: a stalled candidate held it")
+	}
 }
 
 func TestFold(t *testing.T) {
