@@ -554,6 +554,12 @@ func (n *Node) Crash() {
 
 func (n *Node) commitBackend() {
 	n.observe(PointBeforeCommit)
+	if n.cfg.BackendSync != nil {
+		if err := n.cfg.BackendSync(); err != nil {
+			n.halt(fmt.Errorf("store: commit backend: sync %s: %w", n.cfg.DBPath, err))
+			return
+		}
+	}
 	if err := n.kv.Commit(); err != nil {
 		n.halt(fmt.Errorf("store: commit backend: %w", err))
 		return
