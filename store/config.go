@@ -50,7 +50,7 @@ type Config struct {
 	DBNoSync bool
 	// BackendSync, when set, stands for the fsync of each periodic backend
 	// commit where the backend file is never really synced (the simulator,
-	// DBNoSync): it is called before the batch is committed, and an error
+	// DBNoSync): it is called before a batch with writes is committed, and an error
 	// fails that commit as a failed fdatasync fails bbolt's: the batch is not
 	// committed and the member halts with the error (etcd exits on a failed
 	// backend commit). The simulator's disk faults use it; nil in production.

@@ -554,7 +554,7 @@ func (n *Node) Crash() {
 
 func (n *Node) commitBackend() {
 	n.observe(PointBeforeCommit)
-	if n.cfg.BackendSync != nil {
+	if n.cfg.BackendSync != nil && n.kv.Pending() > 0 {
 		if err := n.cfg.BackendSync(); err != nil {
 			n.halt(fmt.Errorf("store: commit backend: sync %s: %w", n.cfg.DBPath, err))
 			return
