@@ -50,10 +50,11 @@ type Config struct {
 	DBNoSync bool
 	// BackendSync, when set, stands for the fsync of each periodic backend
 	// commit where the backend file is never really synced (the simulator,
-	// DBNoSync): it is called before a batch with writes is committed, and an error
-	// fails that commit as a failed fdatasync fails bbolt's: the batch is not
-	// committed and the member halts with the error (etcd exits on a failed
-	// backend commit). The simulator's disk faults use it; nil in production.
+	// DBNoSync): it is called before a batch with writes is committed and
+	// before a leader's snapshot image replaces the backend, and an error
+	// fails that commit as a failed fdatasync fails bbolt's: nothing is
+	// committed or replaced, and the member halts with the error (etcd exits
+	// on a failed backend commit). The simulator's disk faults use it; nil in production.
 	BackendSync func() error
 	// DBInitialMmapSize is how much of the backend bbolt maps up front (see
 	// mvcc.Options.InitialMmapSize); 0 lets bbolt choose.

@@ -554,17 +554,27 @@ func (n *Node) Crash() {
 
 func (n *Node) commitBackend() {
 	n.observe(PointBeforeCommit)
-	if n.cfg.BackendSync != nil && n.kv.Pending() > 0 {
-		if err := n.cfg.BackendSync(); err != nil {
-			n.halt(fmt.Errorf("store: commit backend: sync %s: %w", n.cfg.DBPath, err))
-			return
-		}
+	if err := n.syncBackend(); err != nil {
+		n.halt(fmt.Errorf("store: commit backend: %w", err))
+		return
 	}
 	if err := n.kv.Commit(); err != nil {
 		n.halt(fmt.Errorf("store: commit backend: %w", err))
 		return
 	}
 	n.observe(PointAfterCommit)
+}
+
+// syncBackend stands for the fsync of a backend commit about to be made
+// (Config.BackendSync; nothing when unset or the batch holds no write).
+func (n *Node) syncBackend() error {
+	if n.cfg.BackendSync == nil || n.kv.Pending() == 0 {
+		return nil
+	}
+	if err := n.cfg.BackendSync(); err != nil {
+		return fmt.Errorf("sync %s: %w", n.cfg.DBPath, err)
+	}
+	return nil
 }
 
 func (n *Node) electionTimeout() time.Duration {
