@@ -135,3 +135,21 @@ func TestSyncFaultAtEveryBoundary(t *testing.T) {
 		})
 	}
 }
+
+// TestOpenStoppedByACrashPointReleasesTheBackend: a runtime that stops a
+// member with a panic while it opens (a crash point in its recovery) can open
+// it again: the backend is not left locked.
+func TestOpenStoppedByACrashPointReleasesTheBackend(t *testing.T) {
+	l := newLoop(t, 1, 61, 0)
+	id := l.waitLeader()
+	l.put(id, "k", "v")
+	l.crash(id)
+	disk := l.disks[id]
+	disk.OnSync(func(string) { panic("crash point") })
+	require.PanicsWithValue(t, "crash point", func() { _, _ = Open(l.config(id, false)) })
+	disk.OnSync(nil)
+	disk.Crash()
+	l.restart(id)
+	l.waitLeader()
+	require.Len(t, l.get(id, "k", false).Kvs, 1)
+}
