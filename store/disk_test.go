@@ -76,6 +76,7 @@ func (r syncFaultRun) run(t *testing.T) bool {
 	if err, halted := l.halts[victim]; halted {
 		require.ErrorIs(t, err, r.wantErr, "k=%d", r.k)
 		require.ErrorIs(t, err, vfs.ErrInjected, "k=%d", r.k)
+		require.NotContains(t, err.Error(), l.dir, "k=%d: a halt names no temporary path (the simulator's traces must replay)", r.k)
 	} else {
 		require.False(t, fired && r.size == 1, "k=%d: the only member met the fault and went on", r.k)
 	}

@@ -103,7 +103,7 @@ func (n *Node) installSnapshot(s *raftpb.Snapshot) error {
 		// backend: a failed sync leaves the old backend in place.
 		if n.cfg.BackendSync != nil {
 			if err := n.cfg.BackendSync(); err != nil {
-				return fmt.Errorf("store: install snapshot at index %d: sync %s: %w", s.GetMetadata().GetIndex(), n.cfg.DBPath, err)
+				return fmt.Errorf("store: install snapshot at index %d: sync: %w", s.GetMetadata().GetIndex(), err)
 			}
 		}
 		if err := n.kv.ReplaceWith(bytes.NewReader(s.GetData())); err != nil {
