@@ -146,6 +146,21 @@ type Membership interface {
 	PromoteMember(member string) error
 }
 
+// Disked is an Injector that can fault its members' disks: slow-fsync,
+// fsync-eio and disk-full need it (torn-write needs Pointed). Each verb
+// returns the heal that undoes only what it broke; when the fault made the
+// member stop (a store stops on a failed fsync or a full log disk, as etcd
+// exits), the heal also restarts it from its disk.
+type Disked interface {
+	// SlowDisk makes member's fsyncs take base/2 to 3/2 base, plus, with
+	// probability tail, a heavy-tailed stall of up to tailMax.
+	SlowDisk(member string, base time.Duration, tail float64, tailMax time.Duration) (heal func() error, err error)
+	// FailSyncs makes member's fsyncs fail with EIO.
+	FailSyncs(member string) (heal func() error, err error)
+	// FillDisk makes member's disk full (ENOSPC).
+	FillDisk(member string) (heal func() error, err error)
+}
+
 // SnapshotWaitMax bounds how long partition-until-snapshot keeps its follower
 // cut off past the window's end, waiting for the leader to compact its log;
 // then it heals and notes that no snapshot was forced.
@@ -289,6 +304,16 @@ func Apply(inj Injector, f Fault) (heal func() error, desc string, err error) {
 		}
 		heal, err := p.ArmCrash(m, f.Point, f.Torn)
 		return heal, fmt.Sprintf("crash %s at %s (torn=%v)", who, f.Point, f.Torn), err
+	case SlowFsync, FsyncEIO, DiskFull:
+		return applyDisk(inj, f, pick(f.Members))
+	case TornWrite:
+		p, ok := inj.(Pointed)
+		if !ok || len(f.Members) == 0 {
+			return nil, "", fmt.Errorf("%w: %s", ErrUnsupported, f.Kind)
+		}
+		m := pick(f.Members)[0]
+		heal, err := p.ArmCrash(m, PointBeforeSync, true)
+		return heal, fmt.Sprintf("tear %s's next write (crash before its sync)", m), err
 	}
 	return nil, "", fmt.Errorf("%w %q", ErrUnknownKind, f.Kind)
 }
@@ -347,6 +372,45 @@ func applyMembership(inj Injector, f Fault, pick func([]int) []string) (func() e
 	default:
 		return func() error { return mb.AddMember(m, false) }, fmt.Sprintf("remove voter %s, a fresh one added at the end", m), nil
 	}
+}
+
+// applyDisk starts a disk fault on every member of ms; its heal ends each.
+func applyDisk(inj Injector, f Fault, ms []string) (func() error, string, error) {
+	d, ok := inj.(Disked)
+	if !ok || len(ms) == 0 {
+		return nil, "", fmt.Errorf("%w: %s", ErrUnsupported, f.Kind)
+	}
+	var heals []func() error
+	var desc string
+	for _, m := range ms {
+		var heal func() error
+		var err error
+		switch f.Kind {
+		case SlowFsync:
+			heal, err = d.SlowDisk(m, f.Latency, f.Rate, SlowFsyncTailMax)
+			desc = fmt.Sprintf("slow fsync on %v (base %s, tail %.3f up to %s)", ms, seconds(f.Latency), f.Rate, seconds(SlowFsyncTailMax))
+		case FsyncEIO:
+			heal, err = d.FailSyncs(m)
+			desc = fmt.Sprintf("fsync fails with EIO on %v", ms)
+		case DiskFull:
+			heal, err = d.FillDisk(m)
+			desc = fmt.Sprintf("disk full on %v", ms)
+		}
+		if err != nil {
+			for _, h := range heals {
+				_ = h()
+			}
+			return nil, "", err
+		}
+		heals = append(heals, heal)
+	}
+	return func() error {
+		var errs []error
+		for _, h := range heals {
+			errs = append(errs, h())
+		}
+		return errors.Join(errs...)
+	}, desc, nil
 }
 
 // applyPowerLoss crashes every member of ms at once; its heal restarts them

@@ -77,7 +77,33 @@ const (
 	// member takes its place (a new ID, added as a voter), so that the cluster
 	// has its size back by the end of the run.
 	RemoveVoter Kind = "remove-voter"
+	// SlowFsync makes the members' fsyncs (log and backend) slow for the
+	// window: each takes a latency drawn per member from Latency (the base:
+	// Base/2 to 3/2 Base) plus, with probability Rate, a heavy tail capped at
+	// SlowFsyncTailMax; the member does nothing else until its sync completes.
+	SlowFsync Kind = "slow-fsync"
+	// FsyncEIO makes a member's fsyncs (log and backend) fail with EIO for the
+	// window; the member must stop on the error (and is restarted from its
+	// disk, losing its unsynced writes, when the window ends).
+	FsyncEIO Kind = "fsync-eio"
+	// DiskFull fills a member's disk for the window (writes that need space
+	// fail with ENOSPC); the member must stop or refuse writes, and is
+	// restarted from its disk if it stopped when space frees up.
+	DiskFull Kind = "disk-full"
+	// TornWrite crashes a member in the middle of its next write to disk (at
+	// its next fsync of unsynced data, which is torn) and restarts it when
+	// the window ends.
+	TornWrite Kind = "torn-write"
 )
+
+// SlowFsyncTailMax caps one slow-fsync stall: past the default election
+// timeout, so that a stalled leader loses its leadership now and then.
+const SlowFsyncTailMax = 1500 * time.Millisecond
+
+// PointBeforeSync is the crash point of torn-write: the member has written to
+// its disk and is about to fsync it. It is not one of CrashPoints (crash-at
+// does not draw it).
+const PointBeforeSync = "before-sync"
 
 // CrashPoints are the protocol steps crash-at may name: the store's observed
 // points (store.Points) and after-append-response, which the runtime sees (the
@@ -89,7 +115,8 @@ var CrashPoints = []string{"vote-persisted", "after-append-response", "snapshot-
 var AllKinds = []Kind{IsolateLeader, PartitionMinority, PartitionMajority, Bridge, OneWay, Loss, Delay, Duplicate, Reorder, Crash, Pause, ClockSkew,
 	KillLeader, PowerLoss, PartitionUntilSnapshot, PauseLeader, ClockJump, CrashAt,
 	ClientPartition, ClientDelay, ClientLoss, ClientStall,
-	MemberReplace, LearnerPromote, RemoveVoter}
+	MemberReplace, LearnerPromote, RemoveVoter,
+	SlowFsync, FsyncEIO, DiskFull, TornWrite}
 
 // Membership reports whether k changes the cluster's membership
 // (member-replace, learner-promote, remove-voter). The generator draws these
@@ -102,6 +129,9 @@ func (k Kind) Membership() bool {
 	}
 	return false
 }
+
+// DiskKinds are the kinds that fault a member's disk (the simulator's only).
+var DiskKinds = []Kind{SlowFsync, FsyncEIO, DiskFull, TornWrite}
 
 // Network reports whether k breaks links (partitions and degradations) rather
 // than members (crashes, pauses, clocks). The generator draws the two classes
@@ -161,10 +191,12 @@ type Fault struct {
 	// paused member, the bridge member first). Empty for leader-relative and
 	// network-wide faults.
 	Members []int `json:"members,omitempty"`
-	// Rate is the probability for loss, duplication and reordering.
+	// Rate is the probability for loss, duplication and reordering, or of a
+	// stall in the heavy tail for slow-fsync.
 	Rate float64 `json:"rate,omitempty"`
 	// Latency is the added delay, the clock offset for clock-skew and
-	// clock-jump, or the gap between restarts for power-loss (zero: together).
+	// clock-jump, the gap between restarts for power-loss (zero: together),
+	// or the base fsync latency of slow-fsync.
 	Latency time.Duration `json:"latency,omitempty"`
 	// DriftPPM is the clock drift for clock-skew.
 	DriftPPM int64 `json:"drift_ppm,omitempty"`
@@ -423,10 +455,17 @@ func drawTargets(rnd *rand.Rand, f *Fault, n int) {
 			side := 1 + rnd.IntN(n-2)
 			f.Members = append([]int{perm[0]}, sortedInts(perm[1:1+side])...)
 		}
-	case OneWay, Crash, Pause, ClockSkew, ClockJump, PartitionUntilSnapshot, ClientStall, MemberReplace, LearnerPromote, RemoveVoter:
+	case OneWay, Crash, Pause, ClockSkew, ClockJump, PartitionUntilSnapshot, ClientStall, MemberReplace, LearnerPromote, RemoveVoter, FsyncEIO, DiskFull, TornWrite:
 		f.Members = []int{perm[0]}
 	case ClientPartition:
 		f.Members = sortedInts(perm[:1+rnd.IntN(max(n-1, 1))])
+	case SlowFsync:
+		// One slow disk, or (one time in four) every member's.
+		k := 1
+		if rnd.IntN(4) == 0 {
+			k = n
+		}
+		f.Members = sortedInts(perm[:k])
 	case CrashAt:
 		if rnd.IntN(2) == 0 {
 			f.Members = []int{perm[0]}
@@ -463,6 +502,9 @@ func drawTargets(rnd *rand.Rand, f *Fault, n int) {
 	case ClockSkew:
 		f.Latency = time.Duration(rnd.IntN(20000)-10000) * time.Millisecond
 		f.DriftPPM = int64(rnd.IntN(2001) - 1000)
+	case SlowFsync:
+		f.Latency = time.Duration(2+rnd.IntN(49)) * time.Millisecond
+		f.Rate = 0.01 + 0.09*rnd.Float64()
 	case ClockJump:
 		// 5 s to 2 min, forward or back: past leases and election timeouts.
 		f.Latency = time.Duration(5000+rnd.IntN(115000)) * time.Millisecond

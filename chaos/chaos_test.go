@@ -415,3 +415,61 @@ func TestGenerateMembershipLane(t *testing.T) {
 type oneMember struct{ *membered }
 
 func (o *oneMember) Members() []string { return []string{"a"} }
+
+// disked is a recorder whose disks can be faulted.
+type disked struct{ pointed }
+
+func (d *disked) SlowDisk(m string, base time.Duration, tail float64, tailMax time.Duration) (func() error, error) {
+	d.calls = append(d.calls, fmt.Sprintf("slow %s %s %.2f %s", m, base, tail, tailMax))
+	return func() error { d.calls = append(d.calls, "fast "+m); return nil }, nil
+}
+
+func (d *disked) FailSyncs(m string) (func() error, error) {
+	d.calls = append(d.calls, "eio "+m)
+	return func() error { d.calls = append(d.calls, "no eio "+m); return nil }, nil
+}
+
+func (d *disked) FillDisk(m string) (func() error, error) {
+	d.calls = append(d.calls, "fill "+m)
+	return func() error { d.calls = append(d.calls, "free "+m); return nil }, nil
+}
+
+func TestApplyDiskFaults(t *testing.T) {
+	for _, k := range DiskKinds {
+		_, _, err := Apply(&recorder{}, Fault{Kind: k, Members: []int{0}})
+		require.ErrorIs(t, err, ErrUnsupported, "%s on a backend without disks", k)
+	}
+	d := &disked{}
+	for _, f := range []Fault{
+		{Kind: SlowFsync, Members: []int{0, 2}, Latency: 5 * time.Millisecond, Rate: 0.25},
+		{Kind: FsyncEIO, Members: []int{1}},
+		{Kind: DiskFull, Members: []int{3}},
+		{Kind: TornWrite, Members: []int{4}},
+	} {
+		heal, _, err := Apply(d, f)
+		require.NoError(t, err, "%s", f.Kind)
+		require.NoError(t, heal())
+	}
+	require.Equal(t, []string{
+		"slow a 5ms 0.25 1.5s", "slow c 5ms 0.25 1.5s", "fast a", "fast c",
+		"eio b", "no eio b", "fill d", "free d",
+		`arm "e" before-sync true`, "disarm before-sync",
+	}, d.calls)
+}
+
+func TestGenerateDiskFaults(t *testing.T) {
+	s := Generate(rand.New(rand.NewPCG(5, 0)), GenerateOptions{Members: 3, Duration: 120 * time.Second, Kinds: DiskKinds})
+	seen := map[Kind]bool{}
+	for _, f := range s {
+		seen[f.Kind] = true
+		require.False(t, f.Kind.Network())
+		require.NotEmpty(t, f.Members, "%v", f)
+		if f.Kind == SlowFsync {
+			require.Positive(t, f.Latency)
+			require.Positive(t, f.Rate)
+		} else {
+			require.Len(t, f.Members, 1, "%v", f)
+		}
+	}
+	require.Len(t, seen, len(DiskKinds), "every disk kind is drawn: %v", s)
+}

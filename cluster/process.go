@@ -792,7 +792,8 @@ func (p *Process) Resume(name string) error {
 func (p *Process) Unsupported() []chaos.Kind { return realUnsupported() }
 
 func realUnsupported() []chaos.Kind {
-	return []chaos.Kind{chaos.Duplicate, chaos.Reorder, chaos.ClockSkew, chaos.ClockJump, chaos.PartitionUntilSnapshot, chaos.CrashAt}
+	return append([]chaos.Kind{chaos.Duplicate, chaos.Reorder, chaos.ClockSkew, chaos.ClockJump, chaos.PartitionUntilSnapshot, chaos.CrashAt},
+		chaos.DiskKinds...)
 }
 
 // SetClock is unsupported: the harness does not control a process's clock.

@@ -128,6 +128,8 @@ type Sim struct {
 	clusterID uint64
 	// op is the operator of membership changes (sim_member.go).
 	op simOperator
+	// stops counts the members' stops on injected disk errors.
+	stops int
 }
 
 // NewSim adds cfg.Members member hosts named m1, m2, ... to w.
@@ -164,8 +166,7 @@ func NewSim(w *sim.World, cfg SimConfig) (*Sim, error) {
 	c.clusterID = membership.ClusterID(ids)
 	w.SetDescriber(c.describe)
 	for _, name := range c.names {
-		disk := vfs.NewMem()
-		m := &simMember{c: c, name: name, disk: disk}
+		m := &simMember{c: c, name: name}
 		for _, im := range initial {
 			if im.Name == name {
 				m.id = im.ID
@@ -173,16 +174,27 @@ func NewSim(w *sim.World, cfg SimConfig) (*Sim, error) {
 		}
 		m.cfg = store.Config{
 			Name: name, InitialCluster: initial, ClientURLs: []string{"http://" + name + ":2379"},
-			FS: disk, WALDir: "member/wal", DBPath: filepath.Join(cfg.Dir, name+".db"), DBNoSync: true,
+			WALDir: "member/wal", DBPath: filepath.Join(cfg.Dir, name+".db"), DBNoSync: true,
 			SnapshotCount: cfg.SnapshotCount, TickInterval: cfg.TickInterval, ElectionTicks: cfg.ElectionTicks,
 			CatchUpEntries: cfg.CatchUpEntries, QuotaBackendBytes: cfg.QuotaBackendBytes, Observe: m.observe,
 			SendEarly: m.sendEarly,
 		}
 		c.members[name] = m
-		h := w.AddHost(name, m)
-		h.SetDisk(disk)
+		w.AddHost(name, m)
+		m.setDisk(vfs.NewMem())
 	}
 	return c, nil
+}
+
+// setDisk gives the member a disk (a fresh one when its slot is wiped): its
+// log's file system, its backend's sync (store.Config.BackendSync) and the
+// torn-write hook, and what a crash of its host crashes.
+func (m *simMember) setDisk(d *vfs.Mem) {
+	m.disk = d
+	m.cfg.FS = d
+	m.cfg.BackendSync = d.SyncExternal
+	d.OnSync(m.onSync)
+	m.c.w.Host(m.name).SetDisk(d)
 }
 
 // Members returns the member host names in order (chaos.Injector).
@@ -370,6 +382,7 @@ func (c *Sim) HealAll() {
 	_ = c.HealNetwork()
 	for _, name := range c.names {
 		h := c.w.Host(name)
+		c.members[name].healDisk()
 		h.SetClock(0, 0)
 		if h.Paused() {
 			h.Resume()
@@ -584,6 +597,7 @@ func (c *Sim) Revision() int64 {
 // Close closes every member's backend.
 func (c *Sim) Close() {
 	for _, name := range c.names {
+		c.members[name].armed = nil // closing syncs the log: no crash point there
 		if m := c.members[name]; m.node != nil {
 			_ = m.node.Close()
 			m.node = nil
@@ -624,6 +638,9 @@ type simMember struct {
 	// gathering is set while work hands the backlog to the node: the inputs
 	// are not flushed one by one.
 	gathering bool
+	// stopped is the injected disk error the member stopped on, as designed
+	// (nil if none): the disk fault's heal restarts it.
+	stopped error
 }
 
 // busyFor makes the member busy for d, then runs then and works through the
@@ -720,14 +737,23 @@ func (m *simMember) crashAt() {
 			o.armed = nil
 		}
 	}
-	if m.node != nil {
-		m.node.Crash()
-		m.node = nil
-	}
+	// The disk crashes first: closing the node's log afterwards syncs nothing.
 	if a.torn {
 		m.host.CrashTorn()
 	} else {
 		m.host.Crash()
+	}
+	if m.node != nil {
+		m.node.Crash()
+		m.node = nil
+	}
+}
+
+// onSync is the disk's hook at each sync of unsynced data: torn-write's crash
+// point, in the middle of the member's write.
+func (m *simMember) onSync(string) {
+	if m.armed != nil && m.armed.point == chaos.PointBeforeSync {
+		panic(crashPoint{m.armed.point})
 	}
 }
 
@@ -735,7 +761,7 @@ func (m *simMember) crashAt() {
 // armed member to pass it crashes there (chaos.Pointed). The heal disarms the
 // point and restarts the member that crashed.
 func (c *Sim) ArmCrash(member, point string, torn bool) (func() error, error) {
-	if !slices.Contains(chaos.CrashPoints, point) {
+	if !slices.Contains(chaos.CrashPoints, point) && point != chaos.PointBeforeSync {
 		return nil, fmt.Errorf("cluster: unknown crash point %q (known: %v)", point, chaos.CrashPoints)
 	}
 	targets := c.names
@@ -789,13 +815,17 @@ func (m *simMember) Start(h *sim.Host) {
 		m.node = nil
 	}
 	m.clients = map[uint64]clientRef{}
-	m.busy, m.backlog, m.gathering = false, nil, false
+	m.busy, m.backlog, m.gathering, m.stopped = false, nil, false, nil
 	m.watches = simWatches{byNode: map[int64]clientRef{}, byClient: map[clientRef]int64{}, seq: map[int64]uint64{}, held: map[int64]bool{}}
 	m.ops = map[uint64]func(store.Response){}
 	m.leader, m.halted = 0, false
 	cfg := m.cfg
 	cfg.Clock = h
 	n, err := store.Open(cfg)
+	if errors.Is(err, vfs.ErrInjected) {
+		m.stop(err)
+		return
+	}
 	if err != nil {
 		m.c.errs = append(m.c.errs, fmt.Errorf("member %s failed to start at %s: %w", m.name, m.c.w.Elapsed(), err))
 		h.Tracef("start failed: %v", err)
@@ -984,19 +1014,28 @@ func (w *simWatches) forget(id int64, ref clientRef) {
 	delete(w.held, id)
 }
 
+// flush collects what the node emitted and sends it, at once or, after a slow
+// fsync (slow-fsync), once the sync completes: the member does nothing else
+// until then, as etcd's raft loop blocks on its fsync.
 func (m *simMember) flush() {
 	syncs := m.disk.Syncs()
 	out := m.node.Drain()
+	d := m.disk.TakeSyncDelay() // slow-fsync
 	if mod := m.c.cfg.Model; mod != nil && mod.Fsync != nil && m.disk.Syncs() > syncs {
-		var d time.Duration
 		for range m.disk.Syncs() - syncs {
 			d += mod.Fsync(m.host.Rand())
 		}
+	}
+	if d > 0 {
 		m.busyFor(d, func() { m.emit(out) })
 	} else {
 		m.emit(out)
 	}
 	if m.node == nil { // crashed at a point emit saw
+		return
+	}
+	if out.Err != nil && errors.Is(out.Err, vfs.ErrInjected) {
+		m.stop(out.Err)
 		return
 	}
 	if out.Err != nil && !m.halted {
@@ -1068,4 +1107,79 @@ func (m *simMember) emit(out store.Output) {
 		}
 		i = j
 	}
+}
+
+// stop ends the member on an injected disk error, as designed: a store halts
+// on a failed fsync or a full log disk (etcd exits), so the process exits, and
+// the host goes down as a crash does (its unsynced writes lost: the strictest
+// case of a process exit followed by a power loss). It is not a member
+// failure: the disk fault's heal restarts the member, and only if that restart
+// fails, or the member stopped on any other error, is the run's verdict
+// member-failure (a panic stays member-panic, whatever it says: the store is
+// meant to stop with an error, not to panic).
+func (m *simMember) stop(err error) {
+	m.c.Notef("%s stopped on an injected disk error at %s: %v", m.name, m.c.w.Elapsed(), err)
+	m.c.stops++
+	m.host.Crash()
+	if m.node != nil {
+		m.node.Crash()
+		m.node = nil
+	}
+	m.stopped = err
+	m.busy, m.backlog = false, nil
+}
+
+// healDisk ends every disk fault of the member.
+func (m *simMember) healDisk() {
+	m.disk.FailSyncs(false)
+	m.disk.Fill(false)
+	m.disk.SetSyncLatency(vfs.Latency{}, nil)
+}
+
+// restartStopped restarts the member if a disk fault stopped it.
+func (m *simMember) restartStopped() error {
+	if m.stopped == nil {
+		return nil
+	}
+	return m.c.Restart(m.name)
+}
+
+// Stops returns how many times a member stopped on an injected disk error.
+func (c *Sim) Stops() int { return c.stops }
+
+// SlowDisk makes member's fsyncs slow (chaos.Disked): each takes a latency
+// drawn from base and the heavy tail with the host's PRNG, and the member
+// waits for it (see flush).
+func (c *Sim) SlowDisk(member string, base time.Duration, tail float64, tailMax time.Duration) (func() error, error) {
+	m := c.members[member]
+	if m == nil {
+		return nil, fmt.Errorf("cluster: no member %q", member)
+	}
+	if base <= 0 || tail < 0 || tail > 1 {
+		return nil, fmt.Errorf("cluster: slow disk: base %s and tail %v (want a positive base and a tail probability)", base, tail)
+	}
+	m.disk.SetSyncLatency(vfs.Latency{Base: base, Tail: tail, TailMax: tailMax}, c.w.Host(member).Rand())
+	return func() error { m.disk.SetSyncLatency(vfs.Latency{}, nil); return nil }, nil
+}
+
+// FailSyncs makes member's fsyncs fail with EIO (chaos.Disked); the heal
+// ends it and restarts the member if it stopped on the error.
+func (c *Sim) FailSyncs(member string) (func() error, error) {
+	m := c.members[member]
+	if m == nil {
+		return nil, fmt.Errorf("cluster: no member %q", member)
+	}
+	m.disk.FailSyncs(true)
+	return func() error { m.disk.FailSyncs(false); return m.restartStopped() }, nil
+}
+
+// FillDisk makes member's disk full (chaos.Disked); the heal frees it and
+// restarts the member if it stopped on the error.
+func (c *Sim) FillDisk(member string) (func() error, error) {
+	m := c.members[member]
+	if m == nil {
+		return nil, fmt.Errorf("cluster: no member %q", member)
+	}
+	m.disk.Fill(true)
+	return func() error { m.disk.Fill(false); return m.restartStopped() }, nil
 }

@@ -271,9 +271,7 @@ func (c *Sim) wipe(m *simMember) {
 	if err := os.Remove(m.cfg.DBPath); err != nil && !errors.Is(err, os.ErrNotExist) {
 		c.errs = append(c.errs, fmt.Errorf("cluster: wipe %s: %w", m.name, err))
 	}
-	m.disk = vfs.NewMem()
-	m.cfg.FS = m.disk
-	h.SetDisk(m.disk)
+	m.setDisk(vfs.NewMem())
 	m.removed = true
 	m.armed = nil
 	delete(c.hashes, m.name)

@@ -303,3 +303,32 @@ func TestMembershipChurnUnderLoad(t *testing.T) {
 	require.Positive(t, replaced, "a slot holds a member with a new ID")
 	t.Logf("%d ops; changes: %v", res.Operations, changes)
 }
+
+// TestDiskFaultsStopRestartAndReplay: a member whose fsync fails or whose disk
+// fills stops on the injected error (no member failure) and is restarted when
+// the window ends; torn-write crashes a member at its next sync; a slow disk
+// leaves the run correct; and the seed replays byte for byte.
+func TestDiskFaultsStopRestartAndReplay(t *testing.T) {
+	s := chaos.Schedule{
+		{At: 2 * time.Second, Duration: 1500 * time.Millisecond, Kind: chaos.SlowFsync, Members: []int{0, 1, 2}, Latency: 30 * time.Millisecond, Rate: 0.1},
+		{At: 4 * time.Second, Duration: time.Second, Kind: chaos.FsyncEIO, Members: []int{0}},
+		{At: 6 * time.Second, Duration: time.Second, Kind: chaos.DiskFull, Members: []int{1}},
+		{At: 8 * time.Second, Duration: time.Second, Kind: chaos.TornWrite, Members: []int{2}},
+	}
+	res, lines := runFaults(t, 21, 11*time.Second, s)
+	for _, c := range []struct {
+		m, stop string
+		at      time.Duration
+	}{{"m1", `^m1 stopped on an injected disk error .*input/output error`, 4 * time.Second}, {"m2", `^m2 stopped on an injected disk error .*no space left`, 6 * time.Second}} {
+		stops := grepTrace(lines, "chaos", c.stop)
+		require.Len(t, stops, 1, c.stop)
+		require.Less(t, stops[0].at, c.at+time.Second)
+		restarts := grepTrace(lines, c.m, `^restart$`)
+		require.Len(t, restarts, 1, c.m)
+		require.Equal(t, c.at+time.Second, restarts[0].at, "%s restarts when the window ends", c.m)
+	}
+	require.Len(t, grepTrace(lines, "m3", `^crash at before-sync$`), 1)
+	again, err := RunSim(Config{Seed: 21, Duration: 11 * time.Second, Trace: true, Schedule: s})
+	require.NoError(t, err)
+	require.Equal(t, string(res.Trace), string(again.Trace), "the seed replays byte for byte (in another temporary directory)")
+}

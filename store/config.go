@@ -48,6 +48,14 @@ type Config struct {
 	// DBNoSync skips fsync on backend commits (safe only where the file cannot be
 	// lost, e.g. the simulator, which crashes the log but not the bbolt file).
 	DBNoSync bool
+	// BackendSync, when set, stands for the fsync of each periodic backend
+	// commit where the backend file is never really synced (the simulator,
+	// DBNoSync): it is called before a batch with writes is committed and
+	// before a leader's snapshot image replaces the backend, and an error
+	// fails that commit as a failed fdatasync fails bbolt's: nothing is
+	// committed or replaced, and the member halts with the error (etcd exits
+	// on a failed backend commit). The simulator's disk faults use it; nil in production.
+	BackendSync func() error
 	// DBInitialMmapSize is how much of the backend bbolt maps up front (see
 	// mvcc.Options.InitialMmapSize); 0 lets bbolt choose.
 	DBInitialMmapSize int

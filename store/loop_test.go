@@ -59,6 +59,11 @@ type loop struct {
 	// through Config.SendEarly (which the loop then sets), before the message
 	// joins the queue.
 	sendEarly func(id uint64, m *raftpb.Message)
+	// backendSync, when set, is every member's Config.BackendSync.
+	backendSync func(id uint64) error
+	// halts, when not nil, collects the members' halts (Output.Err) instead
+	// of failing the test.
+	halts map[uint64]error
 }
 
 func newLoop(t testing.TB, size int, seed uint64, snapCount uint64, opts ...func(*loop)) *loop {
@@ -121,6 +126,7 @@ func (l *loop) config(id uint64, join bool) Config {
 		FS: l.disks[id], WALDir: "wal", DBPath: filepath.Join(l.dir, fmt.Sprintf("%x.db", id)), DBNoSync: true,
 		Clock: l.clock, SnapshotCount: l.snapCnt, CatchUpEntries: 5, ClientURLs: []string{"http://" + l.names[id]},
 		QuotaBackendBytes: l.quota, StreamSnapshots: l.streamSnaps, Observe: l.observer(id), SendEarly: l.early(id),
+		BackendSync: l.backendSyncer(id),
 	}
 }
 
@@ -134,6 +140,13 @@ func (l *loop) early(id uint64) func([]*raftpb.Message) {
 		}
 		l.queue = append(l.queue, ms...)
 	}
+}
+
+func (l *loop) backendSyncer(id uint64) func() error {
+	if l.backendSync == nil {
+		return nil
+	}
+	return func() error { return l.backendSync(id) }
 }
 
 func (l *loop) observer(id uint64) func(Point) {
@@ -183,7 +196,11 @@ func (l *loop) isolate(id uint64, on bool) {
 func (l *loop) drain() {
 	for _, id := range l.ids() {
 		out := l.nodes[id].Drain()
-		require.NoError(l.t, out.Err)
+		if l.halts != nil && out.Err != nil {
+			l.halts[id] = out.Err
+		} else {
+			require.NoError(l.t, out.Err)
+		}
 		for _, si := range out.Snapshots {
 			require.Empty(l.t, si.Message.GetSnapshot().GetData(), "a streamed snapshot's message has no image")
 			var buf bytes.Buffer

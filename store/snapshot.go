@@ -99,6 +99,13 @@ func (n *Node) installSnapshot(s *raftpb.Snapshot) error {
 	}
 	// The mutant takes the snapshot's place in the log but keeps its old state.
 	if !mutant.On(mutant.SnapshotNoReload) {
+		// The image goes to a file of its own, synced before it replaces the
+		// backend: a failed sync leaves the old backend in place.
+		if n.cfg.BackendSync != nil {
+			if err := n.cfg.BackendSync(); err != nil {
+				return fmt.Errorf("store: install snapshot at index %d: sync: %w", s.GetMetadata().GetIndex(), err)
+			}
+		}
 		if err := n.kv.ReplaceWith(bytes.NewReader(s.GetData())); err != nil {
 			return fmt.Errorf("store: install snapshot at index %d: %w", s.GetMetadata().GetIndex(), err)
 		}
@@ -131,6 +138,10 @@ func (n *Node) installSnapshot(s *raftpb.Snapshot) error {
 // compacts the in-memory log and the WAL behind it.
 func (n *Node) maybeSnapshot() {
 	if n.halted != nil || n.applied-n.snapIndex < n.cfg.SnapshotCount {
+		return
+	}
+	if err := n.syncBackend(); err != nil {
+		n.halt(fmt.Errorf("store: commit before snapshot: %w", err))
 		return
 	}
 	if err := n.kv.Commit(); err != nil {

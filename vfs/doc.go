@@ -12,6 +12,10 @@
 //   - Missing names give errors wrapping fs.ErrNotExist, names that must not
 //     exist give errors wrapping fs.ErrExist, a full disk gives an error
 //     wrapping ErrNoSpace (and syscall.ENOSPC), a closed handle ErrClosed.
+//   - Mem also injects the simulator's disk faults (FailSyncs: EIO with
+//     Linux's fsyncgate semantics; Fill: ENOSPC; SetSyncLatency: slow
+//     fsync; OnSync: a hook to crash in the middle of a write); every error
+//     a fault causes wraps ErrInjected as well as its errno.
 //   - A File is used by one goroutine at a time; Mem is not safe for
 //     concurrent use at all (the simulator drives it from one goroutine).
 package vfs

@@ -28,6 +28,7 @@ type Mem struct {
 	capacity int64  // 0 = unlimited
 	used     int64  // bytes held by linked files
 	syncs    int64  // File.Sync calls that succeeded
+	faults   memFaults
 }
 
 type memNode struct {
@@ -41,6 +42,8 @@ type memNode struct {
 	shared       bool
 	dirty        bool
 	links        int // directory entries naming this file
+	// lost are the byte ranges whose last sync failed (see FailSyncs).
+	lost []lostRange
 
 	// Directories.
 	children, syncedChildren map[string]*memNode
@@ -84,6 +87,7 @@ func (m *Mem) CrashTorn(rnd *rand.Rand) {
 
 func (m *Mem) crash(rnd *rand.Rand) {
 	m.gen++
+	m.faults.delay = 0
 	// 1. Rebuild the tree from the synced directory entries, visiting names
 	//    in sorted order and every node once (a non-durable rename can leave a
 	//    node named in two directories), counting links afresh.
@@ -116,8 +120,10 @@ func (m *Mem) crash(rnd *rand.Rand) {
 }
 
 func (n *memNode) revert(rnd *rand.Rand) {
+	lost := len(n.lost) > 0 // a failed sync's bytes never reach the disk, torn or not
+	n.lost = nil
 	unsynced := len(n.data) - len(n.synced)
-	if rnd != nil && !n.dirty && unsynced > 0 {
+	if rnd != nil && !n.dirty && !lost && unsynced > 0 {
 		if keep := rnd.IntN(unsynced + 1); keep > 0 {
 			d := bytes.Clone(n.data[:len(n.synced)+keep])
 			if rnd.IntN(2) == 0 {
@@ -354,13 +360,25 @@ func (m *Mem) SyncDir(dir string) error {
 	if err != nil {
 		return err
 	}
+	if err := m.syncFault(); err != nil {
+		return &fs.PathError{Op: "syncdir", Path: dir, Err: err}
+	}
 	n.syncedChildren = maps.Clone(n.children)
 	return nil
 }
 
-// fits reports whether growing n by grow bytes stays within capacity.
-func (m *Mem) fits(n *memNode, grow int64) bool {
-	return grow <= 0 || n.links == 0 || m.capacity == 0 || m.used+grow <= m.capacity
+// noSpace returns the error of growing n by grow bytes past the capacity, or
+// on a full disk (Fill); nil if it fits.
+func (m *Mem) noSpace(n *memNode, grow int64) error {
+	switch {
+	case grow <= 0 || n.links == 0:
+		return nil
+	case m.faults.full:
+		return injected{ErrNoSpace}
+	case m.capacity != 0 && m.used+grow > m.capacity:
+		return ErrNoSpace
+	}
+	return nil
 }
 
 // writeAt writes p at off, zero-filling any hole, keeping synced intact.
@@ -375,6 +393,7 @@ func (m *Mem) writeAt(n *memNode, off int, p []byte) {
 		}
 	}
 	old := len(n.data)
+	n.rewritten(min(off, old), off+len(p))
 	if off > old {
 		n.data = append(n.data, make([]byte, off-old)...)
 	}
@@ -393,6 +412,7 @@ func (m *Mem) truncate(n *memNode, size int) {
 	if size < len(n.synced) {
 		n.dirty = true
 	}
+	n.cut(size)
 	if n.links > 0 {
 		m.used -= int64(len(n.data) - size)
 	}
@@ -400,9 +420,19 @@ func (m *Mem) truncate(n *memNode, size int) {
 }
 
 func (m *Mem) sync(n *memNode) {
+	if len(n.lost) > 0 {
+		// Bytes of a failed sync stay off the disk: the durable copy differs
+		// from data, so data no longer extends it.
+		n.synced = n.durable()
+		n.shared, n.dirty = false, true
+		return
+	}
 	n.synced = n.data[:len(n.data):len(n.data)]
 	n.shared, n.dirty = true, false
 }
+
+// unsynced reports whether n holds data its last Sync did not make durable.
+func (n *memNode) unsynced() bool { return n.dirty || len(n.data) != len(n.synced) }
 
 // memFile is a handle on a Mem file.
 type memFile struct {
@@ -462,8 +492,8 @@ func (f *memFile) Write(p []byte) (int, error) {
 	if f.appendMode {
 		f.pos = int64(len(f.n.data))
 	}
-	if !f.m.fits(f.n, f.pos+int64(len(p))-int64(len(f.n.data))) {
-		return 0, &fs.PathError{Op: "write", Path: f.name, Err: ErrNoSpace}
+	if err := f.m.noSpace(f.n, f.pos+int64(len(p))-int64(len(f.n.data))); err != nil {
+		return 0, &fs.PathError{Op: "write", Path: f.name, Err: err}
 	}
 	f.m.writeAt(f.n, int(f.pos), p)
 	f.pos += int64(len(p))
@@ -482,6 +512,13 @@ func (f *memFile) Sync() error {
 	if err := f.check("sync", false); err != nil {
 		return err
 	}
+	if f.m.faults.onSync != nil && f.n.unsynced() {
+		f.m.faults.onSync(f.name)
+	}
+	if err := f.m.syncFault(); err != nil {
+		f.n.loseUnsynced()
+		return &fs.PathError{Op: "sync", Path: f.name, Err: err}
+	}
 	f.m.sync(f.n)
 	f.m.syncs++
 	return nil
@@ -499,8 +536,8 @@ func (f *memFile) Truncate(size int64) error {
 	if size < 0 {
 		return &fs.PathError{Op: "truncate", Path: f.name, Err: fs.ErrInvalid}
 	}
-	if !f.m.fits(f.n, size-int64(len(f.n.data))) {
-		return &fs.PathError{Op: "truncate", Path: f.name, Err: ErrNoSpace}
+	if err := f.m.noSpace(f.n, size-int64(len(f.n.data))); err != nil {
+		return &fs.PathError{Op: "truncate", Path: f.name, Err: err}
 	}
 	f.m.truncate(f.n, int(size))
 	return nil

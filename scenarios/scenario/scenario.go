@@ -287,7 +287,8 @@ func (s *Scenario) Backends() []string {
 
 // simOnlyKinds are the kinds real backends cannot express (as
 // cluster.Process.Unsupported lists them).
-var simOnlyKinds = []chaos.Kind{chaos.Duplicate, chaos.Reorder, chaos.ClockSkew, chaos.ClockJump, chaos.PartitionUntilSnapshot}
+var simOnlyKinds = append([]chaos.Kind{chaos.Duplicate, chaos.Reorder, chaos.ClockSkew, chaos.ClockJump, chaos.PartitionUntilSnapshot},
+	chaos.DiskKinds...)
 
 // notOnDocker are the kinds processes express but Docker does not (as
 // cluster.Docker.Unsupported adds them): the membership changes.
@@ -516,11 +517,14 @@ var needsMembers = map[chaos.Kind]string{
 	chaos.PowerLoss:       "the members that lose power",
 	chaos.ClientPartition: "the members the clients are cut from", chaos.ClientStall: "the member the clients stop reading",
 	chaos.MemberReplace: "one member", chaos.LearnerPromote: "one member", chaos.RemoveVoter: "one member",
+	chaos.SlowFsync: "the members whose disks are slow", chaos.FsyncEIO: "one member", chaos.DiskFull: "one member",
+	chaos.TornWrite: "one member",
 }
 
 // oneMember are the kinds that take exactly one member.
 var oneMember = []chaos.Kind{chaos.Crash, chaos.Pause, chaos.ClockSkew, chaos.ClockJump, chaos.PartitionUntilSnapshot, chaos.ClientStall,
-	chaos.MemberReplace, chaos.LearnerPromote, chaos.RemoveVoter}
+	chaos.MemberReplace, chaos.LearnerPromote, chaos.RemoveVoter,
+	chaos.FsyncEIO, chaos.DiskFull, chaos.TornWrite}
 
 // clockKinds take an offset; tornKinds may tear a write.
 var (

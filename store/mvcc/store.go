@@ -381,6 +381,10 @@ func (s *Store) Abort() error {
 	return err
 }
 
+// Pending returns the number of bucket writes in the open batch (0: a
+// commit has nothing to write).
+func (s *Store) Pending() int { return s.writes }
+
 // Closed reports whether the store can no longer be used (closed, aborted, or
 // a Defragment that could not reopen the file).
 func (s *Store) Closed() bool { return s.tx == nil }
