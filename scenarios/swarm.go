@@ -20,13 +20,14 @@ func swarmRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 0x5a4
 // testing does: the cluster size (1, 3 or 5), the tick and election timeout,
 // the snapshot interval and the log kept for slow followers (short enough
 // that a follower cut off for a few seconds is caught up by a snapshot), the
-// backend quota, a non-empty subset of the fault kinds, a subset of the
+// backend quota, a non-empty subset of the fault kinds, the traffic profile
+// (etcd and kubernetes twice as often as leases, admin and watch-heavy), a subset of the
 // profile's operation mix holding at least one write and one read, the rate,
 // clients and keys; then, last, which membership kinds are enabled (so that
 // the draws before them are what they were before those kinds existed).
-// Seed, duration, profile and the output fields stay base's. The result is
-// validated and holds every drawn value, so that scenario.FromConfig writes a
-// file that replays it without the swarm.
+// Seed, duration and the output fields stay base's. The result is validated
+// and holds every drawn value, so that scenario.FromConfig writes a file that
+// replays it without the swarm.
 func Swarm(base Config) (Config, error) {
 	c := base
 	if err := c.Validate(); err != nil {
@@ -47,6 +48,7 @@ func Swarm(base Config) (Config, error) {
 			}
 		}
 	}
+	c.Workload.Profile = pick(r, []string{ProfileEtcd, ProfileEtcd, ProfileKubernetes, ProfileKubernetes, ProfileLeases, ProfileAdmin, ProfileWatchHeavy})
 	c.Workload.Mix = swarmMix(r, Profiles[c.Workload.Profile])
 	c.Workload.Rate = float64(pick(r, []int{250, 500, 1000, 1000, 1000, 2000}))
 	c.Workload.Clients = pick(r, []int{1, 2, 4, 8, 16, 16, 32})
@@ -130,8 +132,12 @@ func SwarmLine(c Config) string {
 	if c.CatchUpEntries > 0 {
 		catchUp = strconv.FormatUint(c.CatchUpEntries, 10)
 	}
-	return fmt.Sprintf("config: members=%d tick=%s election-ticks=%d snapshot-count=%d catch-up=%s quota=%d rate=%s clients=%d keys=%d lease-keys=%d faults=%s ops=%s",
-		c.Members, c.TickInterval, c.ElectionTicks, c.SnapshotCount, catchUp, c.QuotaBackendBytes,
+	profile := c.Workload.Profile
+	if profile == "" {
+		profile = ProfileEtcd
+	}
+	return fmt.Sprintf("config: members=%d tick=%s election-ticks=%d snapshot-count=%d catch-up=%s quota=%d profile=%s rate=%s clients=%d keys=%d lease-keys=%d faults=%s ops=%s",
+		c.Members, c.TickInterval, c.ElectionTicks, c.SnapshotCount, catchUp, c.QuotaBackendBytes, profile,
 		strconv.FormatFloat(c.Workload.Rate, 'g', -1, 64), c.Workload.Clients, c.Workload.Keys, c.Workload.LeaseKeys,
 		faults, strings.Join(ops, ","))
 }

@@ -85,6 +85,9 @@ every site is a constant false without the tag.`,
 			if _, err := f.config(1); err != nil {
 				return usageError(err)
 			}
+			if err := f.swarmConflict(cmd.Flags()); err != nil {
+				return usageError(err)
+			}
 			if binary == "" {
 				dir, err := os.MkdirTemp("", "havoc-mutants-")
 				if err != nil {
@@ -108,6 +111,7 @@ every site is a constant false without the tag.`,
 			return mutantTable(out, results, len(all))
 		},
 	}
+	f.swarmDefault = true
 	f.register(cmd, false, false)
 	rf.register(cmd)
 	cmd.Flags().StringVar(&list, "mutants", "all", "mutants to hunt: all, or a comma list (see --list)")

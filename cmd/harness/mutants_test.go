@@ -71,7 +71,7 @@ func TestMutantsCatchesCheapMutant(t *testing.T) {
 	}
 	var stdout, stderr bytes.Buffer
 	code := execute([]string{"mutants", "--mutants", string(mutant.ApplyUncommitted), "--seeds", "1-3",
-		"--parallel", "1", "--out", t.TempDir()}, &stdout, &stderr)
+		"--swarm=false", "--parallel", "1", "--out", t.TempDir()}, &stdout, &stderr)
 	require.Equal(t, exitOK, code, "stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
 	assert.Regexp(t, `apply-uncommitted\s+caught`, stdout.String())
 	assert.Contains(t, stdout.String(), "reproduce: HAVOC_MUTANT=apply-uncommitted go run -tags havoc_mutants ./cmd/harness run --seed")

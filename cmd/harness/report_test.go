@@ -73,7 +73,7 @@ func TestSweepJUnitHasReproduceLine(t *testing.T) {
 	dir, out := t.TempDir(), t.TempDir()
 	junit, js := filepath.Join(dir, "junit.xml"), filepath.Join(dir, "r.json")
 	code, stdout, stderr := harness(t, "sweep", "--seeds", "1-2", "--parallel", "2", "--full-artifacts", "0", "--duration", "3s",
-		"--clients", "2", "--faults", "none", "--rate", "100", "--out", out, "--junit", junit, "--json", js)
+		"--swarm=false", "--clients", "2", "--faults", "none", "--rate", "100", "--out", out, "--junit", junit, "--json", js)
 	require.Equal(t, exitViolation, code, "%s%s", stdout, stderr)
 	require.Contains(t, stderr, "progress: 2/2 seeds, 2 not ok", "a log gets progress lines")
 	b, err := os.ReadFile(junit)
@@ -115,7 +115,7 @@ func comparable(cs []report.Case) []report.Case {
 // seeds, verdicts, reasons and reproduce lines as the same sweep unsharded.
 func TestShardsMergeToTheWholeSweep(t *testing.T) {
 	t.Setenv("HAVOC_HARNESS_MAIN", "1")
-	args := []string{"sweep", "--seeds", "1-6", "--parallel", "2", "--full-artifacts", "0", "--duration", "3s", "--clients", "2", "--quiet"}
+	args := []string{"sweep", "--seeds", "1-6", "--parallel", "2", "--full-artifacts", "0", "--duration", "3s", "--swarm=false", "--clients", "2", "--quiet"}
 	whole := t.TempDir()
 	code, stdout, stderr := harness(t, append(args, "--out", whole)...)
 	require.Contains(t, []int{exitOK, exitViolation, exitInconclusive}, code, "%s%s", stdout, stderr)
@@ -153,7 +153,7 @@ func TestShardsMergeToTheWholeSweep(t *testing.T) {
 func TestSweepTimeBox(t *testing.T) {
 	t.Setenv("HAVOC_HARNESS_MAIN", "1")
 	out := t.TempDir()
-	code, stdout, stderr := harness(t, "sweep", "--seeds", "1-4", "--parallel", "1", "--for", "1ns", "--duration", "3s", "--clients", "2",
+	code, stdout, stderr := harness(t, "sweep", "--seeds", "1-4", "--parallel", "1", "--for", "1ns", "--duration", "3s", "--swarm=false", "--clients", "2",
 		"--faults", "none", "--quiet", "--out", out)
 	require.Equal(t, exitOK, code, "%s%s", stdout, stderr)
 	require.Contains(t, stdout, "time box --for 1ns: ran 1 of 4 seeds\n")

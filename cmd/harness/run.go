@@ -62,8 +62,8 @@ func (f *runFlags) register(cmd *cobra.Command, withSeed, withKeep bool) {
 	if withKeep {
 		fl.BoolVar(&f.keep, "keep", false, "write the artifacts of a passing run too")
 	}
-	fl.BoolVar(&f.swarm, "swarm", f.swarmDefault, "draw the configuration from the seed (cluster size, timing, snapshots, quota, fault and operation kinds, rate, clients, keys); "+
-		"ignored with --scenario, whose file holds a drawn configuration")
+	fl.BoolVar(&f.swarm, "swarm", f.swarmDefault, "draw the configuration from the seed (cluster size, timing, snapshots, quota, fault kinds, profile and operation kinds, rate, clients, keys; "+
+		"--swarm=false for the fixed configuration of the flags); ignored with --scenario, whose file holds a drawn configuration")
 	fl.StringVar(&f.scenario, "scenario", "", "scenario file, or library scenario name (harness scenarios); flags given explicitly override its fields")
 	fl.VisitAll(func(fl *pflag.Flag) {
 		if !before[fl.Name] {
@@ -106,6 +106,23 @@ func kindNames() string {
 		s += string(k)
 	}
 	return s
+}
+
+// swarmDrawn are the run flags whose values a swarm run draws instead.
+var swarmDrawn = []string{"nodes", "clients", "faults", "rate", "profile"}
+
+// swarmConflict refuses a flag given explicitly that --swarm would replace
+// by its draw (a silent override would run something else than asked).
+func (f *runFlags) swarmConflict(fs *pflag.FlagSet) error {
+	if !f.swarm || f.scenario != "" {
+		return nil
+	}
+	for _, n := range swarmDrawn {
+		if fs.Changed(n) {
+			return fmt.Errorf("--%s: --swarm draws it from the seed; add --swarm=false to set it", n)
+		}
+	}
+	return nil
 }
 
 // config is the scenario the flags describe. Zero and negative counts,
@@ -286,6 +303,9 @@ Faults a real process cannot suffer (clock skew, duplication, reordering) are sk
 and logged.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := f.swarmConflict(cmd.Flags()); err != nil {
+				return usageError(err)
+			}
 			c, sc, err := f.effective(cmd.Flags(), 0, &bf)
 			if err != nil {
 				return usageError(err)

@@ -91,6 +91,9 @@ func newSweepCmd() *cobra.Command {
 		Long: `Run every seed of --seeds in the simulator, one worker process per core (a simulated
 world owns process-wide state, so worlds never share a process), with a progress bar,
 then print a summary table and the failing seeds with the line that reproduces each.
+Each seed draws its configuration (--swarm, on by default: cluster size, timing,
+snapshots, fault kinds, profile, operation kinds, load); --swarm=false runs the fixed
+configuration of --nodes, --clients, --faults, --rate and --profile instead.
 Every failing seed leaves a summary in --out (seed, config.json, schedule.txt,
 summary.txt); the first --full-artifacts failing seeds in seed order also get their
 history, watch events and trace (rebuilt by re-running them traced).
@@ -137,6 +140,12 @@ a check was inconclusive (see harness --help).`,
 				return usageError(err)
 			}
 			real := bf.backend != "sim"
+			if real && !cmd.Flags().Changed("swarm") {
+				f.swarm = false // a real sweep runs the flags' configuration unless told --swarm
+			}
+			if err := f.swarmConflict(cmd.Flags()); err != nil {
+				return usageError(err)
+			}
 			if real {
 				if !cmd.Flags().Changed("duration") && f.scenario == "" {
 					_ = cmd.Flags().Set("duration", realSweepDuration.String())
@@ -186,6 +195,7 @@ a check was inconclusive (see harness --help).`,
 			return sweepWith(cmd.OutOrStdout(), cmd.ErrOrStderr(), o)
 		},
 	}
+	f.swarmDefault = true
 	f.register(cmd, false, false)
 	bf.register(cmd)
 	cmd.Flags().StringVar(&seeds, "seeds", "1-100", "seeds to run: 1-1000, 7, or a comma list")

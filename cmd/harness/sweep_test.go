@@ -10,7 +10,8 @@ import (
 )
 
 // TestSweepPassesEveryRunFlag: the sweep hands each of its run flags, with its
-// effective value, to its workers (the list used to be kept by hand).
+// effective value, to its workers (the list used to be kept by hand); a
+// sweep draws each seed's configuration unless told --swarm=false.
 func TestSweepPassesEveryRunFlag(t *testing.T) {
 	root, _, _ := newRoot()
 	sweep, _, err := root.Find([]string{"sweep"})
@@ -18,10 +19,11 @@ func TestSweepPassesEveryRunFlag(t *testing.T) {
 	require.NoError(t, sweep.ParseFlags([]string{"--nodes", "5", "--rate", "1234.5", "--duration", "90s", "--faults", "crash", "--clients", "4", "--out", "x"}))
 	names := []string{"nodes", "clients", "duration", "faults", "out", "profile", "rate", "scenario", "swarm"}
 	args := workerArgs(sweep.Flags(), names)
-	require.Equal(t, []string{"sweep-worker", "--nodes=5", "--clients=4", "--duration=1m30s", "--faults=crash", "--out=x", "--profile=etcd", "--rate=1234.5", "--scenario=", "--swarm=false"}, args)
+	require.Equal(t, []string{"sweep-worker", "--nodes=5", "--clients=4", "--duration=1m30s", "--faults=crash", "--out=x", "--profile=etcd", "--rate=1234.5", "--scenario=", "--swarm=true"}, args)
 
 	var f runFlags
 	f.register(&cobra.Command{Use: "bare"}, false, false)
+	require.False(t, f.swarm, "run and the worker run the flags' configuration unless told --swarm")
 	require.ElementsMatch(t, names, f.names, "the sweep's run flags are the worker's")
 	w2 := newSweepWorkerCmd()
 	require.NoError(t, w2.ParseFlags(args[1:]))
@@ -63,4 +65,18 @@ func TestSweepFullArtifactBudget(t *testing.T) {
 	}
 	require.FileExists(t, filepath.Join(out, "seed-1", "trace.log.gz"))
 	require.FileExists(t, filepath.Join(out, "seed-1", "history.json.gz"))
+}
+
+// TestSwarmRefusesDrawnFlags: with --swarm (a sweep's default) a flag the
+// draw replaces is refused with a one-line usage error rather than ignored;
+// with --swarm=false it is taken.
+func TestSwarmRefusesDrawnFlags(t *testing.T) {
+	for _, n := range swarmDrawn {
+		code, _, errOut := harness(t, "sweep", "--seeds", "1", "--"+n+"=1", "--out", "")
+		require.Equal(t, exitUsage, code, n)
+		require.Contains(t, errOut, "--"+n+": --swarm draws it from the seed; add --swarm=false to set it")
+		code, _, errOut = harness(t, "run", "--swarm", "--"+n+"=1", "--out", "")
+		require.Equal(t, exitUsage, code, n)
+		require.Contains(t, errOut, "--swarm=false")
+	}
 }

@@ -13,7 +13,8 @@ import (
 
 // TestSwarmDrawIsValidAndRoundTrips: over 1000 seeds the swarm draw is a
 // function of the seed, always valid, within its ranges (a non-empty subset
-// of the fault kinds, a mix with a read and a write), and its scenario file
+// of the fault kinds, every profile drawn, a mix of the drawn profile's with
+// a read and a write), and its scenario file
 // decodes to the same configuration, so a failing seed replays without the
 // swarm.
 func TestSwarmDrawIsValidAndRoundTrips(t *testing.T) {
@@ -23,10 +24,10 @@ func TestSwarmDrawIsValidAndRoundTrips(t *testing.T) {
 	}
 	reads := []linearizability.Kind{linearizability.KindGet, linearizability.KindRange}
 	writes := []linearizability.Kind{linearizability.KindPut, linearizability.KindDelete, linearizability.KindCAS, linearizability.KindPutLease}
-	sizes := map[int]int{}
+	sizes, profiles := map[int]int{}, map[string]int{}
 	for seed := uint64(1); seed <= n; seed++ {
-		for _, profile := range []string{scenarios.ProfileEtcd, scenarios.ProfileKubernetes, scenarios.ProfileLeases} {
-			base := scenarios.Config{Seed: seed, Duration: 10 * time.Second, Workload: scenarios.Workload{Profile: profile}}
+		for _, d := range []time.Duration{10 * time.Second, time.Minute} {
+			base := scenarios.Config{Seed: seed, Duration: d}
 			c, err := scenarios.Swarm(base)
 			require.NoError(t, err, "seed %d", seed)
 			again, err := scenarios.Swarm(base)
@@ -35,6 +36,8 @@ func TestSwarmDrawIsValidAndRoundTrips(t *testing.T) {
 			require.NoError(t, c.Validate())
 			require.Contains(t, []int{1, 3, 5}, c.Members)
 			sizes[c.Members]++
+			profile := c.Workload.Profile
+			profiles[profile]++
 			require.NotEmpty(t, c.Faults)
 			for _, k := range c.Faults {
 				require.Contains(t, chaos.AllKinds, k)
@@ -54,6 +57,7 @@ func TestSwarmDrawIsValidAndRoundTrips(t *testing.T) {
 		}
 	}
 	require.Len(t, sizes, 3, "every cluster size is drawn")
+	require.Len(t, profiles, len(scenarios.Profiles), "every profile is drawn: %v", profiles)
 }
 
 func containsKind(ks []linearizability.Kind, k linearizability.Kind) bool {
