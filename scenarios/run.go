@@ -310,7 +310,11 @@ func runSim(c Config, trace bool) (*Result, error) {
 		w.AddHost("ws1", short)
 	}
 	res := &Result{Seed: c.Seed, Schedule: sched}
-	leases := newSimLeaseClient(cl.Members(), 3, c.LeaseSafetyUnderSkew || !res.Schedule.SkewsClocks())
+	var skewed func(from, to time.Duration) bool
+	if !c.LeaseSafetyUnderSkew {
+		skewed = clockFaulted(res.Schedule)
+	}
+	leases := newSimLeaseClient(cl.Members(), 3, skewed)
 	w.AddHost("l01", leases)
 	for _, f := range res.Schedule {
 		w.Schedule(f.At, "fault", func() {
@@ -529,6 +533,21 @@ func settleWhy(clients []*simClient, watchers []*simWatcher, leases *simLeaseCli
 // take, forward or back (a jump steps back by as much when it ends). A lease
 // whose expiry a leader set before its clock stepped back expires that much
 // later in true time, so the wait for every lease to expire grows by it.
+// clockFaulted reports whether a clock fault of s (clock-skew or clock-jump)
+// was in force at some time between from and to (virtual times of the run).
+// A fault's window ends when it heals, at At+Duration: the member's clock is
+// right again from then on.
+func clockFaulted(s chaos.Schedule) func(from, to time.Duration) bool {
+	return func(from, to time.Duration) bool {
+		for _, f := range s {
+			if (f.Kind == chaos.ClockJump || f.Kind == chaos.ClockSkew) && f.At <= to && from <= f.At+f.Duration {
+				return true
+			}
+		}
+		return false
+	}
+}
+
 func clockStepMax(s chaos.Schedule) time.Duration {
 	var step time.Duration
 	for _, f := range s {

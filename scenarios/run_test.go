@@ -77,3 +77,27 @@ func TestLeasesExpireAfterClockJumpsBack(t *testing.T) {
 	require.Greater(t, res.Virtual, 111*time.Second, "the leases expired only once the jumped-back clocks caught up")
 	require.Equal(t, 111*time.Second, clockStepMax(sched))
 }
+
+// TestClockFaultedWindows: a lease is excused from its TTL only when its life
+// meets a clock fault's window (from the fault's start to its heal); other
+// faults and lives before or after the window do not excuse it.
+func TestClockFaultedWindows(t *testing.T) {
+	s := chaos.Schedule{{At: 10 * time.Second, Duration: 5 * time.Second, Kind: chaos.ClockSkew},
+		{At: 30 * time.Second, Duration: 2 * time.Second, Kind: chaos.ClockJump},
+		{At: 40 * time.Second, Duration: 5 * time.Second, Kind: chaos.Crash}}
+	skewed := clockFaulted(s)
+	for _, c := range []struct {
+		from, to time.Duration
+		want     bool
+	}{
+		{0, 9 * time.Second, false},
+		{8 * time.Second, 11 * time.Second, true},
+		{12 * time.Second, 13 * time.Second, true},
+		{14 * time.Second, 20 * time.Second, true},
+		{16 * time.Second, 29 * time.Second, false},
+		{29 * time.Second, 31 * time.Second, true},
+		{33 * time.Second, 50 * time.Second, false},
+	} {
+		require.Equal(t, c.want, skewed(c.from, c.to), "%s-%s", c.from, c.to)
+	}
+}
