@@ -13,9 +13,11 @@ import (
 	"github.com/havoclab/havoc/chaos"
 	"github.com/havoclab/havoc/cluster"
 	"github.com/havoclab/havoc/internal/detrand"
+	"github.com/havoclab/havoc/internal/tamper"
 	"github.com/havoclab/havoc/internal/testhook"
 	"github.com/havoclab/havoc/linearizability"
 	"github.com/havoclab/havoc/sim"
+	"github.com/havoclab/havoc/store"
 )
 
 // Config is a simulated run. Everything it does follows from these values, so the
@@ -400,6 +402,10 @@ func runSim(c Config, trace bool) (*Result, error) {
 			divergence, runErr = diagnose(w, cl, runErr)
 		}
 	}
+	unnoticed := ""
+	if runErr == nil {
+		unnoticed = probeCorruption(w, cl)
+	}
 	res.Virtual = w.Elapsed()
 	res.Events = w.Events()
 	res.History = rec.Operations()
@@ -443,6 +449,8 @@ func runSim(c Config, trace bool) (*Result, error) {
 		res.addFinding(VerdictNoLiveness, fmt.Sprintf("event budget exhausted at %s (seed %d)", w.Elapsed(), c.Seed))
 	case divergence != "":
 		res.addFinding(VerdictDivergence, "replicas diverged: "+divergence)
+	case unnoticed != "":
+		res.addFinding(VerdictDivergence, unnoticed)
 	case runErr != nil:
 		_, why := cl.Converged()
 		if why == "" {
@@ -486,6 +494,47 @@ func diagnose(w *sim.World, cl *cluster.Sim, err error) (string, error) {
 		return "", serr
 	}
 	return cl.Divergence(), err
+}
+
+// probeCorruption tests the replicas' corruption check on a converged,
+// quiet cluster, as Jepsen's bitflip nemesis does: it flips one bit of the
+// newest put in the last member's backend (crashing and restarting it around
+// the change) and requires HashKV, which the convergence check and etcd's
+// corruption check compare, to tell that member from the first one at the same
+// revision. It returns what went unnoticed, or "" (also when there is nothing
+// to flip or compare: one member, no put, or the member not back in time).
+func probeCorruption(w *sim.World, cl *cluster.Sim) string {
+	names := cl.Members()
+	if len(names) < 2 {
+		return ""
+	}
+	ref, m := names[0], names[len(names)-1]
+	w.Tracef("chaos", "corruption probe: crash %s, flip a value in its backend, restart it", m)
+	var rev int64
+	if err := cl.Corrupt(m, func(db string) (err error) { rev, err = tamper.FlipNewestValue(db); return err }); err != nil {
+		w.Tracef("chaos", "corruption probe: %v", err)
+		return ""
+	}
+	w.Tracef("chaos", "corruption probe: flipped the value of revision %d on %s", rev, m)
+	var a, b store.Status
+	back := func() bool {
+		n, r := cl.Node(m), cl.Node(ref)
+		if n == nil || r == nil {
+			return false
+		}
+		a, b = r.Status(), n.Status()
+		return a.Applied == b.Applied && a.Revision == b.Revision
+	}
+	if err := w.RunUntil(back, quietSettle); err != nil {
+		return ""
+	}
+	ha, _, _, errA := cl.Node(ref).HashKV(0)
+	hb, _, _, errB := cl.Node(m).HashKV(0)
+	if errA != nil || errB != nil || ha != hb {
+		return ""
+	}
+	return fmt.Sprintf("corruption unnoticed: a bit flipped in the value of revision %d in %s's backend leaves its HashKV equal to %s's (%08x at revision %d)",
+		rev, m, ref, ha, a.Revision)
 }
 
 // tmpfsDir is where the members' bbolt files go: tmpfs when the machine has it.

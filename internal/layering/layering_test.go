@@ -95,9 +95,9 @@ var layers = [][]rule{
 		{pkg: "internal/testhook", imports: []string{"cluster", "sim"}},
 	},
 	{ // 5: runs, drills and their judgement.
-		{pkg: "scenarios", imports: []string{"chaos", "cluster", "internal/detrand", "internal/testhook", "linearizability",
+		{pkg: "scenarios", imports: []string{"chaos", "cluster", "internal/detrand", "internal/tamper", "internal/testhook", "linearizability",
 			"sim", "store", "store/mvcc"},
-			tests: []string{"cluster/etcdbin", "internal/dockertest", "internal/tamper", "scenarios/scenario"}},
+			tests: []string{"cluster/etcdbin", "internal/dockertest", "scenarios/scenario"}},
 		// Capacity and latency through clientv3: faults as chaos verbs on the
 		// backend the command started; the end-to-end test starts one.
 		{pkg: "scenarios/bench", imports: []string{"chaos", "cluster", "internal/detrand", "sim", "store"}},
@@ -122,7 +122,7 @@ var layers = [][]rule{
 		{pkg: "cmd/harness", imports: []string{"chaos", "cluster", "cluster/etcdbin", "internal/mutant", "linearizability", "scenarios", "scenarios/bench", "scenarios/drill",
 			"scenarios/explain", "scenarios/library", "scenarios/report", "scenarios/scenario", "scenarios/shrink", "server", "store",
 			"store/mvcc", "store/snapshot", "store/wal"},
-			tests: []string{"internal/dockertest", "internal/tamper"}},
+			tests: []string{"internal/dockertest"}},
 	},
 }
 
