@@ -106,10 +106,11 @@ const SlowFsyncTailMax = 1500 * time.Millisecond
 const PointBeforeSync = "before-sync"
 
 // CrashPoints are the protocol steps crash-at may name: the store's observed
-// points (store.Points) and after-append-response, which the runtime sees (the
-// member crashes right after sending a MsgAppResp).
+// points (store.Points) and two the runtime sees: after-append-response (the
+// member crashes right after sending a MsgAppResp) and after-vote (right after
+// sending its vote: a MsgVote as candidate, or a granted MsgVoteResp).
 var CrashPoints = []string{"vote-persisted", "after-append-response", "snapshot-install", "apply-mid", "compaction",
-	"before-commit", "after-commit", "log-compaction"}
+	"before-commit", "after-commit", "log-compaction", "after-vote"}
 
 // AllKinds lists every fault kind in a fixed order.
 var AllKinds = []Kind{IsolateLeader, PartitionMinority, PartitionMajority, Bridge, OneWay, Loss, Delay, Duplicate, Reorder, Crash, Pause, ClockSkew,

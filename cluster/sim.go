@@ -116,6 +116,8 @@ type Sim struct {
 	members map[string]*simMember
 	errs    []error
 	hashes  map[string]cachedHash
+	// votes is every vote sent, by voter and term (noteVote).
+	votes map[voteKey]uint64
 	// degraded are the link degradations in force, by the order they began:
 	// overlapping ones combine, and each heal removes only its own.
 	degraded []*chaos.Links
@@ -154,7 +156,8 @@ func NewSim(w *sim.World, cfg SimConfig) (*Sim, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Sim{w: w, cfg: cfg, byID: map[uint64]string{}, members: map[string]*simMember{}, hashes: map[string]cachedHash{}}
+	c := &Sim{w: w, cfg: cfg, byID: map[uint64]string{}, members: map[string]*simMember{}, hashes: map[string]cachedHash{},
+		votes: map[voteKey]uint64{}}
 	for i := 1; i <= cfg.Members; i++ {
 		c.names = append(c.names, fmt.Sprintf("m%d", i))
 	}
@@ -701,6 +704,30 @@ type armedCrash struct {
 // the member sent a MsgAppResp.
 const afterAppendResponse = "after-append-response"
 
+// afterVote is the other crash point the runtime sees itself: right after
+// the member sent a vote, its own as a candidate (MsgVote) or one it granted
+// (MsgVoteResp), so that a vote not yet durable is lost with the crash.
+const afterVote = "after-vote"
+
+// voteKey is a voter in a term.
+type voteKey struct{ voter, term uint64 }
+
+// noteVote records that voter sent its vote in term for candidate; a second
+// candidate in the same term breaks raft's election safety (two leaders of
+// one term), which only a vote lost by a crash can cause: it is a finding.
+func (c *Sim) noteVote(voter, term, candidate uint64) {
+	k := voteKey{voter, term}
+	prev, ok := c.votes[k]
+	switch {
+	case !ok:
+		c.votes[k] = candidate
+	case prev != candidate:
+		c.errs = append(c.errs, fmt.Errorf("member %s voted for %s and then for %s in term %d at %s (a vote must be durable before it is sent)",
+			c.memberName(voter), c.memberName(prev), c.memberName(candidate), term, c.w.Elapsed()))
+		c.votes[k] = candidate
+	}
+}
+
 // crashPoint is what simMember.observe panics with to stop the member at a
 // crash point; the member's entry points recover it and crash the host.
 type crashPoint struct{ point string }
@@ -1065,14 +1092,25 @@ func (m *simMember) sendEarly(msgs []*raftpb.Message) {
 // emit sends what a batch produced: raft messages, client responses, watch
 // events.
 func (m *simMember) emit(out store.Output) {
-	appResp := false
+	appResp, voted := false, false
 	for _, msg := range out.Messages {
 		if to, ok := m.c.byID[msg.GetTo()]; ok {
 			m.host.Send(to, msg)
 		}
-		appResp = appResp || msg.GetType() == raftpb.MsgAppResp
+		switch msg.GetType() {
+		case raftpb.MsgAppResp:
+			appResp = true
+		case raftpb.MsgVote:
+			voted = true
+			m.c.noteVote(msg.GetFrom(), msg.GetTerm(), msg.GetFrom())
+		case raftpb.MsgVoteResp:
+			if !msg.GetReject() {
+				voted = true
+				m.c.noteVote(msg.GetFrom(), msg.GetTerm(), msg.GetTo())
+			}
+		}
 	}
-	if appResp && m.armed != nil && m.armed.point == afterAppendResponse {
+	if m.armed != nil && (appResp && m.armed.point == afterAppendResponse || voted && m.armed.point == afterVote) {
 		m.crashAt()
 		return
 	}

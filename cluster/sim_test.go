@@ -63,14 +63,14 @@ func TestDescribeMessage(t *testing.T) {
 }
 
 // TestCrashPointsAreKnown: every crash point chaos can draw is a point the
-// store reports, or the one the runtime sees itself; and every store point
+// store reports, or one the runtime sees itself; and every store point
 // can be drawn.
 func TestCrashPointsAreKnown(t *testing.T) {
 	var want []string
 	for _, p := range store.Points {
 		want = append(want, string(p))
 	}
-	want = append(want, afterAppendResponse)
+	want = append(want, afterAppendResponse, afterVote)
 	require.ElementsMatch(t, want, chaos.CrashPoints)
 }
 
@@ -203,4 +203,18 @@ func TestLearnerServesOnlySerializableReads(t *testing.T) {
 	send(3, put)
 	require.Len(t, a.got, 3)
 	require.NoError(t, a.got[2].Err)
+}
+
+// TestNoteVoteFindsADoubleVote: a voter may send its vote in a term again for
+// the same candidate, but a vote for a second candidate in that term is a
+// finding naming both.
+func TestNoteVoteFindsADoubleVote(t *testing.T) {
+	c := &Sim{w: sim.NewWorld(sim.Config{Seed: 1}), byID: map[uint64]string{1: "m1", 2: "m2", 3: "m3"}, votes: map[voteKey]uint64{}}
+	c.noteVote(2, 7, 1)
+	c.noteVote(2, 7, 1)
+	c.noteVote(2, 8, 3)
+	c.noteVote(1, 7, 1)
+	require.NoError(t, c.Err())
+	c.noteVote(2, 7, 3)
+	require.ErrorContains(t, c.Err(), "member m2 voted for m1 and then for m3 in term 7")
 }

@@ -194,7 +194,7 @@ func TestCrashAtEveryPoint(t *testing.T) {
 				// Only a follower fed a snapshot passes it.
 				s = append(chaos.Schedule{{At: 2 * time.Second, Duration: 500 * time.Millisecond, Kind: chaos.PartitionUntilSnapshot}}, s...)
 				s[1].Duration = 12 * time.Second
-			case "vote-persisted", "apply-mid":
+			case "vote-persisted", "apply-mid", "after-vote":
 				// An election, and a follower catching up in batches.
 				s = append(chaos.Schedule{{At: 2 * time.Second, Duration: 2 * time.Second, Kind: chaos.IsolateLeader}}, s...)
 			case "after-append-response":
