@@ -80,3 +80,11 @@ func TestSwarmRefusesDrawnFlags(t *testing.T) {
 		require.Contains(t, errOut, "--swarm=false")
 	}
 }
+
+// TestRealSweepIsNotSwarm: a sweep on a real backend runs the flags'
+// configuration unless told --swarm, so its --nodes is taken (and checked).
+func TestRealSweepIsNotSwarm(t *testing.T) {
+	code, _, errOut := harness(t, "sweep", "--backend", "process", "--seeds", "1", "--nodes", "0", "--out", "")
+	require.Equal(t, exitUsage, code)
+	require.Contains(t, errOut, "--nodes 0: a cluster has 1 to 9 members")
+}
