@@ -285,19 +285,25 @@ func (c *Sim) CutLinks(from, to []string, both bool) (func() error, error) {
 // together combine: losses compound, the highest duplication and reordering
 // rates and the longest latency apply.
 func (c *Sim) DegradeLinksScoped(l chaos.Links) (func() error, error) {
+	return addDegradation(&c.degraded, l, c.applyDegraded)
+}
+
+// addDegradation adds l to the degradations in force in *list and applies
+// them; it returns the heal that removes l only and applies the rest.
+func addDegradation(list *[]*chaos.Links, l chaos.Links, apply func() error) (func() error, error) {
 	d := &l
-	c.degraded = append(c.degraded, d)
-	if err := c.applyDegraded(); err != nil {
-		c.degraded = slices.DeleteFunc(c.degraded, func(x *chaos.Links) bool { return x == d })
+	*list = append(*list, d)
+	if err := apply(); err != nil {
+		*list = slices.DeleteFunc(*list, func(x *chaos.Links) bool { return x == d })
 		return nil, err
 	}
 	return func() error {
-		i := slices.Index(c.degraded, d)
+		i := slices.Index(*list, d)
 		if i < 0 {
 			return nil // healed already (HealNetwork)
 		}
-		c.degraded = slices.Delete(c.degraded, i, i+1)
-		return c.applyDegraded()
+		*list = slices.Delete(*list, i, i+1)
+		return apply()
 	}, nil
 }
 

@@ -33,20 +33,7 @@ func (c *Sim) CutClients(members []string) (func() error, error) {
 // (chaos.ClientLinker). Degradations in force together combine as those of
 // the member links do.
 func (c *Sim) DegradeClientLinks(l chaos.Links) (func() error, error) {
-	d := &l
-	c.clientDeg = append(c.clientDeg, d)
-	if err := c.applyClientDeg(); err != nil {
-		c.clientDeg = slices.DeleteFunc(c.clientDeg, func(x *chaos.Links) bool { return x == d })
-		return nil, err
-	}
-	return func() error {
-		i := slices.Index(c.clientDeg, d)
-		if i < 0 {
-			return nil // healed already (HealNetwork)
-		}
-		c.clientDeg = slices.Delete(c.clientDeg, i, i+1)
-		return c.applyClientDeg()
-	}, nil
+	return addDegradation(&c.clientDeg, l, c.applyClientDeg)
 }
 
 func (c *Sim) applyClientDeg() error {
