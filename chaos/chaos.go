@@ -386,24 +386,13 @@ func Generate(rnd *rand.Rand, o GenerateOptions) Schedule {
 	return s
 }
 
-// lane draws non-overlapping windows of kinds.
+// lane draws non-overlapping windows of kinds from the warm-up on, each
+// 0.2 to 3 s after the last.
 func lane(rnd *rand.Rand, o GenerateOptions, kinds []Kind) Schedule {
 	if len(kinds) == 0 {
 		return nil
 	}
-	var s Schedule
-	t := o.Warmup
-	for {
-		f := Fault{At: t, Kind: kinds[rnd.IntN(len(kinds))]}
-		f.Duration = drawDuration(rnd, f.Kind, o.MaxFault)
-		if t+f.Duration > o.Duration-time.Second {
-			break
-		}
-		drawTargets(rnd, &f, o.Members)
-		s = append(s, f)
-		t += f.Duration + time.Duration(200+rnd.IntN(2800))*time.Millisecond
-	}
-	return s
+	return drawLane(rnd, o, kinds, o.Warmup, 200, 2800)
 }
 
 // memberLane draws non-overlapping membership changes, one every 3 to 13 s
@@ -413,8 +402,15 @@ func memberLane(rnd *rand.Rand, o GenerateOptions, kinds []Kind) Schedule {
 	if len(kinds) == 0 || o.Members < 2 {
 		return nil
 	}
+	start := o.Warmup + time.Duration(rnd.IntN(3000))*time.Millisecond
+	return drawLane(rnd, o, kinds, start, 3000, 10000)
+}
+
+// drawLane draws windows of kinds from start until the run's last second, the
+// next one gapMs plus up to spanMs milliseconds after each ends.
+func drawLane(rnd *rand.Rand, o GenerateOptions, kinds []Kind, start time.Duration, gapMs, spanMs int) Schedule {
 	var s Schedule
-	t := o.Warmup + time.Duration(rnd.IntN(3000))*time.Millisecond
+	t := start
 	for {
 		f := Fault{At: t, Kind: kinds[rnd.IntN(len(kinds))]}
 		f.Duration = drawDuration(rnd, f.Kind, o.MaxFault)
@@ -423,7 +419,7 @@ func memberLane(rnd *rand.Rand, o GenerateOptions, kinds []Kind) Schedule {
 		}
 		drawTargets(rnd, &f, o.Members)
 		s = append(s, f)
-		t += f.Duration + time.Duration(3000+rnd.IntN(10000))*time.Millisecond
+		t += f.Duration + time.Duration(gapMs+rnd.IntN(spanMs))*time.Millisecond
 	}
 	return s
 }

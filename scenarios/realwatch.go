@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/havoclab/havoc/linearizability"
@@ -129,18 +128,7 @@ func (w *realWatcher) record(member string, resp clientv3.WatchResponse) {
 	w.responses++
 	now := w.r.now()
 	for _, ev := range resp.Events {
-		e := linearizability.WatchEvent{
-			Watcher: w.id, Member: member, Time: now, Type: "put", Response: w.responses,
-			Key: string(ev.Kv.Key), Value: string(ev.Kv.Value), Revision: ev.Kv.ModRevision,
-			Create: ev.IsCreate(),
-		}
-		if ev.Type == mvccpb.Event_DELETE {
-			e.Type = "delete"
-		}
-		if ev.PrevKv != nil {
-			e.HasPrev, e.PrevValue = true, string(ev.PrevKv.Value)
-		}
-		w.events = append(w.events, e)
+		w.events = append(w.events, watchEvent(w.id, member, now, w.responses, ev))
 		w.lastRev = max(w.lastRev, ev.Kv.ModRevision)
 	}
 	if len(resp.Events) == 0 && resp.IsProgressNotify() {

@@ -155,18 +155,7 @@ func (w *simWatcher) record(from string, resp mvcc.WatchEvent) {
 	w.responses++
 	now := int64(w.host.World().Elapsed())
 	for _, ev := range resp.Events {
-		e := linearizability.WatchEvent{
-			Watcher: w.id, Member: from, Time: now, Type: "put", Response: w.responses,
-			Key: string(ev.Kv.Key), Value: string(ev.Kv.Value), Revision: ev.Kv.ModRevision,
-			Create: ev.IsCreate(),
-		}
-		if ev.Type == mvccpb.Event_DELETE {
-			e.Type = "delete"
-		}
-		if ev.PrevKv != nil {
-			e.HasPrev, e.PrevValue = true, string(ev.PrevKv.Value)
-		}
-		*w.events = append(*w.events, e)
+		*w.events = append(*w.events, watchEvent(w.id, from, now, w.responses, ev))
 		w.lastRev = max(w.lastRev, ev.Kv.ModRevision)
 	}
 	if len(resp.Events) == 0 {
@@ -308,17 +297,7 @@ func (w *simShortWatcher) Receive(from string, payload any) {
 		}
 		w.responses++
 		for _, ev := range resp.Events {
-			e := linearizability.WatchEvent{
-				Watcher: w.id, Member: from, Time: now, Type: "put", Response: w.responses,
-				Key: string(ev.Kv.Key), Value: string(ev.Kv.Value), Revision: ev.Kv.ModRevision, Create: ev.IsCreate(),
-			}
-			if ev.Type == mvccpb.Event_DELETE {
-				e.Type = "delete"
-			}
-			if ev.PrevKv != nil {
-				e.HasPrev, e.PrevValue = true, string(ev.PrevKv.Value)
-			}
-			*w.events = append(*w.events, e)
+			*w.events = append(*w.events, watchEvent(w.id, from, now, w.responses, ev))
 			w.lastRev = max(w.lastRev, ev.Kv.ModRevision)
 		}
 		if len(resp.Events) == 0 {
@@ -329,4 +308,21 @@ func (w *simShortWatcher) Receive(from string, payload any) {
 		}
 		w.maxRev = max(w.maxRev, w.lastRev)
 	}
+}
+
+// watchEvent is the checker's record of one event of watch response
+// response (counted per watcher) that watcher got from member at now.
+func watchEvent(watcher int, member string, now int64, response int, ev *mvccpb.Event) linearizability.WatchEvent {
+	e := linearizability.WatchEvent{
+		Watcher: watcher, Member: member, Time: now, Type: "put", Response: response,
+		Key: string(ev.Kv.Key), Value: string(ev.Kv.Value), Revision: ev.Kv.ModRevision,
+		Create: ev.IsCreate(),
+	}
+	if ev.Type == mvccpb.Event_DELETE {
+		e.Type = "delete"
+	}
+	if ev.PrevKv != nil {
+		e.HasPrev, e.PrevValue = true, string(ev.PrevKv.Value)
+	}
+	return e
 }
