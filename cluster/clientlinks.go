@@ -71,23 +71,11 @@ func (r *realNet) clientFault(members []string, what string, do, undo func()) (f
 	do()
 	r.flushClients(n)
 	r.event(what)
-	gen, done := r.healGen, false
-	return func() error {
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		if done || gen != r.healGen {
-			return nil
-		}
-		done = true
-		n, err := r.network()
-		if err != nil {
-			return err
-		}
+	return r.healOnce(func(n *linkproxy.Network) {
 		undo()
 		r.flushClients(n)
 		r.event("end " + what)
-		return nil
-	}, nil
+	}), nil
 }
 
 // CutClients cuts every client session, present and future, off from

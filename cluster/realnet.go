@@ -186,6 +186,19 @@ func (r *realNet) CutLinks(from, to []string, both bool) (func() error, error) {
 		arrow = "|"
 	}
 	r.event(fmt.Sprintf("cut %v %s %v", from, arrow, to))
+	return r.healOnce(func(n *linkproxy.Network) {
+		for _, l := range ls {
+			r.cutRefs[l]--
+		}
+		r.flush(n)
+		r.event(fmt.Sprintf("uncut %v %s %v", from, arrow, to))
+	}), nil
+}
+
+// healOnce returns a fault's heal: undo, under the lock, the first time it is
+// called, unless HealNetwork healed everything since (r.mu is held by the
+// caller of healOnce).
+func (r *realNet) healOnce(undo func(*linkproxy.Network)) func() error {
 	gen, done := r.healGen, false
 	return func() error {
 		r.mu.Lock()
@@ -198,13 +211,9 @@ func (r *realNet) CutLinks(from, to []string, both bool) (func() error, error) {
 		if err != nil {
 			return err
 		}
-		for _, l := range ls {
-			r.cutRefs[l]--
-		}
-		r.flush(n)
-		r.event(fmt.Sprintf("uncut %v %s %v", from, arrow, to))
+		undo(n)
 		return nil
-	}, nil
+	}
 }
 
 // checkLinks refuses what a TCP link cannot do.
