@@ -103,9 +103,10 @@ type SnapshotProbe interface {
 // protocol. crash-at needs it.
 type Pointed interface {
 	// ArmCrash makes member (any member when "") crash, torn if asked, at its
-	// next pass through point. The returned heal disarms the point if it has
-	// not fired, and restarts the member that crashed if it has.
-	ArmCrash(member, point string, torn bool) (heal func() error, err error)
+	// next pass through point. The member boots again reboot after its crash
+	// (zero: at the heal). The returned heal disarms the point if it has not
+	// fired, and restarts the member that crashed if it is still down.
+	ArmCrash(member, point string, torn bool, reboot time.Duration) (heal func() error, err error)
 }
 
 // ClientLinker is an Injector whose client sessions (workload clients and
@@ -302,8 +303,12 @@ func Apply(inj Injector, f Fault) (heal func() error, desc string, err error) {
 			m = pick(f.Members)[0]
 			who = m
 		}
-		heal, err := p.ArmCrash(m, f.Point, f.Torn)
-		return heal, fmt.Sprintf("crash %s at %s (torn=%v)", who, f.Point, f.Torn), err
+		heal, err := p.ArmCrash(m, f.Point, f.Torn, f.Latency)
+		desc := fmt.Sprintf("crash %s at %s (torn=%v)", who, f.Point, f.Torn)
+		if f.Latency > 0 {
+			desc += fmt.Sprintf(", boot again %s later", f.Latency)
+		}
+		return heal, desc, err
 	case SlowFsync, FsyncEIO, DiskFull:
 		return applyDisk(inj, f, pick(f.Members))
 	case TornWrite:
@@ -312,7 +317,7 @@ func Apply(inj Injector, f Fault) (heal func() error, desc string, err error) {
 			return nil, "", fmt.Errorf("%w: %s", ErrUnsupported, f.Kind)
 		}
 		m := pick(f.Members)[0]
-		heal, err := p.ArmCrash(m, PointBeforeSync, true)
+		heal, err := p.ArmCrash(m, PointBeforeSync, true, 0)
 		return heal, fmt.Sprintf("tear %s's next write (crash before its sync)", m), err
 	}
 	return nil, "", fmt.Errorf("%w %q", ErrUnknownKind, f.Kind)

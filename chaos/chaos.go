@@ -110,7 +110,16 @@ const PointBeforeSync = "before-sync"
 // member crashes right after sending a MsgAppResp) and after-vote (right after
 // sending its vote: a MsgVote as candidate, or a granted MsgVoteResp).
 var CrashPoints = []string{"vote-persisted", "after-append-response", "snapshot-install", "apply-mid", "compaction",
-	"before-commit", "after-commit", "log-compaction", "after-vote"}
+	"before-commit", "after-commit", "log-compaction", PointAfterVote}
+
+// PointAfterVote is the crash point right after a member sends its vote.
+const PointAfterVote = "after-vote"
+
+// afterVoteReboot is how soon a member crashed at PointAfterVote boots again
+// in a drawn schedule: within the election it voted in (an election timeout
+// is a second or more), so that a vote it lost can be cast again in that
+// term, which raft's election safety forbids.
+const afterVoteReboot = 30 * time.Millisecond
 
 // AllKinds lists every fault kind in a fixed order.
 var AllKinds = []Kind{IsolateLeader, PartitionMinority, PartitionMajority, Bridge, OneWay, Loss, Delay, Duplicate, Reorder, Crash, Pause, ClockSkew,
@@ -491,6 +500,12 @@ func drawTargets(rnd *rand.Rand, f *Fault, n int) {
 	case CrashAt:
 		f.Torn = rnd.IntN(2) == 0
 		f.Point = CrashPoints[rnd.IntN(len(CrashPoints))]
+		if f.Point == PointAfterVote {
+			// A member that lost a vote it sent must boot again while the
+			// election it voted in still runs, or it can never vote twice
+			// in one term (no draw: other faults' draws stay as they were).
+			f.Latency = afterVoteReboot
+		}
 	case PowerLoss:
 		f.Torn = rnd.IntN(2) == 0
 		if rnd.IntN(2) == 0 {

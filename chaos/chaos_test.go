@@ -301,8 +301,8 @@ func TestApplyPartitionUntilSnapshot(t *testing.T) {
 // pointed is a recorder that can arm crash points.
 type pointed struct{ recorder }
 
-func (p *pointed) ArmCrash(m, point string, torn bool) (func() error, error) {
-	p.calls = append(p.calls, fmt.Sprintf("arm %q %s %v", m, point, torn))
+func (p *pointed) ArmCrash(m, point string, torn bool, reboot time.Duration) (func() error, error) {
+	p.calls = append(p.calls, fmt.Sprintf("arm %q %s %v %v", m, point, torn, reboot))
 	return func() error { p.calls = append(p.calls, "disarm "+point); return nil }, nil
 }
 
@@ -317,13 +317,25 @@ func TestApplyCrashAt(t *testing.T) {
 	_, desc, err = Apply(p, Fault{Kind: CrashAt, Point: "before-commit"})
 	require.NoError(t, err)
 	require.Equal(t, "crash any member at before-commit (torn=false)", desc)
-	require.Equal(t, []string{`arm "b" apply-mid true`, "disarm apply-mid", `arm "" before-commit false`}, p.calls)
+	_, desc, err = Apply(p, Fault{Kind: CrashAt, Point: PointAfterVote, Latency: 30 * time.Millisecond})
+	require.NoError(t, err)
+	require.Equal(t, "crash any member at after-vote (torn=false), boot again 30ms later", desc)
+	require.Equal(t, []string{`arm "b" apply-mid true 0s`, "disarm apply-mid", `arm "" before-commit false 0s`, `arm "" after-vote false 30ms`}, p.calls)
 	s := Generate(rand.New(rand.NewPCG(1, 0)), GenerateOptions{Members: 3, Duration: 10 * time.Minute, Kinds: []Kind{CrashAt}})
 	require.NotEmpty(t, s)
+	afterVote := 0
 	for _, f := range s {
 		require.Contains(t, CrashPoints, f.Point)
 		require.Contains(t, f.String(), " point="+f.Point)
+		if f.Point == PointAfterVote {
+			// It boots again within the election it voted in.
+			require.Equal(t, afterVoteReboot, f.Latency)
+			afterVote++
+		} else {
+			require.Zero(t, f.Latency, "%s boots at the fault's end", f.Point)
+		}
 	}
+	require.Positive(t, afterVote)
 }
 
 // membered is a recorder that changes membership.
@@ -453,7 +465,7 @@ func TestApplyDiskFaults(t *testing.T) {
 	require.Equal(t, []string{
 		"slow a 5ms 0.25 1.5s", "slow c 5ms 0.25 1.5s", "fast a", "fast c",
 		"eio b", "no eio b", "fill d", "free d",
-		`arm "e" before-sync true`, "disarm before-sync",
+		`arm "e" before-sync true 0s`, "disarm before-sync",
 	}, d.calls)
 }
 

@@ -119,7 +119,7 @@ func TestSimSlowFsyncDelaysAcknowledgement(t *testing.T) {
 // its next sync of unsynced data; the heal restarts it and it catches up.
 func TestSimTornWriteCrashesInTheMiddleOfAWrite(t *testing.T) {
 	w, c, p := diskWorld(t, 6)
-	heal, err := c.ArmCrash("m3", chaos.PointBeforeSync, true)
+	heal, err := c.ArmCrash("m3", chaos.PointBeforeSync, true, 0)
 	require.NoError(t, err)
 	p.put(c.Leader(), "k")
 	require.NoError(t, w.RunFor(time.Second))

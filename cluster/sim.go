@@ -704,6 +704,9 @@ type armedCrash struct {
 	point   string
 	torn    bool
 	crashed string
+	// reboot, when positive, boots the crashed member again that long after
+	// its crash instead of at the fault's end.
+	reboot time.Duration
 }
 
 // afterAppendResponse is the crash point the runtime sees itself: right after
@@ -713,7 +716,7 @@ const afterAppendResponse = "after-append-response"
 // afterVote is the other crash point the runtime sees itself: right after
 // the member sent a vote, its own as a candidate (MsgVote) or one it granted
 // (MsgVoteResp), so that a vote not yet durable is lost with the crash.
-const afterVote = "after-vote"
+const afterVote = chaos.PointAfterVote
 
 // voteKey is a voter in a term.
 type voteKey struct{ voter, term uint64 }
@@ -780,6 +783,10 @@ func (m *simMember) crashAt() {
 		m.node.Crash()
 		m.node = nil
 	}
+	if a.reboot > 0 {
+		name := m.name
+		m.c.w.Schedule(a.reboot, "reboot", func() { _ = m.c.Restart(name) })
+	}
 }
 
 // onSync is the disk's hook at each sync of unsynced data: torn-write's crash
@@ -793,7 +800,7 @@ func (m *simMember) onSync(string) {
 // ArmCrash arms crash point point on member (every member when ""): the first
 // armed member to pass it crashes there (chaos.Pointed). The heal disarms the
 // point and restarts the member that crashed.
-func (c *Sim) ArmCrash(member, point string, torn bool) (func() error, error) {
+func (c *Sim) ArmCrash(member, point string, torn bool, reboot time.Duration) (func() error, error) {
 	if !slices.Contains(chaos.CrashPoints, point) && point != chaos.PointBeforeSync {
 		return nil, fmt.Errorf("cluster: unknown crash point %q (known: %v)", point, chaos.CrashPoints)
 	}
@@ -804,7 +811,7 @@ func (c *Sim) ArmCrash(member, point string, torn bool) (func() error, error) {
 		}
 		targets = []string{member}
 	}
-	a := &armedCrash{point: point, torn: torn}
+	a := &armedCrash{point: point, torn: torn, reboot: reboot}
 	for _, name := range targets {
 		c.members[name].armed = a
 	}
