@@ -187,7 +187,7 @@ func TestNoStaleMount(t *testing.T) {
 	require.NoError(t, os.Mkdir(mnt, 0o755))
 	require.NoError(t, os.Mkdir(back, 0o755))
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGKILL} {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperMount$")
+		cmd := exec.Command(os.Args[0]) // TestMain: the helper
 		cmd.Env = append(os.Environ(), "LAZYFS_HELPER="+mnt+":"+back)
 		out, err := cmd.StdoutPipe()
 		require.NoError(t, err)
@@ -227,15 +227,23 @@ func TestNoStaleMount(t *testing.T) {
 	}
 }
 
-// TestHelperMount is the child of TestNoStaleMount.
-func TestHelperMount(t *testing.T) {
-	spec := os.Getenv("LAZYFS_HELPER")
-	if spec == "" {
-		t.Skip("helper process only")
+// TestMain runs the test binary as TestNoStaleMount's child when
+// LAZYFS_HELPER names a mount: it mounts, says "ready", and holds the mount
+// until SIGINT (or a minute).
+func TestMain(m *testing.M) {
+	if spec := os.Getenv("LAZYFS_HELPER"); spec != "" {
+		os.Exit(helperMount(spec))
 	}
+	os.Exit(m.Run())
+}
+
+func helperMount(spec string) int {
 	mnt, back, _ := strings.Cut(spec, ":")
 	l, err := Mount(mnt, back, Options{})
-	require.NoError(t, err)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	os.Stdout.WriteString("ready\n")
@@ -243,7 +251,11 @@ func TestHelperMount(t *testing.T) {
 	case <-ctx.Done():
 	case <-time.After(time.Minute):
 	}
-	require.NoError(t, l.Close())
+	if err := l.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
 }
 
 // TestCrashOracle drives random writes, fsyncs and truncates on a few files

@@ -134,7 +134,7 @@ func TestJobAsLocalProcesses(t *testing.T) {
 			a = append(a, arg)
 		}
 		if args[0] == "sweep" {
-			a = append(a, "--duration=3s", "--clients=2", "--quiet")
+			a = append(a, "--duration=3s", "--quiet") // a swarm sweep draws its clients
 		}
 		return a
 	}
