@@ -244,13 +244,8 @@ func (c *Sim) PartitionOneWay(from, to []string) error {
 // DegradeLinks applies loss, duplication, reordering and latency to every link
 // between members.
 func (c *Sim) DegradeLinks(l chaos.Links) error {
-	def := c.w.Net().Default()
-	cfg := def
-	cfg.Loss, cfg.Duplicate, cfg.Reorder = l.Loss, l.Duplicate, l.Reorder
-	if l.LatencyMax > 0 {
-		cfg.LatencyMin, cfg.LatencyMax = max(def.LatencyMin, l.LatencyMin), max(def.LatencyMax, l.LatencyMax)
-	}
-	if err := cfg.Validate(); err != nil {
+	cfg, err := degradedLink(c.w.Net().Default(), l)
+	if err != nil {
 		return err
 	}
 	for _, a := range c.names {
@@ -286,6 +281,17 @@ func (c *Sim) CutLinks(from, to []string, both bool) (func() error, error) {
 // rates and the longest latency apply.
 func (c *Sim) DegradeLinksScoped(l chaos.Links) (func() error, error) {
 	return addDegradation(&c.degraded, l, c.applyDegraded)
+}
+
+// degradedLink is the default link def with degradation l: its loss,
+// duplication and reordering, and at least its latency.
+func degradedLink(def sim.LinkConfig, l chaos.Links) (sim.LinkConfig, error) {
+	cfg := def
+	cfg.Loss, cfg.Duplicate, cfg.Reorder = l.Loss, l.Duplicate, l.Reorder
+	if l.LatencyMax > 0 {
+		cfg.LatencyMin, cfg.LatencyMax = max(def.LatencyMin, l.LatencyMin), max(def.LatencyMax, l.LatencyMax)
+	}
+	return cfg, cfg.Validate()
 }
 
 // addDegradation adds l to the degradations in force in *list and applies

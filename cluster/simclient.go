@@ -48,14 +48,8 @@ func (c *Sim) applyClientDeg() error {
 		}
 		return nil
 	}
-	l := combineLinks(c.clientDeg)
-	def := net.Default()
-	cfg := def
-	cfg.Loss, cfg.Duplicate, cfg.Reorder = l.Loss, l.Duplicate, l.Reorder
-	if l.LatencyMax > 0 {
-		cfg.LatencyMin, cfg.LatencyMax = max(def.LatencyMin, l.LatencyMin), max(def.LatencyMax, l.LatencyMax)
-	}
-	if err := cfg.Validate(); err != nil {
+	cfg, err := degradedLink(net.Default(), combineLinks(c.clientDeg))
+	if err != nil {
 		return err
 	}
 	for _, a := range clients {

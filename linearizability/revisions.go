@@ -97,10 +97,11 @@ func checkRevisions(ops []Operation) revisionFacts {
 	return rf
 }
 
-// checkRevisionRules returns the first violation, or nil.
-func checkRevisionRules(ops []Operation, rf *revisionFacts) *violation {
-	writer := make(map[string]int)    // value -> op index
-	txnKey := make(map[string]string) // value -> key, for the values txns write
+// valueWriters indexes the written values (unique per write): writer maps a
+// value to the index of the operation that wrote it, txnKey a value a txn
+// wrote to its key.
+func valueWriters(ops []Operation) (writer map[string]int, txnKey map[string]string) {
+	writer, txnKey = make(map[string]int, len(ops)), map[string]string{}
 	for i := range ops {
 		switch op := &ops[i]; {
 		case op.Kind == KindTxn:
@@ -113,6 +114,12 @@ func checkRevisionRules(ops []Operation, rf *revisionFacts) *violation {
 			writer[op.Value] = i
 		}
 	}
+	return writer, txnKey
+}
+
+// checkRevisionRules returns the first violation, or nil.
+func checkRevisionRules(ops []Operation, rf *revisionFacts) *violation {
+	writer, txnKey := valueWriters(ops)
 	// writtenTo is the key op w wrote value v to.
 	writtenTo := func(w int, v string) string {
 		if ops[w].Kind == KindTxn {

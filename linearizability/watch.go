@@ -86,20 +86,7 @@ type WatchOptions struct {
 //     progress notification, whichever comes first;
 //  6. resumable: a stream started at revision R holds no event below R.
 func CheckWatch(ops []Operation, events []WatchEvent, opt WatchOptions) error {
-	writer := make(map[string]int, len(ops))
-	txnKey := map[string]string{} // value -> key, for the values txns write
-	for i := range ops {
-		switch op := &ops[i]; {
-		case op.Kind == KindTxn:
-			op.Txn.each(func(o *TxnOp) {
-				if o.Kind == KindPut {
-					writer[o.Value], txnKey[o.Value] = i, o.Key
-				}
-			})
-		case op.Kind.writesValue():
-			writer[op.Value] = i
-		}
-	}
+	writer, txnKey := valueWriters(ops)
 	deletesAt := map[int64]bool{}
 	unknownDeletes := map[string]bool{}
 	unknownRevoke := false

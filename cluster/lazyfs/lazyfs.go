@@ -37,6 +37,7 @@
 package lazyfs
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -278,21 +279,11 @@ func (l *FS) snapshot() []*file {
 	}
 	slices.SortFunc(fs, func(a, b *file) int {
 		if a.ino != b.ino {
-			return cmpU64(a.ino, b.ino)
+			return cmp.Compare(a.ino, b.ino)
 		}
-		return cmpU64(uint64(a.fd), uint64(b.fd))
+		return cmp.Compare(uint64(a.fd), uint64(b.fd))
 	})
 	return fs
-}
-
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // Crash forgets every unsynced byte, as a power cut would. With torn it first

@@ -194,11 +194,14 @@ func (b *simBench) member() string {
 }
 
 // send sends req to a member with the request's timeout.
-func (b *simBench) send(r *simReq, req store.Request) {
+func (b *simBench) send(r *simReq, req store.Request) { b.sendWithin(r, req, b.cfg.Timeout) }
+
+// sendWithin sends req to a member; it fails if unanswered after timeout.
+func (b *simBench) sendWithin(r *simReq, req store.Request, timeout time.Duration) {
 	b.lastID++
 	id := b.lastID
 	b.inflight[id] = r
-	r.timer = b.host.After(b.cfg.Timeout, func() { b.answer(id, nil, errors.New("timeout")) })
+	r.timer = b.host.After(timeout, func() { b.answer(id, nil, errors.New("timeout")) })
 	to := b.member()
 	if req.LeaseKeepAlive != nil {
 		// Only the leader renews a lease; havoc's server forwards a
@@ -526,11 +529,7 @@ func (b *simBench) probeTick() {
 			r.op = opProbePut
 			req = store.Request{Put: &pb.PutRequest{Key: []byte(probeKey), Value: []byte("x")}}
 		}
-		b.lastID++
-		id := b.lastID
-		b.inflight[id] = r
-		r.timer = b.host.After(probeTimeout, func() { b.answer(id, nil, errors.New("timeout")) })
-		b.host.Send(b.member(), &cluster.ClientRequest{ID: id, Req: req})
+		b.sendWithin(r, req, probeTimeout)
 	}
 	b.host.After(probeEvery, b.probeTick)
 }

@@ -2,6 +2,7 @@ package mvcc
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -174,35 +175,25 @@ func (tw *writeTxn) applyCompare(c *pb.Compare) bool {
 	return true
 }
 
-func compareInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
 func compareKV(c *pb.Compare, kv *mvccpb.KeyValue) bool {
 	var result int
 	switch c.GetTarget() {
 	case pb.Compare_VALUE:
 		result = bytes.Compare(kv.Value, c.GetValue())
 	case pb.Compare_CREATE:
-		result = compareInt64(kv.CreateRevision, c.GetCreateRevision())
+		result = cmp.Compare(kv.CreateRevision, c.GetCreateRevision())
 	case pb.Compare_MOD:
-		result = compareInt64(kv.ModRevision, c.GetModRevision())
+		result = cmp.Compare(kv.ModRevision, c.GetModRevision())
 		if mutant.On(mutant.TxnCompareModCreate) {
-			result = compareInt64(kv.CreateRevision, c.GetModRevision())
+			result = cmp.Compare(kv.CreateRevision, c.GetModRevision())
 		}
 	case pb.Compare_VERSION:
-		result = compareInt64(kv.Version, c.GetVersion())
+		result = cmp.Compare(kv.Version, c.GetVersion())
 		if mutant.On(mutant.TxnCompareVersion) {
-			result = compareInt64(kv.Version+1, c.GetVersion())
+			result = cmp.Compare(kv.Version+1, c.GetVersion())
 		}
 	case pb.Compare_LEASE:
-		result = compareInt64(kv.Lease, c.GetLease())
+		result = cmp.Compare(kv.Lease, c.GetLease())
 	}
 	switch c.GetResult() {
 	case pb.Compare_EQUAL:
